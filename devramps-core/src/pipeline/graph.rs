@@ -1,0 +1,134 @@
+//! The step graph of a pipeline: which steps each step waits for.
+//!
+//! A step without `goes_after` waits for the step listed before it (the first step waits for
+//! nothing); a step with `goes_after` waits exactly for the steps it names (by name or id).
+
+use petgraph::algo::tarjan_scc;
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use super::model::{PipelineDefinition, Step};
+use super::span::Span;
+
+/// Why a step waits for another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EdgeOrigin {
+    /// The step has no `goes_after` and follows the other in the list.
+    ListOrder,
+    /// A `goes_after` entry, written at this span.
+    GoesAfter(Span),
+}
+
+/// The step graph: node `i` is `definition.steps[i]`; an edge `a -> b` means `b` waits for `a`.
+#[derive(Clone, Debug)]
+pub struct StepGraph {
+    graph: DiGraph<usize, EdgeOrigin>,
+}
+
+impl StepGraph {
+    /// Builds the graph. `goes_after` entries that name no step are left out (validation reports
+    /// them).
+    pub fn new(steps: &[Step]) -> Self {
+        let mut graph = DiGraph::with_capacity(steps.len(), steps.len());
+        let nodes: Vec<NodeIndex> = (0..steps.len()).map(|i| graph.add_node(i)).collect();
+        for (i, step) in steps.iter().enumerate() {
+            match &step.goes_after {
+                None if i > 0 => {
+                    graph.add_edge(nodes[i - 1], nodes[i], EdgeOrigin::ListOrder);
+                }
+                None => {}
+                Some(deps) => {
+                    let mut seen = Vec::with_capacity(deps.len());
+                    for dep in deps {
+                        if let Some(j) = find_step(steps, &dep.value)
+                            && !seen.contains(&j)
+                        {
+                            seen.push(j);
+                            graph.add_edge(nodes[j], nodes[i], EdgeOrigin::GoesAfter(dep.span));
+                        }
+                    }
+                }
+            }
+        }
+        StepGraph { graph }
+    }
+
+    /// Builds the graph of a definition's steps.
+    pub fn of(definition: &PipelineDefinition) -> Self {
+        StepGraph::new(&definition.steps)
+    }
+
+    /// The indices of the steps that step `i` waits for, in ascending order.
+    pub fn predecessors(&self, i: usize) -> Vec<usize> {
+        let mut out: Vec<usize> = self
+            .graph
+            .neighbors_directed(NodeIndex::new(i), petgraph::Direction::Incoming)
+            .map(|n| self.graph[n])
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Why step `waiter` waits for step `waited_for`, if it does.
+    pub fn origin(&self, waiter: usize, waited_for: usize) -> Option<EdgeOrigin> {
+        self.graph
+            .find_edge(NodeIndex::new(waited_for), NodeIndex::new(waiter))
+            .map(|e| self.graph[e])
+    }
+
+    /// The cycles of the graph: each is a list of step indices in which every step waits for the
+    /// next and the last waits for the first, starting at the cycle's first step in list order.
+    /// Empty when the graph is acyclic. One cycle is given per strongly connected component.
+    pub fn cycles(&self) -> Vec<Vec<usize>> {
+        let mut cycles: Vec<Vec<usize>> = tarjan_scc(&self.graph)
+            .into_iter()
+            .filter(|scc| scc.len() > 1 || self.graph.contains_edge(scc[0], scc[0]))
+            .map(|scc| self.cycle_in(&scc))
+            .collect();
+        cycles.sort();
+        cycles
+    }
+
+    /// The shortest cycle through the first step (in list order) of a strongly connected
+    /// component, found breadth-first along "waits for" edges.
+    fn cycle_in(&self, scc: &[NodeIndex]) -> Vec<usize> {
+        use std::collections::{BTreeMap, VecDeque};
+        let start = scc
+            .iter()
+            .copied()
+            .min_by_key(|n| self.graph[*n])
+            .unwrap_or(scc[0]);
+        let mut reached_from: BTreeMap<NodeIndex, NodeIndex> = BTreeMap::new();
+        let mut queue = VecDeque::from([start]);
+        while let Some(n) = queue.pop_front() {
+            // `n` waits for each of its incoming neighbours.
+            for m in self
+                .graph
+                .neighbors_directed(n, petgraph::Direction::Incoming)
+            {
+                if m == start {
+                    let mut path = vec![self.graph[n]];
+                    let mut cur = n;
+                    while cur != start {
+                        cur = reached_from[&cur];
+                        path.push(self.graph[cur]);
+                    }
+                    path.reverse();
+                    return path;
+                }
+                if scc.contains(&m) && !reached_from.contains_key(&m) && m != start {
+                    reached_from.insert(m, n);
+                    queue.push_back(m);
+                }
+            }
+        }
+        vec![self.graph[start]]
+    }
+}
+
+/// The index of the step named `reference` (id first, then name).
+pub fn find_step(steps: &[Step], reference: &str) -> Option<usize> {
+    steps
+        .iter()
+        .position(|s| s.id.as_ref().is_some_and(|id| id.value == reference))
+        .or_else(|| steps.iter().position(|s| s.name.value == reference))
+}

@@ -1,0 +1,261 @@
+//! Checks across the parts of a definition: unique names, references that resolve, and an
+//! acyclic step graph.
+
+use std::collections::HashMap;
+
+use super::diagnostic::{Code, Diagnostic, Sink, suggest};
+use super::graph::{EdgeOrigin, StepGraph};
+use super::model::PipelineDefinition;
+use super::span::{Span, Spanned};
+
+/// Runs every cross-part check (on a draft: items with broken parts have empty placeholders,
+/// which are never reported again).
+pub(crate) fn validate(definition: &PipelineDefinition, sink: &mut Sink) {
+    check_stage_names(definition, sink);
+    check_step_names(definition, sink);
+    check_artifact_ids(definition, sink);
+    let references: Vec<&str> = definition
+        .steps
+        .iter()
+        .flat_map(|s| {
+            std::iter::once(s.name.value.as_str()).chain(s.id.as_ref().map(|i| i.value.as_str()))
+        })
+        .collect();
+    let known = |r: &str| references.contains(&r);
+    for stage in &definition.stages {
+        check_step_list(
+            &stage.skip,
+            &format!("`skip` of stage `{}`", stage.name.value),
+            Code::UnknownSkipEntry,
+            &known,
+            &references,
+            sink,
+        );
+    }
+    for env in &definition.ephemeral_environments {
+        check_step_list(
+            &env.skip,
+            &format!("`skip` of ephemeral environment `{}`", env.name.value),
+            Code::UnknownSkipEntry,
+            &known,
+            &references,
+            sink,
+        );
+    }
+    for step in &definition.steps {
+        if let Some(deps) = &step.goes_after {
+            check_step_list(
+                deps,
+                &format!("`goes_after` of step `{}`", step.name.value),
+                Code::UnknownDependency,
+                &known,
+                &references,
+                sink,
+            );
+        }
+    }
+    check_cycles(definition, sink);
+}
+
+fn first_seen<'a>(seen: &mut HashMap<&'a str, Span>, name: &'a Spanned<String>) -> Option<Span> {
+    if name.value.is_empty() {
+        return None;
+    }
+    match seen.get(name.value.as_str()) {
+        Some(first) => Some(*first),
+        None => {
+            seen.insert(&name.value, name.span);
+            None
+        }
+    }
+}
+
+fn check_stage_names(definition: &PipelineDefinition, sink: &mut Sink) {
+    let mut seen = HashMap::new();
+    for stage in &definition.stages {
+        if let Some(first) = first_seen(&mut seen, &stage.name) {
+            sink.push(
+                Diagnostic::new(
+                    Code::DuplicateStageName,
+                    stage.name.span,
+                    format!(
+                        "duplicate stage name `{}` (first used on line {})",
+                        stage.name.value, first.line
+                    ),
+                )
+                .with_help("stage names must be unique within a pipeline"),
+            );
+        }
+    }
+    for env in &definition.ephemeral_environments {
+        let stage_name = format!("ephemeral-{}", env.name.value);
+        if let Some(stage) = definition.stage(&stage_name) {
+            sink.push(
+                Diagnostic::new(
+                    Code::InvalidEnvironmentName,
+                    env.name.span,
+                    format!(
+                        "ephemeral environment `{}` deploys as stage `{stage_name}`, which is already a stage (line {})",
+                        env.name.value, stage.name.span.line
+                    ),
+                )
+                .with_help("rename the environment or the stage"),
+            );
+        }
+    }
+}
+
+fn check_step_names(definition: &PipelineDefinition, sink: &mut Sink) {
+    let mut names = HashMap::new();
+    for step in &definition.steps {
+        if let Some(first) = first_seen(&mut names, &step.name) {
+            sink.push(
+                Diagnostic::new(
+                    Code::DuplicateStepName,
+                    step.name.span,
+                    format!(
+                        "duplicate step name `{}` (first used on line {})",
+                        step.name.value, first.line
+                    ),
+                )
+                .with_help("step names must be unique within a pipeline"),
+            );
+        }
+    }
+    let mut ids = HashMap::new();
+    for (i, step) in definition.steps.iter().enumerate() {
+        let Some(id) = &step.id else { continue };
+        if let Some(first) = first_seen(&mut ids, id) {
+            sink.push(
+                Diagnostic::new(
+                    Code::DuplicateStepId,
+                    id.span,
+                    format!(
+                        "duplicate step id `{}` (first used on line {})",
+                        id.value, first.line
+                    ),
+                )
+                .with_help("step ids must be unique within a pipeline"),
+            );
+            continue;
+        }
+        if let Some(other) = definition
+            .steps
+            .iter()
+            .enumerate()
+            .find(|(j, s)| *j != i && s.name.value == id.value)
+            .map(|(_, s)| s)
+        {
+            sink.push(
+                Diagnostic::new(
+                    Code::DuplicateStepId,
+                    id.span,
+                    format!(
+                        "step id `{}` of step `{}` is also the name of step `{}` (line {}), so references to it are ambiguous",
+                        id.value, step.name.value, other.name.value, other.name.span.line
+                    ),
+                )
+                .with_help("choose an id that no other step uses as its name"),
+            );
+        }
+    }
+}
+
+fn check_artifact_ids(definition: &PipelineDefinition, sink: &mut Sink) {
+    let mut seen: HashMap<&str, &str> = HashMap::new();
+    for artifact in &definition.artifacts {
+        match seen.get(artifact.id.value.as_str()) {
+            Some(other) => {
+                let how = if artifact.id_written {
+                    ""
+                } else {
+                    " (derived from its name)"
+                };
+                sink.push(
+                    Diagnostic::new(
+                        Code::DuplicateArtifactId,
+                        artifact.id.span,
+                        format!(
+                            "artifact `{}` has id `{}`{how}, which artifact `{other}` already uses",
+                            artifact.name.value, artifact.id.value
+                        ),
+                    )
+                    .with_help("give one of them a distinct `id`"),
+                );
+            }
+            None => {
+                seen.insert(&artifact.id.value, &artifact.name.value);
+            }
+        }
+    }
+}
+
+fn check_step_list(
+    entries: &[Spanned<String>],
+    what: &str,
+    code: Code,
+    known: &dyn Fn(&str) -> bool,
+    references: &[&str],
+    sink: &mut Sink,
+) {
+    let mut seen: Vec<&str> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        if !known(&entry.value) {
+            let mut d = Diagnostic::new(
+                code,
+                entry.span,
+                format!(
+                    "{what} names `{}`, which is not the name or id of any step",
+                    entry.value
+                ),
+            );
+            if let Some(s) = suggest(&entry.value, references.iter().copied()) {
+                d = d.with_help(format!("did you mean `{s}`?"));
+            }
+            sink.push(d);
+        } else if seen.contains(&entry.value.as_str()) {
+            sink.push(Diagnostic::new(
+                Code::RepeatedReference,
+                entry.span,
+                format!("{what} names `{}` twice", entry.value),
+            ));
+        }
+        seen.push(&entry.value);
+    }
+}
+
+fn check_cycles(definition: &PipelineDefinition, sink: &mut Sink) {
+    let steps = &definition.steps;
+    let graph = StepGraph::of(definition);
+    for cycle in graph.cycles() {
+        let names: Vec<String> = cycle
+            .iter()
+            .chain(cycle.first())
+            .map(|&i| format!("`{}`", steps[i].name.value))
+            .collect();
+        // Point at the first `goes_after` entry that closes the cycle; else at the step name.
+        let span = cycle
+            .iter()
+            .enumerate()
+            .find_map(|(k, &waiter)| {
+                let waited_for = cycle[(k + 1) % cycle.len()];
+                match graph.origin(waiter, waited_for) {
+                    Some(EdgeOrigin::GoesAfter(span)) => Some(span),
+                    _ => None,
+                }
+            })
+            .unwrap_or(steps[cycle[0]].name.span);
+        let message = if cycle.len() == 1 {
+            format!("step `{}` waits for itself", steps[cycle[0]].name.value)
+        } else {
+            format!(
+                "steps wait for each other in a cycle: {}",
+                names.join(" waits for ")
+            )
+        };
+        sink.push(
+            Diagnostic::new(Code::DependencyCycle, span, message)
+                .with_help("remove one of these `goes_after` entries (a step without `goes_after` waits for the step listed before it)"),
+        );
+    }
+}

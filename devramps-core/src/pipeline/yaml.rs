@@ -1,0 +1,277 @@
+//! The one place that reads YAML text. Everything else works on the [`Value`] tree it returns.
+//!
+//! Parsing follows YAML 1.2 (core schema booleans only: `on`, `yes` and `no` are strings),
+//! keeps the span of every key and value, and reports duplicate keys and non-string keys as
+//! diagnostics rather than failing, so that one run reports every problem of a file. Parser
+//! budgets (alias expansion, depth, event counts) bound the work done on hostile input.
+
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::{DuplicateKeyPolicy, Options};
+
+use super::diagnostic::{Code, Diagnostic, Sink};
+use super::span::{Span, Spanned};
+use super::value::{Value, ValueKind, ValueMap};
+
+/// Parses YAML text into a [`Value`] tree. Syntax errors end parsing and are returned as one
+/// `E0001` diagnostic; duplicate and non-string keys are pushed to `sink` and the first of
+/// equal keys is kept.
+pub(crate) fn parse(text: &str, sink: &mut Sink) -> Option<Value> {
+    let mut options = Options::default();
+    options.strict_booleans = true;
+    options.duplicate_keys = DuplicateKeyPolicy::PassThrough;
+    options.with_snippet = false;
+    match serde_saphyr::from_str_with_options::<Node>(text, options) {
+        Ok(node) => Some(convert(node, sink)),
+        Err(error) => {
+            sink.push(syntax_error(text, &error));
+            None
+        }
+    }
+}
+
+fn syntax_error(text: &str, error: &serde_saphyr::Error) -> Diagnostic {
+    let span = error
+        .location()
+        .map(|loc| location_span(text, &loc))
+        .unwrap_or(Span {
+            line: 1,
+            column: 1,
+            offset: 0,
+            len: 0,
+        });
+    let message = error.without_snippet().to_string();
+    let message = strip_location_prefix(message.trim());
+    Diagnostic::new(Code::YamlSyntax, span, format!("invalid YAML: {message}"))
+}
+
+/// serde-saphyr messages start with `error: line L column C: `; the location is reported
+/// separately, so the prefix is removed.
+fn strip_location_prefix(message: &str) -> String {
+    let message = message.strip_prefix("error: ").unwrap_or(message);
+    if let Some(rest) = message.strip_prefix("line ")
+        && let Some(idx) = rest.find(": ")
+        && rest[..idx].contains("column")
+    {
+        return rest[idx + 2..].to_owned();
+    }
+    message.to_owned()
+}
+
+fn location_span(text: &str, loc: &serde_saphyr::Location) -> Span {
+    let line = u32::try_from(loc.line()).unwrap_or(u32::MAX).max(1);
+    let column = u32::try_from(loc.column()).unwrap_or(u32::MAX).max(1);
+    let span = loc.span();
+    let (offset, len) = match (span.byte_offset(), span.byte_len()) {
+        (Some(o), Some(l)) if (o as usize) <= text.len() => (o as usize, l as usize),
+        _ => (offset_of(text, line, column), 0),
+    };
+    let len = len.min(text.len().saturating_sub(offset));
+    Span {
+        line,
+        column,
+        offset,
+        len,
+    }
+}
+
+/// Byte offset of a 1-based line and character column.
+fn offset_of(text: &str, line: u32, column: u32) -> usize {
+    let mut offset = 0;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == line as usize {
+            return offset
+                + l.char_indices()
+                    .nth(column as usize - 1)
+                    .map_or(l.len(), |(b, _)| b);
+        }
+        offset += l.len();
+    }
+    text.len()
+}
+
+/// A node as serde-saphyr hands it over: a value with its location.
+type Node = serde_saphyr::Spanned<RawKind>;
+
+enum RawKind {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    String(String),
+    List(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+impl<'de> Deserialize<'de> for RawKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RawVisitor)
+    }
+}
+
+struct RawVisitor;
+
+impl<'de> Visitor<'de> for RawVisitor {
+    type Value = RawKind;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_unit<E>(self) -> Result<RawKind, E> {
+        Ok(RawKind::Null)
+    }
+    fn visit_none<E>(self) -> Result<RawKind, E> {
+        Ok(RawKind::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<RawKind, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<RawKind, E> {
+        Ok(RawKind::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<RawKind, E> {
+        Ok(RawKind::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<RawKind, E> {
+        Ok(i64::try_from(v).map_or(RawKind::Float(v as f64), RawKind::Int))
+    }
+    fn visit_i128<E>(self, v: i128) -> Result<RawKind, E> {
+        Ok(i64::try_from(v).map_or(RawKind::Float(v as f64), RawKind::Int))
+    }
+    fn visit_u128<E>(self, v: u128) -> Result<RawKind, E> {
+        Ok(i64::try_from(v).map_or(RawKind::Float(v as f64), RawKind::Int))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<RawKind, E> {
+        Ok(RawKind::Float(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<RawKind, E> {
+        Ok(RawKind::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<RawKind, E> {
+        Ok(RawKind::String(v))
+    }
+    fn visit_bytes<E>(self, v: &[u8]) -> Result<RawKind, E> {
+        Ok(RawKind::String(String::from_utf8_lossy(v).into_owned()))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawKind, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Node>()? {
+            items.push(item);
+        }
+        Ok(RawKind::List(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawKind, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(entry) = map.next_entry::<Node, Node>()? {
+            entries.push(entry);
+        }
+        Ok(RawKind::Map(entries))
+    }
+}
+
+fn span_of(node: &Node) -> Span {
+    let loc = &node.referenced;
+    let span = loc.span();
+    Span {
+        line: u32::try_from(loc.line()).unwrap_or(u32::MAX),
+        column: u32::try_from(loc.column()).unwrap_or(u32::MAX),
+        offset: span.byte_offset().unwrap_or(0) as usize,
+        len: span.byte_len().unwrap_or(0) as usize,
+    }
+}
+
+fn convert(node: Node, sink: &mut Sink) -> Value {
+    let span = span_of(&node);
+    let kind = match node.value {
+        RawKind::Null => ValueKind::Null,
+        RawKind::Bool(b) => ValueKind::Bool(b),
+        RawKind::Int(i) => ValueKind::Int(i),
+        RawKind::Float(x) => ValueKind::Float(x),
+        RawKind::String(s) => ValueKind::String(s),
+        RawKind::List(items) => {
+            ValueKind::List(items.into_iter().map(|n| convert(n, sink)).collect())
+        }
+        RawKind::Map(entries) => {
+            let mut map = ValueMap::default();
+            for (key, value) in entries {
+                let key_span = span_of(&key);
+                let key_value = convert(key, sink);
+                let key_text = match key_value.kind {
+                    ValueKind::String(s) => s,
+                    ValueKind::List(_) | ValueKind::Map(_) => {
+                        sink.error(
+                            Code::NonStringKey,
+                            key_span,
+                            format!(
+                                "a mapping key must be a string, found {}",
+                                key_value.describe()
+                            ),
+                        );
+                        continue;
+                    }
+                    _ => key_value.to_string(),
+                };
+                if let Some((first, _)) = map.entry(&key_text) {
+                    let first_line = first.span.line;
+                    sink.push(
+                        Diagnostic::new(
+                            Code::DuplicateKey,
+                            key_span,
+                            format!(
+                                "duplicate key `{key_text}` (first written on line {first_line})"
+                            ),
+                        )
+                        .with_help("remove one of the two entries; YAML keys must be unique"),
+                    );
+                    continue;
+                }
+                let value = convert(value, sink);
+                map.entries.push((Spanned::new(key_text, key_span), value));
+            }
+            ValueKind::Map(map)
+        }
+    };
+    Value { kind, span }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_spans_and_yaml_1_2_booleans() {
+        let mut sink = Sink::default();
+        let v = parse("a:\n  on: yes\n  n: 3\n", &mut sink).expect("parses");
+        let a = v
+            .as_map()
+            .and_then(|m| m.get("a"))
+            .and_then(Value::as_map)
+            .expect("map");
+        let (key, value) = a.entry("on").expect("`on` is a string key");
+        assert_eq!((key.span.line, key.span.column), (2, 3));
+        assert_eq!(value.as_str(), Some("yes"));
+        assert!(sink.items.is_empty());
+    }
+
+    #[test]
+    fn duplicate_keys_are_diagnostics_not_failures() {
+        let mut sink = Sink::default();
+        let v = parse("a: 1\nb: 2\na: 3\n", &mut sink).expect("parses");
+        assert_eq!(v.as_map().map(ValueMap::len), Some(2));
+        assert_eq!(sink.items.len(), 1);
+        let d = &sink.items[0];
+        assert_eq!(d.code, Code::DuplicateKey);
+        assert_eq!((d.span.line, d.span.column), (3, 1));
+    }
+
+    #[test]
+    fn syntax_errors_have_a_location() {
+        let mut sink = Sink::default();
+        assert!(parse("a: [1, 2\nb: x\n", &mut sink).is_none());
+        let d = &sink.items[0];
+        assert_eq!(d.code, Code::YamlSyntax);
+        assert!(d.span.line >= 1 && d.span.column >= 1, "{d:?}");
+        assert!(!d.message.contains("line 2 column"), "{}", d.message);
+    }
+}

@@ -1,0 +1,2 @@
+//! In-memory backends for devramps.
+#![forbid(unsafe_code)]

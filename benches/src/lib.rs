@@ -1,0 +1,2 @@
+//! Shared inputs of the devramps benchmarks.
+#![forbid(unsafe_code)]

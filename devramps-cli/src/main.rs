@@ -1,0 +1,4 @@
+//! The `devramps` command line.
+#![forbid(unsafe_code)]
+
+fn main() {}

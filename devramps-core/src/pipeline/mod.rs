@@ -14,6 +14,7 @@ mod enums;
 mod graph;
 mod model;
 mod read;
+mod schema;
 mod span;
 mod validate;
 mod value;
@@ -32,6 +33,7 @@ pub use model::{
     SlackNotifications, Stage, StageDefaults, Step, StepParams, StepType, TerraformParams,
     TestGateParams, normalize_id,
 };
+pub use schema::{SCHEMA, json_schema};
 pub use span::{Span, Spanned};
 pub use value::{Value, ValueKind, ValueMap};
 

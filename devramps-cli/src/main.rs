@@ -1,4 +1,77 @@
-//! The `devramps` command line.
+//! The `devramps` command line: a thin shell over [`devramps_core`].
+//!
+//! Everything the binary does, an embedding program can do with the crates; this crate only
+//! parses arguments, reads files and prints reports. The commands follow the CLI contract
+//! (`shared/spec/cli.md`):
+//!
+//! - `devramps validate [PATH ...] [--format text|json]` checks pipeline definitions
+//!   ([`validate`]);
+//! - `devramps schema` prints the JSON Schema of `pipeline.yaml` ([`schema`]).
+//!
+//! Exit codes: 0 success, 1 the input was checked and found wrong, 2 usage error or unreadable
+//! input. Reports go to stdout, errors about the invocation to stderr.
 #![forbid(unsafe_code)]
 
-fn main() {}
+mod output;
+mod render;
+mod report;
+mod schema;
+mod targets;
+mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The `devramps` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "devramps",
+    version,
+    about = "Check and inspect devramps deployment pipelines",
+    long_about = "Check and inspect devramps deployment pipelines (`.devramps/<slug>/pipeline.yaml`).\n\n\
+                  Exit codes: 0 success, 1 the input was checked and found wrong (an invalid \
+                  pipeline), 2 usage error or unreadable input. Reports go to stdout, errors \
+                  about the invocation to stderr.",
+    after_help = "Examples:\n  \
+                  devramps validate                      # every pipeline under ./.devramps/\n  \
+                  devramps validate .devramps/api/pipeline.yaml --format json\n  \
+                  devramps schema > pipeline.schema.json"
+)]
+struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check pipeline definitions without running anything.
+    #[command(long_about = validate::LONG_ABOUT, after_help = validate::AFTER_HELP)]
+    Validate(validate::ValidateArgs),
+    /// Print the JSON Schema of pipeline.yaml.
+    #[command(long_about = schema::LONG_ABOUT, after_help = schema::AFTER_HELP)]
+    Schema(schema::SchemaArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let status = match &cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::Schema(args) => schema::run(args),
+    };
+    status.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -123,6 +123,24 @@ codes! {
     InvalidSlug = "E0501", Error, "invalid pipeline slug";
     /// The pipeline file could not be read.
     UnreadableFile = "E0502", Error, "unreadable file";
+    /// `${{` without a closing `}}`.
+    ExprUnterminated = "E0601", Error, "unterminated expression";
+    /// An expression that does not follow the grammar.
+    ExprSyntax = "E0602", Error, "expression syntax error";
+    /// An expression starts with an unknown namespace.
+    ExprUnknownNamespace = "E0603", Error, "unknown namespace";
+    /// An expression reads a property that does not exist.
+    ExprUnknownProperty = "E0604", Error, "unknown property";
+    /// `stage.artifacts[...]` names no artifact.
+    ExprUnknownArtifact = "E0605", Error, "unknown artifact";
+    /// `vars.x` where a stage has no variable `x`.
+    ExprUnknownVariable = "E0606", Error, "unknown variable";
+    /// An unknown function or a wrong argument.
+    ExprBadFunction = "E0607", Error, "bad function call";
+    /// `steps.x.y` that does not name a step finishing earlier in the same stage.
+    ExprBadStepReference = "E0608", Error, "bad step output reference";
+    /// A namespace that cannot be used in this place.
+    ExprNotAvailable = "E0609", Error, "not available here";
 }
 
 impl fmt::Display for Code {
@@ -237,6 +255,7 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
             )
         })
         .filter(|(distance, c)| *distance <= (c.len().max(word.len()) / 3).clamp(1, 3))
-        .min_by_key(|(distance, _)| *distance)
+        // Among equally close candidates, prefer the one closest in case (`infra` for `infar`).
+        .min_by_key(|(distance, c)| (*distance, strsim::damerau_levenshtein(word, c)))
         .map(|(_, c)| c)
 }

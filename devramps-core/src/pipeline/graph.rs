@@ -68,6 +68,26 @@ impl StepGraph {
         out
     }
 
+    /// For each step `i`, which steps finish before `i` starts (its transitive predecessors):
+    /// `ancestors()[i][j]` is true when step `j` is an ancestor of step `i`.
+    pub fn ancestors(&self) -> Vec<Vec<bool>> {
+        let n = self.graph.node_count();
+        let mut out = vec![vec![false; n]; n];
+        for (i, row) in out.iter_mut().enumerate() {
+            let mut stack = vec![NodeIndex::new(i)];
+            while let Some(node) = stack.pop() {
+                for pred in self.graph.neighbors_directed(node, petgraph::Direction::Incoming) {
+                    let j = self.graph[pred];
+                    if !row[j] {
+                        row[j] = true;
+                        stack.push(pred);
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Why step `waiter` waits for step `waited_for`, if it does.
     pub fn origin(&self, waiter: usize, waited_for: usize) -> Option<EdgeOrigin> {
         self.graph

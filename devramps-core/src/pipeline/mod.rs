@@ -33,11 +33,12 @@ pub use model::{
     SlackNotifications, Stage, StageDefaults, Step, StepParams, StepType, TerraformParams,
     TestGateParams, normalize_id,
 };
-pub use schema::{SCHEMA, json_schema};
+pub use schema::{SCHEMA, json_schema, yaml_to_json};
 pub use span::{Span, Spanned};
 pub use value::{Value, ValueKind, ValueMap};
 
 use diagnostic::Sink;
+pub(crate) use model::literal_u64 as literal_minutes;
 
 /// The result of checking one pipeline definition.
 #[derive(Clone, Debug)]
@@ -66,7 +67,7 @@ impl Checked {
 pub fn check(text: &str) -> Checked {
     let mut sink = Sink::default();
     match yaml::parse(text, &mut sink) {
-        Some(root) => finish(&root, sink),
+        Some(root) => finish(&root, sink, Some(text)),
         None => Checked {
             definition: None,
             diagnostics: sink.items,
@@ -86,13 +87,15 @@ pub fn parse(text: &str) -> Result<PipelineDefinition, Diagnostics> {
 
 /// Validates a value tree built by another front end (spans may be unknown).
 pub fn check_value(root: &Value) -> Checked {
-    finish(root, Sink::default())
+    finish(root, Sink::default(), None)
 }
 
-fn finish(root: &Value, mut sink: Sink) -> Checked {
+fn finish(root: &Value, mut sink: Sink, source: Option<&str>) -> Checked {
     let draft = read::read_document(root, &mut sink);
     if let Some(draft) = &draft {
         validate::validate(&draft.definition, &mut sink);
+        sink.items
+            .extend(crate::expr::check_definition(&draft.definition, source));
     }
     let mut diagnostics = sink.items;
     diagnostics.sort_by_key(|d| (d.span.offset, d.span.line, d.span.column));

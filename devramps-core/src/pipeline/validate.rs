@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use super::diagnostic::{Code, Diagnostic, Sink, suggest};
-use super::graph::{EdgeOrigin, StepGraph};
-use super::model::PipelineDefinition;
+use super::graph::{EdgeOrigin, StepGraph, find_step};
+use super::model::{PipelineDefinition, Step};
 use super::span::{Span, Spanned};
 
 /// Runs every cross-part check (on a draft: items with broken parts have empty placeholders,
@@ -21,13 +21,17 @@ pub(crate) fn validate(definition: &PipelineDefinition, sink: &mut Sink) {
             std::iter::once(s.name.value.as_str()).chain(s.id.as_ref().map(|i| i.value.as_str()))
         })
         .collect();
-    let known = |r: &str| references.contains(&r);
-    for stage in &definition.stages {
+    for (i, stage) in definition.stages.iter().enumerate() {
+        let stage_label = if stage.name.value.is_empty() {
+            format!("stage #{}", i + 1)
+        } else {
+            format!("stage `{}`", stage.name.value)
+        };
         check_step_list(
             &stage.skip,
-            &format!("`skip` of stage `{}`", stage.name.value),
+            &format!("`skip` of {stage_label}"),
             Code::UnknownSkipEntry,
-            &known,
+            &definition.steps,
             &references,
             sink,
         );
@@ -37,18 +41,18 @@ pub(crate) fn validate(definition: &PipelineDefinition, sink: &mut Sink) {
             &env.skip,
             &format!("`skip` of ephemeral environment `{}`", env.name.value),
             Code::UnknownSkipEntry,
-            &known,
+            &definition.steps,
             &references,
             sink,
         );
     }
-    for step in &definition.steps {
+    for (i, step) in definition.steps.iter().enumerate() {
         if let Some(deps) = &step.goes_after {
             check_step_list(
                 deps,
-                &format!("`goes_after` of step `{}`", step.name.value),
+                &format!("`goes_after` of {}", step_label(step, i)),
                 Code::UnknownDependency,
-                &known,
+                &definition.steps,
                 &references,
                 sink,
             );
@@ -151,8 +155,8 @@ fn check_step_names(definition: &PipelineDefinition, sink: &mut Sink) {
                     Code::DuplicateStepId,
                     id.span,
                     format!(
-                        "step id `{}` of step `{}` is also the name of step `{}` (line {}), so references to it are ambiguous",
-                        id.value, step.name.value, other.name.value, other.name.span.line
+                        "step id `{}` of {} is also the name of step `{}` (line {}), so references to it are ambiguous",
+                        id.value, step_label(step, i), other.name.value, other.name.span.line
                     ),
                 )
                 .with_help("choose an id that no other step uses as its name"),
@@ -194,13 +198,14 @@ fn check_step_list(
     entries: &[Spanned<String>],
     what: &str,
     code: Code,
-    known: &dyn Fn(&str) -> bool,
+    steps: &[Step],
     references: &[&str],
     sink: &mut Sink,
 ) {
-    let mut seen: Vec<&str> = Vec::with_capacity(entries.len());
+    // Entries resolved to steps, so that a name and an id of one step count as the same step.
+    let mut seen: Vec<(usize, &str)> = Vec::with_capacity(entries.len());
     for entry in entries {
-        if !known(&entry.value) {
+        let Some(index) = find_step(steps, &entry.value) else {
             let mut d = Diagnostic::new(
                 code,
                 entry.span,
@@ -213,14 +218,25 @@ fn check_step_list(
                 d = d.with_help(format!("did you mean `{s}`?"));
             }
             sink.push(d);
-        } else if seen.contains(&entry.value.as_str()) {
-            sink.push(Diagnostic::new(
+            continue;
+        };
+        match seen.iter().find(|(i, _)| *i == index) {
+            Some((_, first)) if *first == entry.value => sink.push(Diagnostic::new(
                 Code::RepeatedReference,
                 entry.span,
                 format!("{what} names `{}` twice", entry.value),
-            ));
+            )),
+            Some((_, first)) => sink.push(Diagnostic::new(
+                Code::RepeatedReference,
+                entry.span,
+                format!(
+                    "{what} names {} twice (as `{first}` and as `{}`)",
+                    step_label(&steps[index], index),
+                    entry.value
+                ),
+            )),
+            None => seen.push((index, &entry.value)),
         }
-        seen.push(&entry.value);
     }
 }
 
@@ -231,7 +247,10 @@ fn check_cycles(definition: &PipelineDefinition, sink: &mut Sink) {
         let names: Vec<String> = cycle
             .iter()
             .chain(cycle.first())
-            .map(|&i| format!("`{}`", steps[i].name.value))
+            .map(|&i| match steps[i].name.value.as_str() {
+                "" => format!("step #{}", i + 1),
+                name => format!("`{name}`"),
+            })
             .collect();
         // Point at the first `goes_after` entry that closes the cycle; else at the step name.
         let span = cycle
@@ -246,7 +265,10 @@ fn check_cycles(definition: &PipelineDefinition, sink: &mut Sink) {
             })
             .unwrap_or(steps[cycle[0]].name.span);
         let message = if cycle.len() == 1 {
-            format!("step `{}` waits for itself", steps[cycle[0]].name.value)
+            format!(
+                "{} waits for itself",
+                step_label(&steps[cycle[0]], cycle[0])
+            )
         } else {
             format!(
                 "steps wait for each other in a cycle: {}",
@@ -257,5 +279,14 @@ fn check_cycles(definition: &PipelineDefinition, sink: &mut Sink) {
             Diagnostic::new(Code::DependencyCycle, span, message)
                 .with_help("remove one of these `goes_after` entries (a step without `goes_after` waits for the step listed before it)"),
         );
+    }
+}
+
+/// How messages name step `index`: "step `Deploy`", or "step #2" when it has no name.
+fn step_label(step: &Step, index: usize) -> String {
+    if step.name.value.is_empty() {
+        format!("step #{}", index + 1)
+    } else {
+        format!("step `{}`", step.name.value)
     }
 }

@@ -4,7 +4,7 @@ use super::super::diagnostic::{Code, Diagnostic, Sink};
 use super::super::enums::{Architecture, ArtifactType, HostSize};
 use super::super::model::{Artifact, ArtifactParams, normalize_id};
 use super::super::span::Spanned;
-use super::super::value::{Value, ValueKind};
+use super::super::value::{Value, ValueKind, ValueMap};
 use super::steps::Params;
 use super::{Obj, as_string, check_positive_int, check_repo_path, has_expression};
 
@@ -64,24 +64,47 @@ pub(super) fn read_artifacts(pipeline: &Obj<'_>, sink: &mut Sink) -> (Vec<Artifa
     let mut complete = true;
     for (name, body) in map.iter() {
         match read_artifact(name, body, sink) {
-            Some(a) => artifacts.push(a),
+            Some((a, ok)) => {
+                complete &= ok;
+                artifacts.push(a);
+            }
             None => complete = false,
         }
     }
     (artifacts, complete)
 }
 
-fn read_artifact(name: &Spanned<String>, value: &Value, sink: &mut Sink) -> Option<Artifact> {
+/// Reads an artifact; `false` when its type or a required parameter is missing or invalid (the
+/// artifact is then kept with placeholders so that checks across artifacts, such as unique ids,
+/// still run). `None` when it has no usable id or is not a map.
+fn read_artifact(
+    name: &Spanned<String>,
+    value: &Value,
+    sink: &mut Sink,
+) -> Option<(Artifact, bool)> {
     let what = format!("artifact `{}`", name.value);
     let obj = Obj::new(value, what.clone(), sink)?;
     obj.check_keys(ARTIFACT_KEYS, sink);
     let id = match obj.optional_str("id", sink) {
+        Some(id) if id.value.is_empty() => {
+            sink.push(
+                Diagnostic::new(
+                    Code::InvalidArtifactId,
+                    id.span,
+                    format!("the id of artifact `{}` is empty", name.value),
+                )
+                .with_help(format!(
+                    "remove `id` to use the id derived from the name (`{}`), or write one",
+                    normalize_id(&name.value)
+                )),
+            );
+            Some((id, true))
+        }
         Some(id) => {
-            if id.value.is_empty()
-                || !id
-                    .value
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            if !id
+                .value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             {
                 sink.push(
                     Diagnostic::new(
@@ -132,28 +155,35 @@ fn read_artifact(name: &Spanned<String>, value: &Value, sink: &mut Sink) -> Opti
             sink,
         )
     });
+    let architecture = obj.optional_enum::<Architecture>("architecture", sink);
+    let host_size = obj.optional_enum::<HostSize>("host_size", sink);
+    let per_stage = obj.optional_bool("per_stage", sink);
+    let dependencies = obj.optional_str_list("dependencies", sink);
+    let envs = obj.optional_map("envs", sink);
     let (id, id_written) = id?;
-    Some(Artifact {
+    let ok = artifact_type.is_some() && typed.is_some();
+    let artifact = Artifact {
         name: name.clone(),
         id,
         id_written,
-        artifact_type: artifact_type?,
-        architecture: obj.optional_enum::<Architecture>("architecture", sink),
-        host_size: obj
-            .optional_enum::<HostSize>("host_size", sink)
-            .unwrap_or_else(|| Spanned::unspanned(HostSize::Small)),
-        per_stage: obj
-            .optional_bool("per_stage", sink)
-            .unwrap_or_else(|| Spanned::unspanned(false)),
+        artifact_type: artifact_type
+            .unwrap_or_else(|| Spanned::unspanned(ArtifactType::DockerBuild)),
+        architecture,
+        host_size: host_size.unwrap_or_else(|| Spanned::unspanned(HostSize::Small)),
+        per_stage: per_stage.unwrap_or_else(|| Spanned::unspanned(false)),
         rebuild_when_changed,
-        dependencies: obj
-            .optional_str_list("dependencies", sink)
-            .unwrap_or_default(),
-        envs: obj.optional_map("envs", sink),
-        typed: typed?,
+        dependencies: dependencies.unwrap_or_default(),
+        envs,
+        typed: typed.unwrap_or_else(|| ArtifactParams::DockerBuild {
+            dockerfile: Value::unspanned(ValueKind::Null),
+            build_root: None,
+            args: Vec::new(),
+            env: ValueMap::default(),
+        }),
         params,
         span: value.span,
-    })
+    };
+    Some((artifact, ok))
 }
 
 fn read_params(t: ArtifactType, p: &Params<'_>, sink: &mut Sink) -> Option<ArtifactParams> {

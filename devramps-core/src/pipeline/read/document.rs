@@ -6,7 +6,7 @@ use super::super::model::{
     Notifications, PipelineDefinition, SlackNotifications, Stage, StageDefaults,
 };
 use super::super::span::{Span, Spanned};
-use super::super::value::{Value, ValueKind};
+use super::super::value::{Value, ValueKind, ValueMap};
 use super::{Obj, as_enum, as_string};
 
 /// The only supported `version`.
@@ -60,7 +60,7 @@ pub(crate) fn read_document(root: &Value, sink: &mut Sink) -> Option<Draft> {
         return None;
     }
     let top = Obj::new(root, "the document", sink)?;
-    top.check_keys(TOP_KEYS, sink);
+    check_top_keys(&top, sink);
     let version = top
         .required("version", sink)
         .and_then(|v| read_version(v, sink));
@@ -120,6 +120,37 @@ pub(crate) fn read_document(root: &Value, sink: &mut Sink) -> Option<Draft> {
         definition,
         complete,
     })
+}
+
+/// Reports unknown top-level keys; a field of the `pipeline` object written at the top level
+/// (as in older examples) is told to move under `pipeline`.
+fn check_top_keys(top: &Obj<'_>, sink: &mut Sink) {
+    let mut rest = ValueMap::default();
+    for (key, _) in top.map.iter() {
+        if PIPELINE_KEYS.contains(&key.value.as_str()) {
+            sink.push(
+                Diagnostic::new(
+                    Code::UnknownField,
+                    key.span,
+                    format!("unknown field `{}` in the document", key.value),
+                )
+                .with_help(format!(
+                    "`{}` belongs inside the `pipeline` object: indent it under `pipeline:`",
+                    key.value
+                )),
+            );
+        } else {
+            // Only the keys are checked: the values are not needed (nor cloned).
+            rest.entries
+                .push((key.clone(), Value::unspanned(ValueKind::Null)));
+        }
+    }
+    let rest = Obj {
+        map: &rest,
+        span: top.span,
+        what: top.what.clone(),
+    };
+    rest.check_keys(TOP_KEYS, sink);
 }
 
 fn read_version(value: &Value, sink: &mut Sink) -> Option<Spanned<String>> {
@@ -309,12 +340,17 @@ pub(super) fn read_account_id(
             None
         }
         ValueKind::Int(_) | ValueKind::Float(_) => {
+            // YAML may read a long or zero-led digit string as a float: show it as digits.
+            let number = match value.kind {
+                ValueKind::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{f:.0}"),
+                _ => value.to_string(),
+            };
             sink.push(
                 Diagnostic::new(
                     Code::InvalidAccountId,
                     value.span,
                     format!(
-                        "account id of {owner} must be a quoted string, found the number `{value}`"
+                        "account id of {owner} must be a quoted string, found the number `{number}`"
                     ),
                 )
                 .with_help("quote the account id (\"012345678901\") so leading zeros are kept"),

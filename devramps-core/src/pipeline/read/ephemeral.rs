@@ -79,15 +79,17 @@ fn read_environment(
         .and_then(|v| read_account_id(v, &obj.what, sink));
     let region = obj.required_str("region", sink);
     let region = region.filter(|r| check_region(r, &obj.what, sink));
+    // Every missing part was reported; the environment is kept with placeholders so that its
+    // `skip` list and its name are still checked against the steps and stages.
     Some(EphemeralEnvironment {
         vars: obj.optional_map("vars", sink),
         skip: obj.optional_str_list("skip", sink).unwrap_or_default(),
         name: name.clone(),
-        triggers: triggers?,
-        release: release?,
-        on_release: on_release?,
-        account_id: account_id?,
-        region: region?,
+        triggers: triggers.unwrap_or_default(),
+        release: release.unwrap_or_default(),
+        on_release: on_release.unwrap_or_else(|| Spanned::unspanned(OnRelease::DeployMain)),
+        account_id: account_id.unwrap_or_default(),
+        region: region.unwrap_or_default(),
         span: value.span,
     })
 }

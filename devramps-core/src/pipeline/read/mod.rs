@@ -24,6 +24,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("depends_on", "goes_after"),
     ("needs", "goes_after"),
     ("after", "goes_after"),
+    ("vars", "variables"),
     ("parameters", "params"),
     ("with", "params"),
     ("timezone", "deployment_time_window"),
@@ -90,7 +91,7 @@ impl<'a> Obj<'a> {
             );
             d = match hint {
                 Some(h) => d.with_help(format!("did you mean `{h}`?")),
-                None => d.with_help(format!("known fields: {}", known.join(", "))),
+                None => d.with_help(format!("known {noun}s: {}", known.join(", "))),
             };
             sink.push(d);
         }

@@ -34,4 +34,10 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub use error::{Error, Result};
+
+pub mod backend;
+mod error;
+pub mod expr;
 pub mod pipeline;
+pub mod plan;

@@ -1,0 +1,145 @@
+//! What expressions can see: the namespaces `stage`, `pipeline`, `organization`, `trigger`,
+//! `vars` and `steps`, for one stage and one step.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::pipeline::{PipelineDefinition, ValueMap};
+
+/// `pipeline.*`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PipelineInfo {
+    /// `pipeline.name`: the display name (the slug unless the embedder names it).
+    pub name: String,
+    /// `pipeline.slug`: the folder name under `.devramps/`.
+    pub slug: String,
+}
+
+impl PipelineInfo {
+    /// A pipeline whose display name is its slug.
+    pub fn from_slug(slug: impl Into<String>) -> Self {
+        let slug = slug.into();
+        PipelineInfo {
+            name: slug.clone(),
+            slug,
+        }
+    }
+}
+
+/// `organization.*`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Organization {
+    /// `organization.name`.
+    pub name: String,
+    /// `organization.slug`.
+    pub slug: String,
+    /// `organization.cicd_account_id`: where shared artifacts are built and stored.
+    pub cicd_account_id: String,
+    /// `organization.cicd_account_region`.
+    pub cicd_account_region: String,
+}
+
+impl Default for Organization {
+    /// The local defaults of `devramps plan`: slug and name `local`, account `000000000000`,
+    /// region `us-east-1`.
+    fn default() -> Self {
+        Organization {
+            name: "local".to_owned(),
+            slug: "local".to_owned(),
+            cicd_account_id: "000000000000".to_owned(),
+            cicd_account_region: "us-east-1".to_owned(),
+        }
+    }
+}
+
+/// `trigger.*`: what started the deployment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Trigger {
+    /// `trigger.sha`: the full commit id.
+    pub sha: String,
+    /// `trigger.branch`.
+    pub branch: String,
+    /// `trigger.tag`: empty unless a tag was deployed.
+    pub tag: String,
+    /// `trigger.revision`: the deployment's revision number (L1).
+    pub revision: u64,
+}
+
+/// `stage.artifacts[...]`: where an artifact is for one stage.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ArtifactLocation {
+    /// Docker artifacts: the image in the stage's registry, with its tag.
+    pub image_url: String,
+    /// Docker artifacts: the tag.
+    pub image_tag: String,
+    /// Bundle artifacts: `s3://bucket/key`.
+    pub s3_url: String,
+    /// Bundle artifacts: the bucket.
+    pub s3_bucket: String,
+    /// Bundle artifacts: the key.
+    pub s3_key: String,
+}
+
+impl ArtifactLocation {
+    /// The field names expressions can read.
+    pub const FIELDS: &'static [&'static str] =
+        &["image_url", "image_tag", "s3_url", "s3_bucket", "s3_key"];
+
+    /// The value of a field.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        Some(match name {
+            "image_url" => &self.image_url,
+            "image_tag" => &self.image_tag,
+            "s3_url" => &self.s3_url,
+            "s3_bucket" => &self.s3_bucket,
+            "s3_key" => &self.s3_key,
+            _ => return None,
+        })
+    }
+}
+
+/// `stage.*` and `vars.*` for one stage (or ephemeral environment).
+#[derive(Clone, Copy, Debug)]
+pub struct StageScope<'a> {
+    /// `stage.name`.
+    pub name: &'a str,
+    /// `stage.account_id`.
+    pub account_id: &'a str,
+    /// `stage.region`.
+    pub region: &'a str,
+    /// `vars`.
+    pub vars: &'a ValueMap,
+    /// `stage.artifacts`, by artifact id.
+    pub artifacts: &'a BTreeMap<String, ArtifactLocation>,
+}
+
+/// `steps.*` for the step whose parameters are evaluated.
+#[derive(Clone, Copy, Debug)]
+pub struct StepScope<'a> {
+    /// The step's index in `definition.steps`.
+    pub index: usize,
+    /// For each step index: whether it is an ancestor of this step (finishes before it starts).
+    pub ancestors: &'a [bool],
+    /// For each step index: whether the current stage skips it.
+    pub skipped: &'a [bool],
+}
+
+/// Everything an expression can see.
+#[derive(Clone, Copy, Debug)]
+pub struct Scope<'a> {
+    /// The definition (for artifact and step names).
+    pub definition: &'a PipelineDefinition,
+    /// `pipeline.*`.
+    pub pipeline: &'a PipelineInfo,
+    /// `organization.*`.
+    pub organization: &'a Organization,
+    /// `trigger.*`.
+    pub trigger: &'a Trigger,
+    /// `stage.*` and `vars.*`; `None` for artifacts built once for all stages.
+    pub stage: Option<StageScope<'a>>,
+    /// `steps.*`; `None` outside step parameters (artifact parameters).
+    pub step: Option<StepScope<'a>>,
+    /// What is being evaluated, for messages: "artifact `API Image`", "step `Deploy`".
+    pub owner: &'a str,
+}

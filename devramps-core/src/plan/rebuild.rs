@@ -1,0 +1,214 @@
+//! Rebuild-or-reuse decisions (reference 3.3): which artifacts a set of changed paths touches.
+//!
+//! Entries of `rebuild_when_changed` match by whole path components: `/services/api` covers
+//! `/services/api` itself and everything beneath it, never `/services/api-gateway/x.rs`. Entries
+//! with `*`, `?`, `[` or `{` are globs (`*` and `?` do not cross `/`, `**` does); a glob covers
+//! the paths it matches and everything beneath them. All entries of all artifacts are compiled
+//! once into a component trie and one glob set, so deciding for many artifacts is one pass over
+//! the changed paths.
+
+use std::collections::HashMap;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::Serialize;
+
+use crate::pipeline::{Artifact, Code, Diagnostic};
+
+/// Whether an artifact is built for a deployment or the previous build is used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Decision {
+    /// Build it.
+    Rebuild,
+    /// Use the last successful build.
+    Reuse,
+}
+
+/// Why an artifact is rebuilt or reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RebuildReason {
+    /// It was never built successfully.
+    NoPreviousBuild,
+    /// It has no `rebuild_when_changed`, so every deployment builds it.
+    NoRebuildWhenChanged,
+    /// The changes since its last build are not known (for example a commit without parent).
+    ChangesUnknown,
+    /// A changed path falls under one of its entries.
+    PathsChanged,
+    /// No changed path falls under its entries.
+    Unchanged,
+}
+
+/// The compiled `rebuild_when_changed` entries of a list of artifacts.
+#[derive(Clone, Debug)]
+pub struct RebuildMatcher {
+    nodes: Vec<TrieNode>,
+    globs: GlobSet,
+    glob_owner: Vec<usize>,
+    artifacts: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+struct TrieNode {
+    children: HashMap<String, usize>,
+    owners: Vec<usize>,
+}
+
+/// Whether an entry is a glob rather than a plain path.
+pub fn is_glob(entry: &str) -> bool {
+    entry.contains(['*', '?', '[', '{'])
+}
+
+impl RebuildMatcher {
+    /// Compiles the entries of `artifacts` (index `i` of the result is `artifacts[i]`). A
+    /// malformed glob is an error naming the artifact and the entry.
+    pub fn new(artifacts: &[Artifact]) -> Result<Self, Vec<Diagnostic>> {
+        let mut nodes = vec![TrieNode::default()];
+        let mut globs = GlobSetBuilder::new();
+        let mut glob_owner = Vec::new();
+        let mut errors = Vec::new();
+        for (index, artifact) in artifacts.iter().enumerate() {
+            for entry in artifact.rebuild_when_changed.iter().flatten() {
+                let path = entry.value.trim_end_matches('/');
+                if is_glob(path) {
+                    for pattern in [path.to_owned(), format!("{path}/**")] {
+                        match GlobBuilder::new(&pattern).literal_separator(true).build() {
+                            Ok(glob) => {
+                                globs.add(glob);
+                                glob_owner.push(index);
+                            }
+                            Err(e) => {
+                                errors.push(Diagnostic::new(
+                                    Code::InvalidRepoPath,
+                                    entry.span,
+                                    format!("`rebuild_when_changed` entry `{}` of artifact `{}` is not a valid glob: {}", entry.value, artifact.name.value, e.kind()),
+                                ));
+                                break;
+                            }
+                        }
+                    }
+                    continue;
+                }
+                let mut node = 0;
+                for component in path.split('/').filter(|c| !c.is_empty()) {
+                    node = match nodes[node].children.get(component) {
+                        Some(&child) => child,
+                        None => {
+                            nodes.push(TrieNode::default());
+                            let child = nodes.len() - 1;
+                            nodes[node].children.insert(component.to_owned(), child);
+                            child
+                        }
+                    };
+                }
+                if !nodes[node].owners.contains(&index) {
+                    nodes[node].owners.push(index);
+                }
+            }
+        }
+        let globs = globs.build().map_err(|e| {
+            vec![Diagnostic::new(Code::InvalidRepoPath, crate::pipeline::Span::UNKNOWN, format!("invalid glob: {e}"))]
+        });
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(RebuildMatcher {
+            nodes,
+            globs: globs?,
+            glob_owner,
+            artifacts: artifacts.len(),
+        })
+    }
+
+    /// For each artifact, the changed paths that fall under its entries, in the order given.
+    /// One pass over `changed`; each path costs a walk of its components plus one glob-set
+    /// match, whatever the number of artifacts.
+    pub fn matches<S: AsRef<str>>(&self, changed: &[S]) -> Vec<Vec<String>> {
+        let mut out: Vec<Vec<String>> = vec![Vec::new(); self.artifacts];
+        // The last path index recorded per artifact, so a path is listed once per artifact.
+        let mut last: Vec<usize> = vec![usize::MAX; self.artifacts];
+        let mut hits = Vec::new();
+        for (p, path) in changed.iter().enumerate() {
+            let path = path.as_ref();
+            let mut record = |owner: usize, out: &mut Vec<Vec<String>>| {
+                if last[owner] != p {
+                    last[owner] = p;
+                    out[owner].push(path.to_owned());
+                }
+            };
+            let mut node = 0;
+            for &owner in &self.nodes[0].owners {
+                record(owner, &mut out);
+            }
+            for component in path.split('/').filter(|c| !c.is_empty()) {
+                match self.nodes[node].children.get(component) {
+                    Some(&child) => {
+                        node = child;
+                        for &owner in &self.nodes[node].owners {
+                            record(owner, &mut out);
+                        }
+                    }
+                    None => break,
+                }
+            }
+            if !self.glob_owner.is_empty() {
+                self.globs.matches_into(path, &mut hits);
+                for &g in &hits {
+                    record(self.glob_owner[g], &mut out);
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::parse;
+
+    fn artifacts(entries: &[&[&str]]) -> Vec<Artifact> {
+        let mut yaml = String::from(
+            "version: \"1.0.0\"\npipeline:\n  cloud_provider: AWS\n  pipeline_updates_require_approval: NEVER\n  stages: [{name: s, account_id: \"111111111111\", region: us-east-1}]\n  steps: [{name: A, type: \"CUSTOM:A\"}]\n  artifacts:\n",
+        );
+        for (i, e) in entries.iter().enumerate() {
+            let list: Vec<String> = e.iter().map(|p| format!("\"{p}\"")).collect();
+            yaml.push_str(&format!(
+                "    A{i}:\n      type: DEVRAMPS:BUNDLE:BUILD\n      rebuild_when_changed: [{}]\n      params: {{build_commands: make, file_path: /a.zip}}\n",
+                list.join(", ")
+            ));
+        }
+        parse(&yaml).expect("valid").artifacts
+    }
+
+    #[test]
+    fn scenario_17_components_not_prefixes() {
+        let a = artifacts(&[&["/services/api", "/Dockerfile"]]);
+        let m = RebuildMatcher::new(&a).expect("compiles");
+        let hit = |p: &str| !m.matches(&[p])[0].is_empty();
+        assert!(hit("/services/api/src/main.ts"));
+        assert!(hit("/services/api"));
+        assert!(hit("/Dockerfile"));
+        assert!(!hit("/services/api-gateway/x.ts"));
+        assert!(!hit("/docs/readme.md"));
+        assert!(!hit("/Dockerfile.dev"));
+    }
+
+    #[test]
+    fn globs_do_not_cross_separators_unless_double_star() {
+        let a = artifacts(&[&["/services/*/src"], &["/web/**/*.ts"], &["/*.json"]]);
+        let m = RebuildMatcher::new(&a).expect("compiles");
+        let r = m.matches(&["/services/a/src/x.rs", "/services/a/b/src/x.rs", "/web/a/b/c.ts", "/package.json", "/x/package.json"]);
+        assert_eq!(r[0], ["/services/a/src/x.rs"]);
+        assert_eq!(r[1], ["/web/a/b/c.ts"]);
+        assert_eq!(r[2], ["/package.json"]);
+    }
+
+    #[test]
+    fn a_path_is_listed_once_per_artifact() {
+        let a = artifacts(&[&["/a", "/a/b", "/a/**"]]);
+        let m = RebuildMatcher::new(&a).expect("compiles");
+        assert_eq!(m.matches(&["/a/b/c"])[0], ["/a/b/c"]);
+    }
+}

@@ -1,0 +1,443 @@
+//! The synthesis itself: [`synthesize`] and the [`Plan`] it builds.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::naming;
+use super::rebuild::{Decision, RebuildMatcher, RebuildReason};
+use crate::expr::{
+    ArtifactLocation, ExprError, Organization, ParamValue, PipelineInfo, Scope, StageScope,
+    StepScope, Trigger, resolve_value,
+};
+use crate::pipeline::{
+    Artifact, ArtifactParams, ArtifactType, Diagnostic, Diagnostics, PipelineDefinition, Stage,
+    StepGraph, StepParams, TimeWindow, Value, ValueMap, find_step,
+};
+
+/// The default step timeout in minutes (L10).
+pub const DEFAULT_STEP_TIMEOUT_MINUTES: u64 = 60;
+/// The default timeout of a test gate in minutes (reference 4.3).
+pub const DEFAULT_TEST_TIMEOUT_MINUTES: u64 = 30;
+
+/// What synthesis needs besides the definition.
+#[derive(Clone, Debug)]
+pub struct SynthesisInput {
+    /// `pipeline.*`.
+    pub pipeline: PipelineInfo,
+    /// `organization.*`.
+    pub organization: Organization,
+    /// `trigger.*`: the commit being deployed, its branch, tag and revision.
+    pub trigger: Trigger,
+    /// The commit of each artifact's last successful build, by artifact id.
+    pub previous_builds: BTreeMap<String, String>,
+    /// The paths changed since those commits.
+    pub changes: Changes,
+}
+
+/// Changed paths (repository paths with a leading `/`) from earlier commits to the deployed one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// For each base commit, the paths changed between it and the deployed commit.
+    pub since: BTreeMap<String, Vec<String>>,
+}
+
+impl Changes {
+    /// No known changes: artifacts with a previous build are rebuilt (`CHANGES_UNKNOWN`).
+    pub fn unknown() -> Self {
+        Changes::default()
+    }
+
+    /// The paths changed since `base`.
+    pub fn since<S: Into<String>>(base: impl Into<String>, paths: impl IntoIterator<Item = S>) -> Self {
+        let mut changes = Changes::default();
+        changes.add(base, paths);
+        changes
+    }
+
+    /// Adds the paths changed since another base.
+    pub fn add<S: Into<String>>(&mut self, base: impl Into<String>, paths: impl IntoIterator<Item = S>) {
+        self.since
+            .insert(base.into(), paths.into_iter().map(Into::into).collect());
+    }
+}
+
+/// A synthesized deployment plan. Serializes as the JSON of `devramps plan`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    /// The pipeline slug.
+    pub pipeline: String,
+    /// The deployed commit.
+    pub commit: String,
+    /// The revision (L1).
+    pub revision: u64,
+    /// One decision per artifact, in definition order.
+    pub artifacts: Vec<ArtifactPlan>,
+    /// The stages, in promotion order.
+    pub stages: Vec<StagePlan>,
+}
+
+/// The rebuild-or-reuse decision of one artifact.
+#[derive(Clone, Debug, Serialize)]
+pub struct ArtifactPlan {
+    /// The artifact id.
+    pub id: String,
+    /// The display name.
+    pub name: String,
+    /// The artifact type.
+    #[serde(rename = "type")]
+    pub artifact_type: ArtifactType,
+    /// Built per stage.
+    pub per_stage: bool,
+    /// Build or reuse.
+    pub decision: Decision,
+    /// The changed paths that caused a rebuild.
+    pub matched: Vec<String>,
+    /// Why.
+    #[serde(skip)]
+    pub reason: RebuildReason,
+    /// The commit whose build the deployment uses: the deployed commit when rebuilt, else the
+    /// commit of the last successful build.
+    #[serde(skip)]
+    pub build_commit: String,
+    /// Resolved `params` and `envs` of a shared artifact's build (`None` for per-stage ones,
+    /// whose parameters are in each [`StagePlan::builds`]).
+    #[serde(skip)]
+    pub build_params: Option<ParamValue>,
+}
+
+/// One stage of a plan.
+#[derive(Clone, Debug, Serialize)]
+pub struct StagePlan {
+    /// Stage name.
+    pub name: String,
+    /// AWS account.
+    pub account_id: String,
+    /// AWS region.
+    pub region: String,
+    /// The effective window (L8).
+    pub deployment_time_window: TimeWindow,
+    /// The steps, in list order (skipped ones included, marked).
+    pub steps: Vec<StepPlan>,
+    /// Where each artifact is for this stage, by artifact id.
+    #[serde(skip)]
+    pub artifacts: BTreeMap<String, ArtifactLocation>,
+    /// Resolved build parameters of the per-stage artifacts, by artifact id.
+    #[serde(skip)]
+    pub builds: BTreeMap<String, ParamValue>,
+}
+
+/// One step of a stage.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepPlan {
+    /// Display name.
+    pub name: String,
+    /// Id, when written.
+    pub id: Option<String>,
+    /// Type as written.
+    #[serde(rename = "type")]
+    pub step_type: String,
+    /// The steps (id, else name) that must finish first, skipping over skipped steps.
+    pub after: Vec<String>,
+    /// Skipped in this stage.
+    pub skipped: bool,
+    /// Parameters, resolved except secrets and step outputs.
+    pub params: ParamValue,
+    /// Index in the definition's steps.
+    #[serde(skip)]
+    pub index: usize,
+    /// Indices of the steps in `after`.
+    #[serde(skip)]
+    pub predecessors: Vec<usize>,
+    /// Timeout in minutes; `None` for waits on people (bake, approvals) which have none (L10).
+    #[serde(skip)]
+    pub timeout_minutes: Option<u64>,
+}
+
+impl StepPlan {
+    /// How other steps refer to this one: its id, else its name.
+    pub fn key(&self) -> &str {
+        self.id.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// Synthesizes the plan of one deployment. `source` is the definition's YAML text, used to
+/// point diagnostics at the file. Fails with diagnostics when an expression cannot be resolved.
+pub fn synthesize(
+    definition: &PipelineDefinition,
+    source: Option<&str>,
+    input: &SynthesisInput,
+) -> Result<Plan, Diagnostics> {
+    let mut errors: Vec<Diagnostic> = Vec::new();
+    let artifacts = decide(definition, input).map_err(Diagnostics)?;
+    let graph = StepGraph::of(definition);
+    let ancestors = graph.ancestors();
+    let mut stages = Vec::with_capacity(definition.stages.len());
+    for stage in &definition.stages {
+        stages.push(stage_plan(definition, stage, input, &artifacts, &graph, &ancestors, source, &mut errors));
+    }
+    let mut artifact_plans = artifacts;
+    for (plan, artifact) in artifact_plans.iter_mut().zip(&definition.artifacts) {
+        if !artifact.per_stage.value {
+            let owner = format!("artifact `{}`", artifact.name.value);
+            let scope = base_scope(definition, input, &owner);
+            plan.build_params = Some(build_params(artifact, &scope, source, &mut errors));
+        }
+    }
+    if !errors.is_empty() {
+        errors.dedup_by(|a, b| a.span == b.span && a.message == b.message);
+        return Err(Diagnostics(errors));
+    }
+    Ok(Plan {
+        pipeline: input.pipeline.slug.clone(),
+        commit: input.trigger.sha.clone(),
+        revision: input.trigger.revision,
+        artifacts: artifact_plans,
+        stages,
+    })
+}
+
+fn base_scope<'a>(definition: &'a PipelineDefinition, input: &'a SynthesisInput, owner: &'a str) -> Scope<'a> {
+    Scope {
+        definition,
+        pipeline: &input.pipeline,
+        organization: &input.organization,
+        trigger: &input.trigger,
+        stage: None,
+        step: None,
+        owner,
+    }
+}
+
+/// Rebuild decisions: one pass over the changed paths per distinct base commit.
+fn decide(definition: &PipelineDefinition, input: &SynthesisInput) -> Result<Vec<ArtifactPlan>, Vec<Diagnostic>> {
+    let matcher = RebuildMatcher::new(&definition.artifacts)?;
+    let mut matched_by_base: BTreeMap<&str, Vec<Vec<String>>> = BTreeMap::new();
+    for base in input.previous_builds.values() {
+        if let Some(paths) = input.changes.since.get(base)
+            && !matched_by_base.contains_key(base.as_str())
+        {
+            matched_by_base.insert(base, matcher.matches(paths));
+        }
+    }
+    let current = &input.trigger.sha;
+    Ok(definition
+        .artifacts
+        .iter()
+        .enumerate()
+        .map(|(i, artifact)| {
+            let previous = input.previous_builds.get(&artifact.id.value);
+            let (decision, reason, matched) = match (previous, &artifact.rebuild_when_changed) {
+                (None, _) => (Decision::Rebuild, RebuildReason::NoPreviousBuild, Vec::new()),
+                (Some(_), None) => (Decision::Rebuild, RebuildReason::NoRebuildWhenChanged, Vec::new()),
+                (Some(base), Some(_)) => match matched_by_base.get(base.as_str()) {
+                    None => (Decision::Rebuild, RebuildReason::ChangesUnknown, Vec::new()),
+                    Some(per_artifact) if per_artifact[i].is_empty() => {
+                        (Decision::Reuse, RebuildReason::Unchanged, Vec::new())
+                    }
+                    Some(per_artifact) => (Decision::Rebuild, RebuildReason::PathsChanged, per_artifact[i].clone()),
+                },
+            };
+            let build_commit = match (decision, previous) {
+                (Decision::Reuse, Some(base)) => base.clone(),
+                _ => current.clone(),
+            };
+            ArtifactPlan {
+                id: artifact.id.value.clone(),
+                name: artifact.name.value.clone(),
+                artifact_type: artifact.artifact_type.value,
+                per_stage: artifact.per_stage.value,
+                decision,
+                matched,
+                reason,
+                build_commit,
+                build_params: None,
+            }
+        })
+        .collect())
+}
+
+/// Where an artifact built at `commit` is in a stage (reference 3.5 naming).
+pub(crate) fn location(slug: &str, stage: &Stage, artifact: &Artifact, commit: &str) -> ArtifactLocation {
+    let id = &artifact.id.value;
+    match artifact.artifact_type.value {
+        ArtifactType::DockerBuild | ArtifactType::DockerImport => {
+            let repo = naming::stage_repository(slug, &stage.name.value, id);
+            ArtifactLocation {
+                image_url: format!("{}.dkr.ecr.{}.amazonaws.com/{repo}:{commit}", stage.account_id.value, stage.region.value),
+                image_tag: commit.to_owned(),
+                ..ArtifactLocation::default()
+            }
+        }
+        ArtifactType::BundleBuild | ArtifactType::BundleImport => {
+            let bucket = naming::stage_bucket(&stage.account_id.value, slug, &stage.name.value, id);
+            let file = bundle_file_name(artifact);
+            let key = format!("{id}/{commit}/{file}");
+            ArtifactLocation {
+                s3_url: format!("s3://{bucket}/{key}"),
+                s3_bucket: bucket,
+                s3_key: key,
+                ..ArtifactLocation::default()
+            }
+        }
+    }
+}
+
+fn bundle_file_name(artifact: &Artifact) -> String {
+    let path = match &artifact.typed {
+        ArtifactParams::BundleBuild { file_path, .. } => file_path.as_str(),
+        ArtifactParams::BundleImport { source_s3_url, .. } => source_s3_url.as_str(),
+        _ => None,
+    };
+    path.filter(|p| !p.contains("${{"))
+        .and_then(|p| p.rsplit('/').next())
+        .filter(|f| !f.is_empty())
+        .map_or_else(|| format!("{}.zip", artifact.id.value), str::to_owned)
+}
+
+fn report(errors: &mut Vec<Diagnostic>, source: Option<&str>, failures: Vec<(&Value, ExprError)>) {
+    for (value, e) in failures {
+        let span = crate::expr::locate_error(source, value, &e);
+        let mut d = Diagnostic::new(e.kind.code(), span, e.message);
+        d.help = e.help;
+        errors.push(d);
+    }
+}
+
+fn resolve_map(map: &ValueMap, scope: &Scope<'_>, source: Option<&str>, errors: &mut Vec<Diagnostic>) -> ParamValue {
+    let mut entries = Vec::with_capacity(map.len());
+    for (key, value) in map.iter() {
+        match resolve_value(value, scope) {
+            Ok(v) => entries.push((key.value.clone(), v)),
+            Err(failures) => report(errors, source, failures),
+        }
+    }
+    ParamValue::Map(entries)
+}
+
+fn build_params(artifact: &Artifact, scope: &Scope<'_>, source: Option<&str>, errors: &mut Vec<Diagnostic>) -> ParamValue {
+    ParamValue::Map(vec![
+        ("params".to_owned(), resolve_map(&artifact.params, scope, source, errors)),
+        ("envs".to_owned(), resolve_map(&artifact.envs, scope, source, errors)),
+    ])
+}
+
+#[allow(clippy::too_many_arguments)]
+fn stage_plan(
+    definition: &PipelineDefinition,
+    stage: &Stage,
+    input: &SynthesisInput,
+    artifacts: &[ArtifactPlan],
+    graph: &StepGraph,
+    ancestors: &[Vec<bool>],
+    source: Option<&str>,
+    errors: &mut Vec<Diagnostic>,
+) -> StagePlan {
+    let locations: BTreeMap<String, ArtifactLocation> = definition
+        .artifacts
+        .iter()
+        .zip(artifacts)
+        .map(|(a, p)| (a.id.value.clone(), location(&input.pipeline.slug, stage, a, &p.build_commit)))
+        .collect();
+    let steps = &definition.steps;
+    let mut skipped = vec![false; steps.len()];
+    for entry in &stage.skip {
+        if let Some(i) = find_step(steps, &entry.value) {
+            skipped[i] = true;
+        }
+    }
+    let stage_scope = StageScope {
+        name: &stage.name.value,
+        account_id: &stage.account_id.value,
+        region: &stage.region.value,
+        vars: &stage.vars,
+        artifacts: &locations,
+    };
+    let mut builds = BTreeMap::new();
+    for artifact in definition.artifacts.iter().filter(|a| a.per_stage.value) {
+        let owner = format!("artifact `{}`", artifact.name.value);
+        let scope = Scope {
+            stage: Some(stage_scope),
+            ..base_scope(definition, input, &owner)
+        };
+        builds.insert(artifact.id.value.clone(), build_params(artifact, &scope, source, errors));
+    }
+    let effective = effective_predecessors(graph, &skipped);
+    let mut plans = Vec::with_capacity(steps.len());
+    for (index, step) in steps.iter().enumerate() {
+        let owner = format!("step `{}`", step.name.value);
+        let scope = Scope {
+            stage: Some(stage_scope),
+            step: Some(StepScope {
+                index,
+                ancestors: &ancestors[index],
+                skipped: &skipped,
+            }),
+            ..base_scope(definition, input, &owner)
+        };
+        let params = if skipped[index] {
+            // A skipped step never runs; its parameters are shown as far as they resolve.
+            resolve_map(&step.params, &scope, source, &mut Vec::new())
+        } else {
+            resolve_map(&step.params, &scope, source, errors)
+        };
+        let timeout_minutes = match &step.typed {
+            StepParams::Bake(_) => None,
+            StepParams::TestGate(t) => Some(
+                t.timeout
+                    .as_ref()
+                    .and_then(crate::pipeline::literal_minutes)
+                    .unwrap_or(DEFAULT_TEST_TIMEOUT_MINUTES),
+            ),
+            _ => Some(step.timeout_minutes().unwrap_or(DEFAULT_STEP_TIMEOUT_MINUTES)),
+        };
+        let predecessors = effective[index].clone();
+        plans.push(StepPlan {
+            name: step.name.value.clone(),
+            id: step.id.as_ref().map(|i| i.value.clone()),
+            step_type: step.step_type.value.as_str().to_owned(),
+            after: predecessors.iter().map(|&p| steps[p].key().to_owned()).collect(),
+            skipped: skipped[index],
+            params,
+            index,
+            predecessors,
+            timeout_minutes,
+        });
+    }
+    StagePlan {
+        name: stage.name.value.clone(),
+        account_id: stage.account_id.value.clone(),
+        region: stage.region.value.clone(),
+        deployment_time_window: definition.effective_window(stage),
+        steps: plans,
+        artifacts: locations,
+        builds,
+    }
+}
+
+/// For each step, what it waits for once skipped steps are taken out: a skipped predecessor is
+/// replaced by that predecessor's own (effective) predecessors.
+fn effective_predecessors(graph: &StepGraph, skipped: &[bool]) -> Vec<Vec<usize>> {
+    let n = skipped.len();
+    let mut memo: Vec<Option<Vec<usize>>> = vec![None; n];
+    fn visit(i: usize, graph: &StepGraph, skipped: &[bool], memo: &mut Vec<Option<Vec<usize>>>, depth: usize) -> Vec<usize> {
+        if let Some(done) = &memo[i] {
+            return done.clone();
+        }
+        let mut out = Vec::new();
+        if depth <= skipped.len() {
+            for p in graph.predecessors(i) {
+                if skipped[p] {
+                    out.extend(visit(p, graph, skipped, memo, depth + 1));
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        memo[i] = Some(out.clone());
+        out
+    }
+    (0..n).map(|i| visit(i, graph, skipped, &mut memo, 0)).collect()
+}

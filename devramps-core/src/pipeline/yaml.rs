@@ -41,9 +41,52 @@ fn syntax_error(text: &str, error: &serde_saphyr::Error) -> Diagnostic {
             offset: 0,
             len: 0,
         });
-    let message = error.without_snippet().to_string();
-    let message = strip_location_prefix(message.trim());
-    Diagnostic::new(Code::YamlSyntax, span, format!("invalid YAML: {message}"))
+    let raw = error.without_snippet().to_string();
+    let message = strip_location_prefix(raw.trim());
+    let message = strip_location_suffix(&message);
+    let (message, help) = explain(message);
+    let mut d = Diagnostic::new(Code::YamlSyntax, span, format!("invalid YAML: {message}"));
+    if let Some(help) = help {
+        d = d.with_help(help);
+    }
+    d
+}
+
+/// Library wording turned into advice for people who write pipeline files.
+fn explain(message: &str) -> (String, Option<&'static str>) {
+    if message.starts_with("multiple YAML documents") {
+        return (
+            "a second YAML document starts here, but a pipeline file holds exactly one".to_owned(),
+            Some("remove the `---` separator and everything after it, or move it to its own pipeline folder"),
+        );
+    }
+    if message.starts_with("recursive references") {
+        return (
+            "an alias refers to the anchor that contains it".to_owned(),
+            Some("aliases (`*name`) may only refer to anchors (`&name`) defined before them, outside themselves"),
+        );
+    }
+    if message.contains("tabs disallowed") {
+        return (message.to_owned(), Some("indent with spaces: YAML does not allow tabs for indentation"));
+    }
+    if message.contains("unclosed quote") {
+        return (message.to_owned(), Some("add the closing quote"));
+    }
+    (message.to_owned(), None)
+}
+
+/// serde-saphyr messages may end with ` at line L, column C`; the location is reported
+/// separately, so the suffix is removed.
+fn strip_location_suffix(message: &str) -> &str {
+    if let Some(idx) = message.rfind(" at line ")
+        && message[idx..].contains(", column ")
+        && message[idx..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b" atlinecolumn,".contains(&b))
+    {
+        return &message[..idx];
+    }
+    message
 }
 
 /// serde-saphyr messages start with `error: line L column C: `; the location is reported

@@ -6,6 +6,9 @@
 //!
 //! - `devramps validate [PATH ...] [--format text|json]` checks pipeline definitions
 //!   ([`validate`]);
+//! - `devramps plan [--repo DIR] [--pipeline SLUG] [--commit REV] [--base REV] [--changed PATH
+//!   ...] ...` synthesizes the deployment plan of a pipeline at a commit of a git repository
+//!   ([`plan`]), read through [`devramps_cli::git::GitRepository`];
 //! - `devramps schema` prints the JSON Schema of `pipeline.yaml` ([`schema`]).
 //!
 //! Exit codes: 0 success, 1 the input was checked and found wrong, 2 usage error or unreadable
@@ -13,6 +16,8 @@
 #![forbid(unsafe_code)]
 
 mod output;
+mod plan;
+mod plan_text;
 mod render;
 mod report;
 mod schema;
@@ -36,6 +41,7 @@ use clap::{Parser, Subcommand};
     after_help = "Examples:\n  \
                   devramps validate                      # every pipeline under ./.devramps/\n  \
                   devramps validate .devramps/api/pipeline.yaml --format json\n  \
+                  devramps plan --pipeline api --commit HEAD --format json\n  \
                   devramps schema > pipeline.schema.json"
 )]
 struct Cli {
@@ -50,6 +56,9 @@ enum Command {
     /// Check pipeline definitions without running anything.
     #[command(long_about = validate::LONG_ABOUT, after_help = validate::AFTER_HELP)]
     Validate(validate::ValidateArgs),
+    /// Show the deployment plan of a pipeline at a commit, without running it.
+    #[command(long_about = plan::LONG_ABOUT, after_help = plan::AFTER_HELP)]
+    Plan(plan::PlanArgs),
     /// Print the JSON Schema of pipeline.yaml.
     #[command(long_about = schema::LONG_ABOUT, after_help = schema::AFTER_HELP)]
     Schema(schema::SchemaArgs),
@@ -59,6 +68,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let status = match &cli.command {
         Command::Validate(args) => validate::run(args),
+        Command::Plan(args) => plan::run(args),
         Command::Schema(args) => schema::run(args),
     };
     status.into()

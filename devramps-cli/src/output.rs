@@ -29,7 +29,7 @@ impl From<Status> for ExitCode {
 /// The format of a report.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
-    /// For people: one block per problem with the source line, then a summary.
+    /// For people: readable text (problems with their source line), not meant to be parsed.
     #[default]
     Text,
     /// For tools: one JSON document, a stable interface.

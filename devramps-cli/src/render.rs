@@ -33,15 +33,19 @@ const VALID_STYLE: Style = AnsiColor::BrightGreen.on_default().effects(Effects::
 /// The whole text report of `reports`: every diagnostic block, a blank line, then one verdict
 /// line per pipeline.
 pub(crate) fn text(reports: &[PipelineReport], color: bool) -> String {
-    let mut out = String::new();
-    for report in reports {
-        for diagnostic in &report.diagnostics {
-            block(&mut out, report, diagnostic, color);
-            out.push('\n');
-        }
-    }
+    let mut out: String = reports.iter().map(|r| blocks(r, color)).collect();
     for report in reports {
         verdict(&mut out, report, color);
+    }
+    out
+}
+
+/// The diagnostic blocks of one pipeline, without its verdict line.
+pub(crate) fn blocks(report: &PipelineReport, color: bool) -> String {
+    let mut out = String::new();
+    for diagnostic in &report.diagnostics {
+        block(&mut out, report, diagnostic, color);
+        out.push('\n');
     }
     out
 }
@@ -159,7 +163,7 @@ fn source_line(source: &str, line: u32, column: u32, len: usize) -> Option<(&str
 
 /// `text` with control characters escaped, so that file contents quoted in a message cannot
 /// move the cursor or change colours of the terminal.
-fn clean(text: &str) -> Cow<'_, str> {
+pub(crate) fn clean(text: &str) -> Cow<'_, str> {
     if text.chars().any(char::is_control) {
         Cow::Owned(
             text.chars()

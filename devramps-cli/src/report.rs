@@ -72,7 +72,7 @@ struct JsonPipeline<'a> {
 
 /// One diagnostic in the JSON report (keys in the order of `cli.md`; `help` only when known).
 #[derive(Debug, Serialize)]
-struct JsonDiagnostic<'a> {
+pub(crate) struct JsonDiagnostic<'a> {
     /// `error` or `warning`.
     severity: Severity,
     /// The stable code, e.g. `E0104`.
@@ -90,6 +90,26 @@ struct JsonDiagnostic<'a> {
     help: Option<&'a str>,
 }
 
+/// The diagnostics of `report` as they appear in JSON reports.
+pub(crate) fn json_diagnostics(report: &PipelineReport) -> Vec<JsonDiagnostic<'_>> {
+    report
+        .diagnostics
+        .iter()
+        .map(|d| {
+            let (line, column) = location(d);
+            JsonDiagnostic {
+                severity: d.severity,
+                code: d.code,
+                message: &d.message,
+                path: &report.path,
+                line,
+                column,
+                help: d.help.as_deref(),
+            }
+        })
+        .collect()
+}
+
 /// The JSON report of `reports`, pretty-printed, ending with a newline.
 pub(crate) fn to_json(reports: &[PipelineReport]) -> String {
     let report = JsonReport {
@@ -99,22 +119,7 @@ pub(crate) fn to_json(reports: &[PipelineReport]) -> String {
                 path: &r.path,
                 slug: &r.slug,
                 valid: r.is_valid(),
-                diagnostics: r
-                    .diagnostics
-                    .iter()
-                    .map(|d| {
-                        let (line, column) = location(d);
-                        JsonDiagnostic {
-                            severity: d.severity,
-                            code: d.code,
-                            message: &d.message,
-                            path: &r.path,
-                            line,
-                            column,
-                            help: d.help.as_deref(),
-                        }
-                    })
-                    .collect(),
+                diagnostics: json_diagnostics(r),
             })
             .collect(),
     };

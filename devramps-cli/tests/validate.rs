@@ -321,3 +321,53 @@ fn an_unknown_format_is_a_usage_error() {
     assert!(out.stdout.is_empty());
     assert!(stderr(&out).contains("yaml"), "{}", stderr(&out));
 }
+
+#[test]
+fn an_expression_error_is_reported_at_the_property() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pipeline = r#"version: "1.0.0"
+pipeline:
+  cloud_provider: AWS
+  pipeline_updates_require_approval: NEVER
+  stages:
+    - name: staging
+      account_id: "111111111111"
+      region: us-east-1
+  steps:
+    - name: Deploy
+      type: CUSTOM:SCRIPT:DEPLOY
+      params:
+        service_name: api-${{ stage.nme }}
+  artifacts: {}
+"#;
+    write(dir.path(), ".devramps/api/pipeline.yaml", pipeline);
+    let out = devramps(dir.path(), &["validate", "--format", "json"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let report = json(&out);
+    // Line 13, column 37: the `nme` of `api-${{ stage.nme }}`.
+    assert_eq!(found(&report, 0), [("E0604".to_owned(), 13, 37)]);
+    assert_eq!(
+        report["pipelines"][0]["diagnostics"][0]["help"],
+        "did you mean `name`?"
+    );
+
+    let out = devramps(dir.path(), &["validate"]);
+    assert_eq!(code(&out), 1);
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(".devramps/api/pipeline.yaml:13:37: error[E0604]: "),
+        "{text}"
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    let source = lines
+        .iter()
+        .position(|l| l.ends_with("|         service_name: api-${{ stage.nme }}"))
+        .unwrap_or_else(|| panic!("no source line in:\n{text}"));
+    let value = lines[source].find("nme").expect("property");
+    assert_eq!(lines[source + 1].find('^'), Some(value), "{text}");
+    assert_eq!(
+        lines[source + 1].trim_end().get(value..),
+        Some("^^^"),
+        "{text}"
+    );
+}

@@ -44,17 +44,41 @@ impl Template {
 }
 
 /// Renders the template in canonical form: `${{ expr }}` with one space inside the braces, and
-/// literal `${{` escaped as `$${{`. Parsing the rendering gives an equal template.
+/// literal `${{` escaped as `$${{` (each `$` directly before `{{` or before an expression is
+/// doubled). Parsing the rendering gives an equal template.
 impl fmt::Display for Template {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = String::new();
         for part in &self.parts {
             match part {
-                Part::Text(t) => f.write_str(&t.replace("${{", "$${{"))?,
-                Part::Expr(e) => write!(f, "${{{{ {e} }}}}")?,
+                Part::Text(t) => text.push_str(t),
+                Part::Expr(e) => {
+                    f.write_str(&escape_text(&text, true))?;
+                    text.clear();
+                    write!(f, "${{{{ {e} }}}}")?;
+                }
             }
         }
-        Ok(())
+        f.write_str(&escape_text(&text, false))
     }
+}
+
+/// Escapes literal text: a run of `$` directly before `{{`, or at the end when an expression
+/// follows, is doubled (the parser reads each `$$` there as one `$`).
+fn escape_text(text: &str, before_expr: bool) -> String {
+    let mut out = String::with_capacity(text.len() + 4);
+    let mut rest = text;
+    while let Some(start) = rest.find('$') {
+        out.push_str(&rest[..start]);
+        let run = rest[start..].bytes().take_while(|&b| b == b'$').count();
+        let after = &rest[start + run..];
+        let doubled = after.starts_with("{{") || (after.is_empty() && before_expr);
+        let dollars = if doubled { 2 * run } else { run };
+        out.extend(std::iter::repeat_n('$', dollars));
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// An expression with its byte range in the string that holds it.

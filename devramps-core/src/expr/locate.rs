@@ -3,32 +3,22 @@
 
 use std::ops::Range;
 
+use super::parse::expression_opens;
 use crate::pipeline::{Span, Value};
-
-/// The positions of the unescaped `${{` in `text`.
-fn opens(text: &str) -> Vec<usize> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i + 3 <= bytes.len() {
-        if bytes[i..].starts_with(b"$${{") {
-            i += 4;
-        } else if bytes[i..].starts_with(b"${{") {
-            out.push(i);
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    out
-}
 
 /// The source span of `range` (a byte range in the string `text`, the content of `value`).
 /// Falls back to the value's own span when the source is unknown or the string was written
 /// with escapes that move the expression.
-pub(crate) fn locate(source: Option<&str>, value: &Value, text: &str, range: &Range<usize>) -> Span {
+pub(crate) fn locate(
+    source: Option<&str>,
+    value: &Value,
+    text: &str,
+    range: &Range<usize>,
+) -> Span {
     let fallback = value.span;
-    let Some(source) = source else { return fallback };
+    let Some(source) = source else {
+        return fallback;
+    };
     if !fallback.is_known() || fallback.offset > source.len() {
         return fallback;
     }
@@ -36,12 +26,12 @@ pub(crate) fn locate(source: Option<&str>, value: &Value, text: &str, range: &Ra
     let Some(scalar) = source.get(fallback.offset..end) else {
         return fallback;
     };
-    let text_opens = opens(text);
+    let text_opens = expression_opens(text);
     let Some(k) = text_opens.iter().rposition(|&o| o <= range.start) else {
         return fallback;
     };
     let delta = range.start - text_opens[k];
-    let source_opens = opens(scalar);
+    let source_opens = expression_opens(scalar);
     let Some(&src_open) = source_opens.get(k) else {
         return fallback;
     };
@@ -58,7 +48,10 @@ pub(crate) fn locate(source: Option<&str>, value: &Value, text: &str, range: &Ra
             fallback.line + before.matches('\n').count() as u32,
             before[nl + 1..].chars().count() as u32 + 1,
         ),
-        None => (fallback.line, fallback.column + before.chars().count() as u32),
+        None => (
+            fallback.line,
+            fallback.column + before.chars().count() as u32,
+        ),
     };
     Span {
         line,

@@ -8,7 +8,8 @@
 //!   `[STAGE_SECRET:N]` and `[OUTPUT:step/field]` in plans.
 //! - A parameter that is one whole expression keeps the value's type; inside text, values are
 //!   rendered as text.
-//! - A literal `${{` is written `$${{`.
+//! - A literal `${{` is written `$${{`; before `{{`, each `$$` is one literal `$`, so
+//!   `$$${{ vars.price }}` is a `$` followed by the value.
 //!
 //! ```
 //! use devramps_core::expr::{parse_template, Deferred, ParamValue};
@@ -42,8 +43,17 @@ pub use value::{Deferred, ParamValue, SecretString, TextPart};
 pub(crate) use check::check_definition;
 
 /// Where in the source an expression error is: `value` is the string that holds it.
-pub(crate) fn locate_error(source: Option<&str>, value: &crate::pipeline::Value, error: &ExprError) -> crate::pipeline::Span {
-    locate::locate(source, value, value.as_str().unwrap_or_default(), &error.range)
+pub(crate) fn locate_error(
+    source: Option<&str>,
+    value: &crate::pipeline::Value,
+    error: &ExprError,
+) -> crate::pipeline::Span {
+    locate::locate(
+        source,
+        value,
+        value.as_str().unwrap_or_default(),
+        &error.range,
+    )
 }
 #[allow(unused_imports)]
 pub(crate) use check::{StageView, skipped, stage_views};

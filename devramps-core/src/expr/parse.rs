@@ -11,7 +11,10 @@
 //! string   = '"' { char | '\"' | '\\' } '"'
 //! ```
 //!
-//! A literal `${{` is written `$${{` (the first `$` escapes the second).
+//! A literal `${{` is written `$${{` (the first `$` escapes the second). More generally, in a
+//! run of `$` directly before `{{`, each `$$` is one literal `$`, and an odd run ends with the
+//! `$` that opens an expression: `$$${{ vars.price }}` is a `$` followed by the expression,
+//! `$$$${{` is the text `$${{`. Runs of `$` not followed by `{{` are text as written.
 
 use std::ops::Range;
 
@@ -48,16 +51,32 @@ impl SyntaxError {
 
 /// Whether `text` holds `${{` outside an escape, i.e. needs parsing as a template.
 pub fn has_expressions(text: &str) -> bool {
+    !expression_opens(text).is_empty()
+}
+
+/// The byte positions of the `$` of every `${{` that opens an expression: the last `$` of each
+/// odd run of `$` directly before `{{` (see the module documentation on escapes).
+pub(crate) fn expression_opens(text: &str) -> Vec<usize> {
     let bytes = text.as_bytes();
+    let mut out = Vec::new();
     let mut i = 0;
-    while let Some(pos) = find(bytes, i, b"${{") {
-        if pos > 0 && bytes[pos - 1] == b'$' {
-            i = pos + 3;
+    while i < bytes.len() {
+        if bytes[i] != b'$' {
+            i += 1;
             continue;
         }
-        return true;
+        let run = dollar_run(bytes, i);
+        if run % 2 == 1 && bytes[i + run..].starts_with(b"{{") {
+            out.push(i + run - 1);
+        }
+        i += run;
     }
-    false
+    out
+}
+
+/// The number of `$` starting at `i`.
+fn dollar_run(bytes: &[u8], i: usize) -> usize {
+    bytes[i..].iter().take_while(|&&b| b == b'$').count()
 }
 
 fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
@@ -83,13 +102,22 @@ pub fn parse_template(text: &str) -> Result<Template, SyntaxError> {
     let mut literal = String::new();
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i..].starts_with(b"$${{") {
-            literal.push_str("${{");
-            i += 4;
-            continue;
-        }
-        if bytes[i..].starts_with(b"${{") {
-            let (expr, end) = Parser::new(text, i + 3).expression(i)?;
+        if bytes[i] == b'$' {
+            let run = dollar_run(bytes, i);
+            if !bytes[i + run..].starts_with(b"{{") {
+                literal.push_str(&text[i..i + run]);
+                i += run;
+                continue;
+            }
+            // Before `{{`, each `$$` is one literal `$`; an odd run ends with `${{`.
+            literal.extend(std::iter::repeat_n('$', run / 2));
+            if run.is_multiple_of(2) {
+                literal.push_str("{{");
+                i += run + 2;
+                continue;
+            }
+            let open = i + run - 1;
+            let (expr, end) = Parser::new(text, open + 3).expression(open)?;
             if !literal.is_empty() {
                 parts.push(Part::Text(std::mem::take(&mut literal)));
             }
@@ -173,12 +201,17 @@ impl<'a> Parser<'a> {
                 Ok((Token::Close, start..start + 2))
             }
             b'"' => self.string(start),
-            b'\'' => Err(SyntaxError::new("strings in expressions use double quotes", start..start + 1)
-                .help("write [\"key\"] or secret(\"NAME\")")),
+            b'\'' => Err(SyntaxError::new(
+                "strings in expressions use double quotes",
+                start..start + 1,
+            )
+            .help("write [\"key\"] or secret(\"NAME\")")),
             b if b.is_ascii_alphabetic() || b == b'_' => {
                 let mut end = start + 1;
                 while end < bytes.len()
-                    && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_' || bytes[end] == b'-')
+                    && (bytes[end].is_ascii_alphanumeric()
+                        || bytes[end] == b'_'
+                        || bytes[end] == b'-')
                 {
                     end += 1;
                 }
@@ -188,10 +221,18 @@ impl<'a> Parser<'a> {
             _ => {
                 let len = utf8_len(b).min(self.text.len() - start);
                 let c = &self.text[start..start + len];
-                let mut err = SyntaxError::new(format!("unexpected `{c}` in expression"), start..start + len);
+                let mut err = SyntaxError::new(
+                    format!("unexpected `{c}` in expression"),
+                    start..start + len,
+                );
                 if b.is_ascii_digit() {
-                    err = err.help("names start with a letter; bracket keys are quoted strings: [\"0\"]");
-                } else if matches!(b, b'+' | b'-' | b'*' | b'/' | b'=' | b'!' | b'<' | b'>' | b'&' | b'|' | b'?') {
+                    err = err.help(
+                        "names start with a letter; bracket keys are quoted strings: [\"0\"]",
+                    );
+                } else if matches!(
+                    b,
+                    b'+' | b'-' | b'*' | b'/' | b'=' | b'!' | b'<' | b'>' | b'&' | b'|' | b'?'
+                ) {
                     err = err.help("expressions have no operators: only property paths and secret(\"N\") / stage_secret(\"N\")");
                 }
                 Err(err)
@@ -206,8 +247,10 @@ impl<'a> Parser<'a> {
         loop {
             match bytes.get(i) {
                 None => {
-                    return Err(SyntaxError::new("unterminated string in expression", start..i)
-                        .help("close the string with `\"`"));
+                    return Err(
+                        SyntaxError::new("unterminated string in expression", start..i)
+                            .help("close the string with `\"`"),
+                    );
                 }
                 Some(b'"') => {
                     self.pos = i + 1;
@@ -223,8 +266,12 @@ impl<'a> Parser<'a> {
                         i += 2;
                     }
                     _ => {
-                        return Err(SyntaxError::new("unknown escape in string", i..(i + 2).min(bytes.len()))
-                            .help("only \\\" and \\\\ are escapes"));
+                        // The range covers the backslash and the whole character after it.
+                        let next = self.text[i + 1..].chars().next().map_or(0, char::len_utf8);
+                        return Err(
+                            SyntaxError::new("unknown escape in string", i..i + 1 + next)
+                                .help("only \\\" and \\\\ are escapes"),
+                        );
                     }
                 },
                 Some(&b) => {
@@ -241,16 +288,24 @@ impl<'a> Parser<'a> {
     fn expression(mut self, open: usize) -> Result<(Expr, usize), SyntaxError> {
         let unterminated = |text: &str| SyntaxError {
             message: "`${{` is not closed by `}}`".to_owned(),
-            help: Some("close the expression with `}}`, or write `$${{` for a literal `${{`".to_owned()),
+            help: Some(
+                "close the expression with `}}`, or write `$${{` for a literal `${{`".to_owned(),
+            ),
             range: open..(open + 3).min(text.len()),
             unterminated: true,
         };
         let (first, first_range) = self.next_or(&unterminated)?;
         let root = match first {
-            Token::Name(name) => Ident { name, range: first_range.clone() },
+            Token::Name(name) => Ident {
+                name,
+                range: first_range.clone(),
+            },
             Token::Close => {
-                return Err(SyntaxError::new("empty expression", open..first_range.end)
-                    .help("write a property path such as `stage.name`, or `$${{` for a literal `${{`"));
+                return Err(
+                    SyntaxError::new("empty expression", open..first_range.end).help(
+                        "write a property path such as `stage.name`, or `$${{` for a literal `${{`",
+                    ),
+                );
             }
             other => {
                 return Err(SyntaxError::new(format!("expected a name, found {}", describe(&other)), first_range)
@@ -263,25 +318,51 @@ impl<'a> Parser<'a> {
             let (arg, arg_range) = self.next_or(&unterminated)?;
             let Token::Str(argument) = arg else {
                 return Err(SyntaxError::new(
-                    format!("`{}(...)` takes one double-quoted string, found {}", root.name, describe(&arg)),
+                    format!(
+                        "`{}(...)` takes one double-quoted string, found {}",
+                        root.name,
+                        describe(&arg)
+                    ),
                     arg_range,
                 )
                 .help(format!("write {}(\"NAME\")", root.name)));
             };
-            let (close, close_range) = self.next_or(&unterminated)?;
-            if close != Token::RParen {
+            let (found, close_range) = match self.next_or(&unterminated) {
+                Ok((Token::RParen, range)) => (None, range),
+                Ok((other, range)) => (Some(describe(&other)), range),
+                // A character that starts no token (such as `,`): name it in the same message.
+                Err(e) if !e.unterminated => {
+                    let c = self.text[e.range.start..].chars().next().unwrap_or(' ');
+                    (Some(format!("`{c}`")), e.range)
+                }
+                Err(e) => return Err(e),
+            };
+            if let Some(found) = found {
                 return Err(SyntaxError::new(
-                    format!("`{}(...)` takes exactly one argument; expected `)`, found {}", root.name, describe(&close)),
+                    format!(
+                        "`{}(...)` takes exactly one argument; expected `)`, found {found}",
+                        root.name
+                    ),
                     close_range,
-                ));
+                )
+                .help(format!("write {}(\"NAME\")", root.name)));
             }
             let end = close_range.end;
             self.expect_close(&unterminated)?;
             let call = Call {
                 function: root,
-                argument: Ident { name: argument, range: arg_range },
+                argument: Ident {
+                    name: argument,
+                    range: arg_range,
+                },
             };
-            return Ok((Expr { kind: ExprKind::Call(call), range: start..end }, self.pos));
+            return Ok((
+                Expr {
+                    kind: ExprKind::Call(call),
+                    range: start..end,
+                },
+                self.pos,
+            ));
         }
         let mut accessors = Vec::new();
         let mut end = first_range.end;
@@ -293,37 +374,67 @@ impl<'a> Parser<'a> {
                 Token::Dot => {
                     let (name, name_range) = self.next_or(&unterminated)?;
                     let Token::Name(name) = name else {
-                        return Err(SyntaxError::new(format!("expected a name after `.`, found {}", describe(&name)), name_range)
-                            .help("names with spaces or other characters use brackets: [\"API Image\"]"));
+                        return Err(SyntaxError::new(
+                            format!("expected a name after `.`, found {}", describe(&name)),
+                            name_range,
+                        )
+                        .help(
+                            "names with spaces or other characters use brackets: [\"API Image\"]",
+                        ));
                     };
                     end = name_range.end;
-                    accessors.push(Accessor::Field(Ident { name, range: name_range }));
+                    accessors.push(Accessor::Field(Ident {
+                        name,
+                        range: name_range,
+                    }));
                 }
                 Token::LBracket => {
                     let (key, key_range) = self.next_or(&unterminated)?;
                     let Token::Str(key) = key else {
-                        return Err(SyntaxError::new(format!("expected a double-quoted key after `[`, found {}", describe(&key)), key_range)
-                            .help("write [\"key\"]"));
+                        return Err(SyntaxError::new(
+                            format!(
+                                "expected a double-quoted key after `[`, found {}",
+                                describe(&key)
+                            ),
+                            key_range,
+                        )
+                        .help("write [\"key\"]"));
                     };
                     let (rb, rb_range) = self.next_or(&unterminated)?;
                     if rb != Token::RBracket {
-                        return Err(SyntaxError::new(format!("expected `]`, found {}", describe(&rb)), rb_range));
+                        return Err(SyntaxError::new(
+                            format!("expected `]`, found {}", describe(&rb)),
+                            rb_range,
+                        )
+                        .help("close the key with `]`: [\"key\"]"));
                     }
                     end = rb_range.end;
-                    accessors.push(Accessor::Index(Ident { name: key, range: key_range }));
+                    accessors.push(Accessor::Index(Ident {
+                        name: key,
+                        range: key_range,
+                    }));
                 }
                 Token::LParen => {
                     return Err(SyntaxError::new("only a plain name can be called", range)
                         .help("the functions are secret(\"N\") and stage_secret(\"N\")"));
                 }
                 other => {
-                    return Err(SyntaxError::new(format!("expected `.`, `[` or `}}}}`, found {}", describe(&other)), range));
+                    return Err(SyntaxError::new(
+                        format!("expected `.`, `[` or `}}}}`, found {}", describe(&other)),
+                        range,
+                    ));
                 }
             }
             (tok, range) = self.next_or(&unterminated)?;
         }
         let path = Path { root, accessors };
-        Ok((Expr { kind: ExprKind::Path(path), range: start..end }, self.pos))
+        Ok((
+            Expr {
+                kind: ExprKind::Path(path),
+                range: start..end,
+            },
+            self.pos,
+        ))
     }
 
     /// Whether a `}}` follows somewhere (to tell "unterminated" from a bad token).
@@ -331,7 +442,10 @@ impl<'a> Parser<'a> {
         find(self.bytes(), self.pos, b"}}").is_some()
     }
 
-    fn next_or(&mut self, unterminated: &dyn Fn(&str) -> SyntaxError) -> Result<(Token, Range<usize>), SyntaxError> {
+    fn next_or(
+        &mut self,
+        unterminated: &dyn Fn(&str) -> SyntaxError,
+    ) -> Result<(Token, Range<usize>), SyntaxError> {
         match self.next() {
             Ok((Token::End, _)) => Err(unterminated(self.text)),
             Ok(t) => Ok(t),
@@ -340,10 +454,16 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn expect_close(&mut self, unterminated: &dyn Fn(&str) -> SyntaxError) -> Result<(), SyntaxError> {
+    fn expect_close(
+        &mut self,
+        unterminated: &dyn Fn(&str) -> SyntaxError,
+    ) -> Result<(), SyntaxError> {
         match self.next_or(unterminated)? {
             (Token::Close, _) => Ok(()),
-            (other, range) => Err(SyntaxError::new(format!("expected `}}}}`, found {}", describe(&other)), range)),
+            (other, range) => Err(SyntaxError::new(
+                format!("expected `}}}}`, found {}", describe(&other)),
+                range,
+            )),
         }
     }
 }

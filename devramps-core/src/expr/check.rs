@@ -6,13 +6,17 @@ use std::collections::{BTreeMap, HashSet};
 
 use super::eval::{ExprError, resolve_value};
 use super::locate::locate;
-use super::scope::{ArtifactLocation, Organization, PipelineInfo, Scope, StageScope, StepScope, Trigger};
-use crate::pipeline::{Diagnostic, PipelineDefinition, Spanned, StepGraph, Value, ValueMap, find_step};
+use super::scope::{
+    ArtifactLocation, Organization, PipelineInfo, Scope, StageScope, StepScope, Trigger,
+};
+use crate::pipeline::{
+    Diagnostic, PipelineDefinition, Spanned, StepGraph, Value, ValueMap, find_step,
+};
 
 /// A stage or an ephemeral environment, as far as expressions see it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct StageView<'a> {
-    pub(crate) name: &'a str,
+    pub(crate) name: std::borrow::Cow<'a, str>,
     pub(crate) account_id: &'a str,
     pub(crate) region: &'a str,
     pub(crate) vars: &'a ValueMap,
@@ -25,7 +29,7 @@ pub(crate) fn stage_views(definition: &PipelineDefinition) -> Vec<(String, Stage
         (
             s.name.value.clone(),
             StageView {
-                name: &s.name.value,
+                name: std::borrow::Cow::Borrowed(s.name.value.as_str()),
                 account_id: &s.account_id.value,
                 region: &s.region.value,
                 vars: &s.vars,
@@ -37,7 +41,7 @@ pub(crate) fn stage_views(definition: &PipelineDefinition) -> Vec<(String, Stage
         (
             format!("ephemeral-{}", e.name.value),
             StageView {
-                name: &e.name.value,
+                name: std::borrow::Cow::Owned(format!("ephemeral-{}", e.name.value)),
                 account_id: &e.account_id.value,
                 region: &e.region.value,
                 vars: &e.vars,
@@ -60,7 +64,10 @@ pub(crate) fn skipped(definition: &PipelineDefinition, skip: &[Spanned<String>])
 }
 
 /// Checks every expression; pushes one diagnostic per distinct problem.
-pub(crate) fn check_definition(definition: &PipelineDefinition, source: Option<&str>) -> Vec<Diagnostic> {
+pub(crate) fn check_definition(
+    definition: &PipelineDefinition,
+    source: Option<&str>,
+) -> Vec<Diagnostic> {
     let pipeline = PipelineInfo::from_slug("pipeline");
     let organization = Organization::default();
     let trigger = Trigger {
@@ -150,9 +157,12 @@ pub(crate) fn check_definition(definition: &PipelineDefinition, source: Option<&
     out
 }
 
-fn stage_scope<'a>(view: &StageView<'a>, locations: &'a BTreeMap<String, ArtifactLocation>) -> StageScope<'a> {
+fn stage_scope<'a>(
+    view: &'a StageView<'_>,
+    locations: &'a BTreeMap<String, ArtifactLocation>,
+) -> StageScope<'a> {
     StageScope {
-        name: view.name,
+        name: &view.name,
         account_id: view.account_id,
         region: view.region,
         vars: view.vars,

@@ -11,12 +11,25 @@ use super::value::{Deferred, ParamValue, TextPart};
 use crate::pipeline::{Code, Value, ValueKind, ValueMap, find_step, suggest};
 
 /// The namespaces an expression can start with.
-pub const NAMESPACES: &[&str] = &["stage", "pipeline", "organization", "trigger", "vars", "steps"];
+pub const NAMESPACES: &[&str] = &[
+    "stage",
+    "pipeline",
+    "organization",
+    "trigger",
+    "vars",
+    "steps",
+];
 /// The functions.
 pub const FUNCTIONS: &[&str] = &["secret", "stage_secret"];
 const STAGE_FIELDS: &[&str] = &["name", "account_id", "region", "artifacts", "secrets"];
 const PIPELINE_FIELDS: &[&str] = &["name", "slug"];
-const ORG_FIELDS: &[&str] = &["name", "slug", "cicd_account_id", "cicd_account_region", "secrets"];
+const ORG_FIELDS: &[&str] = &[
+    "name",
+    "slug",
+    "cicd_account_id",
+    "cicd_account_region",
+    "secrets",
+];
 const TRIGGER_FIELDS: &[&str] = &["sha", "branch", "tag", "revision"];
 
 /// What kind of mistake an [`ExprError`] is.
@@ -152,7 +165,11 @@ pub fn evaluate(expr: &Expr, scope: &Scope<'_>) -> Result<ParamValue, ExprError>
                         "name" => &scope.pipeline.name,
                         _ => &scope.pipeline.slug,
                     };
-                    scalar(ParamValue::String(value.clone()), rest, &format!("pipeline.{}", field.name))
+                    scalar(
+                        ParamValue::String(value.clone()),
+                        rest,
+                        &format!("pipeline.{}", field.name),
+                    )
                 }
                 "organization" => eval_organization(root, rest, scope),
                 "trigger" => {
@@ -219,17 +236,27 @@ fn scalar(value: ParamValue, rest: &[Accessor], path: &str) -> Result<ParamValue
         Some(a) => Err(ExprError::new(
             ExprErrorKind::UnknownProperty,
             a.key().range.clone(),
-            format!("`{path}` is a value, not an object: it has no property `{}`", a.key().name),
+            format!(
+                "`{path}` is a value, not an object: it has no property `{}`",
+                a.key().name
+            ),
         )),
     }
 }
 
-fn need_stage<'s>(scope: &Scope<'s>, at: &Ident, what: &str) -> Result<super::scope::StageScope<'s>, ExprError> {
+fn need_stage<'s>(
+    scope: &Scope<'s>,
+    at: &Ident,
+    what: &str,
+) -> Result<super::scope::StageScope<'s>, ExprError> {
     scope.stage.ok_or_else(|| {
         ExprError::new(
             ExprErrorKind::NotAvailable,
             at.range.clone(),
-            format!("`{what}` differs per stage, but {} is built once for all stages", scope.owner),
+            format!(
+                "`{what}` differs per stage, but {} is built once for all stages",
+                scope.owner
+            ),
         )
         .help("set `per_stage: true` on the artifact to build it for each stage")
     })
@@ -239,10 +266,23 @@ fn eval_stage(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Para
     let stage = need_stage(scope, root, "stage")?;
     let (field, rest) = field(root, rest, "stage", STAGE_FIELDS)?;
     match field.name.as_str() {
-        "name" => scalar(ParamValue::String(stage.name.to_owned()), rest, "stage.name"),
-        "account_id" => scalar(ParamValue::String(stage.account_id.to_owned()), rest, "stage.account_id"),
-        "region" => scalar(ParamValue::String(stage.region.to_owned()), rest, "stage.region"),
-        "secrets" => secret_key(field, rest, "stage.secrets").map(|n| ParamValue::Deferred(Deferred::StageSecret(n))),
+        "name" => scalar(
+            ParamValue::String(stage.name.to_owned()),
+            rest,
+            "stage.name",
+        ),
+        "account_id" => scalar(
+            ParamValue::String(stage.account_id.to_owned()),
+            rest,
+            "stage.account_id",
+        ),
+        "region" => scalar(
+            ParamValue::String(stage.region.to_owned()),
+            rest,
+            "stage.region",
+        ),
+        "secrets" => secret_key(field, rest, "stage.secrets")
+            .map(|n| ParamValue::Deferred(Deferred::StageSecret(n))),
         _ => {
             let Some((which, rest)) = rest.split_first() else {
                 return Err(ExprError::new(
@@ -272,7 +312,14 @@ fn eval_stage(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Para
                 None => Ok(ParamValue::Map(
                     ArtifactLocation::FIELDS
                         .iter()
-                        .map(|f| ((*f).to_owned(), ParamValue::String(location.field(f).unwrap_or_default().to_owned())))
+                        .map(|f| {
+                            (
+                                (*f).to_owned(),
+                                ParamValue::String(
+                                    location.field(f).unwrap_or_default().to_owned(),
+                                ),
+                            )
+                        })
                         .collect(),
                 )),
                 Some((f, rest)) => {
@@ -281,11 +328,18 @@ fn eval_stage(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Para
                         return Err(ExprError::new(
                             ExprErrorKind::UnknownProperty,
                             k.range.clone(),
-                            format!("artifact `{}` has no property `{}`", artifact.name.value, k.name),
+                            format!(
+                                "artifact `{}` has no property `{}`",
+                                artifact.name.value, k.name
+                            ),
                         )
                         .suggest(&k.name, ArtifactLocation::FIELDS));
                     };
-                    scalar(ParamValue::String(value.to_owned()), rest, &format!("stage.artifacts[\"{}\"].{}", artifact.name.value, k.name))
+                    scalar(
+                        ParamValue::String(value.to_owned()),
+                        rest,
+                        &format!("stage.artifacts[\"{}\"].{}", artifact.name.value, k.name),
+                    )
                 }
             }
         }
@@ -300,7 +354,11 @@ fn secret_key(field: &Ident, rest: &[Accessor], path: &str) -> Result<String, Ex
             field.range.clone(),
             format!("`{path}` needs a secret name: `{path}[\"NAME\"]`"),
         )),
-        [key] => Err(ExprError::new(ExprErrorKind::BadFunction, key.key().range.clone(), "a secret name must not be empty")),
+        [key] => Err(ExprError::new(
+            ExprErrorKind::BadFunction,
+            key.key().range.clone(),
+            "a secret name must not be empty",
+        )),
         [_, extra, ..] => Err(ExprError::new(
             ExprErrorKind::UnknownProperty,
             extra.key().range.clone(),
@@ -309,7 +367,11 @@ fn secret_key(field: &Ident, rest: &[Accessor], path: &str) -> Result<String, Ex
     }
 }
 
-fn eval_organization(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<ParamValue, ExprError> {
+fn eval_organization(
+    root: &Ident,
+    rest: &[Accessor],
+    scope: &Scope<'_>,
+) -> Result<ParamValue, ExprError> {
     let (field, rest) = field(root, rest, "organization", ORG_FIELDS)?;
     let org = scope.organization;
     let value = match field.name.as_str() {
@@ -318,10 +380,15 @@ fn eval_organization(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Resu
         "cicd_account_id" => &org.cicd_account_id,
         "cicd_account_region" => &org.cicd_account_region,
         _ => {
-            return secret_key(field, rest, "organization.secrets").map(|n| ParamValue::Deferred(Deferred::Secret(n)));
+            return secret_key(field, rest, "organization.secrets")
+                .map(|n| ParamValue::Deferred(Deferred::Secret(n)));
         }
     };
-    scalar(ParamValue::String(value.clone()), rest, &format!("organization.{}", field.name))
+    scalar(
+        ParamValue::String(value.clone()),
+        rest,
+        &format!("organization.{}", field.name),
+    )
 }
 
 fn eval_vars(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<ParamValue, ExprError> {
@@ -356,7 +423,11 @@ fn eval_vars(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Param
                 return Err(ExprError::new(
                     ExprErrorKind::UnknownProperty,
                     k.range.clone(),
-                    format!("`{path}` of stage `{}` is {}, not a map", stage.name, value.describe()),
+                    format!(
+                        "`{path}` of stage `{}` is {}, not a map",
+                        stage.name,
+                        value.describe()
+                    ),
                 ));
             }
         };
@@ -371,7 +442,10 @@ fn eval_steps(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Para
         return Err(ExprError::new(
             ExprErrorKind::NotAvailable,
             root.range.clone(),
-            format!("{} cannot use step outputs: artifacts are built before any step runs", scope.owner),
+            format!(
+                "{} cannot use step outputs: artifacts are built before any step runs",
+                scope.owner
+            ),
         ));
     };
     let (target, field) = match rest {
@@ -380,7 +454,11 @@ fn eval_steps(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Para
             return Err(ExprError::new(
                 ExprErrorKind::BadStepReference,
                 target.key().range.clone(),
-                format!("`steps.{}` needs an output name: `steps.{}.<output>`", target.key().name, target.key().name),
+                format!(
+                    "`steps.{}` needs an output name: `steps.{}.<output>`",
+                    target.key().name,
+                    target.key().name
+                ),
             ));
         }
         [] => {
@@ -402,7 +480,10 @@ fn eval_steps(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Para
     let Some(index) = find_step(steps, &target.name) else {
         let names: Vec<&str> = steps
             .iter()
-            .flat_map(|s| std::iter::once(s.name.value.as_str()).chain(s.id.as_ref().map(|i| i.value.as_str())))
+            .flat_map(|s| {
+                std::iter::once(s.name.value.as_str())
+                    .chain(s.id.as_ref().map(|i| i.value.as_str()))
+            })
             .collect();
         return Err(ExprError::new(
             ExprErrorKind::BadStepReference,
@@ -429,7 +510,11 @@ fn eval_steps(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Para
                 current.name.value, producer.name.value
             ),
         )
-        .help(format!("add `{}` to the `goes_after` of `{}`", producer.key(), current.name.value)));
+        .help(format!(
+            "add `{}` to the `goes_after` of `{}`",
+            producer.key(),
+            current.name.value
+        )));
     }
     if step_scope.skipped.get(index).copied().unwrap_or(false) {
         let stage = scope.stage.map_or("this stage", |s| s.name);
@@ -441,7 +526,10 @@ fn eval_steps(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Para
                 current.name.value, producer.name.value
             ),
         )
-        .help(format!("remove `{}` from the stage's `skip`, or stop using its outputs", producer.key())));
+        .help(format!(
+            "remove `{}` from the stage's `skip`, or stop using its outputs",
+            producer.key()
+        )));
     }
     Ok(ParamValue::Deferred(Deferred::Output {
         step: producer.key().to_owned(),
@@ -463,12 +551,19 @@ pub fn literal(value: &Value) -> ParamValue {
 }
 
 fn literal_map(map: &ValueMap) -> ParamValue {
-    ParamValue::Map(map.iter().map(|(k, v)| (k.value.clone(), literal(v))).collect())
+    ParamValue::Map(
+        map.iter()
+            .map(|(k, v)| (k.value.clone(), literal(v)))
+            .collect(),
+    )
 }
 
 /// Resolves a parsed template. A template that is one whole expression keeps the value's type;
 /// otherwise the result is text (with deferred parts when there are any).
-pub fn resolve_template(template: &Template, scope: &Scope<'_>) -> Result<ParamValue, Vec<ExprError>> {
+pub fn resolve_template(
+    template: &Template,
+    scope: &Scope<'_>,
+) -> Result<ParamValue, Vec<ExprError>> {
     if let Some(expr) = template.as_single_expr() {
         return evaluate(expr, scope).map_err(|e| vec![e]);
     }
@@ -507,13 +602,24 @@ pub fn resolve_str(text: &str, scope: &Scope<'_>) -> Result<ParamValue, Vec<Expr
 
 /// Resolves a parameter value recursively (map keys are literal). Errors come with the value
 /// (string) they were found in, so callers can point at the file.
-pub fn resolve_value<'v>(value: &'v Value, scope: &Scope<'_>) -> Result<ParamValue, Vec<(&'v Value, ExprError)>> {
+pub fn resolve_value<'v>(
+    value: &'v Value,
+    scope: &Scope<'_>,
+) -> Result<ParamValue, Vec<(&'v Value, ExprError)>> {
     let mut errors = Vec::new();
     let resolved = resolve_into(value, scope, &mut errors);
-    if errors.is_empty() { Ok(resolved) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(resolved)
+    } else {
+        Err(errors)
+    }
 }
 
-fn resolve_into<'v>(value: &'v Value, scope: &Scope<'_>, errors: &mut Vec<(&'v Value, ExprError)>) -> ParamValue {
+fn resolve_into<'v>(
+    value: &'v Value,
+    scope: &Scope<'_>,
+    errors: &mut Vec<(&'v Value, ExprError)>,
+) -> ParamValue {
     match &value.kind {
         ValueKind::String(s) if s.contains("${{") => match resolve_str(s, scope) {
             Ok(v) => v,
@@ -523,7 +629,12 @@ fn resolve_into<'v>(value: &'v Value, scope: &Scope<'_>, errors: &mut Vec<(&'v V
             }
         },
         ValueKind::String(s) => ParamValue::String(s.clone()),
-        ValueKind::List(items) => ParamValue::List(items.iter().map(|i| resolve_into(i, scope, errors)).collect()),
+        ValueKind::List(items) => ParamValue::List(
+            items
+                .iter()
+                .map(|i| resolve_into(i, scope, errors))
+                .collect(),
+        ),
         ValueKind::Map(m) => ParamValue::Map(
             m.iter()
                 .map(|(k, v)| (k.value.clone(), resolve_into(v, scope, errors)))

@@ -178,7 +178,10 @@ impl Resolution {
                 }
             }
             ParamValue::List(items) => {
-                let items = items.iter().map(|i| self.resolve(i)).collect::<Result<Vec<_>, _>>()?;
+                let items = items
+                    .iter()
+                    .map(|i| self.resolve(i))
+                    .collect::<Result<Vec<_>, _>>()?;
                 if items.iter().any(FinalValue::has_secret) {
                     FinalValue::List(items)
                 } else {

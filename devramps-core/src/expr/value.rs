@@ -98,7 +98,7 @@ impl ParamValue {
         match self {
             ParamValue::Null => String::new(),
             ParamValue::String(s) => s.clone(),
-            ParamValue::Float(x) => format!("{x}"),
+            ParamValue::Float(x) => format!("{x:?}"),
             _ => match self.to_json() {
                 serde_json::Value::String(s) => s,
                 other => other.to_string(),

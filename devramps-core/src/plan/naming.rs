@@ -56,7 +56,10 @@ fn base36(mut n: u64, digits: usize) -> String {
 
 /// The ECR repository of an artifact in a stage: `<pipeline>-<stage>-<artifact>` (at most 256).
 pub fn stage_repository(pipeline_slug: &str, stage: &str, artifact_id: &str) -> String {
-    limit(&normalize(&format!("{pipeline_slug}-{stage}-{artifact_id}")), 256)
+    limit(
+        &normalize(&format!("{pipeline_slug}-{stage}-{artifact_id}")),
+        256,
+    )
 }
 
 /// The ECR repository of a shared artifact in the CI/CD account: `<pipeline>-<artifact>`.
@@ -66,13 +69,26 @@ pub fn root_repository(pipeline_slug: &str, artifact_id: &str) -> String {
 
 /// The S3 bucket of an artifact in a stage: `<account>-<pipeline>-<stage>-<artifact>` (at most
 /// 63).
-pub fn stage_bucket(account_id: &str, pipeline_slug: &str, stage: &str, artifact_id: &str) -> String {
-    limit(&normalize(&format!("{account_id}-{pipeline_slug}-{stage}-{artifact_id}")), 63)
+pub fn stage_bucket(
+    account_id: &str,
+    pipeline_slug: &str,
+    stage: &str,
+    artifact_id: &str,
+) -> String {
+    limit(
+        &normalize(&format!(
+            "{account_id}-{pipeline_slug}-{stage}-{artifact_id}"
+        )),
+        63,
+    )
 }
 
 /// The S3 bucket of a shared artifact in the CI/CD account: `<account>-<pipeline>-<artifact>`.
 pub fn root_bucket(cicd_account_id: &str, pipeline_slug: &str, artifact_id: &str) -> String {
-    limit(&normalize(&format!("{cicd_account_id}-{pipeline_slug}-{artifact_id}")), 63)
+    limit(
+        &normalize(&format!("{cicd_account_id}-{pipeline_slug}-{artifact_id}")),
+        63,
+    )
 }
 
 /// The deployment role of a stage: `DevRamps-<pipeline>-<stage>-DeploymentRole` (at most 64).
@@ -91,16 +107,30 @@ mod tests {
 
     #[test]
     fn scenario_51_names() {
-        assert_eq!(stage_repository("api", "prod", "api-image"), "api-prod-api-image");
+        assert_eq!(
+            stage_repository("api", "prod", "api-image"),
+            "api-prod-api-image"
+        );
         assert_eq!(
             stage_bucket("222222222222", "api", "prod", "api-image"),
             "222222222222-api-prod-api-image"
         );
-        assert_eq!(stage_role("api", "prod"), "DevRamps-api-prod-DeploymentRole");
-        let long = stage_bucket("222222222222", "a-very-long-pipeline-name", "production-eu", "frontend-static-bundle");
+        assert_eq!(
+            stage_role("api", "prod"),
+            "DevRamps-api-prod-DeploymentRole"
+        );
+        let long = stage_bucket(
+            "222222222222",
+            "a-very-long-pipeline-name",
+            "production-eu",
+            "frontend-static-bundle",
+        );
         assert!(long.len() <= 63, "{long}");
         let suffix = &long[long.len() - 7..];
         assert!(suffix.starts_with('-') && suffix[1..].bytes().all(|b| b.is_ascii_alphanumeric()));
-        assert_ne!(limit(&"x".repeat(80), 63), limit(&format!("{}y", "x".repeat(79)), 63));
+        assert_ne!(
+            limit(&"x".repeat(80), 63),
+            limit(&format!("{}y", "x".repeat(79)), 63)
+        );
     }
 }

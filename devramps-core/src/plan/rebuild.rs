@@ -108,7 +108,11 @@ impl RebuildMatcher {
             }
         }
         let globs = globs.build().map_err(|e| {
-            vec![Diagnostic::new(Code::InvalidRepoPath, crate::pipeline::Span::UNKNOWN, format!("invalid glob: {e}"))]
+            vec![Diagnostic::new(
+                Code::InvalidRepoPath,
+                crate::pipeline::Span::UNKNOWN,
+                format!("invalid glob: {e}"),
+            )]
         });
         if !errors.is_empty() {
             return Err(errors);
@@ -199,7 +203,13 @@ mod tests {
     fn globs_do_not_cross_separators_unless_double_star() {
         let a = artifacts(&[&["/services/*/src"], &["/web/**/*.ts"], &["/*.json"]]);
         let m = RebuildMatcher::new(&a).expect("compiles");
-        let r = m.matches(&["/services/a/src/x.rs", "/services/a/b/src/x.rs", "/web/a/b/c.ts", "/package.json", "/x/package.json"]);
+        let r = m.matches(&[
+            "/services/a/src/x.rs",
+            "/services/a/b/src/x.rs",
+            "/web/a/b/c.ts",
+            "/package.json",
+            "/x/package.json",
+        ]);
         assert_eq!(r[0], ["/services/a/src/x.rs"]);
         assert_eq!(r[1], ["/web/a/b/c.ts"]);
         assert_eq!(r[2], ["/package.json"]);

@@ -49,14 +49,21 @@ impl Changes {
     }
 
     /// The paths changed since `base`.
-    pub fn since<S: Into<String>>(base: impl Into<String>, paths: impl IntoIterator<Item = S>) -> Self {
+    pub fn since<S: Into<String>>(
+        base: impl Into<String>,
+        paths: impl IntoIterator<Item = S>,
+    ) -> Self {
         let mut changes = Changes::default();
         changes.add(base, paths);
         changes
     }
 
     /// Adds the paths changed since another base.
-    pub fn add<S: Into<String>>(&mut self, base: impl Into<String>, paths: impl IntoIterator<Item = S>) {
+    pub fn add<S: Into<String>>(
+        &mut self,
+        base: impl Into<String>,
+        paths: impl IntoIterator<Item = S>,
+    ) {
         self.since
             .insert(base.into(), paths.into_iter().map(Into::into).collect());
     }
@@ -174,7 +181,16 @@ pub fn synthesize(
     let ancestors = graph.ancestors();
     let mut stages = Vec::with_capacity(definition.stages.len());
     for stage in &definition.stages {
-        stages.push(stage_plan(definition, stage, input, &artifacts, &graph, &ancestors, source, &mut errors));
+        stages.push(stage_plan(
+            definition,
+            stage,
+            input,
+            &artifacts,
+            &graph,
+            &ancestors,
+            source,
+            &mut errors,
+        ));
     }
     let mut artifact_plans = artifacts;
     for (plan, artifact) in artifact_plans.iter_mut().zip(&definition.artifacts) {
@@ -185,6 +201,7 @@ pub fn synthesize(
         }
     }
     if !errors.is_empty() {
+        errors.sort_by(|a, b| (a.span.offset, &a.message).cmp(&(b.span.offset, &b.message)));
         errors.dedup_by(|a, b| a.span == b.span && a.message == b.message);
         return Err(Diagnostics(errors));
     }
@@ -197,7 +214,11 @@ pub fn synthesize(
     })
 }
 
-fn base_scope<'a>(definition: &'a PipelineDefinition, input: &'a SynthesisInput, owner: &'a str) -> Scope<'a> {
+fn base_scope<'a>(
+    definition: &'a PipelineDefinition,
+    input: &'a SynthesisInput,
+    owner: &'a str,
+) -> Scope<'a> {
     Scope {
         definition,
         pipeline: &input.pipeline,
@@ -210,7 +231,10 @@ fn base_scope<'a>(definition: &'a PipelineDefinition, input: &'a SynthesisInput,
 }
 
 /// Rebuild decisions: one pass over the changed paths per distinct base commit.
-fn decide(definition: &PipelineDefinition, input: &SynthesisInput) -> Result<Vec<ArtifactPlan>, Vec<Diagnostic>> {
+fn decide(
+    definition: &PipelineDefinition,
+    input: &SynthesisInput,
+) -> Result<Vec<ArtifactPlan>, Vec<Diagnostic>> {
     let matcher = RebuildMatcher::new(&definition.artifacts)?;
     let mut matched_by_base: BTreeMap<&str, Vec<Vec<String>>> = BTreeMap::new();
     for base in input.previous_builds.values() {
@@ -228,14 +252,26 @@ fn decide(definition: &PipelineDefinition, input: &SynthesisInput) -> Result<Vec
         .map(|(i, artifact)| {
             let previous = input.previous_builds.get(&artifact.id.value);
             let (decision, reason, matched) = match (previous, &artifact.rebuild_when_changed) {
-                (None, _) => (Decision::Rebuild, RebuildReason::NoPreviousBuild, Vec::new()),
-                (Some(_), None) => (Decision::Rebuild, RebuildReason::NoRebuildWhenChanged, Vec::new()),
+                (None, _) => (
+                    Decision::Rebuild,
+                    RebuildReason::NoPreviousBuild,
+                    Vec::new(),
+                ),
+                (Some(_), None) => (
+                    Decision::Rebuild,
+                    RebuildReason::NoRebuildWhenChanged,
+                    Vec::new(),
+                ),
                 (Some(base), Some(_)) => match matched_by_base.get(base.as_str()) {
                     None => (Decision::Rebuild, RebuildReason::ChangesUnknown, Vec::new()),
                     Some(per_artifact) if per_artifact[i].is_empty() => {
                         (Decision::Reuse, RebuildReason::Unchanged, Vec::new())
                     }
-                    Some(per_artifact) => (Decision::Rebuild, RebuildReason::PathsChanged, per_artifact[i].clone()),
+                    Some(per_artifact) => (
+                        Decision::Rebuild,
+                        RebuildReason::PathsChanged,
+                        per_artifact[i].clone(),
+                    ),
                 },
             };
             let build_commit = match (decision, previous) {
@@ -258,13 +294,21 @@ fn decide(definition: &PipelineDefinition, input: &SynthesisInput) -> Result<Vec
 }
 
 /// Where an artifact built at `commit` is in a stage (reference 3.5 naming).
-pub(crate) fn location(slug: &str, stage: &Stage, artifact: &Artifact, commit: &str) -> ArtifactLocation {
+pub(crate) fn location(
+    slug: &str,
+    stage: &Stage,
+    artifact: &Artifact,
+    commit: &str,
+) -> ArtifactLocation {
     let id = &artifact.id.value;
     match artifact.artifact_type.value {
         ArtifactType::DockerBuild | ArtifactType::DockerImport => {
             let repo = naming::stage_repository(slug, &stage.name.value, id);
             ArtifactLocation {
-                image_url: format!("{}.dkr.ecr.{}.amazonaws.com/{repo}:{commit}", stage.account_id.value, stage.region.value),
+                image_url: format!(
+                    "{}.dkr.ecr.{}.amazonaws.com/{repo}:{commit}",
+                    stage.account_id.value, stage.region.value
+                ),
                 image_tag: commit.to_owned(),
                 ..ArtifactLocation::default()
             }
@@ -304,7 +348,12 @@ fn report(errors: &mut Vec<Diagnostic>, source: Option<&str>, failures: Vec<(&Va
     }
 }
 
-fn resolve_map(map: &ValueMap, scope: &Scope<'_>, source: Option<&str>, errors: &mut Vec<Diagnostic>) -> ParamValue {
+fn resolve_map(
+    map: &ValueMap,
+    scope: &Scope<'_>,
+    source: Option<&str>,
+    errors: &mut Vec<Diagnostic>,
+) -> ParamValue {
     let mut entries = Vec::with_capacity(map.len());
     for (key, value) in map.iter() {
         match resolve_value(value, scope) {
@@ -315,10 +364,21 @@ fn resolve_map(map: &ValueMap, scope: &Scope<'_>, source: Option<&str>, errors: 
     ParamValue::Map(entries)
 }
 
-fn build_params(artifact: &Artifact, scope: &Scope<'_>, source: Option<&str>, errors: &mut Vec<Diagnostic>) -> ParamValue {
+fn build_params(
+    artifact: &Artifact,
+    scope: &Scope<'_>,
+    source: Option<&str>,
+    errors: &mut Vec<Diagnostic>,
+) -> ParamValue {
     ParamValue::Map(vec![
-        ("params".to_owned(), resolve_map(&artifact.params, scope, source, errors)),
-        ("envs".to_owned(), resolve_map(&artifact.envs, scope, source, errors)),
+        (
+            "params".to_owned(),
+            resolve_map(&artifact.params, scope, source, errors),
+        ),
+        (
+            "envs".to_owned(),
+            resolve_map(&artifact.envs, scope, source, errors),
+        ),
     ])
 }
 
@@ -337,7 +397,12 @@ fn stage_plan(
         .artifacts
         .iter()
         .zip(artifacts)
-        .map(|(a, p)| (a.id.value.clone(), location(&input.pipeline.slug, stage, a, &p.build_commit)))
+        .map(|(a, p)| {
+            (
+                a.id.value.clone(),
+                location(&input.pipeline.slug, stage, a, &p.build_commit),
+            )
+        })
         .collect();
     let steps = &definition.steps;
     let mut skipped = vec![false; steps.len()];
@@ -360,7 +425,10 @@ fn stage_plan(
             stage: Some(stage_scope),
             ..base_scope(definition, input, &owner)
         };
-        builds.insert(artifact.id.value.clone(), build_params(artifact, &scope, source, errors));
+        builds.insert(
+            artifact.id.value.clone(),
+            build_params(artifact, &scope, source, errors),
+        );
     }
     let effective = effective_predecessors(graph, &skipped);
     let mut plans = Vec::with_capacity(steps.len());
@@ -389,14 +457,20 @@ fn stage_plan(
                     .and_then(crate::pipeline::literal_minutes)
                     .unwrap_or(DEFAULT_TEST_TIMEOUT_MINUTES),
             ),
-            _ => Some(step.timeout_minutes().unwrap_or(DEFAULT_STEP_TIMEOUT_MINUTES)),
+            _ => Some(
+                step.timeout_minutes()
+                    .unwrap_or(DEFAULT_STEP_TIMEOUT_MINUTES),
+            ),
         };
         let predecessors = effective[index].clone();
         plans.push(StepPlan {
             name: step.name.value.clone(),
             id: step.id.as_ref().map(|i| i.value.clone()),
             step_type: step.step_type.value.as_str().to_owned(),
-            after: predecessors.iter().map(|&p| steps[p].key().to_owned()).collect(),
+            after: predecessors
+                .iter()
+                .map(|&p| steps[p].key().to_owned())
+                .collect(),
             skipped: skipped[index],
             params,
             index,
@@ -420,7 +494,13 @@ fn stage_plan(
 fn effective_predecessors(graph: &StepGraph, skipped: &[bool]) -> Vec<Vec<usize>> {
     let n = skipped.len();
     let mut memo: Vec<Option<Vec<usize>>> = vec![None; n];
-    fn visit(i: usize, graph: &StepGraph, skipped: &[bool], memo: &mut Vec<Option<Vec<usize>>>, depth: usize) -> Vec<usize> {
+    fn visit(
+        i: usize,
+        graph: &StepGraph,
+        skipped: &[bool],
+        memo: &mut Vec<Option<Vec<usize>>>,
+        depth: usize,
+    ) -> Vec<usize> {
         if let Some(done) = &memo[i] {
             return done.clone();
         }
@@ -439,5 +519,7 @@ fn effective_predecessors(graph: &StepGraph, skipped: &[bool]) -> Vec<Vec<usize>
         memo[i] = Some(out.clone());
         out
     }
-    (0..n).map(|i| visit(i, graph, skipped, &mut memo, 0)).collect()
+    (0..n)
+        .map(|i| visit(i, graph, skipped, &mut memo, 0))
+        .collect()
 }

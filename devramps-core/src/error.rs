@@ -56,7 +56,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// A [`Error::Backend`] error.
-    pub fn backend(backend: impl Into<String>, operation: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn backend(
+        backend: impl Into<String>,
+        operation: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Error::Backend {
             backend: backend.into(),
             operation: operation.into(),

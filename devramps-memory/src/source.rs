@@ -37,7 +37,9 @@ impl InMemorySource {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Adds commit `id` with exactly these files (paths with or without a leading `/`).
@@ -122,7 +124,11 @@ impl SourceRepository for InMemorySource {
         match matches.as_slice() {
             [one] => Ok((*one).clone()),
             [] => Err(Error::not_found(format!("revision `{rev}`"))),
-            _ => Err(Error::backend("memory source", format!("resolve `{rev}`"), "the abbreviation is ambiguous")),
+            _ => Err(Error::backend(
+                "memory source",
+                format!("resolve `{rev}`"),
+                "the abbreviation is ambiguous",
+            )),
         }
     }
 

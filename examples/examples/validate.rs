@@ -33,7 +33,13 @@ pub fn run(repo: &Path) -> std::io::Result<Vec<Outcome>> {
         for d in &checked.diagnostics {
             println!("{}:{d}", found.path.display());
         }
-        let count = |s| checked.diagnostics.iter().filter(|d| d.severity == s).count();
+        let count = |s| {
+            checked
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == s)
+                .count()
+        };
         let stages: Vec<String> = checked
             .definition
             .iter()

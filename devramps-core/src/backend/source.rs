@@ -74,7 +74,9 @@ pub trait SourceRepositoryExt: SourceRepository {
             .read_file(commit, &path)
             .await?
             .ok_or_else(|| Error::not_found(format!("`{path}` at commit `{commit}`")))?;
-        String::from_utf8(bytes).map_err(|_| Error::backend("source", format!("read `{path}`"), "the file is not UTF-8"))
+        String::from_utf8(bytes).map_err(|_| {
+            Error::backend("source", format!("read `{path}`"), "the file is not UTF-8")
+        })
     }
 }
 

@@ -76,7 +76,10 @@ impl StepGraph {
         for (i, row) in out.iter_mut().enumerate() {
             let mut stack = vec![NodeIndex::new(i)];
             while let Some(node) = stack.pop() {
-                for pred in self.graph.neighbors_directed(node, petgraph::Direction::Incoming) {
+                for pred in self
+                    .graph
+                    .neighbors_directed(node, petgraph::Direction::Incoming)
+                {
                     let j = self.graph[pred];
                     if !row[j] {
                         row[j] = true;

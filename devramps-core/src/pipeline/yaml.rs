@@ -57,17 +57,24 @@ fn explain(message: &str) -> (String, Option<&'static str>) {
     if message.starts_with("multiple YAML documents") {
         return (
             "a second YAML document starts here, but a pipeline file holds exactly one".to_owned(),
-            Some("remove the `---` separator and everything after it, or move it to its own pipeline folder"),
+            Some(
+                "remove the `---` separator and everything after it, or move it to its own pipeline folder",
+            ),
         );
     }
     if message.starts_with("recursive references") {
         return (
             "an alias refers to the anchor that contains it".to_owned(),
-            Some("aliases (`*name`) may only refer to anchors (`&name`) defined before them, outside themselves"),
+            Some(
+                "aliases (`*name`) may only refer to anchors (`&name`) defined before them, outside themselves",
+            ),
         );
     }
     if message.contains("tabs disallowed") {
-        return (message.to_owned(), Some("indent with spaces: YAML does not allow tabs for indentation"));
+        return (
+            message.to_owned(),
+            Some("indent with spaces: YAML does not allow tabs for indentation"),
+        );
     }
     if message.contains("unclosed quote") {
         return (message.to_owned(), Some("add the closing quote"));

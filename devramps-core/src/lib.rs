@@ -39,5 +39,6 @@ pub use error::{Error, Result};
 pub mod backend;
 mod error;
 pub mod expr;
+pub mod lifecycle;
 pub mod pipeline;
 pub mod plan;

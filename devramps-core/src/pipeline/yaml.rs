@@ -8,7 +8,11 @@
 use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::{DuplicateKeyPolicy, Options};
+use serde_saphyr::{Budget, DuplicateKeyPolicy, Options};
+
+/// The deepest nesting accepted. A pipeline needs about ten levels; the limit keeps the
+/// recursive reader well inside a 2 MiB thread stack even in unoptimized builds.
+const MAX_DEPTH: usize = 32;
 
 use super::diagnostic::{Code, Diagnostic, Sink};
 use super::span::{Span, Spanned};
@@ -22,6 +26,9 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) -> Option<Value> {
     options.strict_booleans = true;
     options.duplicate_keys = DuplicateKeyPolicy::PassThrough;
     options.with_snippet = false;
+    let mut budget = Budget::default();
+    budget.max_depth = MAX_DEPTH;
+    options.budget = Some(budget);
     match serde_saphyr::from_str_with_options::<Node>(text, options) {
         Ok(node) => Some(convert(node, sink)),
         Err(error) => {
@@ -244,6 +251,11 @@ fn convert(node: Node, sink: &mut Sink) -> Value {
         }
         RawKind::Map(entries) => {
             let mut map = ValueMap::default();
+            map.entries.reserve(entries.len());
+            // Where each key was first written: duplicate detection stays linear in the number
+            // of keys.
+            let mut seen: std::collections::HashMap<String, u32> =
+                std::collections::HashMap::with_capacity(entries.len());
             for (key, value) in entries {
                 let key_span = span_of(&key);
                 let key_value = convert(key, sink);
@@ -262,8 +274,7 @@ fn convert(node: Node, sink: &mut Sink) -> Value {
                     }
                     _ => key_value.to_string(),
                 };
-                if let Some((first, _)) = map.entry(&key_text) {
-                    let first_line = first.span.line;
+                if let Some(&first_line) = seen.get(&key_text) {
                     sink.push(
                         Diagnostic::new(
                             Code::DuplicateKey,
@@ -277,6 +288,7 @@ fn convert(node: Node, sink: &mut Sink) -> Value {
                     continue;
                 }
                 let value = convert(value, sink);
+                seen.insert(key_text.clone(), key_span.line);
                 map.entries.push((Spanned::new(key_text, key_span), value));
             }
             ValueKind::Map(map)

@@ -535,3 +535,104 @@ mod tests {
         assert!(a.len() > 200_000, "only {} bytes", a.len());
     }
 }
+
+/// The median of `samples`, in milliseconds.
+pub fn median_ms(samples: &mut [std::time::Duration]) -> f64 {
+    samples.sort_unstable();
+    let n = samples.len();
+    if n == 0 {
+        return 0.0;
+    }
+    let mid = if n % 2 == 1 {
+        samples[n / 2]
+    } else {
+        (samples[n / 2 - 1] + samples[n / 2]) / 2
+    };
+    mid.as_secs_f64() * 1000.0
+}
+
+/// Runs `a` and `b` alternately `iterations` times (so machine noise hits both alike) and
+/// returns their median times in milliseconds.
+pub fn interleaved_medians(
+    iterations: usize,
+    mut a: impl FnMut(),
+    mut b: impl FnMut(),
+) -> (f64, f64) {
+    let mut ta = Vec::with_capacity(iterations);
+    let mut tb = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let start = std::time::Instant::now();
+        a();
+        ta.push(start.elapsed());
+        let start = std::time::Instant::now();
+        b();
+        tb.push(start.elapsed());
+    }
+    (median_ms(&mut ta), median_ms(&mut tb))
+}
+
+/// A pipeline with `artifacts` bundle artifacts whose `rebuild_when_changed` mixes prefix and
+/// glob entries (every third artifact uses globs), for the rebuild-decision benchmark.
+pub fn rebuild_pipeline(artifacts: usize) -> String {
+    use std::fmt::Write;
+    let mut yaml = String::from(
+        "version: \"1.0.0\"\npipeline:\n  cloud_provider: AWS\n  pipeline_updates_require_approval: NEVER\n  stages: [{name: s, account_id: \"111111111111\", region: us-east-1}]\n  steps: [{name: A, type: \"CUSTOM:A\"}]\n  artifacts:\n",
+    );
+    for i in 0..artifacts {
+        let entries = if i % 3 == 2 {
+            format!(
+                "[\"/services/svc{i}/**/*.rs\", \"/services/svc{i}/*.toml\", \"/shared/lib{}/*\"]",
+                i % 50
+            )
+        } else {
+            format!(
+                "[/services/svc{i}, /services/svc{i}-config/app.yaml, /shared/lib{}]",
+                i % 50
+            )
+        };
+        let _ = write!(
+            yaml,
+            "    Artifact {i}:\n      type: DEVRAMPS:BUNDLE:BUILD\n      rebuild_when_changed: {entries}\n      params: {{build_commands: make, file_path: /out/a{i}.zip}}\n"
+        );
+    }
+    yaml
+}
+
+/// `count` changed paths spread over 2,000 services, shared libraries and docs: deep paths,
+/// most of them touching no artifact of a small pipeline.
+pub fn changed_paths(count: usize) -> Vec<String> {
+    (0..count)
+        .map(|i| match i % 4 {
+            0 => format!("/services/svc{}/src/module{}/file{i}.rs", i % 2000, i % 17),
+            1 => format!("/services/svc{}/Cargo.toml", i % 2000),
+            2 => format!("/shared/lib{}/src/x{i}.rs", i % 80),
+            _ => format!("/docs/section{}/page{i}.md", i % 40),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod rebuild_input_tests {
+    use super::*;
+
+    #[test]
+    fn rebuild_inputs_are_valid_and_match() {
+        let definition = devramps_core::pipeline::parse(&rebuild_pipeline(30)).expect("valid");
+        assert_eq!(definition.artifacts.len(), 30);
+        let matcher =
+            devramps_core::plan::RebuildMatcher::new(&definition.artifacts).expect("compiles");
+        let paths = changed_paths(4_000);
+        let matched = matcher.matches(&paths);
+        assert!(matched[0].iter().any(|p| p.starts_with("/services/svc0/")));
+        assert!(
+            matched[2]
+                .iter()
+                .any(|p| p.ends_with(".rs") || p.ends_with(".toml"))
+        );
+        assert!(
+            matched
+                .iter()
+                .all(|m| m.iter().all(|p| !p.starts_with("/docs/")))
+        );
+    }
+}

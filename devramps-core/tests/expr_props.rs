@@ -263,11 +263,13 @@ fn check_resolution(definition: &PipelineDefinition, text: &str) -> Result<(), T
             skipped: &skipped,
         }),
         owner: "step `Deploy`",
+        step_index: None,
     };
     let shared = Scope {
         stage: None,
         step: None,
         owner: "artifact `API Image`",
+        step_index: None,
         ..scope
     };
     for scope in [scope, shared] {

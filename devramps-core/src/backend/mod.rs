@@ -25,7 +25,7 @@ pub use work::{
 };
 
 /// One of each backend. Replace a piece with struct-update syntax:
-/// `Backends { store: my_store, ..devramps_memory::backends() }`.
+/// `Backends { store: my_store, ..devramps_memory::backends().0 }`.
 #[derive(Clone, Debug)]
 pub struct Backends {
     /// The event log.

@@ -4,13 +4,15 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::eval::{ExprError, resolve_value};
+use super::ast::{Expr, ExprKind, Template};
+use super::eval::{ExprError, evaluate};
 use super::locate::locate;
+use super::parse::{has_expressions, parse_template};
 use super::scope::{
     ArtifactLocation, Organization, PipelineInfo, Scope, StageScope, StepScope, Trigger,
 };
 use crate::pipeline::{
-    Diagnostic, PipelineDefinition, Spanned, StepGraph, Value, ValueMap, find_step,
+    Diagnostic, PipelineDefinition, Spanned, StepGraph, StepIndex, Value, ValueKind, ValueMap,
 };
 
 /// A stage or an ephemeral environment, as far as expressions see it.
@@ -53,10 +55,10 @@ pub(crate) fn stage_views(definition: &PipelineDefinition) -> Vec<(String, Stage
 }
 
 /// For each step index, which steps a stage skips.
-pub(crate) fn skipped(definition: &PipelineDefinition, skip: &[Spanned<String>]) -> Vec<bool> {
-    let mut out = vec![false; definition.steps.len()];
+pub(crate) fn skipped(index: &StepIndex, steps: usize, skip: &[Spanned<String>]) -> Vec<bool> {
+    let mut out = vec![false; steps];
     for entry in skip {
-        if let Some(i) = find_step(&definition.steps, &entry.value) {
+        if let Some(i) = index.get(&entry.value) {
             out[i] = true;
         }
     }
@@ -95,6 +97,11 @@ pub(crate) fn check_definition(
         }
     };
     let views = stage_views(definition);
+    let step_index = StepIndex::new(&definition.steps);
+    let skips: Vec<Vec<bool>> = views
+        .iter()
+        .map(|(_, v)| skipped(&step_index, definition.steps.len(), v.skip))
+        .collect();
     let base = |owner: &'static str| Scope {
         definition,
         pipeline: &pipeline,
@@ -103,58 +110,109 @@ pub(crate) fn check_definition(
         stage: None,
         step: None,
         owner,
+        step_index: Some(&step_index),
     };
+    // Each template is parsed once. Expressions that read `vars` (which differ per stage) or a
+    // step's outputs (whose producer a stage may skip) are evaluated in every stage that needs
+    // them; every other expression is evaluated once.
     for artifact in &definition.artifacts {
         let owner = format!("artifact `{}`", artifact.name.value);
-        let stages: Vec<Option<&StageView<'_>>> = if artifact.per_stage.value {
-            views.iter().map(|(_, v)| Some(v)).collect()
-        } else {
-            vec![None]
-        };
-        for view in stages {
-            let scope = Scope {
-                owner: &owner,
-                stage: view.map(|v| stage_scope(v, &locations)),
-                ..base("")
-            };
-            for map in [&artifact.params, &artifact.envs] {
-                for (_, value) in map.iter() {
-                    if let Err(errors) = resolve_value(value, &scope) {
-                        for (v, e) in errors {
-                            report(v, e, &mut out);
-                        }
+        let templates = parse_all([&artifact.params, &artifact.envs], &mut out, &mut report);
+        let per_stage = artifact.per_stage.value && !views.is_empty();
+        for (value, template) in &templates {
+            for expr in template.exprs() {
+                let stage_dependent = per_stage && expr_root(expr) == "vars";
+                let stages: Vec<Option<&StageView<'_>>> = if stage_dependent {
+                    views.iter().map(|(_, v)| Some(v)).collect()
+                } else if per_stage {
+                    vec![views.first().map(|(_, v)| v)]
+                } else {
+                    vec![None]
+                };
+                for view in stages {
+                    let scope = Scope {
+                        owner: &owner,
+                        stage: view.map(|v| stage_scope(v, &locations)),
+                        ..base("")
+                    };
+                    if let Err(e) = evaluate(expr, &scope) {
+                        report(value, e, &mut out);
                     }
                 }
             }
         }
     }
-    for (_, view) in &views {
-        let skipped = skipped(definition, view.skip);
-        for (index, step) in definition.steps.iter().enumerate() {
-            if skipped[index] {
-                continue;
-            }
-            let owner = format!("step `{}`", step.name.value);
-            let scope = Scope {
-                owner: &owner,
-                stage: Some(stage_scope(view, &locations)),
-                step: Some(StepScope {
-                    index,
-                    ancestors: &ancestors[index],
-                    skipped: &skipped,
-                }),
-                ..base("")
-            };
-            for (_, value) in step.params.iter() {
-                if let Err(errors) = resolve_value(value, &scope) {
-                    for (v, e) in errors {
-                        report(v, e, &mut out);
+    for (index, step) in definition.steps.iter().enumerate() {
+        let running: Vec<usize> = (0..views.len()).filter(|&v| !skips[v][index]).collect();
+        let Some(&first) = running.first() else {
+            continue;
+        };
+        let owner = format!("step `{}`", step.name.value);
+        let templates = parse_all([&step.params], &mut out, &mut report);
+        for (value, template) in &templates {
+            for expr in template.exprs() {
+                let stages: &[usize] = match expr_root(expr) {
+                    "vars" | "steps" => &running,
+                    _ => std::slice::from_ref(&first),
+                };
+                for &v in stages {
+                    let scope = Scope {
+                        owner: &owner,
+                        stage: Some(stage_scope(&views[v].1, &locations)),
+                        step: Some(StepScope {
+                            index,
+                            ancestors: &ancestors[index],
+                            skipped: &skips[v],
+                        }),
+                        ..base("")
+                    };
+                    if let Err(e) = evaluate(expr, &scope) {
+                        report(value, e, &mut out);
                     }
                 }
             }
         }
     }
     out
+}
+
+/// The first name of an expression (a namespace or a function).
+fn expr_root(expr: &Expr) -> &str {
+    match &expr.kind {
+        ExprKind::Path(p) => &p.root.name,
+        ExprKind::Call(c) => &c.function.name,
+    }
+}
+
+/// Parses every string with expressions in `maps` (recursively); syntax errors are reported.
+fn parse_all<'v, const N: usize>(
+    maps: [&'v ValueMap; N],
+    out: &mut Vec<Diagnostic>,
+    report: &mut impl FnMut(&Value, ExprError, &mut Vec<Diagnostic>),
+) -> Vec<(&'v Value, Template)> {
+    fn walk<'v>(
+        value: &'v Value,
+        found: &mut Vec<(&'v Value, Template)>,
+        out: &mut Vec<Diagnostic>,
+        report: &mut dyn FnMut(&Value, ExprError, &mut Vec<Diagnostic>),
+    ) {
+        match &value.kind {
+            ValueKind::String(s) if has_expressions(s) => match parse_template(s) {
+                Ok(t) => found.push((value, t)),
+                Err(e) => report(value, ExprError::from(e), out),
+            },
+            ValueKind::List(items) => items.iter().for_each(|i| walk(i, found, out, report)),
+            ValueKind::Map(m) => m.iter().for_each(|(_, v)| walk(v, found, out, report)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    for map in maps {
+        for (_, value) in map.iter() {
+            walk(value, &mut found, out, report);
+        }
+    }
+    found
 }
 
 fn stage_scope<'a>(

@@ -477,7 +477,11 @@ fn eval_steps(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Para
         }
     };
     let steps = &scope.definition.steps;
-    let Some(index) = find_step(steps, &target.name) else {
+    let found = match scope.step_index {
+        Some(index) => index.get(&target.name),
+        None => find_step(steps, &target.name),
+    };
+    let Some(index) = found else {
         let names: Vec<&str> = steps
             .iter()
             .flat_map(|s| {
@@ -615,29 +619,93 @@ pub fn resolve_value<'v>(
     }
 }
 
+/// Parsed templates of a set of values, keyed by the value's address, so that values resolved
+/// for many stages are parsed once.
+#[derive(Debug, Default)]
+pub(crate) struct Templates {
+    parsed: std::collections::HashMap<usize, Result<Template, ExprError>>,
+}
+
+impl Templates {
+    /// Parses every string with expressions inside `value` (recursively).
+    pub(crate) fn add(&mut self, value: &Value) {
+        match &value.kind {
+            ValueKind::String(s) if s.contains("${{") => {
+                let parsed = parse_template(s).map_err(ExprError::from);
+                self.parsed
+                    .insert(std::ptr::from_ref(value) as usize, parsed);
+            }
+            ValueKind::List(items) => items.iter().for_each(|i| self.add(i)),
+            ValueKind::Map(m) => m.iter().for_each(|(_, v)| self.add(v)),
+            _ => {}
+        }
+    }
+
+    fn get(&self, value: &Value) -> Option<&Result<Template, ExprError>> {
+        self.parsed.get(&(std::ptr::from_ref(value) as usize))
+    }
+}
+
+/// [`resolve_value`] with templates parsed beforehand (values not in `templates` are parsed
+/// on the way).
+pub(crate) fn resolve_value_with<'v>(
+    value: &'v Value,
+    scope: &Scope<'_>,
+    templates: &Templates,
+) -> Result<ParamValue, Vec<(&'v Value, ExprError)>> {
+    let mut errors = Vec::new();
+    let resolved = resolve_into_with(value, scope, &mut errors, Some(templates));
+    if errors.is_empty() {
+        Ok(resolved)
+    } else {
+        Err(errors)
+    }
+}
+
 fn resolve_into<'v>(
     value: &'v Value,
     scope: &Scope<'_>,
     errors: &mut Vec<(&'v Value, ExprError)>,
 ) -> ParamValue {
+    resolve_into_with(value, scope, errors, None)
+}
+
+fn resolve_into_with<'v>(
+    value: &'v Value,
+    scope: &Scope<'_>,
+    errors: &mut Vec<(&'v Value, ExprError)>,
+    templates: Option<&Templates>,
+) -> ParamValue {
     match &value.kind {
-        ValueKind::String(s) if s.contains("${{") => match resolve_str(s, scope) {
-            Ok(v) => v,
-            Err(errs) => {
-                errors.extend(errs.into_iter().map(|e| (value, e)));
-                ParamValue::Null
+        ValueKind::String(s) if s.contains("${{") => {
+            let resolved = match templates.and_then(|t| t.get(value)) {
+                Some(Ok(template)) => resolve_template(template, scope),
+                Some(Err(e)) => Err(vec![e.clone()]),
+                None => resolve_str(s, scope),
+            };
+            match resolved {
+                Ok(v) => v,
+                Err(errs) => {
+                    errors.extend(errs.into_iter().map(|e| (value, e)));
+                    ParamValue::Null
+                }
             }
-        },
+        }
         ValueKind::String(s) => ParamValue::String(s.clone()),
         ValueKind::List(items) => ParamValue::List(
             items
                 .iter()
-                .map(|i| resolve_into(i, scope, errors))
+                .map(|i| resolve_into_with(i, scope, errors, templates))
                 .collect(),
         ),
         ValueKind::Map(m) => ParamValue::Map(
             m.iter()
-                .map(|(k, v)| (k.value.clone(), resolve_into(v, scope, errors)))
+                .map(|(k, v)| {
+                    (
+                        k.value.clone(),
+                        resolve_into_with(v, scope, errors, templates),
+                    )
+                })
                 .collect(),
         ),
         _ => literal(value),

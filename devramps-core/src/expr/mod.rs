@@ -41,6 +41,7 @@ pub use scope::{
 pub use value::{Deferred, ParamValue, SecretString, TextPart};
 
 pub(crate) use check::check_definition;
+pub(crate) use eval::{Templates, resolve_value_with};
 
 /// Where in the source an expression error is: `value` is the string that holds it.
 pub(crate) fn locate_error(

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::pipeline::{PipelineDefinition, ValueMap};
+use crate::pipeline::{PipelineDefinition, StepIndex, ValueMap};
 
 /// `pipeline.*`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -142,4 +142,7 @@ pub struct Scope<'a> {
     pub step: Option<StepScope<'a>>,
     /// What is being evaluated, for messages: "artifact `API Image`", "step `Deploy`".
     pub owner: &'a str,
+    /// An index of the definition's steps, to resolve `steps.<step>` in constant time (a
+    /// linear search is used without it).
+    pub step_index: Option<&'a StepIndex>,
 }

@@ -30,6 +30,7 @@ impl StepGraph {
     pub fn new(steps: &[Step]) -> Self {
         let mut graph = DiGraph::with_capacity(steps.len(), steps.len());
         let nodes: Vec<NodeIndex> = (0..steps.len()).map(|i| graph.add_node(i)).collect();
+        let index = StepIndex::new(steps);
         for (i, step) in steps.iter().enumerate() {
             match &step.goes_after {
                 None if i > 0 => {
@@ -39,7 +40,7 @@ impl StepGraph {
                 Some(deps) => {
                     let mut seen = Vec::with_capacity(deps.len());
                     for dep in deps {
-                        if let Some(j) = find_step(steps, &dep.value)
+                        if let Some(j) = index.get(&dep.value)
                             && !seen.contains(&j)
                         {
                             seen.push(j);
@@ -145,6 +146,34 @@ impl StepGraph {
             }
         }
         vec![self.graph[start]]
+    }
+}
+
+/// Finds steps by id or name in constant time (ids win over names, as in [`find_step`]).
+#[derive(Clone, Debug, Default)]
+pub struct StepIndex {
+    by_reference: std::collections::HashMap<String, usize>,
+}
+
+impl StepIndex {
+    /// Indexes `steps`.
+    pub fn new(steps: &[Step]) -> Self {
+        let mut by_reference = std::collections::HashMap::with_capacity(steps.len() * 2);
+        // Names first, so that ids (inserted after) win; the first of equal references wins.
+        for (i, step) in steps.iter().enumerate().rev() {
+            by_reference.insert(step.name.value.clone(), i);
+        }
+        for (i, step) in steps.iter().enumerate().rev() {
+            if let Some(id) = &step.id {
+                by_reference.insert(id.value.clone(), i);
+            }
+        }
+        StepIndex { by_reference }
+    }
+
+    /// The index of the step with this id or name.
+    pub fn get(&self, reference: &str) -> Option<usize> {
+        self.by_reference.get(reference).copied()
     }
 }
 

@@ -26,7 +26,7 @@ pub use enums::{
     ApprovalPolicy, Architecture, ArtifactType, BuiltinStep, CloudProvider, EphemeralTriggerKind,
     HostSize, NotificationEvent, OnRelease, ReleaseKind, TestType, TimeWindow, YamlEnum,
 };
-pub use graph::{EdgeOrigin, StepGraph, find_step};
+pub use graph::{EdgeOrigin, StepGraph, StepIndex, find_step};
 pub use model::{
     Artifact, ArtifactParams, BakeParams, DEFAULT_TRACKED_BRANCH, EcsDeployParams,
     EphemeralEnvironment, EphemeralTrigger, Notifications, PipelineDefinition, ReleaseRule,

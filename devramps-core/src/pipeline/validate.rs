@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::diagnostic::{Code, Diagnostic, Sink, suggest};
-use super::graph::{EdgeOrigin, StepGraph, find_step};
+use super::graph::{EdgeOrigin, StepGraph, StepIndex};
 use super::model::{PipelineDefinition, Step};
 use super::span::{Span, Spanned};
 
@@ -14,6 +14,7 @@ pub(crate) fn validate(definition: &PipelineDefinition, sink: &mut Sink) {
     check_stage_names(definition, sink);
     check_step_names(definition, sink);
     check_artifact_ids(definition, sink);
+    let index = StepIndex::new(&definition.steps);
     let references: Vec<&str> = definition
         .steps
         .iter()
@@ -32,6 +33,7 @@ pub(crate) fn validate(definition: &PipelineDefinition, sink: &mut Sink) {
             &format!("`skip` of {stage_label}"),
             Code::UnknownSkipEntry,
             &definition.steps,
+            &index,
             &references,
             sink,
         );
@@ -42,6 +44,7 @@ pub(crate) fn validate(definition: &PipelineDefinition, sink: &mut Sink) {
             &format!("`skip` of ephemeral environment `{}`", env.name.value),
             Code::UnknownSkipEntry,
             &definition.steps,
+            &index,
             &references,
             sink,
         );
@@ -53,6 +56,7 @@ pub(crate) fn validate(definition: &PipelineDefinition, sink: &mut Sink) {
                 &format!("`goes_after` of {}", step_label(step, i)),
                 Code::UnknownDependency,
                 &definition.steps,
+                &index,
                 &references,
                 sink,
             );
@@ -199,13 +203,14 @@ fn check_step_list(
     what: &str,
     code: Code,
     steps: &[Step],
+    index: &StepIndex,
     references: &[&str],
     sink: &mut Sink,
 ) {
     // Entries resolved to steps, so that a name and an id of one step count as the same step.
     let mut seen: Vec<(usize, &str)> = Vec::with_capacity(entries.len());
     for entry in entries {
-        let Some(index) = find_step(steps, &entry.value) else {
+        let Some(index) = index.get(&entry.value) else {
             let mut d = Diagnostic::new(
                 code,
                 entry.span,

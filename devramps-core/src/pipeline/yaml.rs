@@ -14,6 +14,9 @@ use serde_saphyr::{Budget, DuplicateKeyPolicy, Options};
 /// recursive reader well inside a 2 MiB thread stack even in unoptimized builds.
 const MAX_DEPTH: usize = 32;
 
+/// Mappings up to this many entries look for duplicate keys without a hash map.
+const SMALL_MAP: usize = 16;
+
 use super::diagnostic::{Code, Diagnostic, Sink};
 use super::span::{Span, Spanned};
 use super::value::{Value, ValueKind, ValueMap};
@@ -252,10 +255,11 @@ fn convert(node: Node, sink: &mut Sink) -> Value {
         RawKind::Map(entries) => {
             let mut map = ValueMap::default();
             map.entries.reserve(entries.len());
-            // Where each key was first written: duplicate detection stays linear in the number
-            // of keys.
-            let mut seen: std::collections::HashMap<String, u32> =
-                std::collections::HashMap::with_capacity(entries.len());
+            // Where each key was first written. Small maps are searched directly; large ones
+            // through a hash map, so duplicate detection stays linear in the number of keys.
+            let mut seen: Option<std::collections::HashMap<String, u32>> = (entries.len()
+                > SMALL_MAP)
+                .then(|| std::collections::HashMap::with_capacity(entries.len()));
             for (key, value) in entries {
                 let key_span = span_of(&key);
                 let key_value = convert(key, sink);
@@ -274,7 +278,11 @@ fn convert(node: Node, sink: &mut Sink) -> Value {
                     }
                     _ => key_value.to_string(),
                 };
-                if let Some(&first_line) = seen.get(&key_text) {
+                let first_line = match &seen {
+                    Some(seen) => seen.get(&key_text).copied(),
+                    None => map.entry(&key_text).map(|(k, _)| k.span.line),
+                };
+                if let Some(first_line) = first_line {
                     sink.push(
                         Diagnostic::new(
                             Code::DuplicateKey,
@@ -288,7 +296,9 @@ fn convert(node: Node, sink: &mut Sink) -> Value {
                     continue;
                 }
                 let value = convert(value, sink);
-                seen.insert(key_text.clone(), key_span.line);
+                if let Some(seen) = &mut seen {
+                    seen.insert(key_text.clone(), key_span.line);
+                }
                 map.entries.push((Spanned::new(key_text, key_span), value));
             }
             ValueKind::Map(map)

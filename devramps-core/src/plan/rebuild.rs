@@ -4,12 +4,30 @@
 //! `/services/api` itself and everything beneath it, never `/services/api-gateway/x.rs`. Entries
 //! with `*`, `?`, `[` or `{` are globs (`*` and `?` do not cross `/`, `**` does); a glob covers
 //! the paths it matches and everything beneath them. All entries of all artifacts are compiled
-//! once into a component trie and one glob set, so deciding for many artifacts is one pass over
-//! the changed paths.
+//! once into a component trie; globs hang at the node of their literal leading components, so a
+//! changed path is tested only against the globs of the directories it lies in. Deciding for
+//! many artifacts is one pass over the changed paths.
 
 use std::collections::HashMap;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+/// The trie node for `components`, created on the way.
+fn descend(nodes: &mut Vec<TrieNode>, components: &[&str]) -> usize {
+    let mut node = 0;
+    for component in components {
+        node = match nodes[node].children.get(*component) {
+            Some(&child) => child,
+            None => {
+                nodes.push(TrieNode::default());
+                let child = nodes.len() - 1;
+                nodes[node].children.insert((*component).to_owned(), child);
+                child
+            }
+        };
+    }
+    node
+}
 use serde::Serialize;
 
 use crate::pipeline::{Artifact, Code, Diagnostic};
@@ -44,15 +62,17 @@ pub enum RebuildReason {
 #[derive(Clone, Debug)]
 pub struct RebuildMatcher {
     nodes: Vec<TrieNode>,
-    globs: GlobSet,
-    glob_owner: Vec<usize>,
     artifacts: usize,
 }
 
+/// A node of the component trie: the artifacts whose plain entry ends here, and the globs whose
+/// literal leading components lead here (only paths under that prefix are tested against them).
 #[derive(Clone, Debug, Default)]
 struct TrieNode {
     children: HashMap<String, usize>,
     owners: Vec<usize>,
+    globs: Option<(GlobSet, Vec<usize>)>,
+    pending: Vec<(usize, globset::Glob)>,
 }
 
 /// Whether an entry is a glob rather than a plain path.
@@ -65,62 +85,64 @@ impl RebuildMatcher {
     /// malformed glob is an error naming the artifact and the entry.
     pub fn new(artifacts: &[Artifact]) -> Result<Self, Vec<Diagnostic>> {
         let mut nodes = vec![TrieNode::default()];
-        let mut globs = GlobSetBuilder::new();
-        let mut glob_owner = Vec::new();
         let mut errors = Vec::new();
         for (index, artifact) in artifacts.iter().enumerate() {
             for entry in artifact.rebuild_when_changed.iter().flatten() {
                 let path = entry.value.trim_end_matches('/');
-                if is_glob(path) {
-                    for pattern in [path.to_owned(), format!("{path}/**")] {
-                        match GlobBuilder::new(&pattern).literal_separator(true).build() {
-                            Ok(glob) => {
-                                globs.add(glob);
-                                glob_owner.push(index);
-                            }
-                            Err(e) => {
-                                errors.push(Diagnostic::new(
-                                    Code::InvalidRepoPath,
-                                    entry.span,
-                                    format!("`rebuild_when_changed` entry `{}` of artifact `{}` is not a valid glob: {}", entry.value, artifact.name.value, e.kind()),
-                                ));
-                                break;
-                            }
-                        }
+                let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+                // Plain entries end at their last component; globs hang at their literal prefix.
+                let literal = components.iter().take_while(|c| !is_glob(c)).count();
+                let node = descend(&mut nodes, &components[..literal]);
+                if literal == components.len() {
+                    if !nodes[node].owners.contains(&index) {
+                        nodes[node].owners.push(index);
                     }
                     continue;
                 }
-                let mut node = 0;
-                for component in path.split('/').filter(|c| !c.is_empty()) {
-                    node = match nodes[node].children.get(component) {
-                        Some(&child) => child,
-                        None => {
-                            nodes.push(TrieNode::default());
-                            let child = nodes.len() - 1;
-                            nodes[node].children.insert(component.to_owned(), child);
-                            child
+                for pattern in [path.to_owned(), format!("{path}/**")] {
+                    match GlobBuilder::new(&pattern).literal_separator(true).build() {
+                        Ok(glob) => nodes[node].pending.push((index, glob)),
+                        Err(e) => {
+                            errors.push(Diagnostic::new(
+                                Code::InvalidRepoPath,
+                                entry.span,
+                                format!(
+                                    "`rebuild_when_changed` entry `{}` of artifact `{}` is not a valid glob: {}",
+                                    entry.value,
+                                    artifact.name.value,
+                                    e.kind()
+                                ),
+                            ));
+                            break;
                         }
-                    };
-                }
-                if !nodes[node].owners.contains(&index) {
-                    nodes[node].owners.push(index);
+                    }
                 }
             }
         }
-        let globs = globs.build().map_err(|e| {
-            vec![Diagnostic::new(
-                Code::InvalidRepoPath,
-                crate::pipeline::Span::UNKNOWN,
-                format!("invalid glob: {e}"),
-            )]
-        });
+        for node in &mut nodes {
+            if node.pending.is_empty() {
+                continue;
+            }
+            let mut set = GlobSetBuilder::new();
+            let mut owners = Vec::with_capacity(node.pending.len());
+            for (owner, glob) in node.pending.drain(..) {
+                set.add(glob);
+                owners.push(owner);
+            }
+            match set.build() {
+                Ok(set) => node.globs = Some((set, owners)),
+                Err(e) => errors.push(Diagnostic::new(
+                    Code::InvalidRepoPath,
+                    crate::pipeline::Span::UNKNOWN,
+                    format!("invalid glob: {e}"),
+                )),
+            }
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
         Ok(RebuildMatcher {
             nodes,
-            globs: globs?,
-            glob_owner,
             artifacts: artifacts.len(),
         })
     }
@@ -128,38 +150,35 @@ impl RebuildMatcher {
     /// For each artifact, the changed paths that fall under its entries, in the order given.
     /// One pass over `changed`; each path costs a walk of its components plus one glob-set
     /// match, whatever the number of artifacts.
-    pub fn matches<S: AsRef<str>>(&self, changed: &[S]) -> Vec<Vec<String>> {
-        let mut out: Vec<Vec<String>> = vec![Vec::new(); self.artifacts];
+    pub fn matches<'p, S: AsRef<str>>(&self, changed: &'p [S]) -> Vec<Vec<&'p str>> {
+        let mut out: Vec<Vec<&'p str>> = vec![Vec::new(); self.artifacts];
         // The last path index recorded per artifact, so a path is listed once per artifact.
         let mut last: Vec<usize> = vec![usize::MAX; self.artifacts];
         let mut hits = Vec::new();
         for (p, path) in changed.iter().enumerate() {
             let path = path.as_ref();
-            let mut record = |owner: usize, out: &mut Vec<Vec<String>>| {
+            let mut record = |owner: usize, out: &mut Vec<Vec<&'p str>>| {
                 if last[owner] != p {
                     last[owner] = p;
-                    out[owner].push(path.to_owned());
+                    out[owner].push(path);
                 }
             };
             let mut node = 0;
-            for &owner in &self.nodes[0].owners {
-                record(owner, &mut out);
-            }
-            for component in path.split('/').filter(|c| !c.is_empty()) {
-                match self.nodes[node].children.get(component) {
-                    Some(&child) => {
-                        node = child;
-                        for &owner in &self.nodes[node].owners {
-                            record(owner, &mut out);
-                        }
-                    }
-                    None => break,
+            let mut components = path.split('/').filter(|c| !c.is_empty());
+            loop {
+                let here = &self.nodes[node];
+                for &owner in &here.owners {
+                    record(owner, &mut out);
                 }
-            }
-            if !self.glob_owner.is_empty() {
-                self.globs.matches_into(path, &mut hits);
-                for &g in &hits {
-                    record(self.glob_owner[g], &mut out);
+                if let Some((set, owners)) = &here.globs {
+                    set.matches_into(path, &mut hits);
+                    for &g in &hits {
+                        record(owners[g], &mut out);
+                    }
+                }
+                match components.next().and_then(|c| here.children.get(c)) {
+                    Some(&child) => node = child,
+                    None => break,
                 }
             }
         }

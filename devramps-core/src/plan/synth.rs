@@ -8,11 +8,11 @@ use super::naming;
 use super::rebuild::{Decision, RebuildMatcher, RebuildReason};
 use crate::expr::{
     ArtifactLocation, ExprError, Organization, ParamValue, PipelineInfo, Scope, StageScope,
-    StepScope, Trigger, resolve_value,
+    StepScope, Templates, Trigger, resolve_value_with,
 };
 use crate::pipeline::{
     Artifact, ArtifactParams, ArtifactType, Diagnostic, Diagnostics, PipelineDefinition, Stage,
-    StepGraph, StepParams, TimeWindow, Value, ValueMap, find_step,
+    StepGraph, StepIndex, StepParams, TimeWindow, Value, ValueMap,
 };
 
 /// The default step timeout in minutes (L10).
@@ -179,6 +179,21 @@ pub fn synthesize(
     let artifacts = decide(definition, input).map_err(Diagnostics)?;
     let graph = StepGraph::of(definition);
     let ancestors = graph.ancestors();
+    let step_index = StepIndex::new(&definition.steps);
+    let mut templates = Templates::default();
+    for step in &definition.steps {
+        step.params.iter().for_each(|(_, v)| templates.add(v));
+    }
+    for artifact in &definition.artifacts {
+        artifact.params.iter().for_each(|(_, v)| templates.add(v));
+        artifact.envs.iter().for_each(|(_, v)| templates.add(v));
+    }
+    let templates = &templates;
+    let owners: Vec<String> = definition
+        .steps
+        .iter()
+        .map(|s| format!("step `{}`", s.name.value))
+        .collect();
     let mut stages = Vec::with_capacity(definition.stages.len());
     for stage in &definition.stages {
         stages.push(stage_plan(
@@ -186,9 +201,8 @@ pub fn synthesize(
             stage,
             input,
             &artifacts,
-            &graph,
-            &ancestors,
-            source,
+            (&graph, &ancestors, &step_index, &owners),
+            (source, templates),
             &mut errors,
         ));
     }
@@ -196,8 +210,13 @@ pub fn synthesize(
     for (plan, artifact) in artifact_plans.iter_mut().zip(&definition.artifacts) {
         if !artifact.per_stage.value {
             let owner = format!("artifact `{}`", artifact.name.value);
-            let scope = base_scope(definition, input, &owner);
-            plan.build_params = Some(build_params(artifact, &scope, source, &mut errors));
+            let scope = base_scope(definition, input, &owner, &step_index);
+            plan.build_params = Some(build_params(
+                artifact,
+                &scope,
+                (source, templates),
+                &mut errors,
+            ));
         }
     }
     if !errors.is_empty() {
@@ -218,6 +237,7 @@ fn base_scope<'a>(
     definition: &'a PipelineDefinition,
     input: &'a SynthesisInput,
     owner: &'a str,
+    step_index: &'a StepIndex,
 ) -> Scope<'a> {
     Scope {
         definition,
@@ -227,6 +247,7 @@ fn base_scope<'a>(
         stage: None,
         step: None,
         owner,
+        step_index: Some(step_index),
     }
 }
 
@@ -236,7 +257,7 @@ fn decide(
     input: &SynthesisInput,
 ) -> Result<Vec<ArtifactPlan>, Vec<Diagnostic>> {
     let matcher = RebuildMatcher::new(&definition.artifacts)?;
-    let mut matched_by_base: BTreeMap<&str, Vec<Vec<String>>> = BTreeMap::new();
+    let mut matched_by_base: BTreeMap<&str, Vec<Vec<&str>>> = BTreeMap::new();
     for base in input.previous_builds.values() {
         if let Some(paths) = input.changes.since.get(base)
             && !matched_by_base.contains_key(base.as_str())
@@ -270,7 +291,7 @@ fn decide(
                     Some(per_artifact) => (
                         Decision::Rebuild,
                         RebuildReason::PathsChanged,
-                        per_artifact[i].clone(),
+                        per_artifact[i].iter().map(|p| (*p).to_owned()).collect(),
                     ),
                 },
             };
@@ -351,12 +372,12 @@ fn report(errors: &mut Vec<Diagnostic>, source: Option<&str>, failures: Vec<(&Va
 fn resolve_map(
     map: &ValueMap,
     scope: &Scope<'_>,
-    source: Option<&str>,
+    (source, templates): (Option<&str>, &Templates),
     errors: &mut Vec<Diagnostic>,
 ) -> ParamValue {
     let mut entries = Vec::with_capacity(map.len());
     for (key, value) in map.iter() {
-        match resolve_value(value, scope) {
+        match resolve_value_with(value, scope, templates) {
             Ok(v) => entries.push((key.value.clone(), v)),
             Err(failures) => report(errors, source, failures),
         }
@@ -367,30 +388,28 @@ fn resolve_map(
 fn build_params(
     artifact: &Artifact,
     scope: &Scope<'_>,
-    source: Option<&str>,
+    (source, templates): (Option<&str>, &Templates),
     errors: &mut Vec<Diagnostic>,
 ) -> ParamValue {
     ParamValue::Map(vec![
         (
             "params".to_owned(),
-            resolve_map(&artifact.params, scope, source, errors),
+            resolve_map(&artifact.params, scope, (source, templates), errors),
         ),
         (
             "envs".to_owned(),
-            resolve_map(&artifact.envs, scope, source, errors),
+            resolve_map(&artifact.envs, scope, (source, templates), errors),
         ),
     ])
 }
 
-#[allow(clippy::too_many_arguments)]
 fn stage_plan(
     definition: &PipelineDefinition,
     stage: &Stage,
     input: &SynthesisInput,
     artifacts: &[ArtifactPlan],
-    graph: &StepGraph,
-    ancestors: &[Vec<bool>],
-    source: Option<&str>,
+    (graph, ancestors, step_index, owners): (&StepGraph, &[Vec<bool>], &StepIndex, &[String]),
+    (source, templates): (Option<&str>, &Templates),
     errors: &mut Vec<Diagnostic>,
 ) -> StagePlan {
     let locations: BTreeMap<String, ArtifactLocation> = definition
@@ -407,7 +426,7 @@ fn stage_plan(
     let steps = &definition.steps;
     let mut skipped = vec![false; steps.len()];
     for entry in &stage.skip {
-        if let Some(i) = find_step(steps, &entry.value) {
+        if let Some(i) = step_index.get(&entry.value) {
             skipped[i] = true;
         }
     }
@@ -423,17 +442,17 @@ fn stage_plan(
         let owner = format!("artifact `{}`", artifact.name.value);
         let scope = Scope {
             stage: Some(stage_scope),
-            ..base_scope(definition, input, &owner)
+            ..base_scope(definition, input, &owner, step_index)
         };
         builds.insert(
             artifact.id.value.clone(),
-            build_params(artifact, &scope, source, errors),
+            build_params(artifact, &scope, (source, templates), errors),
         );
     }
     let effective = effective_predecessors(graph, &skipped);
     let mut plans = Vec::with_capacity(steps.len());
     for (index, step) in steps.iter().enumerate() {
-        let owner = format!("step `{}`", step.name.value);
+        let owner = &owners[index];
         let scope = Scope {
             stage: Some(stage_scope),
             step: Some(StepScope {
@@ -441,13 +460,13 @@ fn stage_plan(
                 ancestors: &ancestors[index],
                 skipped: &skipped,
             }),
-            ..base_scope(definition, input, &owner)
+            ..base_scope(definition, input, owner, step_index)
         };
         let params = if skipped[index] {
             // A skipped step never runs; its parameters are shown as far as they resolve.
-            resolve_map(&step.params, &scope, source, &mut Vec::new())
+            resolve_map(&step.params, &scope, (source, templates), &mut Vec::new())
         } else {
-            resolve_map(&step.params, &scope, source, errors)
+            resolve_map(&step.params, &scope, (source, templates), errors)
         };
         let timeout_minutes = match &step.typed {
             StepParams::Bake(_) => None,

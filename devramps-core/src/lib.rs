@@ -42,3 +42,5 @@ pub mod expr;
 pub mod lifecycle;
 pub mod pipeline;
 pub mod plan;
+#[cfg(feature = "testkit")]
+pub mod testkit;

@@ -1,21 +1,81 @@
-//! In-memory backends for devramps: real implementations of the core's backend contracts that
-//! keep their state in memory, for embedding, tests and simulation. Cloning a backend shares its
-//! state; iteration order is deterministic.
+//! In-memory backends for devramps: real implementations of the core's backend contracts
+//! that keep their state in memory, for embedding, tests and simulation, plus a manual clock,
+//! scripted runners and fault-injecting decorators.
+//!
+//! Every backend here keeps its contract (the event store and the lock pass the conformance
+//! kit of `devramps_core::testkit`); cloning a backend shares its state; iteration order is
+//! deterministic; nothing reads the system clock, spawns a task or needs a particular async
+//! runtime.
+//!
+//! [`backends`] builds the whole bundle on a [`ManualClock`] and returns typed handles to
+//! script it:
 //!
 //! ```
-//! use devramps_core::backend::{SourceRepository, SourceRepositoryExt};
-//! use devramps_memory::InMemorySource;
+//! use std::time::Duration;
 //!
-//! let repo = InMemorySource::new();
-//! repo.commit("c1", None, [("/.devramps/api/pipeline.yaml", "version: \"1.0.0\"\n"), ("/README.md", "hi")]);
-//! repo.commit_changes("c2", "c1", [("/src/main.rs", Some("fn main() {}"))]);
+//! use devramps_core::backend::{ExecutionKey, Outcome, StepRequest};
+//! use devramps_core::expr::FinalValue;
+//! use devramps_memory::{Behavior, Match, backends};
+//!
+//! let (bundle, handles) = backends();
+//! handles.steps.script(
+//!     Match::step("deploy").in_stage("prod"),
+//!     Behavior::fail("health check failed", Duration::from_secs(300)),
+//! );
+//! let key = ExecutionKey {
+//!     pipeline: "api".into(),
+//!     revision: 1,
+//!     stage: "prod".into(),
+//!     attempt: 1,
+//!     step: "deploy".into(),
+//! };
+//! let runner = bundle.steps.get("DEVRAMPS:ECS:DEPLOY").unwrap();
 //! futures::executor::block_on(async {
-//!     assert_eq!(repo.changed_paths("c1", "c2").await.unwrap(), ["/src/main.rs"]);
-//!     assert_eq!(repo.pipeline_slugs("c2").await.unwrap(), ["api"]);
+//!     runner
+//!         .start(StepRequest {
+//!             key: key.clone(),
+//!             step_type: "DEVRAMPS:ECS:DEPLOY".into(),
+//!             params: FinalValue::Plain(serde_json::json!({})),
+//!             approved: false,
+//!         })
+//!         .await
+//!         .unwrap();
+//!     // The step runs for five minutes of the manual clock.
+//!     handles.clock.advance(Duration::from_secs(300));
+//!     let outcome = runner.wait(&key).await.unwrap();
+//!     assert_eq!(outcome, Outcome::Failed { reason: "health check failed".into() });
 //! });
+//! assert_eq!(handles.steps.started(), [key]);
 //! ```
 #![forbid(unsafe_code)]
 
+mod bundle;
+mod clock;
+pub mod fault;
+mod infra;
+mod lock;
+mod mirror;
+mod notify;
+mod resources;
+mod runner;
+mod script;
+mod secrets;
 mod source;
+mod store;
 
+pub use bundle::{DEFAULT_START, MemoryHandles, backends};
+pub use clock::{ManualClock, Sleep};
+pub use fault::{Fault, FaultOptions, FaultSchedule, FaultyLock, FaultyStore, InjectedFault};
+pub use infra::{PlanCounts, ScriptedInfra};
+pub use lock::InMemoryLock;
+pub use mirror::InMemoryMirror;
+pub use notify::RecordingNotifier;
+pub use resources::InMemoryResources;
+pub use runner::{
+    Behavior, CANCELLED_REASON, DEFAULT_DURATION, RunAction, RunRecord, ScriptedBuildRunner,
+    ScriptedRequest, ScriptedRunner, ScriptedStepRunner,
+};
+pub use script::Match;
+pub use secrets::InMemorySecrets;
 pub use source::InMemorySource;
+pub use store::InMemoryEventStore;

@@ -1,7 +1,7 @@
 //! Runs every example so that none can rot.
 
 #[path = "../examples/validate.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unreachable_pub)]
 mod validate;
 
 #[test]

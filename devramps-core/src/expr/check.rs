@@ -97,7 +97,7 @@ pub(crate) fn check_definition(
         }
     };
     let views = stage_views(definition);
-    let step_index = StepIndex::new(&definition.steps);
+    let step_index = StepIndex::of(definition);
     let skips: Vec<Vec<bool>> = views
         .iter()
         .map(|(_, v)| skipped(&step_index, definition.steps.len(), v.skip))

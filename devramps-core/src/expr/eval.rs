@@ -292,7 +292,11 @@ fn eval_stage(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Para
                 ));
             };
             let key = which.key();
-            let Some(artifact) = scope.definition.artifact(&key.name) else {
+            let found = match scope.step_index.and_then(|i| i.artifact(&key.name)) {
+                Some(index) => index.map(|i| &scope.definition.artifacts[i]),
+                None => scope.definition.artifact(&key.name),
+            };
+            let Some(artifact) = found else {
                 let names: Vec<&str> = scope
                     .definition
                     .artifacts
@@ -572,18 +576,33 @@ pub fn resolve_template(
         return evaluate(expr, scope).map_err(|e| vec![e]);
     }
     let mut parts: Vec<TextPart> = Vec::new();
+    let mut text = String::new();
     let mut errors = Vec::new();
-    let push_text = |parts: &mut Vec<TextPart>, text: &str| match parts.last_mut() {
-        Some(TextPart::Literal(t)) => t.push_str(text),
-        _ => parts.push(TextPart::Literal(text.to_owned())),
-    };
     for part in &template.parts {
         match part {
-            Part::Text(t) => push_text(&mut parts, t),
+            Part::Text(t) => text.push_str(t),
             Part::Expr(e) => match evaluate(e, scope) {
-                Ok(ParamValue::Deferred(d)) => parts.push(TextPart::Deferred(d)),
-                Ok(ParamValue::Text(inner)) => parts.extend(inner),
-                Ok(v) => push_text(&mut parts, &v.render()),
+                Ok(ParamValue::Deferred(d)) => {
+                    if !text.is_empty() {
+                        parts.push(TextPart::Literal(std::mem::take(&mut text)));
+                    }
+                    parts.push(TextPart::Deferred(d));
+                }
+                Ok(ParamValue::Text(inner)) => {
+                    for p in inner {
+                        match p {
+                            TextPart::Literal(t) => text.push_str(&t),
+                            deferred => {
+                                if !text.is_empty() {
+                                    parts.push(TextPart::Literal(std::mem::take(&mut text)));
+                                }
+                                parts.push(deferred);
+                            }
+                        }
+                    }
+                }
+                Ok(ParamValue::String(s)) => text.push_str(&s),
+                Ok(v) => text.push_str(&v.render()),
                 Err(err) => errors.push(err),
             },
         }
@@ -591,11 +610,13 @@ pub fn resolve_template(
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(match parts.as_slice() {
-        [] => ParamValue::String(String::new()),
-        [TextPart::Literal(t)] => ParamValue::String(t.clone()),
-        _ => ParamValue::Text(parts),
-    })
+    if parts.is_empty() {
+        return Ok(ParamValue::String(text));
+    }
+    if !text.is_empty() {
+        parts.push(TextPart::Literal(text));
+    }
+    Ok(ParamValue::Text(parts))
 }
 
 /// Resolves a string that may hold expressions.

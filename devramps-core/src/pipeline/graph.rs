@@ -149,10 +149,13 @@ impl StepGraph {
     }
 }
 
-/// Finds steps by id or name in constant time (ids win over names, as in [`find_step`]).
+/// Finds steps by id or name in constant time (ids win over names, as in [`find_step`]), and,
+/// when built with [`StepIndex::of`], artifacts by name or id (names win, as in
+/// [`PipelineDefinition::artifact`]).
 #[derive(Clone, Debug, Default)]
 pub struct StepIndex {
     by_reference: std::collections::HashMap<String, usize>,
+    artifacts: Option<std::collections::HashMap<String, usize>>,
 }
 
 impl StepIndex {
@@ -168,7 +171,32 @@ impl StepIndex {
                 by_reference.insert(id.value.clone(), i);
             }
         }
-        StepIndex { by_reference }
+        StepIndex {
+            by_reference,
+            artifacts: None,
+        }
+    }
+
+    /// Indexes the steps and the artifacts of a definition.
+    pub fn of(definition: &PipelineDefinition) -> Self {
+        let mut index = StepIndex::new(&definition.steps);
+        let mut artifacts =
+            std::collections::HashMap::with_capacity(definition.artifacts.len() * 2);
+        for (i, a) in definition.artifacts.iter().enumerate().rev() {
+            artifacts.insert(a.id.value.clone(), i);
+        }
+        for (i, a) in definition.artifacts.iter().enumerate().rev() {
+            artifacts.insert(a.name.value.clone(), i);
+        }
+        index.artifacts = Some(artifacts);
+        index
+    }
+
+    /// The index of the artifact with this name or id, when artifacts were indexed
+    /// (`None` from an index of steps only means "not indexed": use
+    /// [`PipelineDefinition::artifact`]).
+    pub fn artifact(&self, reference: &str) -> Option<Option<usize>> {
+        self.artifacts.as_ref().map(|a| a.get(reference).copied())
     }
 
     /// The index of the step with this id or name.

@@ -85,6 +85,24 @@ pub fn parse(text: &str) -> Result<PipelineDefinition, Diagnostics> {
     check(text).into_result()
 }
 
+/// Reads YAML text into a spanned [`Value`] tree, as the pipeline parser does (YAML 1.2
+/// booleans; duplicate and non-string keys are errors). For other YAML inputs of devramps, such
+/// as simulation scenarios, so that their errors point at lines and columns too.
+///
+/// ```
+/// let v = devramps_core::pipeline::parse_yaml("a:\n  b: [1, 2]\n").unwrap();
+/// let b = v.as_map().unwrap().get("a").unwrap().as_map().unwrap().get("b").unwrap();
+/// assert_eq!((b.span.line, b.span.column), (2, 6));
+/// assert!(devramps_core::pipeline::parse_yaml("a: [").is_err());
+/// ```
+pub fn parse_yaml(text: &str) -> Result<Value, Diagnostics> {
+    let mut sink = Sink::default();
+    match yaml::parse(text, &mut sink) {
+        Some(root) if !sink.items.iter().any(Diagnostic::is_error) => Ok(root),
+        _ => Err(Diagnostics(sink.items)),
+    }
+}
+
 /// Validates a value tree built by another front end (spans may be unknown).
 pub fn check_value(root: &Value) -> Checked {
     finish(root, Sink::default(), None)

@@ -179,7 +179,7 @@ pub fn synthesize(
     let artifacts = decide(definition, input).map_err(Diagnostics)?;
     let graph = StepGraph::of(definition);
     let ancestors = graph.ancestors();
-    let step_index = StepIndex::new(&definition.steps);
+    let step_index = StepIndex::of(definition);
     let mut templates = Templates::default();
     for step in &definition.steps {
         step.params.iter().for_each(|(_, v)| templates.add(v));

@@ -572,8 +572,11 @@ pub fn interleaved_medians(
 }
 
 /// A pipeline with `artifacts` bundle artifacts whose `rebuild_when_changed` mixes prefix and
-/// glob entries (every third artifact uses globs), for the rebuild-decision benchmark.
-pub fn rebuild_pipeline(artifacts: usize) -> String {
+/// glob entries (every third artifact uses globs), for the rebuild-decision benchmark. Each
+/// artifact watches its own service folders and a shared library used by `per_library`
+/// artifacts (1: every artifact has its own library).
+pub fn rebuild_pipeline(artifacts: usize, per_library: usize) -> String {
+    let per_library = per_library.max(1);
     use std::fmt::Write;
     let mut yaml = String::from(
         "version: \"1.0.0\"\npipeline:\n  cloud_provider: AWS\n  pipeline_updates_require_approval: NEVER\n  stages: [{name: s, account_id: \"111111111111\", region: us-east-1}]\n  steps: [{name: A, type: \"CUSTOM:A\"}]\n  artifacts:\n",
@@ -605,7 +608,7 @@ pub fn changed_paths(count: usize) -> Vec<String> {
         .map(|i| match i % 4 {
             0 => format!("/services/svc{}/src/module{}/file{i}.rs", i % 2000, i % 17),
             1 => format!("/services/svc{}/Cargo.toml", i % 2000),
-            2 => format!("/shared/lib{}/src/x{i}.rs", i % 80),
+            2 => format!("/shared/lib{}/src/x{i}.rs", i % 2000),
             _ => format!("/docs/section{}/page{i}.md", i % 40),
         })
         .collect()
@@ -617,7 +620,7 @@ mod rebuild_input_tests {
 
     #[test]
     fn rebuild_inputs_are_valid_and_match() {
-        let definition = devramps_core::pipeline::parse(&rebuild_pipeline(30)).expect("valid");
+        let definition = devramps_core::pipeline::parse(&rebuild_pipeline(30, 1)).expect("valid");
         assert_eq!(definition.artifacts.len(), 30);
         let matcher =
             devramps_core::plan::RebuildMatcher::new(&definition.artifacts).expect("compiles");

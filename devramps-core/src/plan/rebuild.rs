@@ -10,7 +10,32 @@
 
 use std::collections::HashMap;
 
+use std::hash::{BuildHasherDefault, Hasher};
+
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+/// FNV-1a: trie lookups hash short path components, where SipHash's setup dominates.
+#[derive(Clone, Copy, Debug)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
 
 /// The trie node for `components`, created on the way.
 fn descend(nodes: &mut Vec<TrieNode>, components: &[&str]) -> usize {
@@ -69,8 +94,10 @@ pub struct RebuildMatcher {
 /// literal leading components lead here (only paths under that prefix are tested against them).
 #[derive(Clone, Debug, Default)]
 struct TrieNode {
-    children: HashMap<String, usize>,
+    children: HashMap<String, usize, BuildHasherDefault<Fnv>>,
     owners: Vec<usize>,
+    /// Artifacts with an entry `<this node>/*`: every path strictly beneath matches.
+    strict_owners: Vec<usize>,
     globs: Option<(GlobSet, Vec<usize>)>,
     pending: Vec<(usize, globset::Glob)>,
 }
@@ -93,9 +120,19 @@ impl RebuildMatcher {
                 // Plain entries end at their last component; globs hang at their literal prefix.
                 let literal = components.iter().take_while(|c| !is_glob(c)).count();
                 let node = descend(&mut nodes, &components[..literal]);
-                if literal == components.len() {
+                // `<prefix>/**` covers the prefix's subtree like a plain entry, and `<prefix>/*`
+                // (with everything beneath it) every path strictly under the prefix: neither
+                // needs a glob match.
+                let rest = &components[literal..];
+                if literal == components.len() || rest == ["**"] {
                     if !nodes[node].owners.contains(&index) {
                         nodes[node].owners.push(index);
+                    }
+                    continue;
+                }
+                if rest == ["*"] {
+                    if !nodes[node].strict_owners.contains(&index) {
+                        nodes[node].strict_owners.push(index);
                     }
                     continue;
                 }
@@ -176,7 +213,13 @@ impl RebuildMatcher {
                         record(owners[g], &mut out);
                     }
                 }
-                match components.next().and_then(|c| here.children.get(c)) {
+                let Some(component) = components.next() else {
+                    break;
+                };
+                for &owner in &here.strict_owners {
+                    record(owner, &mut out);
+                }
+                match here.children.get(component) {
                     Some(&child) => node = child,
                     None => break,
                 }
@@ -232,6 +275,24 @@ mod tests {
         assert_eq!(r[0], ["/services/a/src/x.rs"]);
         assert_eq!(r[1], ["/web/a/b/c.ts"]);
         assert_eq!(r[2], ["/package.json"]);
+    }
+
+    #[test]
+    fn trailing_star_globs_need_no_glob_match_and_keep_their_meaning() {
+        let a = artifacts(&[&["/lib/*"], &["/lib/**"], &["/lib/*.rs"]]);
+        let m = RebuildMatcher::new(&a).expect("compiles");
+        let r = m.matches(&["/lib", "/lib/a.rs", "/lib/x/y.txt", "/library/a.rs"]);
+        assert_eq!(
+            r[0],
+            ["/lib/a.rs", "/lib/x/y.txt"],
+            "`*` covers what is under /lib"
+        );
+        assert_eq!(
+            r[1],
+            ["/lib", "/lib/a.rs", "/lib/x/y.txt"],
+            "`**` covers the subtree"
+        );
+        assert_eq!(r[2], ["/lib/a.rs"]);
     }
 
     #[test]

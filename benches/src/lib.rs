@@ -585,12 +585,12 @@ pub fn rebuild_pipeline(artifacts: usize, per_library: usize) -> String {
         let entries = if i % 3 == 2 {
             format!(
                 "[\"/services/svc{i}/**/*.rs\", \"/services/svc{i}/*.toml\", \"/shared/lib{}/*\"]",
-                i % 50
+                i / per_library
             )
         } else {
             format!(
                 "[/services/svc{i}, /services/svc{i}-config/app.yaml, /shared/lib{}]",
-                i % 50
+                i / per_library
             )
         };
         let _ = write!(

@@ -28,7 +28,7 @@ impl PipelineInfo {
 }
 
 /// `organization.*`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Organization {
     /// `organization.name`.
     pub name: String,

@@ -70,7 +70,7 @@ impl Changes {
 }
 
 /// A synthesized deployment plan. Serializes as the JSON of `devramps plan`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Plan {
     /// The pipeline slug.
     pub pipeline: String,
@@ -85,7 +85,7 @@ pub struct Plan {
 }
 
 /// The rebuild-or-reuse decision of one artifact.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ArtifactPlan {
     /// The artifact id.
     pub id: String,
@@ -114,7 +114,7 @@ pub struct ArtifactPlan {
 }
 
 /// One stage of a plan.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StagePlan {
     /// Stage name.
     pub name: String,
@@ -135,7 +135,7 @@ pub struct StagePlan {
 }
 
 /// One step of a stage.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StepPlan {
     /// Display name.
     pub name: String,

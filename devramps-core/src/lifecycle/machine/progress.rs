@@ -1,0 +1,882 @@
+//! Driving a running stage-deployment through its phases, and the operations on it.
+
+use super::*;
+
+/// Where a stage-deployment's steps stand.
+struct StepsView {
+    /// Some step ended badly (failed, timed out or cancelled).
+    failed: bool,
+    /// Some step timed out.
+    timed_out: bool,
+    /// Some step is running or waiting for a person.
+    active: bool,
+}
+
+impl Run<'_> {
+    fn plan_stage(&self, revision: u64, stage: &str) -> Option<(usize, crate::plan::StagePlan)> {
+        let deployment = self.state().deployments.get(&revision)?;
+        let plan = deployment.plan.as_ref()?;
+        let index = plan.stages.iter().position(|s| s.name == stage)?;
+        Some((index, plan.stages[index].clone()))
+    }
+
+    fn key_of(&self, revision: u64, stage: &str, step: &str) -> ExecutionKey {
+        let attempt = self.state().run(revision, stage).map_or(1, |r| r.attempt);
+        self.machine.key(revision, stage, attempt, step)
+    }
+
+    /// Moves a running stage-deployment on as far as it can go now.
+    pub(super) fn progress(&mut self, revision: u64, stage: &str) {
+        let Some(run) = self.state().run(revision, stage).cloned() else {
+            return;
+        };
+        if run.state == StageState::Cancelling {
+            self.finish_cancel(revision, stage);
+            return;
+        }
+        if run.state != StageState::InProgress {
+            return;
+        }
+        match run.phase {
+            None => self.enter(revision, stage, Phase::Build),
+            Some(Phase::Build) => self.progress_builds(revision, stage),
+            Some(Phase::ResourceValidation | Phase::Mirroring) => {}
+            Some(phase @ (Phase::Infrastructure | Phase::Steps)) => {
+                self.progress_steps(revision, stage, phase)
+            }
+        }
+    }
+
+    /// Starts `phase`, or records it skipped and moves to the next when it has nothing to do.
+    fn enter(&mut self, revision: u64, stage: &str, phase: Phase) {
+        let empty = match phase {
+            Phase::Build => self.needed_builds(revision, stage).is_empty(),
+            Phase::ResourceValidation | Phase::Mirroring => false,
+            Phase::Infrastructure | Phase::Steps => {
+                self.phase_steps(revision, stage, phase).is_empty()
+            }
+        };
+        self.emit(
+            Actor::System,
+            Event::PhaseStarted {
+                revision,
+                stage: stage.to_owned(),
+                phase,
+                skipped: empty,
+            },
+        );
+        if phase == Phase::Build && self.is_first_stage(revision, stage) {
+            self.record_reuses(revision);
+        }
+        if empty {
+            match phase.next() {
+                Some(next) => self.enter(revision, stage, next),
+                None => self.succeed(revision, stage),
+            }
+            return;
+        }
+        match phase {
+            Phase::ResourceValidation => {
+                let key = self.key_of(revision, stage, "validate");
+                self.command(Command::ValidateResources { key });
+            }
+            Phase::Mirroring => {
+                let key = self.key_of(revision, stage, "mirror");
+                self.command(Command::Mirror { key });
+            }
+            _ => {}
+        }
+    }
+
+    fn is_first_stage(&self, revision: u64, stage: &str) -> bool {
+        self.state()
+            .deployments
+            .get(&revision)
+            .and_then(|d| d.stages.first())
+            .is_some_and(|s| s.name == stage)
+    }
+
+    /// `build_reused` for every shared artifact the first stage does not build (once).
+    fn record_reuses(&mut self, revision: u64) {
+        let Some(deployment) = self.state().deployments.get(&revision) else {
+            return;
+        };
+        let Some(plan) = deployment.plan.clone() else {
+            return;
+        };
+        if deployment.stages.first().is_some_and(|s| s.attempt > 1) {
+            return;
+        }
+        for artifact in plan
+            .artifacts
+            .iter()
+            .filter(|a| !a.per_stage && a.decision == Decision::Reuse)
+        {
+            self.emit(
+                Actor::System,
+                Event::BuildReused {
+                    revision,
+                    artifact: artifact.id.clone(),
+                    commit: artifact.build_commit.clone(),
+                },
+            );
+        }
+    }
+
+    /// The artifacts `stage` builds for `revision` (L4): shared ones to rebuild in the first
+    /// stage, per-stage ones to rebuild in every stage, minus those a previous attempt built.
+    fn needed_builds(&self, revision: u64, stage: &str) -> Vec<(String, Option<String>)> {
+        let Some(deployment) = self.state().deployments.get(&revision) else {
+            return Vec::new();
+        };
+        let Some(plan) = &deployment.plan else {
+            return Vec::new();
+        };
+        let first = self.is_first_stage(revision, stage);
+        plan.artifacts
+            .iter()
+            .filter(|a| a.decision == Decision::Rebuild && (a.per_stage || first))
+            .map(|a| (a.id.clone(), a.per_stage.then(|| stage.to_owned())))
+            .filter(|(id, at)| {
+                self.state().builds.get(&(id.clone(), at.clone())) != Some(&deployment.commit)
+            })
+            .collect()
+    }
+
+    fn progress_builds(&mut self, revision: u64, stage: &str) {
+        let needed = self.needed_builds(revision, stage);
+        let Some(run) = self.state().run(revision, stage).cloned() else {
+            return;
+        };
+        let mut running = false;
+        let mut failed = false;
+        for (artifact, at) in &needed {
+            match run.builds.get(artifact) {
+                None => {
+                    self.emit(
+                        Actor::System,
+                        Event::BuildStarted {
+                            revision,
+                            artifact: artifact.clone(),
+                            stage: at.clone(),
+                        },
+                    );
+                    let key = self.key_of(revision, stage, &format!("build:{artifact}"));
+                    self.command(Command::Build {
+                        key,
+                        artifact: artifact.clone(),
+                    });
+                    running = true;
+                }
+                Some(StepState::Running) => running = true,
+                Some(StepState::Failed) => failed = true,
+                Some(_) => {}
+            }
+        }
+        if running {
+            return;
+        }
+        if failed {
+            self.fail(revision, stage, Trigger::Fail, "an artifact build failed");
+            return;
+        }
+        self.enter(revision, stage, Phase::ResourceValidation);
+    }
+
+    /// The steps of `phase`: Terraform steps form the infrastructure phase, the others the steps
+    /// phase (skipped steps excluded).
+    fn phase_steps(&self, revision: u64, stage: &str, phase: Phase) -> Vec<usize> {
+        let Some((_, plan)) = self.plan_stage(revision, stage) else {
+            return Vec::new();
+        };
+        plan.steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.skipped && (is_terraform(s) == (phase == Phase::Infrastructure)))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    fn steps_view(&self, revision: u64, stage: &str) -> StepsView {
+        let steps = self
+            .state()
+            .run(revision, stage)
+            .map(|r| r.steps.clone())
+            .unwrap_or_default();
+        StepsView {
+            failed: steps.iter().any(|s| {
+                matches!(
+                    s.state,
+                    StepState::Failed | StepState::TimedOut | StepState::Cancelled
+                )
+            }),
+            timed_out: steps.iter().any(|s| s.state == StepState::TimedOut),
+            active: steps.iter().any(|s| s.state.is_active()),
+        }
+    }
+
+    fn set_step(
+        &mut self,
+        revision: u64,
+        stage: &str,
+        step: &str,
+        state: StepState,
+        reason: Option<String>,
+    ) {
+        self.set_step_with(revision, stage, step, state, reason, BTreeMap::new());
+    }
+
+    fn set_step_with(
+        &mut self,
+        revision: u64,
+        stage: &str,
+        step: &str,
+        state: StepState,
+        reason: Option<String>,
+        outputs: BTreeMap<String, serde_json::Value>,
+    ) {
+        self.emit(
+            Actor::System,
+            Event::StepState {
+                revision,
+                stage: stage.to_owned(),
+                step: step.to_owned(),
+                state,
+                outputs,
+                reason,
+            },
+        );
+    }
+
+    fn progress_steps(&mut self, revision: u64, stage: &str, phase: Phase) {
+        let Some((_, plan)) = self.plan_stage(revision, stage) else {
+            return;
+        };
+        let Some(run) = self.state().run(revision, stage).cloned() else {
+            return;
+        };
+        // Timers due now: bakes end, steps time out (L10).
+        for (i, (step, s)) in plan.steps.iter().zip(&run.steps).enumerate() {
+            if s.state != StepState::Running {
+                continue;
+            }
+            let Some(deadline) = step_deadline(step, s.started_at) else {
+                continue;
+            };
+            if deadline > self.now {
+                continue;
+            }
+            if is_bake(step) {
+                self.set_step(
+                    revision,
+                    stage,
+                    step.key(),
+                    StepState::Succeeded,
+                    Some("bake time elapsed".into()),
+                );
+            } else {
+                let minutes = step.timeout_minutes.unwrap_or_default();
+                self.set_step(
+                    revision,
+                    stage,
+                    step.key(),
+                    StepState::TimedOut,
+                    Some(format!("exceeded its {minutes}-minute timeout")),
+                );
+                let key = self.key_of(revision, stage, step.key());
+                self.command(Command::Cancel { key });
+            }
+            let _ = i;
+        }
+        let view = self.steps_view(revision, stage);
+        if view.failed {
+            if view.active {
+                return;
+            }
+            let trigger = if view.timed_out {
+                Trigger::TimeOut
+            } else {
+                Trigger::Fail
+            };
+            self.fail(
+                revision,
+                stage,
+                trigger,
+                if view.timed_out {
+                    "a step timed out"
+                } else {
+                    "a step failed"
+                },
+            );
+            return;
+        }
+        let run = match self.state().run(revision, stage) {
+            Some(r) => r.clone(),
+            None => return,
+        };
+        let members = self.phase_steps(revision, stage, phase);
+        for &i in &members {
+            if run.steps[i].state != StepState::Pending {
+                continue;
+            }
+            let ready = plan.steps[i].predecessors.iter().all(|&p| {
+                matches!(
+                    run.steps[p].state,
+                    StepState::Succeeded | StepState::Skipped
+                ) || (phase == Phase::Infrastructure && !is_terraform(&plan.steps[p]))
+            });
+            if ready {
+                self.start_step(revision, stage, i, &plan.steps[i]);
+            }
+        }
+        let run = match self.state().run(revision, stage) {
+            Some(r) => r.clone(),
+            None => return,
+        };
+        if members.iter().all(|&i| run.steps[i].state.is_terminal()) {
+            match phase.next() {
+                Some(next) => self.enter(revision, stage, next),
+                None => self.succeed(revision, stage),
+            }
+        }
+    }
+
+    fn start_step(&mut self, revision: u64, stage: &str, index: usize, step: &StepPlan) {
+        self.set_step(revision, stage, step.key(), StepState::Running, None);
+        if is_bake(step) {
+            return;
+        }
+        let key = self.key_of(revision, stage, step.key());
+        if is_terraform(step) {
+            self.command(Command::PlanInfra { key, step: index });
+        } else {
+            self.command(Command::RunStep {
+                key,
+                step: index,
+                approved: false,
+            });
+        }
+    }
+
+    fn succeed(&mut self, revision: u64, stage: &str) {
+        self.set_stage(
+            Actor::System,
+            revision,
+            stage,
+            Trigger::Succeed,
+            StageDetail::default(),
+        );
+        let next = self.state().deployments.get(&revision).and_then(|d| {
+            d.stages
+                .iter()
+                .skip_while(|s| s.name != stage)
+                .nth(1)
+                .map(|s| s.name.clone())
+        });
+        if let Some(next) = next {
+            self.join_queue(revision, &next);
+        }
+    }
+
+    /// Ends a stage-deployment badly: remaining steps skipped, later stages never (L10).
+    fn fail(&mut self, revision: u64, stage: &str, trigger: Trigger, reason: &str) {
+        self.skip_pending(revision, stage);
+        self.set_stage(
+            Actor::System,
+            revision,
+            stage,
+            trigger,
+            StageDetail::reason(reason),
+        );
+        self.abandon_after(revision, stage, &format!("stage `{stage}` did not succeed"));
+    }
+
+    fn skip_pending(&mut self, revision: u64, stage: &str) {
+        let Some((_, plan)) = self.plan_stage(revision, stage) else {
+            return;
+        };
+        let Some(run) = self.state().run(revision, stage).cloned() else {
+            return;
+        };
+        for (step, s) in plan.steps.iter().zip(&run.steps) {
+            if s.state == StepState::Pending {
+                self.set_step(revision, stage, step.key(), StepState::Skipped, None);
+            }
+        }
+    }
+
+    // ----- work results -----
+
+    pub(super) fn work(&mut self, key: &ExecutionKey, result: WorkResult) {
+        let (revision, stage) = (key.revision, key.stage.as_str());
+        let Some(run) = self.state().run(revision, stage).cloned() else {
+            return;
+        };
+        if key.attempt != run.attempt || !run.state.holds_lock() {
+            return; // A result of an older attempt, or after the stage ended: nothing to do.
+        }
+        let cancelling = run.state == StageState::Cancelling;
+        if let Some(artifact) = key.step.strip_prefix("build:") {
+            if run.builds.get(artifact) != Some(&StepState::Running) {
+                return;
+            }
+            let (succeeded, reason) = match result {
+                WorkResult::Done(Outcome::Succeeded { .. }) => (true, None),
+                WorkResult::Done(Outcome::Failed { reason }) => (false, Some(reason)),
+                other => (false, Some(format!("unexpected build result {other:?}"))),
+            };
+            let at = self
+                .plan_stage(revision, stage)
+                .and_then(|_| self.state().deployments.get(&revision))
+                .and_then(|d| d.plan.as_ref())
+                .and_then(|p| p.artifacts.iter().find(|a| a.id == artifact))
+                .and_then(|a| a.per_stage.then(|| stage.to_owned()));
+            self.emit(
+                Actor::System,
+                Event::BuildFinished {
+                    revision,
+                    artifact: artifact.to_owned(),
+                    stage: at,
+                    succeeded,
+                    reason,
+                },
+            );
+            return;
+        }
+        match (key.step.as_str(), run.phase) {
+            ("validate", Some(Phase::ResourceValidation)) | ("mirror", Some(Phase::Mirroring)) => {
+                if cancelling {
+                    return;
+                }
+                match result {
+                    WorkResult::Done(Outcome::Succeeded { .. }) => {
+                        let next = run.phase.and_then(Phase::next).unwrap_or(Phase::Steps);
+                        self.enter(revision, stage, next);
+                    }
+                    WorkResult::Done(Outcome::Failed { reason }) => {
+                        let what = if key.step == "validate" {
+                            "resource validation"
+                        } else {
+                            "artifact mirroring"
+                        };
+                        self.fail(
+                            revision,
+                            stage,
+                            Trigger::Fail,
+                            &format!("{what} failed: {reason}"),
+                        );
+                    }
+                    _ => {}
+                }
+                return;
+            }
+            _ => {}
+        }
+        let Some((_, plan)) = self.plan_stage(revision, stage) else {
+            return;
+        };
+        let Some(index) = plan.steps.iter().position(|s| s.key() == key.step) else {
+            return;
+        };
+        let step = &plan.steps[index];
+        if run.steps[index].state != StepState::Running {
+            return;
+        }
+        let name = step.key().to_owned();
+        match result {
+            WorkResult::Planned(infra) => {
+                if cancelling {
+                    return;
+                }
+                let policy = approval_policy(step);
+                if infra.needs_approval(policy) {
+                    let reason = format!(
+                        "Terraform plan: {} to create, {} to update, {} to destroy ({policy})",
+                        infra.create, infra.update, infra.delete
+                    );
+                    self.set_step(
+                        revision,
+                        stage,
+                        &name,
+                        StepState::WaitingApproval,
+                        Some(reason.clone()),
+                    );
+                    self.emit(
+                        Actor::System,
+                        Event::ApprovalRequired {
+                            revision,
+                            stage: stage.to_owned(),
+                            step: name,
+                            reason: Some(reason),
+                        },
+                    );
+                } else {
+                    let key = key.clone();
+                    self.command(Command::ApplyInfra { key, step: index });
+                }
+            }
+            WorkResult::Done(Outcome::Succeeded { outputs }) => {
+                let state = if cancelling {
+                    StepState::Cancelled
+                } else {
+                    StepState::Succeeded
+                };
+                self.set_step_with(revision, stage, &name, state, None, outputs);
+            }
+            WorkResult::Done(Outcome::Failed { reason }) => {
+                if cancelling {
+                    self.set_step(revision, stage, &name, StepState::Cancelled, Some(reason));
+                } else if is_test_gate(step) {
+                    // A failed test gate waits for a person: approve to continue, reject to fail (L16).
+                    let reason = format!("tests failed: {reason}");
+                    self.set_step(
+                        revision,
+                        stage,
+                        &name,
+                        StepState::WaitingApproval,
+                        Some(reason.clone()),
+                    );
+                    self.emit(
+                        Actor::System,
+                        Event::ApprovalRequired {
+                            revision,
+                            stage: stage.to_owned(),
+                            step: name,
+                            reason: Some(reason),
+                        },
+                    );
+                } else {
+                    self.set_step(revision, stage, &name, StepState::Failed, Some(reason));
+                }
+            }
+            WorkResult::Done(Outcome::ApprovalRequired { context }) => {
+                if cancelling {
+                    self.set_step(revision, stage, &name, StepState::Cancelled, None);
+                    return;
+                }
+                self.set_step(
+                    revision,
+                    stage,
+                    &name,
+                    StepState::WaitingApproval,
+                    context.clone(),
+                );
+                self.emit(
+                    Actor::System,
+                    Event::ApprovalRequired {
+                        revision,
+                        stage: stage.to_owned(),
+                        step: name,
+                        reason: context,
+                    },
+                );
+            }
+        }
+    }
+
+    // ----- people (L11, L12, L16) -----
+
+    pub(super) fn decide(&mut self, d: Decide, approve: bool) {
+        let operation = if approve { "approve" } else { "reject" };
+        let mut refusals = Vec::new();
+        let found = self.plan_stage(d.revision, &d.stage).and_then(|(_, plan)| {
+            plan.steps
+                .iter()
+                .position(|s| s.name == d.step || s.id.as_deref() == Some(d.step.as_str()))
+                .map(|i| (i, plan.steps[i].clone()))
+        });
+        let run = self.state().run(d.revision, &d.stage).cloned();
+        let (Some((index, step)), Some(run)) = (found, run) else {
+            refuse(
+                &mut refusals,
+                &d.actor,
+                operation,
+                "L16",
+                format!(
+                    "revision {} has no step `{}` in stage `{}`",
+                    d.revision, d.step, d.stage
+                ),
+            );
+            return self.emit_all(refusals);
+        };
+        let state = run.steps.get(index).map(|s| s.state);
+        let waiting = state == Some(StepState::WaitingApproval);
+        let baking = state == Some(StepState::Running) && is_bake(&step);
+        if run.state != StageState::InProgress || !(waiting || baking) {
+            refuse(
+                &mut refusals,
+                &d.actor,
+                operation,
+                "L16",
+                format!(
+                    "step `{}` of revision {} in `{}` is not waiting for a person",
+                    d.step, d.revision, d.stage
+                ),
+            );
+            return self.emit_all(refusals);
+        }
+        let key = step.key().to_owned();
+        let event = if approve {
+            Event::Approved {
+                revision: d.revision,
+                stage: d.stage.clone(),
+                step: key.clone(),
+                reason: d.comment.clone(),
+            }
+        } else {
+            Event::Rejected {
+                revision: d.revision,
+                stage: d.stage.clone(),
+                step: key.clone(),
+                reason: d.comment.clone(),
+            }
+        };
+        self.emit(d.actor.clone(), event);
+        if !approve {
+            let reason = format!("rejected by {}", d.actor);
+            self.set_step(d.revision, &d.stage, &key, StepState::Failed, Some(reason));
+            return;
+        }
+        if baking || is_test_gate(&step) {
+            self.set_step(
+                d.revision,
+                &d.stage,
+                &key,
+                StepState::Succeeded,
+                Some(format!("approved by {}", d.actor)),
+            );
+            return;
+        }
+        self.set_step(
+            d.revision,
+            &d.stage,
+            &key,
+            StepState::Running,
+            Some(format!("approved by {}", d.actor)),
+        );
+        let exec = self.key_of(d.revision, &d.stage, &key);
+        if is_terraform(&step) {
+            self.command(Command::ApplyInfra {
+                key: exec,
+                step: index,
+            });
+        } else {
+            self.command(Command::RunStep {
+                key: exec,
+                step: index,
+                approved: true,
+            });
+        }
+    }
+
+    fn emit_all(&mut self, events: Vec<(Actor, Event)>) {
+        for (actor, event) in events {
+            self.emit(actor, event);
+        }
+    }
+
+    pub(super) fn retry(&mut self, op: Operate) {
+        let mut refusals = Vec::new();
+        let Some(run) = self.state().run(op.revision, &op.stage).cloned() else {
+            refuse(
+                &mut refusals,
+                &op.actor,
+                "retry",
+                "L11",
+                format!("revision {} has no stage `{}`", op.revision, op.stage),
+            );
+            return self.emit_all(refusals);
+        };
+        if !matches!(
+            run.state,
+            StageState::Failed | StageState::TimedOut | StageState::Cancelled
+        ) {
+            refuse(
+                &mut refusals,
+                &op.actor,
+                "retry",
+                "L11",
+                format!(
+                    "revision {} is {} in `{}`; only FAILED, TIMED_OUT or CANCELLED stage-deployments can be retried",
+                    op.revision, run.state, op.stage
+                ),
+            );
+            return self.emit_all(refusals);
+        }
+        let runtime = self.state().stage(&op.stage);
+        let newer = self
+            .state()
+            .deployments
+            .range(op.revision + 1..)
+            .find_map(|(r, d)| {
+                let s = d.stage(&op.stage)?;
+                (s.attempt > 0 || runtime.queued == Some(*r)).then_some(*r)
+            });
+        if let Some(newer) = newer {
+            let how = if runtime.queued == Some(newer) {
+                "is queued"
+            } else {
+                "has started"
+            };
+            refuse(
+                &mut refusals,
+                &op.actor,
+                "retry",
+                "L11",
+                format!("revision {newer} {how} in {}", op.stage),
+            );
+            return self.emit_all(refusals);
+        }
+        if let Some(holder) = runtime.running {
+            refuse(
+                &mut refusals,
+                &op.actor,
+                "retry",
+                "L11",
+                format!(
+                    "revision {holder} holds the stage `{}`; retry when it ends",
+                    op.stage
+                ),
+            );
+            return self.emit_all(refusals);
+        }
+        let detail = StageDetail::reason(format!(
+            "retried by {}{}",
+            op.actor,
+            op.reason.map(|r| format!(": {r}")).unwrap_or_default()
+        ));
+        self.set_stage(
+            op.actor.clone(),
+            op.revision,
+            &op.stage,
+            Trigger::Retry,
+            detail,
+        );
+    }
+
+    pub(super) fn cancel(&mut self, op: Operate) {
+        let mut refusals = Vec::new();
+        let Some(run) = self.state().run(op.revision, &op.stage).cloned() else {
+            refuse(
+                &mut refusals,
+                &op.actor,
+                "cancel",
+                "L12",
+                format!("revision {} has no stage `{}`", op.revision, op.stage),
+            );
+            return self.emit_all(refusals);
+        };
+        let reason = format!(
+            "cancelled by {}{}",
+            op.actor,
+            op.reason
+                .clone()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        );
+        let queued = self.state().stage(&op.stage).queued == Some(op.revision);
+        if run.state == StageState::NotStarted && queued {
+            self.set_stage(
+                op.actor.clone(),
+                op.revision,
+                &op.stage,
+                Trigger::CancelQueued,
+                StageDetail::reason(reason.clone()),
+            );
+            self.abandon_after(op.revision, &op.stage, &reason);
+            return;
+        }
+        if run.state != StageState::InProgress {
+            refuse(
+                &mut refusals,
+                &op.actor,
+                "cancel",
+                "L12",
+                format!(
+                    "revision {} is {} in `{}`; only running or queued stage-deployments can be cancelled",
+                    op.revision, run.state, op.stage
+                ),
+            );
+            return self.emit_all(refusals);
+        }
+        self.set_stage(
+            op.actor.clone(),
+            op.revision,
+            &op.stage,
+            Trigger::RequestCancel,
+            StageDetail::reason(reason),
+        );
+        let Some((_, plan)) = self.plan_stage(op.revision, &op.stage) else {
+            return;
+        };
+        let Some(run) = self.state().run(op.revision, &op.stage).cloned() else {
+            return;
+        };
+        for (artifact, state) in &run.builds {
+            if *state == StepState::Running {
+                let key = self.key_of(op.revision, &op.stage, &format!("build:{artifact}"));
+                self.command(Command::Cancel { key });
+            }
+        }
+        if matches!(
+            run.phase,
+            Some(Phase::ResourceValidation | Phase::Mirroring)
+        ) {
+            let step = if run.phase == Some(Phase::Mirroring) {
+                "mirror"
+            } else {
+                "validate"
+            };
+            let key = self.key_of(op.revision, &op.stage, step);
+            self.command(Command::Cancel { key });
+        }
+        for (step, s) in plan.steps.iter().zip(&run.steps) {
+            match s.state {
+                StepState::Running if is_bake(step) => {
+                    self.set_step(
+                        op.revision,
+                        &op.stage,
+                        step.key(),
+                        StepState::Cancelled,
+                        None,
+                    );
+                }
+                StepState::Running => {
+                    let key = self.key_of(op.revision, &op.stage, step.key());
+                    self.command(Command::Cancel { key });
+                }
+                StepState::WaitingApproval => {
+                    self.set_step(
+                        op.revision,
+                        &op.stage,
+                        step.key(),
+                        StepState::Cancelled,
+                        None,
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A cancelling stage-deployment ends once nothing runs any more (L12).
+    fn finish_cancel(&mut self, revision: u64, stage: &str) {
+        let Some(run) = self.state().run(revision, stage).cloned() else {
+            return;
+        };
+        let builds_running = run.builds.values().any(|s| *s == StepState::Running);
+        let steps_running = run.steps.iter().any(|s| s.state.is_active());
+        if builds_running || steps_running {
+            return;
+        }
+        self.skip_pending(revision, stage);
+        self.set_stage(
+            Actor::System,
+            revision,
+            stage,
+            Trigger::CancelDone,
+            StageDetail::default(),
+        );
+        self.abandon_after(revision, stage, &format!("cancelled in stage `{stage}`"));
+    }
+}

@@ -1,0 +1,266 @@
+//! The records of a pipeline's event log (L19). The state of every deployment and stage is a
+//! fold of these records ([`super::PipelineState::apply`]).
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::types::{Actor, Blocker, Phase, StageState, StepState, WaitingFor};
+use crate::expr::Organization;
+
+/// One entry of the log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// When it happened.
+    pub at: Timestamp,
+    /// Who did it.
+    pub actor: Actor,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// What a record says happened. The `type` names are those of the simulation report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// A push created nothing (L2).
+    PushIgnored {
+        /// The pushed commit.
+        commit: String,
+        /// Its branch.
+        branch: String,
+        /// The delivery id, when known.
+        delivery: Option<String>,
+        /// Why.
+        reason: String,
+    },
+    /// A deployment was accepted (L1, L3). It holds what synthesis needs, so that the fold
+    /// re-synthesizes the plan exactly.
+    DeploymentAccepted {
+        /// The new revision.
+        revision: u64,
+        /// The commit.
+        commit: String,
+        /// Its branch.
+        branch: String,
+        /// Its tag, or empty.
+        tag: String,
+        /// The delivery id, when known.
+        delivery: Option<String>,
+        /// The pipeline definition's text at the commit.
+        definition: String,
+        /// Paths changed since each base commit.
+        changed: BTreeMap<String, Vec<String>>,
+        /// The organization context of expressions.
+        organization: Organization,
+    },
+    /// Synthesis failed; the deployment goes nowhere (L3).
+    SynthesisFailed {
+        /// The revision.
+        revision: u64,
+        /// The diagnostics, one line each.
+        diagnostics: Vec<String>,
+    },
+    /// A stage-deployment changed state.
+    StageState {
+        /// The revision.
+        revision: u64,
+        /// The stage.
+        stage: String,
+        /// The new state.
+        state: StageState,
+        /// What it waits for, when `NOT_STARTED`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        waiting_for: Option<WaitingFor>,
+        /// The newer revision that superseded it, when `SKIPPED`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        superseded_by: Option<u64>,
+        /// The attempt, once started.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempt: Option<u32>,
+        /// Why, for people.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A phase of a running stage-deployment began (or was skipped, having nothing to do).
+    PhaseStarted {
+        /// The revision.
+        revision: u64,
+        /// The stage.
+        stage: String,
+        /// The phase.
+        phase: Phase,
+        /// Whether it had nothing to do.
+        skipped: bool,
+    },
+    /// An artifact build started.
+    BuildStarted {
+        /// The revision.
+        revision: u64,
+        /// Artifact id.
+        artifact: String,
+        /// The stage, for per-stage artifacts.
+        stage: Option<String>,
+    },
+    /// An artifact build ended.
+    BuildFinished {
+        /// The revision.
+        revision: u64,
+        /// Artifact id.
+        artifact: String,
+        /// The stage, for per-stage artifacts.
+        stage: Option<String>,
+        /// Whether it succeeded.
+        succeeded: bool,
+        /// Why it failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// An artifact was reused from an earlier build.
+    BuildReused {
+        /// The revision.
+        revision: u64,
+        /// Artifact id.
+        artifact: String,
+        /// The commit of the build used.
+        commit: String,
+    },
+    /// A step changed state.
+    StepState {
+        /// The revision.
+        revision: u64,
+        /// The stage.
+        stage: String,
+        /// The step (id, else name).
+        step: String,
+        /// The new state.
+        state: StepState,
+        /// Outputs, when it succeeded.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        outputs: BTreeMap<String, serde_json::Value>,
+        /// Why, for people.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A step waits for a person (L16).
+    ApprovalRequired {
+        /// The revision.
+        revision: u64,
+        /// The stage.
+        stage: String,
+        /// The step.
+        step: String,
+        /// What the person should look at.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A person approved a waiting step.
+    Approved {
+        /// The revision.
+        revision: u64,
+        /// The stage.
+        stage: String,
+        /// The step.
+        step: String,
+        /// The person's comment.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A person rejected a waiting step.
+    Rejected {
+        /// The revision.
+        revision: u64,
+        /// The stage.
+        stage: String,
+        /// The step.
+        step: String,
+        /// The person's comment.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A blocker was added to a stage (L9).
+    BlockerAdded {
+        /// The stage.
+        stage: String,
+        /// The blocker.
+        blocker: Blocker,
+        /// Why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A blocker was removed from a stage (L9).
+    BlockerRemoved {
+        /// The stage.
+        stage: String,
+        /// The blocker.
+        blocker: Blocker,
+        /// Why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// An operation was refused.
+    Refused {
+        /// The operation, for example "retry".
+        operation: String,
+        /// The rule, for example "L11".
+        rule: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Event {
+    /// The record's `type`, as in the simulation report.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::PushIgnored { .. } => "push_ignored",
+            Event::DeploymentAccepted { .. } => "deployment_accepted",
+            Event::SynthesisFailed { .. } => "synthesis_failed",
+            Event::StageState { .. } => "stage_state",
+            Event::PhaseStarted { .. } => "phase_started",
+            Event::BuildStarted { .. } => "build_started",
+            Event::BuildFinished { .. } => "build_finished",
+            Event::BuildReused { .. } => "build_reused",
+            Event::StepState { .. } => "step_state",
+            Event::ApprovalRequired { .. } => "approval_required",
+            Event::Approved { .. } => "approved",
+            Event::Rejected { .. } => "rejected",
+            Event::BlockerAdded { .. } => "blocker_added",
+            Event::BlockerRemoved { .. } => "blocker_removed",
+            Event::Refused { .. } => "refused",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_as_json_with_their_report_type() {
+        let record = Record {
+            at: "2026-01-05T17:00:00Z".parse().expect("ts"),
+            actor: Actor::Webhook("d1".into()),
+            event: Event::StageState {
+                revision: 3,
+                stage: "prod".into(),
+                state: StageState::NotStarted,
+                waiting_for: Some(WaitingFor::TimeWindow),
+                superseded_by: None,
+                attempt: None,
+                reason: None,
+            },
+        };
+        let json = serde_json::to_value(&record).expect("serializes");
+        assert_eq!(json["type"], "stage_state");
+        assert_eq!(json["actor"], "webhook:d1");
+        assert_eq!(json["waiting_for"], "TIME_WINDOW");
+        assert!(json.get("superseded_by").is_none());
+        let back: Record = serde_json::from_value(json).expect("parses");
+        assert_eq!(back, record);
+        assert_eq!(back.event.type_name(), "stage_state");
+    }
+}

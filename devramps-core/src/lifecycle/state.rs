@@ -1,0 +1,469 @@
+//! The state of one pipeline as a fold of its records (L19): replaying the log gives exactly the
+//! live state. [`PipelineState::apply`] is the only way the state changes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use super::record::{Event, Record};
+use super::types::{Blocker, Phase, StageState, StepState, WaitingFor};
+use crate::expr::{PipelineInfo, Trigger};
+use crate::plan::{Changes, Plan, SynthesisInput, synthesize};
+
+/// The runtime of one stage, across deployments.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StageRuntime {
+    /// The revision waiting in the queue (at most one, L6).
+    pub queued: Option<u64>,
+    /// The revision holding the stage's lock (L5).
+    pub running: Option<u64>,
+    /// The revision the stage runs: the last that ended `SUCCEEDED`, `ROLLED_BACK` or
+    /// `ROLLED_FORWARD` there.
+    pub current: Option<u64>,
+    /// Active blockers (L9).
+    pub blockers: BTreeSet<Blocker>,
+}
+
+/// One step of one attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepRun {
+    /// Its state.
+    pub state: StepState,
+    /// When it started running (for timeouts and bakes).
+    pub started_at: Option<Timestamp>,
+    /// Outputs, once succeeded.
+    pub outputs: BTreeMap<String, serde_json::Value>,
+    /// Whether a person approved it (bake approved early, approval waits).
+    pub approved: bool,
+}
+
+impl StepRun {
+    fn pending() -> Self {
+        StepRun {
+            state: StepState::Pending,
+            started_at: None,
+            outputs: BTreeMap::new(),
+            approved: false,
+        }
+    }
+}
+
+/// A deployment's life in one stage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageRun {
+    /// Stage name.
+    pub name: String,
+    /// State.
+    pub state: StageState,
+    /// What it waits for, when `NOT_STARTED`.
+    pub waiting_for: Option<WaitingFor>,
+    /// The revision that superseded it, when `SKIPPED`.
+    pub superseded_by: Option<u64>,
+    /// Attempts so far (0 before the first start).
+    pub attempt: u32,
+    /// The phase of the current attempt.
+    pub phase: Option<Phase>,
+    /// Builds of the current attempt by artifact id: running (`RUNNING`) or ended.
+    pub builds: BTreeMap<String, StepState>,
+    /// Steps of the current attempt, in plan order.
+    pub steps: Vec<StepRun>,
+    /// When the current attempt started.
+    pub started_at: Option<Timestamp>,
+}
+
+/// One accepted deployment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Deployment {
+    /// Revision (L1).
+    pub revision: u64,
+    /// Commit.
+    pub commit: String,
+    /// Branch.
+    pub branch: String,
+    /// The plan, when synthesis succeeded.
+    pub plan: Option<Arc<Plan>>,
+    /// Why synthesis failed, when it did.
+    pub synthesis_errors: Vec<String>,
+    /// Its stages, in promotion order.
+    pub stages: Vec<StageRun>,
+}
+
+impl Deployment {
+    /// The stage-deployment in `stage`.
+    pub fn stage(&self, stage: &str) -> Option<&StageRun> {
+        self.stages.iter().find(|s| s.name == stage)
+    }
+
+    fn stage_mut(&mut self, stage: &str) -> Option<&mut StageRun> {
+        self.stages.iter_mut().find(|s| s.name == stage)
+    }
+}
+
+/// The state of a pipeline: the fold of its log.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PipelineState {
+    /// `pipeline.*` of expressions.
+    pub pipeline: Option<PipelineInfo>,
+    /// Stages by name.
+    pub stages: BTreeMap<String, StageRuntime>,
+    /// Stage names in the order of the newest definition.
+    pub stage_order: Vec<String>,
+    /// Deployments by revision.
+    pub deployments: BTreeMap<u64, Deployment>,
+    /// The last revision given (L1).
+    pub last_revision: u64,
+    /// The newest accepted commit (L2).
+    pub newest_commit: Option<String>,
+    /// Delivery ids seen (L2).
+    pub deliveries: BTreeSet<String>,
+    /// The commit of each artifact's last successful build, by (artifact id, stage for
+    /// per-stage artifacts).
+    pub builds: BTreeMap<(String, Option<String>), String>,
+    /// Records applied.
+    pub applied: u64,
+}
+
+impl PipelineState {
+    /// An empty state for the pipeline `slug`.
+    pub fn new(slug: &str) -> Self {
+        PipelineState {
+            pipeline: Some(PipelineInfo::from_slug(slug)),
+            ..PipelineState::default()
+        }
+    }
+
+    /// Replays records from an empty state.
+    pub fn replay<'a>(slug: &str, records: impl IntoIterator<Item = &'a Record>) -> Self {
+        let mut state = PipelineState::new(slug);
+        for r in records {
+            state.apply(r);
+        }
+        state
+    }
+
+    /// The runtime of `stage` (default when unknown).
+    pub fn stage(&self, stage: &str) -> StageRuntime {
+        self.stages.get(stage).cloned().unwrap_or_default()
+    }
+
+    /// The stage-deployment of `revision` in `stage`.
+    pub fn run(&self, revision: u64, stage: &str) -> Option<&StageRun> {
+        self.deployments.get(&revision)?.stage(stage)
+    }
+
+    /// The previous builds as synthesis takes them (shared artifacts).
+    pub fn previous_builds(&self) -> BTreeMap<String, String> {
+        self.builds
+            .iter()
+            .filter(|((_, stage), _)| stage.is_none())
+            .map(|((id, _), commit)| (id.clone(), commit.clone()))
+            .collect()
+    }
+
+    /// Applies one record. Records that do not fit the state (a writer bug) are ignored here;
+    /// the machine checks its own records before emitting them.
+    pub fn apply(&mut self, record: &Record) {
+        self.applied += 1;
+        match &record.event {
+            Event::PushIgnored { delivery, .. } => {
+                if let Some(d) = delivery {
+                    self.deliveries.insert(d.clone());
+                }
+            }
+            Event::DeploymentAccepted {
+                revision,
+                commit,
+                branch,
+                tag,
+                delivery,
+                definition,
+                changed,
+                organization,
+            } => {
+                self.last_revision = *revision;
+                self.newest_commit = Some(commit.clone());
+                if let Some(d) = delivery {
+                    self.deliveries.insert(d.clone());
+                }
+                let pipeline = self
+                    .pipeline
+                    .clone()
+                    .unwrap_or_else(|| PipelineInfo::from_slug("app"));
+                let parsed = crate::pipeline::parse(definition);
+                let (plan, errors, stage_names) = match &parsed {
+                    Ok(def) => {
+                        let input = SynthesisInput {
+                            pipeline,
+                            organization: organization.clone(),
+                            trigger: Trigger {
+                                sha: commit.clone(),
+                                branch: branch.clone(),
+                                tag: tag.clone(),
+                                revision: *revision,
+                            },
+                            previous_builds: self.previous_builds(),
+                            changes: Changes {
+                                since: changed.clone(),
+                            },
+                        };
+                        let names: Vec<String> =
+                            def.stages.iter().map(|s| s.name.value.clone()).collect();
+                        match synthesize(def, Some(definition), &input) {
+                            Ok(plan) => (Some(Arc::new(plan)), Vec::new(), names),
+                            Err(d) => (None, d.0.iter().map(ToString::to_string).collect(), names),
+                        }
+                    }
+                    Err(d) => (
+                        None,
+                        d.0.iter()
+                            .filter(|x| x.is_error())
+                            .map(ToString::to_string)
+                            .collect(),
+                        self.stage_order.clone(),
+                    ),
+                };
+                if plan.is_some() {
+                    self.stage_order = stage_names.clone();
+                }
+                for name in &stage_names {
+                    self.stages.entry(name.clone()).or_default();
+                }
+                let stages = stage_names
+                    .iter()
+                    .map(|name| StageRun {
+                        name: name.clone(),
+                        state: StageState::NotStarted,
+                        waiting_for: Some(WaitingFor::PreviousStage),
+                        superseded_by: None,
+                        attempt: 0,
+                        phase: None,
+                        builds: BTreeMap::new(),
+                        steps: Vec::new(),
+                        started_at: None,
+                    })
+                    .collect();
+                self.deployments.insert(
+                    *revision,
+                    Deployment {
+                        revision: *revision,
+                        commit: commit.clone(),
+                        branch: branch.clone(),
+                        plan,
+                        synthesis_errors: errors,
+                        stages,
+                    },
+                );
+            }
+            Event::SynthesisFailed { .. } | Event::BuildReused { .. } | Event::Refused { .. } => {}
+            Event::StageState {
+                revision,
+                stage,
+                state,
+                waiting_for,
+                superseded_by,
+                attempt,
+                ..
+            } => self.apply_stage_state(
+                record.at,
+                *revision,
+                stage,
+                *state,
+                *waiting_for,
+                *superseded_by,
+                *attempt,
+            ),
+            Event::PhaseStarted {
+                revision,
+                stage,
+                phase,
+                ..
+            } => {
+                if let Some(run) = self.run_mut(*revision, stage) {
+                    run.phase = Some(*phase);
+                }
+            }
+            Event::BuildStarted {
+                revision,
+                artifact,
+                stage,
+            } => {
+                let at_stage = self.build_stage(*revision, stage.as_deref());
+                if let Some(run) = at_stage.and_then(|s| self.run_mut(*revision, &s)) {
+                    run.builds.insert(artifact.clone(), StepState::Running);
+                }
+            }
+            Event::BuildFinished {
+                revision,
+                artifact,
+                stage,
+                succeeded,
+                ..
+            } => {
+                let at_stage = self.build_stage(*revision, stage.as_deref());
+                let commit = self.deployments.get(revision).map(|d| d.commit.clone());
+                if let Some(run) = at_stage.and_then(|s| self.run_mut(*revision, &s)) {
+                    let state = if *succeeded {
+                        StepState::Succeeded
+                    } else {
+                        StepState::Failed
+                    };
+                    run.builds.insert(artifact.clone(), state);
+                }
+                if *succeeded && let Some(commit) = commit {
+                    self.builds
+                        .insert((artifact.clone(), stage.clone()), commit);
+                }
+            }
+            Event::StepState {
+                revision,
+                stage,
+                step,
+                state,
+                outputs,
+                ..
+            } => {
+                let index = self.step_index(*revision, stage, step);
+                if let (Some(i), Some(run)) = (index, self.run_mut(*revision, stage))
+                    && let Some(s) = run.steps.get_mut(i)
+                {
+                    if *state == StepState::Running && s.state == StepState::Pending {
+                        s.started_at = Some(record.at);
+                    }
+                    s.state = *state;
+                    if !outputs.is_empty() {
+                        s.outputs = outputs.clone();
+                    }
+                }
+            }
+            Event::ApprovalRequired { .. } | Event::Rejected { .. } => {}
+            Event::Approved {
+                revision,
+                stage,
+                step,
+                ..
+            } => {
+                let index = self.step_index(*revision, stage, step);
+                if let (Some(i), Some(run)) = (index, self.run_mut(*revision, stage))
+                    && let Some(s) = run.steps.get_mut(i)
+                {
+                    s.approved = true;
+                }
+            }
+            Event::BlockerAdded { stage, blocker, .. } => {
+                self.stages
+                    .entry(stage.clone())
+                    .or_default()
+                    .blockers
+                    .insert(*blocker);
+            }
+            Event::BlockerRemoved { stage, blocker, .. } => {
+                self.stages
+                    .entry(stage.clone())
+                    .or_default()
+                    .blockers
+                    .remove(blocker);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply_stage_state(
+        &mut self,
+        at: Timestamp,
+        revision: u64,
+        stage: &str,
+        state: StageState,
+        waiting_for: Option<WaitingFor>,
+        superseded_by: Option<u64>,
+        attempt: Option<u32>,
+    ) {
+        let steps = self
+            .deployments
+            .get(&revision)
+            .and_then(|d| d.plan.as_ref())
+            .and_then(|p| p.stages.iter().find(|s| s.name == stage))
+            .map_or(0, |s| s.steps.len());
+        let skipped: Vec<bool> = self
+            .deployments
+            .get(&revision)
+            .and_then(|d| d.plan.as_ref())
+            .and_then(|p| p.stages.iter().find(|s| s.name == stage))
+            .map(|s| s.steps.iter().map(|st| st.skipped).collect())
+            .unwrap_or_default();
+        let Some(run) = self.run_mut(revision, stage) else {
+            return;
+        };
+        let previous = run.state;
+        run.state = state;
+        run.waiting_for = if state == StageState::NotStarted {
+            waiting_for
+        } else {
+            None
+        };
+        if superseded_by.is_some() {
+            run.superseded_by = superseded_by;
+        }
+        let starting = state.holds_lock() && !previous.holds_lock();
+        if starting {
+            run.attempt = attempt.unwrap_or(run.attempt + 1);
+            run.phase = None;
+            run.builds.clear();
+            run.steps = (0..steps).map(|_| StepRun::pending()).collect();
+            for (s, skip) in run.steps.iter_mut().zip(&skipped) {
+                if *skip {
+                    s.state = StepState::Skipped;
+                }
+            }
+            run.started_at = Some(at);
+        }
+        let runtime = self.stages.entry(stage.to_owned()).or_default();
+        let queued_wait = matches!(
+            waiting_for,
+            Some(WaitingFor::Lock | WaitingFor::TimeWindow | WaitingFor::Blocker)
+        );
+        if state == StageState::NotStarted && queued_wait {
+            runtime.queued = Some(revision);
+        } else if runtime.queued == Some(revision) {
+            runtime.queued = None;
+        }
+        if state.holds_lock() {
+            runtime.running = Some(revision);
+        } else if runtime.running == Some(revision) {
+            runtime.running = None;
+        }
+        if matches!(
+            state,
+            StageState::Succeeded | StageState::RolledBack | StageState::RolledForward
+        ) {
+            runtime.current = Some(revision);
+        }
+    }
+
+    fn run_mut(&mut self, revision: u64, stage: &str) -> Option<&mut StageRun> {
+        self.deployments.get_mut(&revision)?.stage_mut(stage)
+    }
+
+    /// Where a build record belongs: its stage, or the first stage for shared artifacts.
+    fn build_stage(&self, revision: u64, stage: Option<&str>) -> Option<String> {
+        match stage {
+            Some(s) => Some(s.to_owned()),
+            None => self
+                .deployments
+                .get(&revision)?
+                .stages
+                .first()
+                .map(|s| s.name.clone()),
+        }
+    }
+
+    fn step_index(&self, revision: u64, stage: &str, step: &str) -> Option<usize> {
+        let plan = self.deployments.get(&revision)?.plan.as_ref()?;
+        plan.stages
+            .iter()
+            .find(|s| s.name == stage)?
+            .steps
+            .iter()
+            .position(|s| s.key() == step)
+    }
+}

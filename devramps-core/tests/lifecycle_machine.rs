@@ -1,0 +1,635 @@
+//! The lifecycle machine as a transducer: inputs in, records and commands out, on small
+//! pipelines with hand-fed work results.
+
+use std::collections::BTreeMap;
+
+use devramps_core::backend::{InfraPlan, Outcome};
+use devramps_core::expr::Organization;
+use devramps_core::lifecycle::{
+    Actor, Command, Decide, Event, Input, Machine, Operate, Output, Push, StageState, StepState,
+    WaitingFor, WorkResult,
+};
+use jiff::{SignedDuration, Timestamp};
+
+const TWO_STAGES: &str = r#"
+version: "1.0.0"
+pipeline:
+  cloud_provider: AWS
+  pipeline_updates_require_approval: NEVER
+  stages:
+    - { name: staging, account_id: "111111111111", region: us-east-1 }
+    - { name: prod, account_id: "222222222222", region: us-east-1 }
+  steps:
+    - { name: A, type: "CUSTOM:A" }
+    - { name: B, type: "CUSTOM:B" }
+  artifacts:
+    Image:
+      type: DEVRAMPS:DOCKER:BUILD
+      rebuild_when_changed: [/src]
+      params: { dockerfile: /Dockerfile }
+"#;
+
+/// Monday 2026-01-05 09:00 in Los Angeles.
+fn t0() -> Timestamp {
+    "2026-01-05T17:00:00Z".parse().expect("ts")
+}
+
+fn mins(m: i64) -> SignedDuration {
+    SignedDuration::from_mins(m)
+}
+
+fn push(commit: &str, definition: &str) -> Input {
+    Input::Push(Push {
+        delivery: Some(format!("d-{commit}")),
+        branch: "main".into(),
+        commit: commit.into(),
+        tag: String::new(),
+        definition: Some(definition.into()),
+        changed: BTreeMap::new(),
+        organization: Organization::default(),
+    })
+}
+
+fn ok() -> WorkResult {
+    WorkResult::Done(Outcome::Succeeded {
+        outputs: BTreeMap::new(),
+    })
+}
+
+fn fail(reason: &str) -> WorkResult {
+    WorkResult::Done(Outcome::Failed {
+        reason: reason.into(),
+    })
+}
+
+/// Completes every command of `out` with `result_for(command)` until nothing is left; returns
+/// every record produced.
+fn settle(
+    m: &mut Machine,
+    out: Output,
+    now: Timestamp,
+    mut result_for: impl FnMut(&Command) -> Option<WorkResult>,
+) -> Vec<Event> {
+    let mut events: Vec<Event> = out.records.into_iter().map(|r| r.event).collect();
+    let mut queue = out.commands;
+    while let Some(command) = queue.pop() {
+        let key = match &command {
+            Command::Build { key, .. }
+            | Command::ValidateResources { key }
+            | Command::Mirror { key }
+            | Command::PlanInfra { key, .. }
+            | Command::ApplyInfra { key, .. }
+            | Command::RunStep { key, .. } => key.clone(),
+            Command::Cancel { .. } => continue,
+        };
+        let Some(result) = result_for(&command) else {
+            continue;
+        };
+        let out = m.handle(Input::Work { key, result }, now);
+        events.extend(out.records.into_iter().map(|r| r.event));
+        queue.extend(out.commands);
+    }
+    events
+}
+
+fn stage_state(m: &Machine, revision: u64, stage: &str) -> (StageState, Option<WaitingFor>) {
+    let run = m
+        .state()
+        .run(revision, stage)
+        .expect("stage-deployment exists");
+    (run.state, run.waiting_for)
+}
+
+fn all_ok(_: &Command) -> Option<WorkResult> {
+    Some(ok())
+}
+
+#[test]
+fn a_push_runs_every_phase_of_every_stage_in_order() {
+    let mut m = Machine::new("app");
+    let out = m.handle(push("c1", TWO_STAGES), t0());
+    let events = settle(&mut m, out, t0(), all_ok);
+    assert_eq!(stage_state(&m, 1, "staging").0, StageState::Succeeded);
+    assert_eq!(stage_state(&m, 1, "prod").0, StageState::Succeeded);
+    // The image is built once, in the first stage (L4), before staging's steps.
+    let builds: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, Event::BuildStarted { .. }))
+        .collect();
+    assert_eq!(builds.len(), 1, "{builds:?}");
+    let phases: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::PhaseStarted {
+                stage,
+                phase,
+                skipped,
+                ..
+            } if stage == "prod" => Some(format!(
+                "{phase:?}{}",
+                if *skipped { "(skipped)" } else { "" }
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "Build(skipped)",
+            "ResourceValidation",
+            "Mirroring",
+            "Infrastructure(skipped)",
+            "Steps"
+        ]
+    );
+    assert_eq!(m.state().stage("prod").current, Some(1));
+}
+
+#[test]
+fn l1_revisions_are_sequential_and_l2_ignores_duplicates_and_other_branches() {
+    let mut m = Machine::new("app");
+    let out = m.handle(push("c1", TWO_STAGES), t0());
+    assert!(matches!(
+        out.records[0].event,
+        Event::DeploymentAccepted { revision: 1, .. }
+    ));
+    // Same delivery again: ignored.
+    let again = m.handle(push("c1", TWO_STAGES), t0());
+    assert!(
+        matches!(&again.records[0].event, Event::PushIgnored { reason, .. } if reason.contains("delivery"))
+    );
+    // Another branch: ignored with the reason.
+    let mut other = push("c2", TWO_STAGES);
+    if let Input::Push(p) = &mut other {
+        p.branch = "feature".into();
+    }
+    let ignored = m.handle(other, t0());
+    assert!(
+        matches!(&ignored.records[0].event, Event::PushIgnored { reason, .. } if reason.contains("tracked branch"))
+    );
+    let out = m.handle(push("c3", TWO_STAGES), t0());
+    assert!(
+        matches!(
+            out.records[0].event,
+            Event::DeploymentAccepted { revision: 2, .. }
+        ),
+        "ignored pushes take no revision"
+    );
+}
+
+#[test]
+fn l6_only_the_newest_queued_commit_deploys_and_superseded_first_stage_builds_never_run() {
+    let mut m = Machine::new("app");
+    // Revision 1 starts in staging and hangs in its build.
+    let out = m.handle(push("c1", TWO_STAGES), t0());
+    let build_key = out.commands.iter().find_map(|c| match c {
+        Command::Build { key, .. } => Some(key.clone()),
+        _ => None,
+    });
+    let build_key = build_key.expect("revision 1 builds its image");
+    let b = m.handle(push("c2", TWO_STAGES), t0());
+    assert!(
+        b.commands.is_empty(),
+        "revision 2 waits for the lock: {:?}",
+        b.commands
+    );
+    assert_eq!(
+        stage_state(&m, 2, "staging"),
+        (StageState::NotStarted, Some(WaitingFor::Lock))
+    );
+    m.handle(push("c3", TWO_STAGES), t0());
+    let r2 = m.state().run(2, "staging").expect("run");
+    assert_eq!((r2.state, r2.superseded_by), (StageState::Skipped, Some(3)));
+    assert_eq!(
+        stage_state(&m, 2, "prod"),
+        (StageState::NotStarted, Some(WaitingFor::Never))
+    );
+    // Revision 1 finishes; only revision 3 runs next, and revision 2 was never built.
+    let out = m.handle(
+        Input::Work {
+            key: build_key,
+            result: ok(),
+        },
+        t0(),
+    );
+    let events = settle(&mut m, out, t0(), all_ok);
+    assert_eq!(stage_state(&m, 3, "prod").0, StageState::Succeeded);
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::BuildStarted { revision: 2, .. }))
+    );
+    assert_eq!(m.state().stage("staging").queued, None);
+}
+
+#[test]
+fn l10_a_failed_step_fails_the_stage_skips_the_rest_and_stops_the_deployment() {
+    let mut m = Machine::new("app");
+    let out = m.handle(push("c1", TWO_STAGES), t0());
+    settle(&mut m, out, t0(), |c| match c {
+        Command::RunStep { key, .. } if key.step == "A" => Some(fail("boom")),
+        _ => Some(ok()),
+    });
+    assert_eq!(stage_state(&m, 1, "staging").0, StageState::Failed);
+    let steps: Vec<StepState> = m
+        .state()
+        .run(1, "staging")
+        .expect("run")
+        .steps
+        .iter()
+        .map(|s| s.state)
+        .collect();
+    assert_eq!(steps, [StepState::Failed, StepState::Skipped]);
+    assert_eq!(
+        stage_state(&m, 1, "prod"),
+        (StageState::NotStarted, Some(WaitingFor::Never))
+    );
+    assert_eq!(
+        m.state().stage("staging").running,
+        None,
+        "the lock is released"
+    );
+}
+
+#[test]
+fn l10_a_step_over_its_timeout_is_cancelled_and_the_stage_times_out() {
+    let mut m = Machine::new("app");
+    let out = m.handle(push("c1", TWO_STAGES), t0());
+    settle(&mut m, out, t0(), |c| match c {
+        Command::RunStep { .. } => None, // hangs
+        _ => Some(ok()),
+    });
+    let wake = m.next_wake(t0()).expect("a timeout is pending");
+    assert_eq!(wake, t0() + mins(60), "default step timeout is 60 minutes");
+    let early = m.handle(Input::Tick, t0() + mins(59));
+    assert!(early.records.is_empty());
+    let out = m.handle(Input::Tick, wake);
+    assert!(
+        out.commands
+            .iter()
+            .any(|c| matches!(c, Command::Cancel { key } if key.step == "A"))
+    );
+    assert_eq!(stage_state(&m, 1, "staging").0, StageState::TimedOut);
+    assert_eq!(stage_state(&m, 1, "prod").1, Some(WaitingFor::Never));
+}
+
+#[test]
+fn l12_cancel_stops_running_work_then_ends_cancelled() {
+    let mut m = Machine::new("app");
+    let out = m.handle(push("c1", TWO_STAGES), t0());
+    settle(&mut m, out, t0(), |c| match c {
+        Command::RunStep { .. } => None,
+        _ => Some(ok()),
+    });
+    let op = Operate {
+        revision: 1,
+        stage: "staging".into(),
+        actor: Actor::User("ana".into()),
+        reason: Some("bad".into()),
+    };
+    let out = m.handle(Input::Cancel(op), t0());
+    assert_eq!(stage_state(&m, 1, "staging").0, StageState::Cancelling);
+    let cancel = out.commands.iter().find_map(|c| match c {
+        Command::Cancel { key } => Some(key.clone()),
+        _ => None,
+    });
+    let key = cancel.expect("the running step is told to stop");
+    m.handle(
+        Input::Work {
+            key,
+            result: fail("cancelled"),
+        },
+        t0(),
+    );
+    assert_eq!(stage_state(&m, 1, "staging").0, StageState::Cancelled);
+    let steps: Vec<StepState> = m
+        .state()
+        .run(1, "staging")
+        .expect("run")
+        .steps
+        .iter()
+        .map(|s| s.state)
+        .collect();
+    assert_eq!(steps, [StepState::Cancelled, StepState::Skipped]);
+    assert_eq!(stage_state(&m, 1, "prod").1, Some(WaitingFor::Never));
+}
+
+#[test]
+fn l11_retry_reruns_every_step_and_is_refused_when_a_newer_revision_waits() {
+    let mut m = Machine::new("app");
+    let out = m.handle(push("c1", TWO_STAGES), t0());
+    let mut failed_once = false;
+    settle(&mut m, out, t0(), |c| match c {
+        Command::RunStep { key, .. } if key.step == "B" && !failed_once => {
+            failed_once = true;
+            Some(fail("flaky"))
+        }
+        _ => Some(ok()),
+    });
+    assert_eq!(stage_state(&m, 1, "staging").0, StageState::Failed);
+    let op = Operate {
+        revision: 1,
+        stage: "staging".into(),
+        actor: Actor::User("ana".into()),
+        reason: None,
+    };
+    let out = m.handle(Input::Retry(op.clone()), t0());
+    let run = m.state().run(1, "staging").expect("run");
+    assert_eq!((run.state, run.attempt), (StageState::InProgress, 2));
+    assert!(
+        out.commands
+            .iter()
+            .all(|c| !matches!(c, Command::Build { .. })),
+        "the built image is reused"
+    );
+    let events = settle(&mut m, out, t0(), all_ok);
+    assert!(events.iter().any(|e| matches!(e, Event::StepState { step, state: StepState::Succeeded, .. } if step == "A")), "step A runs again");
+    assert_eq!(stage_state(&m, 1, "prod").0, StageState::Succeeded);
+    // A retry of a succeeded stage is refused with the rule.
+    let out = m.handle(Input::Retry(op), t0());
+    assert!(matches!(&out.records[0].event, Event::Refused { rule, .. } if rule == "L11"));
+}
+
+const BAKE: &str = r#"
+version: "1.0.0"
+pipeline:
+  cloud_provider: AWS
+  pipeline_updates_require_approval: NEVER
+  stages:
+    - { name: prod, account_id: "222222222222", region: us-east-1 }
+  steps:
+    - { name: Bake, id: bake, type: "DEVRAMPS:APPROVAL:BAKE", params: { duration_minutes: 5 } }
+  artifacts: {}
+"#;
+
+#[test]
+fn l16_a_bake_succeeds_when_its_time_is_up_or_when_approved_early_and_fails_when_rejected() {
+    // Time up.
+    let mut m = Machine::new("app");
+    m.handle(push("c1", BAKE), t0());
+    let out = m.handle(
+        Input::Work {
+            key: key("validate"),
+            result: ok(),
+        },
+        t0(),
+    );
+    settle(&mut m, out, t0(), all_ok);
+    assert_eq!(m.next_wake(t0()), Some(t0() + mins(5)));
+    m.handle(Input::Tick, t0() + mins(5));
+    assert_eq!(stage_state(&m, 1, "prod").0, StageState::Succeeded);
+    // Approved at t+2.
+    let mut m = Machine::new("app");
+    m.handle(push("c1", BAKE), t0());
+    let out = m.handle(
+        Input::Work {
+            key: key("validate"),
+            result: ok(),
+        },
+        t0(),
+    );
+    settle(&mut m, out, t0(), all_ok);
+    let decide = Decide {
+        revision: 1,
+        stage: "prod".into(),
+        step: "Bake".into(),
+        actor: Actor::User("ana".into()),
+        comment: None,
+    };
+    m.handle(Input::Approve(decide.clone()), t0() + mins(2));
+    assert_eq!(stage_state(&m, 1, "prod").0, StageState::Succeeded);
+    // Rejected.
+    let mut m = Machine::new("app");
+    m.handle(push("c1", BAKE), t0());
+    let out = m.handle(
+        Input::Work {
+            key: key("validate"),
+            result: ok(),
+        },
+        t0(),
+    );
+    settle(&mut m, out, t0(), all_ok);
+    m.handle(Input::Reject(decide), t0() + mins(1));
+    assert_eq!(stage_state(&m, 1, "prod").0, StageState::Failed);
+}
+
+fn key(step: &str) -> devramps_core::backend::ExecutionKey {
+    devramps_core::backend::ExecutionKey {
+        pipeline: "app".into(),
+        revision: 1,
+        stage: "prod".into(),
+        attempt: 1,
+        step: step.into(),
+    }
+}
+
+const TERRAFORM: &str = r#"
+version: "1.0.0"
+pipeline:
+  cloud_provider: AWS
+  pipeline_updates_require_approval: NEVER
+  stages:
+    - { name: prod, account_id: "222222222222", region: us-east-1 }
+  steps:
+    - { name: Deploy, type: "CUSTOM:D", goes_after: [infra], params: { c: "${{ steps.infra.cluster }}" } }
+    - { name: Infra, id: infra, type: "DEVRAMPS:TERRAFORM:SYNTHESIZE", goes_after: [], params: { source: /infra, requires_approval: DESTRUCTIVE_CHANGES_ONLY } }
+  artifacts: {}
+"#;
+
+#[test]
+fn terraform_runs_first_and_waits_for_approval_only_for_destructive_plans() {
+    for (plan, waits) in [
+        (
+            InfraPlan {
+                id: "p".into(),
+                create: 2,
+                update: 0,
+                delete: 0,
+            },
+            false,
+        ),
+        (
+            InfraPlan {
+                id: "p".into(),
+                create: 1,
+                update: 1,
+                delete: 0,
+            },
+            true,
+        ),
+    ] {
+        let mut m = Machine::new("app");
+        m.handle(push("c1", TERRAFORM), t0());
+        let out = m.handle(
+            Input::Work {
+                key: key("validate"),
+                result: ok(),
+            },
+            t0(),
+        );
+        let out2 = m.handle(
+            Input::Work {
+                key: key("mirror"),
+                result: ok(),
+            },
+            t0(),
+        );
+        assert!(
+            out.commands
+                .iter()
+                .chain(&out2.commands)
+                .any(|c| matches!(c, Command::PlanInfra { .. })),
+            "the infrastructure phase comes before Deploy"
+        );
+        let planned = m.handle(
+            Input::Work {
+                key: key("infra"),
+                result: WorkResult::Planned(plan),
+            },
+            t0(),
+        );
+        let applies = planned
+            .commands
+            .iter()
+            .any(|c| matches!(c, Command::ApplyInfra { .. }));
+        assert_eq!(applies, !waits);
+        if waits {
+            assert!(
+                planned
+                    .records
+                    .iter()
+                    .any(|r| matches!(r.event, Event::ApprovalRequired { .. }))
+            );
+            let decide = Decide {
+                revision: 1,
+                stage: "prod".into(),
+                step: "infra".into(),
+                actor: Actor::User("ana".into()),
+                comment: Some("ok".into()),
+            };
+            let approved = m.handle(Input::Approve(decide), t0());
+            assert!(
+                approved
+                    .commands
+                    .iter()
+                    .any(|c| matches!(c, Command::ApplyInfra { .. }))
+            );
+        }
+        let outputs: BTreeMap<String, serde_json::Value> =
+            [("cluster".to_owned(), serde_json::json!("c1"))].into();
+        let applied = m.handle(
+            Input::Work {
+                key: key("infra"),
+                result: WorkResult::Done(Outcome::Succeeded { outputs }),
+            },
+            t0(),
+        );
+        assert!(
+            applied
+                .commands
+                .iter()
+                .any(|c| matches!(c, Command::RunStep { key, .. } if key.step == "Deploy"))
+        );
+        let out = m.handle(
+            Input::Work {
+                key: key("Deploy"),
+                result: ok(),
+            },
+            t0(),
+        );
+        assert!(out.records.iter().any(|r| matches!(
+            r.event,
+            Event::StageState {
+                state: StageState::Succeeded,
+                ..
+            }
+        )));
+    }
+}
+
+const WINDOWED: &str = r#"
+version: "1.0.0"
+pipeline:
+  cloud_provider: AWS
+  pipeline_updates_require_approval: NEVER
+  stage_defaults: { deployment_time_window: PACIFIC_WORKING_HOURS }
+  stages:
+    - { name: staging, account_id: "111111111111", region: us-east-1, deployment_time_window: NONE }
+    - { name: prod, account_id: "222222222222", region: us-east-1 }
+  steps:
+    - { name: A, type: "CUSTOM:A" }
+  artifacts: {}
+"#;
+
+#[test]
+fn l8_a_closed_window_queues_prod_until_it_opens_and_only_the_newest_deploys() {
+    // Saturday 2026-01-10 10:00 in Los Angeles.
+    let saturday: Timestamp = "2026-01-10T18:00:00Z".parse().expect("ts");
+    let mut m = Machine::new("app");
+    let out = m.handle(push("a", WINDOWED), saturday);
+    settle(&mut m, out, saturday, all_ok);
+    assert_eq!(stage_state(&m, 1, "staging").0, StageState::Succeeded);
+    assert_eq!(
+        stage_state(&m, 1, "prod"),
+        (StageState::NotStarted, Some(WaitingFor::TimeWindow))
+    );
+    let sunday = saturday + mins(25 * 60);
+    let out = m.handle(push("b", WINDOWED), sunday);
+    settle(&mut m, out, sunday, all_ok);
+    assert_eq!(
+        m.state().run(1, "prod").expect("run").superseded_by,
+        Some(2)
+    );
+    let monday: Timestamp = "2026-01-12T17:00:00Z".parse().expect("ts");
+    assert_eq!(m.next_wake(sunday), Some(monday));
+    let out = m.handle(Input::Tick, monday);
+    settle(&mut m, out, monday, all_ok);
+    assert_eq!(stage_state(&m, 2, "prod").0, StageState::Succeeded);
+    assert_eq!(stage_state(&m, 1, "prod").0, StageState::Skipped);
+}
+
+#[test]
+fn l19_replaying_the_log_gives_the_live_state() {
+    let mut m = Machine::new("app");
+    let mut log = Vec::new();
+    let mut feed = |m: &mut Machine, input: Input, now: Timestamp, log: &mut Vec<_>| {
+        let out = m.handle(input, now);
+        log.extend(out.records.clone());
+        out
+    };
+    let out = feed(&mut m, push("c1", TWO_STAGES), t0(), &mut log);
+    let mut pending = out.commands;
+    let mut pushed = false;
+    while let Some(c) = pending.pop() {
+        if let Command::RunStep { key, .. }
+        | Command::Build { key, .. }
+        | Command::ValidateResources { key }
+        | Command::Mirror { key } = c
+        {
+            let result = if key.step == "B" && key.stage == "prod" {
+                fail("x")
+            } else {
+                ok()
+            };
+            let out = feed(&mut m, Input::Work { key, result }, t0(), &mut log);
+            pending.extend(out.commands);
+            if !pushed {
+                pushed = true;
+                let out = feed(&mut m, push("c2", TWO_STAGES), t0(), &mut log);
+                pending.extend(out.commands);
+            }
+        }
+    }
+    let replayed = Machine::replay("app", &log);
+    assert_eq!(replayed.state(), m.state());
+    // And through JSON, as a store keeps it.
+    let json: Vec<serde_json::Value> = log
+        .iter()
+        .map(|r| serde_json::to_value(r).expect("serializes"))
+        .collect();
+    let back: Vec<devramps_core::lifecycle::Record> = json
+        .into_iter()
+        .map(|v| serde_json::from_value(v).expect("parses"))
+        .collect();
+    assert_eq!(Machine::replay("app", &back).state(), m.state());
+}

@@ -592,7 +592,7 @@ fn l8_a_closed_window_queues_prod_until_it_opens_and_only_the_newest_deploys() {
 fn l19_replaying_the_log_gives_the_live_state() {
     let mut m = Machine::new("app");
     let mut log = Vec::new();
-    let mut feed = |m: &mut Machine, input: Input, now: Timestamp, log: &mut Vec<_>| {
+    let feed = |m: &mut Machine, input: Input, now: Timestamp, log: &mut Vec<_>| {
         let out = m.handle(input, now);
         log.extend(out.records.clone());
         out

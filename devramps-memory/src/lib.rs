@@ -60,6 +60,7 @@ mod resources;
 mod runner;
 mod script;
 mod secrets;
+pub mod sim;
 mod source;
 mod store;
 

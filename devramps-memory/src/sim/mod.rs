@@ -1,0 +1,36 @@
+//! The data layer of `devramps simulate`: the scenario file and the report.
+//!
+//! - [`parse_scenario`] reads a scenario (the pipeline under test, a virtual clock, scripted
+//!   events) into a typed [`Scenario`], reporting every problem as a [`ScenarioError`] with its
+//!   line and column.
+//! - [`Report`] is what a run produced, as `--format json` prints it ([`to_json`]) or as a
+//!   readable timeline ([`render_text`]).
+//! - [`parse_duration`] and [`format_duration`] read and write durations such as `1h30m`.
+//!
+//! The format is specified in `shared/spec/scenario-format.md`; state names are those of the
+//! lifecycle rules.
+
+mod action;
+mod duration;
+mod error;
+mod read_events;
+mod reader;
+mod render;
+mod report;
+mod scenario;
+
+pub use action::{
+    ACTION_KEYS, Action, AlarmState, Answer, DEFAULT_ACTOR, Push, ScriptedOutcome, ScriptedResult,
+    StepRef,
+};
+pub use duration::{format_duration, parse_duration};
+pub use error::ScenarioError;
+pub use render::render_text;
+pub use report::{
+    BuildReport, DeploymentReport, EventReport, Report, StageMap, StageReport, StageSummary,
+    Synthesis, format_time, to_json,
+};
+pub use scenario::{
+    DEFAULT_RUN_UNTIL, DEFAULT_SCENARIO_START, DEFAULT_SLUG, Defaults, PipelineRef, Scenario,
+    ScenarioEvent, parse_scenario,
+};

@@ -37,6 +37,7 @@
 pub use error::{Error, Result};
 
 pub mod backend;
+pub mod engine;
 mod error;
 pub mod expr;
 pub mod lifecycle;

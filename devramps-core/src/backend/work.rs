@@ -150,6 +150,17 @@ impl StepRunners {
         self
     }
 
+    /// Every registered runner (each once), for operations that concern any of them.
+    pub fn all(&self) -> Vec<&DynStepRunner> {
+        let mut out: Vec<&DynStepRunner> = Vec::new();
+        for runner in self.by_type.values().chain(self.fallback.as_ref()) {
+            if !out.iter().any(|r| Arc::ptr_eq(r, runner)) {
+                out.push(runner);
+            }
+        }
+        out
+    }
+
     /// The runner of `step_type`, or [`Error::NotSupported`].
     pub fn get(&self, step_type: &str) -> Result<&DynStepRunner> {
         self.by_type

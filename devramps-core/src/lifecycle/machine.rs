@@ -531,19 +531,28 @@ impl Run<'_> {
             );
             self.abandon_after(old, stage, &format!("superseded by revision {revision}"));
         }
-        let waiting = self.blocked_by(revision, stage).unwrap_or(WaitingFor::Lock);
-        self.emit(
-            Actor::System,
-            Event::StageState {
+        match self.blocked_by(revision, stage) {
+            // Free to go: it starts at once (L7).
+            None => self.set_stage(
+                Actor::System,
                 revision,
-                stage: stage.to_owned(),
-                state: StageState::NotStarted,
-                waiting_for: Some(waiting),
-                superseded_by: None,
-                attempt: None,
-                reason: None,
-            },
-        );
+                stage,
+                Trigger::Start,
+                StageDetail::default(),
+            ),
+            Some(waiting) => self.emit(
+                Actor::System,
+                Event::StageState {
+                    revision,
+                    stage: stage.to_owned(),
+                    state: StageState::NotStarted,
+                    waiting_for: Some(waiting),
+                    superseded_by: None,
+                    attempt: None,
+                    reason: None,
+                },
+            ),
+        }
     }
 
     /// Why a queued `revision` cannot start in `stage` now (L7), or `None` when it can.

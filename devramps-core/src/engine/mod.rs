@@ -1,0 +1,386 @@
+//! The async engine: runs the lifecycle machine's commands against the [`Backends`] on any
+//! executor (the core depends on no runtime; tests run it on tokio and on
+//! `futures::executor`).
+//!
+//! [`Engine::new`] returns a handle and an [`EngineDriver`]; spawn (or await) the driver's
+//! [`run`](EngineDriver::run) and talk to the engine through the handle: submit pushes, approve,
+//! retry, cancel, read state and history. Every state change is appended to the store before
+//! the work it implies starts (L20); after a restart the driver resumes from the store and
+//! re-attaches to work in flight.
+
+mod work;
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+
+use futures::channel::{mpsc, oneshot};
+use futures::future::{BoxFuture, Fuse, FutureExt};
+use futures::stream::{FuturesUnordered, StreamExt};
+use jiff::Timestamp;
+
+use crate::backend::{AppendOptions, Backends, EventStoreExt};
+use crate::error::{Error, Result};
+use crate::expr::Organization;
+use crate::lifecycle::{Decide, Input, Machine, Operate, PipelineState, Push, Record};
+use crate::pipeline::{PIPELINE_DIR, PIPELINE_FILE};
+
+/// How an engine instance runs.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// The organization context of expressions.
+    pub organization: Organization,
+    /// This instance's name (lease holder).
+    pub instance: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            organization: Organization::default(),
+            instance: "engine-1".to_owned(),
+        }
+    }
+}
+
+/// A push as an embedder submits it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PushRequest {
+    /// The webhook delivery id, when there is one (L2 ignores a delivery seen before).
+    pub delivery: Option<String>,
+    /// The branch.
+    pub branch: String,
+    /// The pushed head commit (any revision the source repository resolves).
+    pub commit: String,
+    /// A tag pointing at the commit, or empty.
+    pub tag: String,
+}
+
+type Reply<T> = oneshot::Sender<Result<T>>;
+
+/// The pending wake-up of the driver.
+type Timer = Pin<Box<Fuse<BoxFuture<'static, ()>>>>;
+
+enum Request {
+    Push(String, PushRequest, Reply<Vec<Record>>),
+    Input(String, Input, Reply<Vec<Record>>),
+    State(String, Reply<PipelineState>),
+    Stop(Reply<()>),
+}
+
+/// A handle to a running engine. Cloning gives another handle to the same engine.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    tx: mpsc::UnboundedSender<Request>,
+    backends: Backends,
+}
+
+/// The engine's loop; run it with [`EngineDriver::run`].
+pub struct EngineDriver {
+    rx: mpsc::UnboundedReceiver<Request>,
+    backends: Backends,
+    config: EngineConfig,
+    machines: BTreeMap<String, Machine>,
+    work: FuturesUnordered<BoxFuture<'static, Option<work::Done>>>,
+}
+
+impl std::fmt::Debug for EngineDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineDriver")
+            .field("pipelines", &self.machines.keys().collect::<Vec<_>>())
+            .field("work_in_flight", &self.work.len())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// A new engine over `backends`.
+    pub fn new(backends: Backends, config: EngineConfig) -> (Engine, EngineDriver) {
+        let (tx, rx) = mpsc::unbounded();
+        let engine = Engine {
+            tx,
+            backends: backends.clone(),
+        };
+        let driver = EngineDriver {
+            rx,
+            backends,
+            config,
+            machines: BTreeMap::new(),
+            work: FuturesUnordered::new(),
+        };
+        (engine, driver)
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.unbounded_send(make(reply)).map_err(|_| {
+            Error::backend(
+                "engine",
+                "send a request",
+                "the engine's driver is not running",
+            )
+        })?;
+        answer.await.map_err(|_| {
+            Error::backend(
+                "engine",
+                "wait for an answer",
+                "the engine's driver stopped",
+            )
+        })?
+    }
+
+    /// Submits a push to the pipeline `pipeline` (its slug); returns the records it produced.
+    pub async fn push(&self, pipeline: &str, push: PushRequest) -> Result<Vec<Record>> {
+        self.ask(|r| Request::Push(pipeline.to_owned(), push, r))
+            .await
+    }
+
+    /// Approves a waiting step (L16).
+    pub async fn approve(&self, pipeline: &str, decide: Decide) -> Result<Vec<Record>> {
+        self.ask(|r| Request::Input(pipeline.to_owned(), Input::Approve(decide), r))
+            .await
+    }
+
+    /// Rejects a waiting step (L16).
+    pub async fn reject(&self, pipeline: &str, decide: Decide) -> Result<Vec<Record>> {
+        self.ask(|r| Request::Input(pipeline.to_owned(), Input::Reject(decide), r))
+            .await
+    }
+
+    /// Retries a stage-deployment (L11).
+    pub async fn retry(&self, pipeline: &str, op: Operate) -> Result<Vec<Record>> {
+        self.ask(|r| Request::Input(pipeline.to_owned(), Input::Retry(op), r))
+            .await
+    }
+
+    /// Cancels a stage-deployment (L12).
+    pub async fn cancel(&self, pipeline: &str, op: Operate) -> Result<Vec<Record>> {
+        self.ask(|r| Request::Input(pipeline.to_owned(), Input::Cancel(op), r))
+            .await
+    }
+
+    /// The live state of a pipeline.
+    pub async fn state(&self, pipeline: &str) -> Result<PipelineState> {
+        self.ask(|r| Request::State(pipeline.to_owned(), r)).await
+    }
+
+    /// The pipeline's log, from the store.
+    pub async fn history(&self, pipeline: &str) -> Result<Vec<Record>> {
+        let events = self.backends.store.read_all(pipeline).await?;
+        events
+            .into_iter()
+            .map(|e| {
+                serde_json::from_value(e.payload).map_err(|err| {
+                    Error::backend(
+                        "engine",
+                        format!("read record {} of `{pipeline}`", e.seq),
+                        err.to_string(),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Stops the driver after the request in progress.
+    pub async fn stop(&self) -> Result<()> {
+        self.ask(Request::Stop).await
+    }
+}
+
+impl EngineDriver {
+    /// Runs the engine until [`Engine::stop`] or until every handle is dropped. Resumes every
+    /// pipeline found in the store first.
+    pub async fn run(mut self) -> Result<()> {
+        self.resume().await?;
+        let mut timer: Option<(Timestamp, Timer)> = None;
+        loop {
+            let now = self.backends.clock.now();
+            let wake = self
+                .machines
+                .values()
+                .filter_map(|m| m.next_wake(now))
+                .min();
+            if timer.as_ref().map(|(t, _)| *t) != wake {
+                timer = wake.map(|t| {
+                    let clock = self.backends.clock.clone();
+                    let sleep: BoxFuture<'static, ()> =
+                        Box::pin(async move { clock.sleep_until(t).await });
+                    (t, Box::pin(sleep.fuse()))
+                });
+            }
+            let mut never = Box::pin(futures::future::pending::<()>().boxed().fuse());
+            let tick = match timer.as_mut() {
+                Some((_, t)) => t.as_mut(),
+                None => never.as_mut(),
+            };
+            futures::select_biased! {
+                request = self.rx.next() => match request {
+                    None => return Ok(()),
+                    Some(Request::Stop(reply)) => {
+                        let _ = reply.send(Ok(()));
+                        return Ok(());
+                    }
+                    Some(request) => self.serve(request).await,
+                },
+                done = self.work.select_next_some() => {
+                    if let Some((pipeline, key, result)) = done
+                        && let Err(e) = self.feed(&pipeline, Input::Work { key, result }).await
+                    {
+                        tracing::error!(pipeline = %pipeline, error = %e, "could not record a work result");
+                    }
+                }
+                () = tick.fuse() => {
+                    timer = None;
+                    let pipelines: Vec<String> = self.machines.keys().cloned().collect();
+                    for p in pipelines {
+                        if let Err(e) = self.feed(&p, Input::Tick).await {
+                            tracing::error!(pipeline = %p, error = %e, "timer");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Loads every pipeline of the store and re-attaches to its work in flight (L20).
+    async fn resume(&mut self) -> Result<()> {
+        for stream in self.backends.store.streams().await? {
+            let machine = self.load(&stream).await?;
+            let state = machine.state().clone();
+            for command in machine.pending_work() {
+                if let Some(f) = work::start(&self.backends, &stream, &state, command) {
+                    self.work.push(f);
+                }
+            }
+            self.machines.insert(stream, machine);
+        }
+        Ok(())
+    }
+
+    async fn load(&self, pipeline: &str) -> Result<Machine> {
+        let events = self.backends.store.read_all(pipeline).await?;
+        let records: Vec<Record> = events
+            .into_iter()
+            .map(|e| {
+                serde_json::from_value(e.payload).map_err(|err| {
+                    Error::backend("engine", format!("replay `{pipeline}`"), err.to_string())
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Machine::replay(pipeline, &records))
+    }
+
+    async fn serve(&mut self, request: Request) {
+        match request {
+            Request::Push(pipeline, push, reply) => {
+                let result = self.push(&pipeline, push).await;
+                let _ = reply.send(result);
+            }
+            Request::Input(pipeline, input, reply) => {
+                let result = self.feed(&pipeline, input).await;
+                let _ = reply.send(result);
+            }
+            Request::State(pipeline, reply) => {
+                let result = match self.machine(&pipeline).await {
+                    Ok(m) => Ok(m.state().clone()),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(result);
+            }
+            Request::Stop(reply) => {
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+
+    async fn machine(&mut self, pipeline: &str) -> Result<&mut Machine> {
+        if !self.machines.contains_key(pipeline) {
+            let machine = self.load(pipeline).await?;
+            self.machines.insert(pipeline.to_owned(), machine);
+        }
+        self.machines
+            .get_mut(pipeline)
+            .ok_or_else(|| Error::not_found(format!("pipeline `{pipeline}`")))
+    }
+
+    /// Reads what synthesis needs for a push and feeds it to the machine.
+    async fn push(&mut self, pipeline: &str, push: PushRequest) -> Result<Vec<Record>> {
+        let source = self.backends.source.clone();
+        let commit = source.resolve(&push.commit).await?;
+        let path = format!("/{PIPELINE_DIR}/{pipeline}/{PIPELINE_FILE}");
+        let definition = source
+            .read_file(&commit, &path)
+            .await?
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+        let bases = self.machine(pipeline).await?.bases();
+        let mut changed = BTreeMap::new();
+        for base in bases {
+            if let Ok(paths) = source.changed_paths(&base, &commit).await {
+                changed.insert(base, paths);
+            }
+        }
+        let input = Input::Push(Push {
+            delivery: push.delivery,
+            branch: push.branch,
+            commit,
+            tag: push.tag,
+            definition,
+            changed,
+            organization: self.config.organization.clone(),
+        });
+        self.feed(pipeline, input).await
+    }
+
+    /// Feeds one input: decides, appends the records (compare-and-swap), then starts the work.
+    async fn feed(&mut self, pipeline: &str, input: Input) -> Result<Vec<Record>> {
+        let now = self.backends.clock.now();
+        for _ in 0..5 {
+            let machine = self.machine(pipeline).await?;
+            let expected = machine.state().applied;
+            let mut attempt = machine.clone();
+            let output = attempt.handle(input.clone(), now);
+            if output.records.is_empty() && output.commands.is_empty() {
+                return Ok(Vec::new());
+            }
+            let payloads = output
+                .records
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| Error::backend("engine", "serialize records", e.to_string()))?;
+            match self
+                .backends
+                .store
+                .append(pipeline, expected, payloads, AppendOptions::default())
+                .await
+            {
+                Ok(_) => {
+                    for record in &output.records {
+                        tracing::debug!(
+                            pipeline = %pipeline,
+                            r#type = record.event.type_name(),
+                            actor = %record.actor,
+                            "recorded"
+                        );
+                    }
+                    let state = attempt.state().clone();
+                    self.machines.insert(pipeline.to_owned(), attempt);
+                    for command in output.commands {
+                        if let Some(f) = work::start(&self.backends, pipeline, &state, command) {
+                            self.work.push(f);
+                        }
+                    }
+                    return Ok(output.records);
+                }
+                Err(Error::Conflict { .. }) => {
+                    // Another writer won the race: re-read and decide again (L21).
+                    let fresh = self.load(pipeline).await?;
+                    self.machines.insert(pipeline.to_owned(), fresh);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Conflict {
+            what: format!("the log of `{pipeline}` kept changing while recording an input"),
+        })
+    }
+}

@@ -1,0 +1,306 @@
+//! Turning the machine's commands into futures over the backends.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use crate::backend::{
+    Backends, BuildRequest, ExecutionKey, InfraRequest, MirrorRequest, Outcome, SecretScope,
+    StageTarget, StepRequest,
+};
+use crate::expr::{Deferred, ParamValue, Resolution};
+use crate::lifecycle::{Command, PipelineState, WorkResult};
+use crate::plan::Plan;
+
+/// A finished piece of work: which pipeline, which execution, how it ended.
+pub(crate) type Done = (String, ExecutionKey, WorkResult);
+
+fn failed(reason: impl Into<String>) -> WorkResult {
+    WorkResult::Done(Outcome::Failed {
+        reason: reason.into(),
+    })
+}
+
+/// Fetches the secrets `value` needs and resolves every deferred value.
+async fn resolve(
+    backends: &Backends,
+    pipeline: &str,
+    stage: &str,
+    value: &ParamValue,
+    outputs: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+) -> Result<crate::expr::FinalValue, String> {
+    let mut resolution = Resolution {
+        outputs,
+        ..Resolution::default()
+    };
+    for deferred in value.deferred() {
+        match deferred {
+            Deferred::Secret(name) if !resolution.secrets.contains_key(name) => {
+                if let Some(v) = backends
+                    .secrets
+                    .secret(&SecretScope::Organization, name)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    resolution.secrets.insert(name.clone(), v);
+                }
+            }
+            Deferred::StageSecret(name) if !resolution.stage_secrets.contains_key(name) => {
+                let scope = SecretScope::Stage {
+                    pipeline: pipeline.to_owned(),
+                    stage: stage.to_owned(),
+                };
+                if let Some(v) = backends
+                    .secrets
+                    .secret(&scope, name)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    resolution.stage_secrets.insert(name.clone(), v);
+                }
+            }
+            _ => {}
+        }
+    }
+    resolution.resolve(value).map_err(|e| e.to_string())
+}
+
+/// The future that carries out `command` for `pipeline`, given the machine's state when the
+/// command was issued; it ends with the work's result (`None` for cancellations, whose effect
+/// shows in the cancelled execution's own result).
+pub(crate) fn start(
+    backends: &Backends,
+    pipeline: &str,
+    state: &PipelineState,
+    command: Command,
+) -> Option<BoxFuture<'static, Option<Done>>> {
+    let backends = backends.clone();
+    if let Command::Cancel { key } = command {
+        return Some(Box::pin(async move {
+            if let Err(e) = cancel(&backends, &key).await {
+                tracing::warn!(execution = %key, error = %e, "cancel failed");
+            }
+            None
+        }));
+    }
+    let span = match &command {
+        Command::Build { key, .. }
+        | Command::ValidateResources { key }
+        | Command::Mirror { key }
+        | Command::PlanInfra { key, .. }
+        | Command::ApplyInfra { key, .. }
+        | Command::RunStep { key, .. } => tracing::info_span!(
+            "work",
+            pipeline = %key.pipeline,
+            revision = key.revision,
+            stage = %key.stage,
+            attempt = key.attempt,
+            step = %key.step
+        ),
+        Command::Cancel { .. } => tracing::Span::none(),
+    };
+    let future = work(backends, pipeline.to_owned(), state, command)?;
+    Some(Box::pin(tracing::Instrument::instrument(
+        async move { Some(future.await) },
+        span,
+    )))
+}
+
+async fn cancel(backends: &Backends, key: &ExecutionKey) -> crate::Result<()> {
+    if key.step.starts_with("build:") {
+        return backends.builds.cancel(key).await;
+    }
+    for runner in backends.steps.all() {
+        runner.cancel(key).await?;
+    }
+    Ok(())
+}
+
+fn target(plan: &Plan, stage: &str, pipeline: &str) -> Option<StageTarget> {
+    let s = plan.stages.iter().find(|s| s.name == stage)?;
+    Some(StageTarget {
+        pipeline: pipeline.to_owned(),
+        stage: stage.to_owned(),
+        account_id: s.account_id.clone(),
+        region: s.region.clone(),
+    })
+}
+
+fn work(
+    backends: Backends,
+    slug: String,
+    state: &PipelineState,
+    command: Command,
+) -> Option<BoxFuture<'static, Done>> {
+    let key = match &command {
+        Command::Build { key, .. }
+        | Command::ValidateResources { key }
+        | Command::Mirror { key }
+        | Command::PlanInfra { key, .. }
+        | Command::ApplyInfra { key, .. }
+        | Command::RunStep { key, .. } => key.clone(),
+        Command::Cancel { .. } => return None,
+    };
+    let deployment = state.deployments.get(&key.revision)?;
+    let plan: Arc<Plan> = deployment.plan.clone()?;
+    let commit = deployment.commit.clone();
+    let stage_plan = plan.stages.iter().find(|s| s.name == key.stage)?.clone();
+    let target = target(&plan, &key.stage, &slug)?;
+    let outputs: BTreeMap<String, BTreeMap<String, serde_json::Value>> = state
+        .run(key.revision, &key.stage)
+        .map(|run| {
+            stage_plan
+                .steps
+                .iter()
+                .zip(&run.steps)
+                .filter(|(_, s)| !s.outputs.is_empty())
+                .map(|(p, s)| (p.key().to_owned(), s.outputs.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(Box::pin(async move {
+        let result = match command {
+            Command::Build { artifact, .. } => {
+                let Some(a) = plan.artifacts.iter().find(|a| a.id == artifact) else {
+                    return (slug, key, failed(format!("unknown artifact `{artifact}`")));
+                };
+                let params = if a.per_stage {
+                    stage_plan.builds.get(&artifact).cloned()
+                } else {
+                    a.build_params.clone()
+                };
+                match resolve(
+                    &backends,
+                    &slug,
+                    &key.stage,
+                    &params.unwrap_or(ParamValue::Null),
+                    BTreeMap::new(),
+                )
+                .await
+                {
+                    Err(e) => failed(e),
+                    Ok(params) => {
+                        let request = BuildRequest {
+                            key: key.clone(),
+                            artifact,
+                            artifact_type: a.artifact_type,
+                            commit,
+                            params,
+                        };
+                        run(backends.builds.start(request), backends.builds.wait(&key)).await
+                    }
+                }
+            }
+            Command::ValidateResources { .. } => {
+                let artifacts: Vec<_> = plan
+                    .artifacts
+                    .iter()
+                    .map(|a| (a.id.clone(), a.artifact_type))
+                    .collect();
+                match backends.resources.validate(&target, &artifacts).await {
+                    Ok(missing) if missing.is_empty() => WorkResult::Done(Outcome::Succeeded {
+                        outputs: BTreeMap::new(),
+                    }),
+                    Ok(missing) => failed(format!("missing resources: {}", missing.join(", "))),
+                    Err(e) => failed(e.to_string()),
+                }
+            }
+            Command::Mirror { .. } => {
+                let mut result = WorkResult::Done(Outcome::Succeeded {
+                    outputs: BTreeMap::new(),
+                });
+                for a in &plan.artifacts {
+                    let Some(destination) = stage_plan.artifacts.get(&a.id).cloned() else {
+                        continue;
+                    };
+                    let request = MirrorRequest {
+                        target: target.clone(),
+                        artifact: a.id.clone(),
+                        artifact_type: a.artifact_type,
+                        build_commit: a.build_commit.clone(),
+                        destination,
+                    };
+                    if let Err(e) = backends.mirror.mirror(&request).await {
+                        result = failed(format!("mirroring `{}` failed: {e}", a.id));
+                        break;
+                    }
+                }
+                result
+            }
+            Command::PlanInfra { step, .. } | Command::ApplyInfra { step, .. } => {
+                let apply = matches!(command, Command::ApplyInfra { .. });
+                let step_plan = &stage_plan.steps[step];
+                let field = |name: &str| match &step_plan.params {
+                    ParamValue::Map(entries) => entries
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.clone()),
+                    _ => None,
+                };
+                let source = match field("source") {
+                    Some(ParamValue::String(s)) => s,
+                    _ => String::new(),
+                };
+                let variables = field("variables").unwrap_or(ParamValue::Map(Vec::new()));
+                match resolve(&backends, &slug, &key.stage, &variables, outputs).await {
+                    Err(e) => failed(e),
+                    Ok(variables) => {
+                        let request = InfraRequest {
+                            key: key.clone(),
+                            target,
+                            source,
+                            commit,
+                            variables,
+                        };
+                        match backends.infra.plan(&request).await {
+                            Err(e) => failed(e.to_string()),
+                            Ok(p) if !apply => WorkResult::Planned(p),
+                            Ok(p) => match backends.infra.apply(&request, &p).await {
+                                Ok(outputs) => WorkResult::Done(Outcome::Succeeded { outputs }),
+                                Err(e) => failed(e.to_string()),
+                            },
+                        }
+                    }
+                }
+            }
+            Command::RunStep { step, approved, .. } => {
+                let step_plan = &stage_plan.steps[step];
+                match backends.steps.get(&step_plan.step_type) {
+                    Err(e) => failed(e.to_string()),
+                    Ok(runner) => {
+                        match resolve(&backends, &slug, &key.stage, &step_plan.params, outputs)
+                            .await
+                        {
+                            Err(e) => failed(e),
+                            Ok(params) => {
+                                let request = StepRequest {
+                                    key: key.clone(),
+                                    step_type: step_plan.step_type.clone(),
+                                    params,
+                                    approved,
+                                };
+                                run(runner.start(request), runner.wait(&key)).await
+                            }
+                        }
+                    }
+                }
+            }
+            Command::Cancel { .. } => failed("cancel"),
+        };
+        (slug, key, result)
+    }))
+}
+
+async fn run(
+    start: impl std::future::Future<Output = crate::Result<()>>,
+    wait: impl std::future::Future<Output = crate::Result<Outcome>>,
+) -> WorkResult {
+    if let Err(e) = start.await {
+        return failed(e.to_string());
+    }
+    match wait.await {
+        Ok(outcome) => WorkResult::Done(outcome),
+        Err(e) => failed(e.to_string()),
+    }
+}

@@ -1,0 +1,206 @@
+//! The engine on the in-memory backends and a manual clock, on `futures::executor`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use devramps_core::backend::Clock;
+use devramps_core::engine::{Engine, EngineConfig, PushRequest};
+use devramps_core::lifecycle::{Actor, Decide, Event, PipelineState, StageState};
+use devramps_memory::{MemoryHandles, backends};
+use futures::executor::LocalPool;
+use futures::task::LocalSpawnExt;
+
+const PIPELINE: &str = r#"
+version: "1.0.0"
+pipeline:
+  cloud_provider: AWS
+  pipeline_updates_require_approval: NEVER
+  stages:
+    - { name: staging, account_id: "111111111111", region: us-east-1, skip: [bake] }
+    - { name: prod, account_id: "222222222222", region: us-east-1 }
+  steps:
+    - { name: Infra, id: infra, type: "DEVRAMPS:TERRAFORM:SYNTHESIZE", params: { source: /infra, requires_approval: NEVER } }
+    - { name: Deploy, id: deploy, type: "CUSTOM:DEPLOY", params: { cluster: "${{ steps.infra.cluster }}", db: "${{ stage_secret(\"DB\") }}" } }
+    - { name: Bake, id: bake, type: "DEVRAMPS:APPROVAL:BAKE", params: { duration_minutes: 30 } }
+  artifacts:
+    Image:
+      type: DEVRAMPS:DOCKER:BUILD
+      params: { dockerfile: /Dockerfile }
+"#;
+
+/// Runs `pool` and the manual clock until nothing can progress.
+fn settle(pool: &mut LocalPool, handles: &MemoryHandles, done: &Rc<RefCell<bool>>) {
+    for _ in 0..10_000 {
+        pool.run_until_stalled();
+        if *done.borrow() && handles.clock.advance_to_next_deadline().is_none() {
+            pool.run_until_stalled();
+            return;
+        }
+        if !*done.borrow() {
+            continue;
+        }
+    }
+}
+
+fn setup() -> (LocalPool, Engine, MemoryHandles) {
+    let (backends, handles) = backends();
+    handles.source.commit(
+        "c1",
+        None,
+        [
+            ("/.devramps/app/pipeline.yaml", PIPELINE),
+            ("/Dockerfile", "FROM scratch"),
+        ],
+    );
+    handles
+        .secrets
+        .set_stage("app", "staging", "DB", "postgres://staging");
+    handles
+        .secrets
+        .set_stage("app", "prod", "DB", "postgres://prod");
+    handles.infra.script_outputs(
+        devramps_memory::Match::step("infra"),
+        [("cluster".to_owned(), serde_json::json!("c-1"))].into(),
+    );
+    let (engine, driver) = Engine::new(backends, EngineConfig::default());
+    let pool = LocalPool::new();
+    pool.spawner()
+        .spawn_local(async move {
+            let _ = driver.run().await;
+        })
+        .expect("spawn the driver");
+    (pool, engine, handles)
+}
+
+fn state(pool: &mut LocalPool, engine: &Engine) -> PipelineState {
+    let slot = Rc::new(RefCell::new(None));
+    let (e, s) = (engine.clone(), slot.clone());
+    pool.spawner()
+        .spawn_local(async move {
+            *s.borrow_mut() = Some(e.state("app").await.expect("state"));
+        })
+        .expect("spawn");
+    pool.run_until_stalled();
+    slot.borrow_mut().take().expect("answered")
+}
+
+#[test]
+fn a_push_deploys_to_prod_through_every_phase() {
+    let (mut pool, engine, handles) = setup();
+    let done = Rc::new(RefCell::new(false));
+    let (e, d) = (engine.clone(), done.clone());
+    pool.spawner()
+        .spawn_local(async move {
+            let push = PushRequest {
+                delivery: Some("d1".into()),
+                branch: "main".into(),
+                commit: "c1".into(),
+                tag: String::new(),
+            };
+            e.push("app", push).await.expect("push accepted");
+            *d.borrow_mut() = true;
+        })
+        .expect("spawn");
+    settle(&mut pool, &handles, &done);
+    let s = state(&mut pool, &engine);
+    let d = &s.deployments[&1];
+    assert_eq!(
+        d.stage("staging").expect("staging").state,
+        StageState::Succeeded
+    );
+    assert_eq!(d.stage("prod").expect("prod").state, StageState::Succeeded);
+    // The bake ran 30 minutes in prod only; the build 2 minutes? The scripted defaults decide.
+    let elapsed = handles
+        .clock
+        .now()
+        .duration_since(devramps_memory::DEFAULT_START);
+    assert!(
+        elapsed >= jiff::SignedDuration::from_mins(30),
+        "prod baked 30 minutes: {elapsed:?}"
+    );
+    // The step got its stage secret and the Terraform output, resolved just before it ran.
+    let deploy_requests: Vec<_> = handles
+        .steps
+        .started()
+        .into_iter()
+        .filter(|k| k.step == "deploy")
+        .collect();
+    assert_eq!(deploy_requests.len(), 2);
+    let prod = deploy_requests
+        .iter()
+        .find(|k| k.stage == "prod")
+        .expect("prod deploy");
+    let request = handles.steps.request(prod).expect("request kept");
+    assert_eq!(
+        request.params.expose_json(),
+        serde_json::json!({"cluster": "c-1", "db": "postgres://prod"})
+    );
+    assert!(
+        !format!("{request:?}").contains("postgres://prod"),
+        "the secret never prints"
+    );
+    // The log replays to the same state.
+    let log = futures::executor::block_on(engine.history("app")).expect("history");
+    let replayed = devramps_core::lifecycle::Machine::replay("app", &log);
+    assert_eq!(replayed.state(), &s);
+    assert!(
+        log.iter()
+            .any(|r| matches!(r.event, Event::BuildStarted { .. }))
+    );
+}
+
+#[test]
+fn an_approval_answered_through_the_engine_lets_a_bake_end_early() {
+    let (mut pool, engine, handles) = setup();
+    let done = Rc::new(RefCell::new(false));
+    let (e, d) = (engine.clone(), done.clone());
+    pool.spawner()
+        .spawn_local(async move {
+            let push = PushRequest {
+                delivery: None,
+                branch: "main".into(),
+                commit: "c1".into(),
+                tag: String::new(),
+            };
+            e.push("app", push).await.expect("push");
+            *d.borrow_mut() = true;
+        })
+        .expect("spawn");
+    // Advance until prod bakes.
+    for _ in 0..1000 {
+        pool.run_until_stalled();
+        let s = state(&mut pool, &engine);
+        let baking = s
+            .deployments
+            .get(&1)
+            .and_then(|d| d.stage("prod"))
+            .is_some_and(|p| {
+                p.steps
+                    .get(2)
+                    .is_some_and(|b| b.state == devramps_core::lifecycle::StepState::Running)
+            });
+        if baking {
+            break;
+        }
+        handles.clock.advance_to_next_deadline();
+    }
+    let e = engine.clone();
+    pool.spawner()
+        .spawn_local(async move {
+            let decide = Decide {
+                revision: 1,
+                stage: "prod".into(),
+                step: "bake".into(),
+                actor: Actor::User("ana".into()),
+                comment: None,
+            };
+            e.approve("app", decide).await.expect("approve");
+        })
+        .expect("spawn");
+    pool.run_until_stalled();
+    let s = state(&mut pool, &engine);
+    assert_eq!(
+        s.deployments[&1].stage("prod").expect("prod").state,
+        StageState::Succeeded
+    );
+}

@@ -19,3 +19,36 @@ fn validate_example_reports_both_sample_pipelines() {
         assert_eq!(o.stages, ["staging", "prod"]);
     }
 }
+
+#[path = "../examples/quickstart.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod quickstart;
+
+#[test]
+fn quickstart_deploys_to_prod_and_the_middle_push_is_superseded_unbuilt() {
+    use devramps_core::lifecycle::{Event, StageState};
+    let log = quickstart::run(false);
+    let final_state = |revision: u64, stage: &str| {
+        log.iter().rev().find_map(|r| match &r.event {
+            Event::StageState {
+                revision: rv,
+                stage: s,
+                state,
+                ..
+            } if *rv == revision && s == stage => Some(*state),
+            _ => None,
+        })
+    };
+    assert_eq!(final_state(1, "prod"), Some(StageState::Succeeded));
+    assert_eq!(
+        final_state(2, "staging"),
+        Some(StageState::Skipped),
+        "r2 superseded by r3"
+    );
+    assert_eq!(final_state(3, "prod"), Some(StageState::Succeeded));
+    assert!(
+        !log.iter()
+            .any(|r| matches!(r.event, Event::BuildStarted { revision: 2, .. })),
+        "r2 never built"
+    );
+}

@@ -1,0 +1,220 @@
+//! A full push-to-production of the sample `api` pipeline on the in-memory backends, with a
+//! virtual clock: three pushes, of which the second is superseded by the third before it is
+//! ever built (L6), deployed through staging and, after a 30-minute bake, prod.
+//!
+//! ```text
+//! cargo run -p devramps-examples --example quickstart
+//! ```
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use devramps_core::backend::Clock;
+use devramps_core::engine::{Engine, EngineConfig, PushRequest};
+use devramps_core::lifecycle::{Event, Record, StageState};
+use devramps_memory::{Match, MemoryHandles, backends};
+use futures::executor::LocalPool;
+use futures::task::LocalSpawnExt;
+
+const PIPELINE: &str = include_str!("../repo/.devramps/api/pipeline.yaml");
+
+/// One line per record, for people.
+pub fn describe(record: &Record) -> Option<String> {
+    let time = record
+        .at
+        .in_tz(devramps_core::lifecycle::PACIFIC_ZONE)
+        .map_or_else(
+            |_| record.at.to_string(),
+            |z| z.strftime("%a %H:%M").to_string(),
+        );
+    let line = match &record.event {
+        Event::DeploymentAccepted {
+            revision, commit, ..
+        } => format!("r{revision} accepted ({commit})"),
+        Event::PushIgnored { commit, reason, .. } => format!("push of {commit} ignored: {reason}"),
+        Event::SynthesisFailed {
+            revision,
+            diagnostics,
+        } => format!("r{revision} synthesis failed: {}", diagnostics.join("; ")),
+        Event::StageState {
+            revision,
+            stage,
+            state,
+            waiting_for,
+            superseded_by,
+            reason,
+            ..
+        } => {
+            let mut s = format!("r{revision} {stage:<8} {state}");
+            if let Some(w) = waiting_for {
+                s.push_str(&format!(" (waiting for {})", w.as_str()));
+            }
+            if let Some(by) = superseded_by {
+                s.push_str(&format!(" (superseded by r{by})"));
+            }
+            if let (Some(r), StageState::Failed | StageState::TimedOut) = (reason, state) {
+                s.push_str(&format!(": {r}"));
+            }
+            s
+        }
+        Event::BuildStarted {
+            revision,
+            artifact,
+            stage,
+        } => format!(
+            "r{revision} build {artifact}{} started",
+            stage
+                .as_ref()
+                .map(|s| format!(" for {s}"))
+                .unwrap_or_default()
+        ),
+        Event::BuildFinished {
+            revision,
+            artifact,
+            succeeded,
+            ..
+        } => format!(
+            "r{revision} build {artifact} {}",
+            if *succeeded { "succeeded" } else { "FAILED" }
+        ),
+        Event::BuildReused {
+            revision,
+            artifact,
+            commit,
+        } => format!("r{revision} reuses {artifact} built at {commit}"),
+        Event::StepState {
+            revision,
+            stage,
+            step,
+            state,
+            ..
+        } => format!("r{revision} {stage:<8}   step {step} {state:?}"),
+        Event::ApprovalRequired {
+            revision,
+            stage,
+            step,
+            ..
+        } => format!("r{revision} {stage:<8}   step {step} waits for approval"),
+        Event::Refused {
+            operation,
+            rule,
+            reason,
+        } => format!("{operation} refused ({rule}): {reason}"),
+        _ => return None,
+    };
+    Some(format!("{time}  {line}"))
+}
+
+/// Runs the quickstart and returns the pipeline's log.
+pub fn run(verbose: bool) -> Vec<Record> {
+    let (backends, handles) = backends();
+    script(&handles);
+    let (engine, driver) = Engine::new(backends, EngineConfig::default());
+    let mut pool = LocalPool::new();
+    let spawner = pool.spawner();
+    spawner
+        .spawn_local(async move {
+            let _ = driver.run().await;
+        })
+        .expect("the driver starts");
+    let printed = Rc::new(RefCell::new(0_usize));
+    let show = |pool: &mut LocalPool| {
+        let log = pool.run_until(engine.history("api")).unwrap_or_default();
+        let mut seen = printed.borrow_mut();
+        if verbose {
+            for r in &log[*seen..] {
+                if let Some(line) = describe(r) {
+                    println!("{line}");
+                }
+            }
+        }
+        *seen = log.len();
+        log
+    };
+    // Three pushes a minute apart: c2 is superseded by c3 while c1 holds staging.
+    for (i, commit) in ["c1", "c2", "c3"].into_iter().enumerate() {
+        if i > 0 {
+            handles.clock.advance(std::time::Duration::from_secs(60));
+        }
+        let push = PushRequest {
+            delivery: Some(format!("delivery-{commit}")),
+            branch: "main".into(),
+            commit: commit.into(),
+            tag: String::new(),
+        };
+        pool.run_until(engine.push("api", push))
+            .expect("the push is recorded");
+        pool.run_until_stalled();
+        show(&mut pool);
+    }
+    // Let virtual time run until nothing is left to do.
+    loop {
+        pool.run_until_stalled();
+        show(&mut pool);
+        if handles.clock.advance_to_next_deadline().is_none() {
+            break;
+        }
+    }
+    let log = show(&mut pool);
+    if verbose {
+        let state = pool.run_until(engine.state("api")).expect("state");
+        let now = handles.clock.now();
+        let local = now
+            .in_tz(devramps_core::lifecycle::PACIFIC_ZONE)
+            .map_or_else(
+                |_| now.to_string(),
+                |z| z.strftime("%a %H:%M %Z").to_string(),
+            );
+        println!("\nat {local} (virtual time):");
+        for (name, stage) in &state.stages {
+            let current = stage
+                .current
+                .and_then(|r| state.deployments.get(&r))
+                .map(|d| format!("r{} ({})", d.revision, d.commit));
+            println!(
+                "  {name:<8} runs {}",
+                current.unwrap_or_else(|| "nothing".into())
+            );
+        }
+    }
+    log
+}
+
+/// The repository and the scripted backends: three commits of the sample pipeline.
+fn script(handles: &MemoryHandles) {
+    let source = &handles.source;
+    source.commit(
+        "c1",
+        None,
+        [
+            ("/.devramps/api/pipeline.yaml", PIPELINE),
+            ("/services/api/main.rs", "v1"),
+            ("/web/index.html", "v1"),
+        ],
+    );
+    source.commit_changes("c2", "c1", [("/services/api/main.rs", Some("v2"))]);
+    source.commit_changes("c3", "c2", [("/services/api/main.rs", Some("v3"))]);
+    for stage in ["staging", "prod"] {
+        handles
+            .secrets
+            .set_stage("api", stage, "DATABASE_URL", format!("postgres://{stage}"));
+    }
+    let outputs = [
+        ("cluster_name".to_owned(), serde_json::json!("api-cluster")),
+        (
+            "task_definition".to_owned(),
+            serde_json::json!("api-task:1"),
+        ),
+    ];
+    handles
+        .infra
+        .script_outputs(Match::step("infra"), outputs.into());
+}
+
+#[allow(dead_code)]
+fn main() {
+    println!(
+        "devramps quickstart: the `api` pipeline on in-memory backends (virtual clock, Monday 09:00 Los Angeles)\n"
+    );
+    run(true);
+}

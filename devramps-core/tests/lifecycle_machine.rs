@@ -633,3 +633,44 @@ fn l19_replaying_the_log_gives_the_live_state() {
         .collect();
     assert_eq!(Machine::replay("app", &back).state(), m.state());
 }
+
+#[test]
+fn superseded_deployments_release_their_plans_and_the_machine_only_looks_at_active_ones() {
+    let mut m = Machine::new("app");
+    // Revision 1 holds staging (its build never finishes); 200 more pushes queue and supersede.
+    m.handle(push("c0", TWO_STAGES), t0());
+    for i in 1..=200 {
+        m.handle(push(&format!("c{i}"), TWO_STAGES), t0());
+    }
+    let state = m.state();
+    assert_eq!(state.last_revision, 201);
+    let with_plans = state
+        .deployments
+        .values()
+        .filter(|d| d.plan.is_some())
+        .count();
+    assert_eq!(
+        with_plans, 2,
+        "only the running revision and the queued one keep a plan"
+    );
+    assert!(state.deployments[&100].superseded);
+    assert_eq!(
+        state
+            .active_deployments()
+            .map(|d| d.revision)
+            .collect::<Vec<_>>(),
+        [1, 201]
+    );
+    // Replay agrees.
+    let mut log = Vec::new();
+    let mut again = Machine::new("app");
+    log.extend(again.handle(push("c0", TWO_STAGES), t0()).records);
+    for i in 1..=200 {
+        log.extend(
+            again
+                .handle(push(&format!("c{i}"), TWO_STAGES), t0())
+                .records,
+        );
+    }
+    assert_eq!(Machine::replay("app", &log).state(), again.state());
+}

@@ -237,7 +237,7 @@ impl Machine {
     pub fn next_wake(&self, now: Timestamp) -> Option<Timestamp> {
         let mut wake: Option<Timestamp> = None;
         let mut consider = |t: Timestamp| wake = Some(wake.map_or(t, |w: Timestamp| w.min(t)));
-        for deployment in self.state.deployments.values() {
+        for deployment in self.state.active_deployments() {
             let Some(plan) = &deployment.plan else {
                 continue;
             };
@@ -267,7 +267,7 @@ impl Machine {
     /// The work in flight, as commands: after a restart the engine re-attaches to it (L20).
     pub fn pending_work(&self) -> Vec<Command> {
         let mut out = Vec::new();
-        for deployment in self.state.deployments.values() {
+        for deployment in self.state.active_deployments() {
             let Some(plan) = &deployment.plan else {
                 continue;
             };

@@ -85,6 +85,8 @@ pub struct Deployment {
     pub plan: Option<Arc<Plan>>,
     /// Why synthesis failed, when it did.
     pub synthesis_errors: Vec<String>,
+    /// Superseded before it started in any stage; its plan was released (it never runs).
+    pub superseded: bool,
     /// Its stages, in promotion order.
     pub stages: Vec<StageRun>,
 }
@@ -150,6 +152,21 @@ impl PipelineState {
     /// The stage-deployment of `revision` in `stage`.
     pub fn run(&self, revision: u64, stage: &str) -> Option<&StageRun> {
         self.deployments.get(&revision)?.stage(stage)
+    }
+
+    /// The deployments queued or running in some stage, in revision order: the only ones that
+    /// can still change without a person acting.
+    pub fn active_deployments(&self) -> impl Iterator<Item = &Deployment> {
+        let mut revisions: Vec<u64> = self
+            .stages
+            .values()
+            .flat_map(|s| s.queued.into_iter().chain(s.running))
+            .collect();
+        revisions.sort_unstable();
+        revisions.dedup();
+        revisions
+            .into_iter()
+            .filter_map(|r| self.deployments.get(&r))
     }
 
     /// The previous builds as synthesis takes them (shared artifacts).
@@ -251,6 +268,7 @@ impl PipelineState {
                         branch: branch.clone(),
                         plan,
                         synthesis_errors: errors,
+                        superseded: false,
                         stages,
                     },
                 );
@@ -437,6 +455,18 @@ impl PipelineState {
             StageState::Succeeded | StageState::RolledBack | StageState::RolledForward
         ) {
             runtime.current = Some(revision);
+        }
+        // A deployment superseded before it started anywhere keeps its outcome but not its plan:
+        // a storm of pushes into a busy stage must not hold a plan per push in memory.
+        if matches!(state, StageState::Skipped | StageState::NotStarted)
+            && let Some(d) = self.deployments.get_mut(&revision)
+            && d.stages.iter().any(|s| s.state == StageState::Skipped)
+            && d.stages
+                .iter()
+                .all(|s| s.attempt == 0 && s.state.is_terminal(s.waiting_for))
+        {
+            d.plan = None;
+            d.superseded = true;
         }
     }
 

@@ -204,3 +204,177 @@ fn an_approval_answered_through_the_engine_lets_a_bake_end_early() {
         StageState::Succeeded
     );
 }
+
+/// Runs the pool and the clock until `until` holds or nothing can progress.
+fn drive_until(
+    pool: &mut LocalPool,
+    engine: &Engine,
+    handles: &MemoryHandles,
+    until: impl Fn(&PipelineState) -> bool,
+) -> PipelineState {
+    for _ in 0..10_000 {
+        pool.run_until_stalled();
+        let s = state(pool, engine);
+        if until(&s) {
+            return s;
+        }
+        if handles.clock.advance_to_next_deadline().is_none() {
+            return s;
+        }
+    }
+    state(pool, engine)
+}
+
+#[test]
+fn l20_after_a_restart_the_engine_resumes_from_the_store_and_reattaches_to_running_work() {
+    let (backends, handles) = devramps_memory::backends();
+    handles.source.commit(
+        "c1",
+        None,
+        [
+            ("/.devramps/app/pipeline.yaml", PIPELINE),
+            ("/Dockerfile", "FROM scratch"),
+        ],
+    );
+    handles.secrets.set_stage("app", "staging", "DB", "s");
+    handles.secrets.set_stage("app", "prod", "DB", "p");
+    handles.infra.script_outputs(
+        devramps_memory::Match::step("infra"),
+        [("cluster".to_owned(), serde_json::json!("c"))].into(),
+    );
+    // First engine: runs until prod's deploy step is running, then stops (a crash).
+    let (engine, driver) = Engine::new(backends.clone(), EngineConfig::default());
+    let mut pool = LocalPool::new();
+    pool.spawner()
+        .spawn_local(async move {
+            let _ = driver.run().await;
+        })
+        .expect("spawn");
+    let e = engine.clone();
+    pool.spawner()
+        .spawn_local(async move {
+            let push = PushRequest {
+                delivery: Some("d1".into()),
+                branch: "main".into(),
+                commit: "c1".into(),
+                tag: String::new(),
+            };
+            e.push("app", push).await.expect("push");
+        })
+        .expect("spawn");
+    let running = |s: &PipelineState| {
+        s.deployments
+            .get(&1)
+            .and_then(|d| d.stage("prod"))
+            .is_some_and(|p| {
+                p.steps
+                    .get(1)
+                    .is_some_and(|st| st.state == devramps_core::lifecycle::StepState::Running)
+            })
+    };
+    let before = drive_until(&mut pool, &engine, &handles, running);
+    assert!(running(&before), "prod's deploy step runs before the crash");
+    pool.run_until(engine.stop()).expect("stops");
+    drop(pool);
+    // Second engine on the same backends: nothing accepted is lost, the step is re-attached.
+    let (engine, driver) = Engine::new(
+        backends,
+        EngineConfig {
+            instance: "engine-2".into(),
+            ..EngineConfig::default()
+        },
+    );
+    let mut pool = LocalPool::new();
+    pool.spawner()
+        .spawn_local(async move {
+            let _ = driver.run().await;
+        })
+        .expect("spawn");
+    let after_restart = state(&mut pool, &engine);
+    assert_eq!(
+        after_restart, before,
+        "the new engine's state is the replayed log"
+    );
+    let done = drive_until(&mut pool, &engine, &handles, |s| {
+        s.deployments
+            .get(&1)
+            .and_then(|d| d.stage("prod"))
+            .is_some_and(|p| p.state == StageState::Succeeded)
+    });
+    assert_eq!(
+        done.deployments[&1].stage("prod").expect("prod").state,
+        StageState::Succeeded
+    );
+    let reattached = handles
+        .steps
+        .log()
+        .iter()
+        .filter(|r| r.key.stage == "prod" && r.key.step == "deploy")
+        .count();
+    assert!(
+        reattached >= 2,
+        "started once, re-attached after the restart (log: {reattached} entries)"
+    );
+    let starts = handles
+        .steps
+        .started()
+        .into_iter()
+        .filter(|k| k.stage == "prod" && k.step == "deploy")
+        .count();
+    assert_eq!(
+        starts, 1,
+        "the step ran once: the restart re-attached with the same idempotency key"
+    );
+}
+
+#[test]
+fn the_engine_runs_on_tokio_too() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .expect("tokio");
+    runtime.block_on(async {
+        let (backends, handles) = devramps_memory::backends();
+        handles
+            .source
+            .commit("c1", None, [("/.devramps/app/pipeline.yaml", PIPELINE)]);
+        handles.secrets.set_stage("app", "staging", "DB", "s");
+        handles.secrets.set_stage("app", "prod", "DB", "p");
+        handles.infra.script_outputs(
+            devramps_memory::Match::step("infra"),
+            [("cluster".to_owned(), serde_json::json!("c"))].into(),
+        );
+        let (engine, driver) = Engine::new(backends, EngineConfig::default());
+        let task = tokio::spawn(driver.run());
+        let push = PushRequest {
+            delivery: None,
+            branch: "main".into(),
+            commit: "c1".into(),
+            tag: String::new(),
+        };
+        engine.push("app", push).await.expect("push");
+        for _ in 0..10_000 {
+            let s = engine.state("app").await.expect("state");
+            if s.deployments[&1]
+                .stage("prod")
+                .is_some_and(|p| p.state == StageState::Succeeded)
+            {
+                break;
+            }
+            tokio::task::yield_now().await;
+            if handles.clock.next_deadline().is_some() {
+                // Let the driver and the runners reach their sleeps before time moves.
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                handles.clock.advance_to_next_deadline();
+            }
+        }
+        let s = engine.state("app").await.expect("state");
+        assert_eq!(
+            s.deployments[&1].stage("prod").expect("prod").state,
+            StageState::Succeeded
+        );
+        engine.stop().await.expect("stop");
+        task.await.expect("joins").expect("runs cleanly");
+    });
+}

@@ -244,7 +244,7 @@ impl EngineDriver {
     /// Loads every pipeline of the store and re-attaches to its work in flight (L20).
     async fn resume(&mut self) -> Result<()> {
         for stream in self.backends.store.streams().await? {
-            let machine = self.load(&stream).await?;
+            let machine = load(&self.backends, &stream).await?;
             let state = machine.state().clone();
             for command in machine.pending_work() {
                 if let Some(f) = work::start(&self.backends, &stream, &state, command) {
@@ -255,9 +255,13 @@ impl EngineDriver {
         }
         Ok(())
     }
+}
 
-    async fn load(&self, pipeline: &str) -> Result<Machine> {
-        let events = self.backends.store.read_all(pipeline).await?;
+/// Rebuilds a pipeline's machine from its log. A free function so that the driver's future
+/// borrows only the (shareable) backends across the read, and stays `Send`.
+async fn load(backends: &Backends, pipeline: &str) -> Result<Machine> {
+    {
+        let events = backends.store.read_all(pipeline).await?;
         let records: Vec<Record> = events
             .into_iter()
             .map(|e| {
@@ -268,7 +272,9 @@ impl EngineDriver {
             .collect::<Result<_>>()?;
         Ok(Machine::replay(pipeline, &records))
     }
+}
 
+impl EngineDriver {
     async fn serve(&mut self, request: Request) {
         match request {
             Request::Push(pipeline, push, reply) => {
@@ -294,7 +300,7 @@ impl EngineDriver {
 
     async fn machine(&mut self, pipeline: &str) -> Result<&mut Machine> {
         if !self.machines.contains_key(pipeline) {
-            let machine = self.load(pipeline).await?;
+            let machine = load(&self.backends, pipeline).await?;
             self.machines.insert(pipeline.to_owned(), machine);
         }
         self.machines
@@ -373,7 +379,7 @@ impl EngineDriver {
                 }
                 Err(Error::Conflict { .. }) => {
                     // Another writer won the race: re-read and decide again (L21).
-                    let fresh = self.load(pipeline).await?;
+                    let fresh = load(&self.backends, pipeline).await?;
                     self.machines.insert(pipeline.to_owned(), fresh);
                 }
                 Err(e) => return Err(e),

@@ -1,0 +1,514 @@
+//! Model-based test of the lifecycle (proptest-state-machine): random histories of pushes, step
+//! outcomes, approvals, cancels, retries, clock jumps and crash-restarts against the real
+//! engine on the in-memory backends; the invariants of lifecycle.md are checked after every
+//! transition, and failures shrink to a minimal history.
+//!
+//! CI runs 256 cases. To search harder:
+//! `PROPTEST_CASES=10000 cargo test -p devramps-memory --test lifecycle_model --release`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use devramps_core::backend::{Backends, Outcome};
+use devramps_core::engine::{Engine, EngineConfig, PushRequest};
+use devramps_core::lifecycle::{
+    Actor, Decide, Event, Machine, Operate, PipelineState, Record, StageState, StepState,
+    WaitingFor,
+};
+use devramps_memory::{Behavior, MemoryHandles, backends};
+use futures::executor::LocalPool;
+use futures::task::LocalSpawnExt;
+use proptest::prelude::*;
+use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
+
+const PIPELINE: &str = r#"
+version: "1.0.0"
+pipeline:
+  cloud_provider: AWS
+  pipeline_updates_require_approval: NEVER
+  stage_defaults: { deployment_time_window: PACIFIC_WORKING_HOURS }
+  stages:
+    - { name: staging, account_id: "111111111111", region: us-east-1, deployment_time_window: NONE }
+    - { name: qa, account_id: "111111111111", region: us-east-2, deployment_time_window: NONE, skip: [bake] }
+    - { name: prod, account_id: "222222222222", region: us-west-2 }
+  steps:
+    - { name: Deploy, id: deploy, type: "CUSTOM:DEPLOY" }
+    - { name: Check, id: check, type: "CUSTOM:CHECK" }
+    - { name: Bake, id: bake, type: "DEVRAMPS:APPROVAL:BAKE", params: { duration_minutes: 20 } }
+  artifacts:
+    Image:
+      type: DEVRAMPS:DOCKER:BUILD
+      rebuild_when_changed: [/src]
+      params: { dockerfile: /Dockerfile }
+"#;
+
+const STAGES: [&str; 3] = ["staging", "qa", "prod"];
+
+/// What the reference model knows: which pushes must be accepted.
+#[derive(Clone, Debug, Default)]
+struct Model {
+    commits: u64,
+    newest: Option<u64>,
+    deliveries: u64,
+    accepted: u64,
+}
+
+#[derive(Clone, Debug)]
+enum Transition {
+    /// A push of a new commit (or of the newest one again), to main or another branch, with a
+    /// new delivery id or a repeated one.
+    Push {
+        main: bool,
+        same_commit: bool,
+        repeat_delivery: bool,
+    },
+    /// The `pick`-th running step or build ends.
+    Finish { pick: usize, succeed: bool },
+    /// A person answers the `pick`-th waiting or baking step.
+    Answer { pick: usize, approve: bool },
+    /// Cancel a stage-deployment.
+    Cancel { revision: u64, stage: usize },
+    /// Retry a stage-deployment.
+    Retry { revision: u64, stage: usize },
+    /// Time moves to the next deadline (a bake ends, a timeout, a window opens).
+    Jump,
+    /// Time moves by some hours.
+    Hours(u32),
+    /// The engine crashes and a new one resumes from the store.
+    Restart,
+}
+
+struct Lifecycle;
+
+impl ReferenceStateMachine for Lifecycle {
+    type State = Model;
+    type Transition = Transition;
+
+    fn init_state() -> BoxedStrategy<Model> {
+        Just(Model::default()).boxed()
+    }
+
+    fn transitions(state: &Model) -> BoxedStrategy<Transition> {
+        let revisions = state.accepted.max(1);
+        prop_oneof![
+            4 => (prop::bool::weighted(0.9), prop::bool::weighted(0.1), prop::bool::weighted(0.1))
+                .prop_map(|(main, same_commit, repeat_delivery)| Transition::Push { main, same_commit, repeat_delivery }),
+            6 => (0..4_usize, prop::bool::weighted(0.8)).prop_map(|(pick, succeed)| Transition::Finish { pick, succeed }),
+            2 => (0..3_usize, prop::bool::weighted(0.7)).prop_map(|(pick, approve)| Transition::Answer { pick, approve }),
+            1 => (1..=revisions, 0..3_usize).prop_map(|(revision, stage)| Transition::Cancel { revision, stage }),
+            2 => (1..=revisions, 0..3_usize).prop_map(|(revision, stage)| Transition::Retry { revision, stage }),
+            3 => Just(Transition::Jump),
+            1 => (1..80_u32).prop_map(Transition::Hours),
+            1 => Just(Transition::Restart),
+        ]
+        .boxed()
+    }
+
+    fn apply(mut state: Model, transition: &Transition) -> Model {
+        if let Transition::Push {
+            main,
+            same_commit,
+            repeat_delivery,
+        } = *transition
+        {
+            let commit = if same_commit && state.newest.is_some() {
+                state.newest
+            } else {
+                state.commits += 1;
+                Some(state.commits)
+            };
+            let new_delivery = !(repeat_delivery && state.deliveries > 0);
+            if new_delivery {
+                state.deliveries += 1;
+            }
+            // L2: only new deliveries of a new head commit of the tracked branch deploy.
+            if main && new_delivery && commit != state.newest {
+                state.accepted += 1;
+                state.newest = commit;
+            }
+        }
+        state
+    }
+}
+
+struct Sut {
+    pool: LocalPool,
+    engine: Engine,
+    backends: Backends,
+    handles: MemoryHandles,
+    /// The model's newest accepted commit before the transition being applied.
+    newest: Option<u64>,
+    /// The newest commit created in the repository.
+    head: u64,
+}
+
+fn start(backends: &Backends, name: &str) -> (LocalPool, Engine) {
+    let (engine, driver) = Engine::new(
+        backends.clone(),
+        EngineConfig {
+            instance: name.into(),
+            ..EngineConfig::default()
+        },
+    );
+    let pool = LocalPool::new();
+    pool.spawner()
+        .spawn_local(async move {
+            let _ = driver.run().await;
+        })
+        .expect("the driver starts");
+    (pool, engine)
+}
+
+impl Sut {
+    fn settle(&mut self) {
+        self.pool.run_until_stalled();
+    }
+
+    fn state(&mut self) -> PipelineState {
+        let engine = self.engine.clone();
+        self.pool
+            .run_until(async move { engine.state("app").await })
+            .expect("state")
+    }
+
+    fn history(&mut self) -> Vec<Record> {
+        let engine = self.engine.clone();
+        self.pool
+            .run_until(async move { engine.history("app").await })
+            .expect("history")
+    }
+
+    /// Steps waiting for a person or baking, as (revision, stage, step).
+    fn answerable(&mut self) -> Vec<(u64, String, String)> {
+        let s = self.state();
+        let mut out = Vec::new();
+        for d in s.active_deployments() {
+            let Some(plan) = &d.plan else { continue };
+            for (stage, run) in plan.stages.iter().zip(&d.stages) {
+                for (step, st) in stage.steps.iter().zip(&run.steps) {
+                    let baking = st.state == StepState::Running
+                        && step.step_type == "DEVRAMPS:APPROVAL:BAKE";
+                    if st.state == StepState::WaitingApproval || baking {
+                        out.push((d.revision, stage.name.clone(), step.key().to_owned()));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+struct EngineUnderTest;
+
+impl StateMachineTest for EngineUnderTest {
+    type SystemUnderTest = Sut;
+    type Reference = Lifecycle;
+
+    fn init_test(_: &Model) -> Sut {
+        let (backends, handles) = backends();
+        handles.source.commit(
+            "c0",
+            None,
+            [
+                ("/.devramps/app/pipeline.yaml", PIPELINE),
+                ("/src/main.rs", "0"),
+            ],
+        );
+        // Steps hang until the test ends them; builds take their default time on the clock.
+        handles.steps.set_default(Behavior::hang());
+        let (pool, engine) = start(&backends, "engine-0");
+        Sut {
+            pool,
+            engine,
+            backends,
+            handles,
+            newest: None,
+            head: 0,
+        }
+    }
+
+    fn apply(mut sut: Sut, model: &Model, transition: Transition) -> Sut {
+        match transition {
+            Transition::Push {
+                main,
+                same_commit,
+                repeat_delivery,
+            } => {
+                // The same choice as the model: the newest accepted commit again, or a new one.
+                let commit = match (sut.newest, same_commit) {
+                    (Some(n), true) => format!("c{n}"),
+                    _ => {
+                        let id = format!("c{}", model.commits);
+                        let parent = format!("c{}", sut.head);
+                        sut.handles.source.commit_changes(
+                            &id,
+                            &parent,
+                            [("/src/main.rs", Some(id.clone()))],
+                        );
+                        sut.head = model.commits;
+                        id
+                    }
+                };
+                // A repeated delivery reuses the last id; a new one is the model's new count.
+                let _ = repeat_delivery;
+                let delivery = format!("d{}", model.deliveries);
+                let push = PushRequest {
+                    delivery: Some(delivery),
+                    branch: if main {
+                        "main".into()
+                    } else {
+                        "feature".into()
+                    },
+                    commit: commit.clone(),
+                    tag: String::new(),
+                };
+                let engine = sut.engine.clone();
+                sut.pool
+                    .run_until(async move { engine.push("app", push).await })
+                    .expect("the push is recorded");
+            }
+            Transition::Finish { pick, succeed } => {
+                let running = sut.handles.steps.running();
+                if let Some(key) = running.get(pick % running.len().max(1)) {
+                    let outcome = if succeed {
+                        Outcome::Succeeded {
+                            outputs: BTreeMap::new(),
+                        }
+                    } else {
+                        Outcome::Failed {
+                            reason: "scripted failure".into(),
+                        }
+                    };
+                    sut.handles.steps.complete(key, outcome).expect("completes");
+                }
+            }
+            Transition::Answer { pick, approve } => {
+                let waiting = sut.answerable();
+                if let Some((revision, stage, step)) =
+                    waiting.get(pick % waiting.len().max(1)).cloned()
+                {
+                    let decide = Decide {
+                        revision,
+                        stage,
+                        step,
+                        actor: Actor::User("prop".into()),
+                        comment: None,
+                    };
+                    let engine = sut.engine.clone();
+                    sut.pool
+                        .run_until(async move {
+                            if approve {
+                                engine.approve("app", decide).await
+                            } else {
+                                engine.reject("app", decide).await
+                            }
+                        })
+                        .expect("answered or refused");
+                }
+            }
+            Transition::Cancel { revision, stage } | Transition::Retry { revision, stage } => {
+                let op = Operate {
+                    revision,
+                    stage: STAGES[stage].into(),
+                    actor: Actor::User("prop".into()),
+                    reason: None,
+                };
+                let engine = sut.engine.clone();
+                let cancel = matches!(transition, Transition::Cancel { .. });
+                sut.pool
+                    .run_until(async move {
+                        if cancel {
+                            engine.cancel("app", op).await
+                        } else {
+                            engine.retry("app", op).await
+                        }
+                    })
+                    .expect("carried out or refused");
+            }
+            Transition::Jump => {
+                sut.settle();
+                sut.handles.clock.advance_to_next_deadline();
+            }
+            Transition::Hours(h) => {
+                sut.settle();
+                sut.handles
+                    .clock
+                    .advance(std::time::Duration::from_secs(u64::from(h) * 3600));
+            }
+            Transition::Restart => {
+                sut.settle();
+                let engine = sut.engine.clone();
+                sut.pool
+                    .run_until(async move { engine.stop().await })
+                    .expect("stops");
+                let (pool, engine) = start(&sut.backends, "engine-restarted");
+                sut.pool = pool;
+                sut.engine = engine;
+            }
+        }
+        sut.settle();
+        sut.newest = model.newest;
+        // L19: the engine's live state is the fold of its log.
+        let live = sut.state();
+        let log = sut.history();
+        assert_eq!(
+            Machine::replay("app", &log).state(),
+            &live,
+            "replaying the log gives the live state"
+        );
+        sut
+    }
+
+    fn check_invariants(sut: &Sut, model: &Model) {
+        // `check_invariants` gets `&Sut`; the reads need `&mut`, so work on a fresh pool over
+        // the same engine (the driver keeps running in the SUT's pool, which is idle now).
+        let store = sut.handles.store.clone();
+        let records: Vec<Record> = futures::executor::block_on(async {
+            use devramps_core::backend::EventStoreExt;
+            store.read_all("app").await
+        })
+        .expect("the log reads")
+        .into_iter()
+        .map(|e| serde_json::from_value(e.payload).expect("records parse"))
+        .collect();
+        let state = Machine::replay("app", &records).state().clone();
+        check(&state, &records, model);
+    }
+}
+
+fn check(state: &PipelineState, records: &[Record], model: &Model) {
+    // L1: revisions 1..n without gaps, and every push the model expects accepted is there.
+    let revisions: Vec<u64> = state.deployments.keys().copied().collect();
+    assert_eq!(
+        revisions,
+        (1..=model.accepted).collect::<Vec<_>>(),
+        "revisions are 1..n and nothing accepted is lost"
+    );
+    let built: BTreeSet<u64> = records
+        .iter()
+        .filter_map(|r| match r.event {
+            Event::BuildStarted { revision, .. } => Some(revision),
+            _ => None,
+        })
+        .collect();
+    for stage in STAGES {
+        // L5: at most one running stage-deployment per stage.
+        let holders: Vec<u64> = state
+            .deployments
+            .values()
+            .filter(|d| d.stage(stage).is_some_and(|s| s.state.holds_lock()))
+            .map(|d| d.revision)
+            .collect();
+        assert!(holders.len() <= 1, "stage {stage} is held by {holders:?}");
+        // L6: at most one queued deployment per stage.
+        let queued: Vec<u64> = state
+            .deployments
+            .values()
+            .filter(|d| {
+                d.stage(stage).is_some_and(|s| {
+                    s.state == StageState::NotStarted
+                        && matches!(
+                            s.waiting_for,
+                            Some(WaitingFor::Lock | WaitingFor::TimeWindow | WaitingFor::Blocker)
+                        )
+                })
+            })
+            .map(|d| d.revision)
+            .collect();
+        assert!(queued.len() <= 1, "stage {stage} queues {queued:?}");
+    }
+    for d in state.deployments.values() {
+        // L4/L6: a deployment skipped in the first stage was never built.
+        if d.stages
+            .first()
+            .is_some_and(|s| s.state == StageState::Skipped)
+        {
+            assert!(
+                !built.contains(&d.revision),
+                "revision {} was skipped in the first stage but built",
+                d.revision
+            );
+        }
+        // Stage k+1 never runs a revision that did not succeed in stage k.
+        for pair in d.stages.windows(2) {
+            if pair[1].attempt > 0 {
+                assert_eq!(
+                    pair[0].state,
+                    StageState::Succeeded,
+                    "revision {} ran in {} without succeeding in {}",
+                    d.revision,
+                    pair[1].name,
+                    pair[0].name
+                );
+            }
+        }
+    }
+    // Replay is deterministic (the live state is compared with the replay in `apply`).
+    let again = Machine::replay("app", records);
+    assert_eq!(again.state(), state);
+}
+
+prop_state_machine! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256),
+        max_shrink_iters: 4096,
+        failure_persistence: None,
+        .. ProptestConfig::default()
+    })]
+
+    #[test]
+    fn the_lifecycle_keeps_its_invariants(sequential 1..40 => EngineUnderTest);
+}
+
+#[test]
+fn the_live_state_equals_the_replayed_log_after_a_busy_history() {
+    let mut sut = EngineUnderTest::init_test(&Model::default());
+    let mut model = Model::default();
+    let script = [
+        Transition::Push {
+            main: true,
+            same_commit: false,
+            repeat_delivery: false,
+        },
+        Transition::Push {
+            main: true,
+            same_commit: false,
+            repeat_delivery: false,
+        },
+        Transition::Finish {
+            pick: 0,
+            succeed: true,
+        },
+        Transition::Push {
+            main: true,
+            same_commit: false,
+            repeat_delivery: false,
+        },
+        Transition::Jump,
+        Transition::Finish {
+            pick: 0,
+            succeed: true,
+        },
+        Transition::Restart,
+        Transition::Finish {
+            pick: 0,
+            succeed: false,
+        },
+        Transition::Retry {
+            revision: 1,
+            stage: 0,
+        },
+        Transition::Jump,
+    ];
+    for t in script {
+        model = Lifecycle::apply(model, &t);
+        sut = EngineUnderTest::apply(sut, &model, t);
+        EngineUnderTest::check_invariants(&sut, &model);
+    }
+    let live = sut.state();
+    let log = sut.history();
+    assert_eq!(
+        Machine::replay("app", &log).state(),
+        &live,
+        "the live state is the fold of the log"
+    );
+}

@@ -674,3 +674,151 @@ fn superseded_deployments_release_their_plans_and_the_machine_only_looks_at_acti
     }
     assert_eq!(Machine::replay("app", &log).state(), again.state());
 }
+
+/// Every edge of the transition table taken by `events`: (from, to) per stage-deployment.
+fn edges_taken(events: &[Event]) -> std::collections::BTreeSet<(StageState, StageState)> {
+    let mut last: BTreeMap<(u64, String), StageState> = BTreeMap::new();
+    let mut taken = std::collections::BTreeSet::new();
+    for e in events {
+        if let Event::StageState {
+            revision,
+            stage,
+            state,
+            waiting_for,
+            ..
+        } = e
+        {
+            let from = last
+                .insert((*revision, stage.clone()), *state)
+                .unwrap_or(StageState::NotStarted);
+            let abandon =
+                *state == StageState::NotStarted && *waiting_for == Some(WaitingFor::Never);
+            if from != *state || abandon {
+                taken.insert((from, *state));
+            }
+        }
+    }
+    taken
+}
+
+#[test]
+fn every_edge_of_the_transition_table_for_the_normal_flow_is_exercised() {
+    use devramps_core::lifecycle::{TRANSITIONS, Trigger};
+    let mut events = Vec::new();
+    let op = |revision, stage: &str| Operate {
+        revision,
+        stage: stage.into(),
+        actor: Actor::User("t".into()),
+        reason: None,
+    };
+    // Success, superseding, abandon (L6), failure then retry (L10, L11).
+    let mut m = Machine::new("app");
+    let out = m.handle(push("c1", TWO_STAGES), t0());
+    let first_build = out.commands.iter().find_map(|c| match c {
+        Command::Build { key, .. } => Some(key.clone()),
+        _ => None,
+    });
+    events.extend(out.records.into_iter().map(|r| r.event));
+    for c in ["c2", "c3"] {
+        events.extend(
+            m.handle(push(c, TWO_STAGES), t0())
+                .records
+                .into_iter()
+                .map(|r| r.event),
+        );
+    }
+    let out = m.handle(
+        Input::Work {
+            key: first_build.expect("build"),
+            result: ok(),
+        },
+        t0(),
+    );
+    let mut failed_once = false;
+    events.extend(settle(&mut m, out, t0(), |c| match c {
+        Command::RunStep { key, .. } if key.revision == 3 && !failed_once => {
+            failed_once = true;
+            Some(fail("x"))
+        }
+        _ => Some(ok()),
+    }));
+    let out = m.handle(Input::Retry(op(3, "staging")), t0());
+    events.extend(settle(&mut m, out, t0(), all_ok));
+    // Timeout then retry; cancel (running) then retry; cancel (queued). A new machine: its
+    // revisions start at 1 again, so its edges are collected separately.
+    let mut taken = edges_taken(&events);
+    events.clear();
+    let mut m = Machine::new("app");
+    let out = m.handle(push("c1", TWO_STAGES), t0());
+    events.extend(settle(&mut m, out, t0(), |c| {
+        (!matches!(c, Command::RunStep { .. })).then(ok)
+    }));
+    events.extend(
+        m.handle(Input::Tick, t0() + mins(60))
+            .records
+            .into_iter()
+            .map(|r| r.event),
+    );
+    let out = m.handle(Input::Retry(op(1, "staging")), t0() + mins(61));
+    let later = t0() + mins(61);
+    events.extend(settle(&mut m, out, later, |c| {
+        (!matches!(c, Command::RunStep { .. })).then(ok)
+    }));
+    let out = m.handle(Input::Cancel(op(1, "staging")), later);
+    let cancels: Vec<_> = out
+        .commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Cancel { key } => Some(key.clone()),
+            _ => None,
+        })
+        .collect();
+    events.extend(out.records.into_iter().map(|r| r.event));
+    for key in cancels {
+        events.extend(
+            m.handle(
+                Input::Work {
+                    key,
+                    result: fail("cancelled"),
+                },
+                later,
+            )
+            .records
+            .into_iter()
+            .map(|r| r.event),
+        );
+    }
+    let out = m.handle(Input::Retry(op(1, "staging")), later);
+    events.extend(out.records.into_iter().map(|r| r.event));
+    events.extend(
+        m.handle(push("c2", TWO_STAGES), later)
+            .records
+            .into_iter()
+            .map(|r| r.event),
+    );
+    events.extend(
+        m.handle(Input::Cancel(op(2, "staging")), later)
+            .records
+            .into_iter()
+            .map(|r| r.event),
+    );
+
+    taken.extend(edges_taken(&events));
+    let rollback = |t: Trigger| matches!(t, Trigger::RollBack | Trigger::RollForward);
+    let mut missing = Vec::new();
+    for (from, trigger, to) in TRANSITIONS {
+        let emergency = rollback(*trigger)
+            || matches!(from, StageState::RollingBack | StageState::RollingForward);
+        if !taken.contains(&(*from, *to)) && !emergency {
+            missing.push(format!("{from} --{trigger:?}--> {to}"));
+        }
+    }
+    assert!(missing.is_empty(), "edges never exercised: {missing:?}");
+    // Every transition observed is an edge of the table.
+    for (from, to) in &taken {
+        assert!(
+            TRANSITIONS.iter().any(|(f, _, t)| f == from && t == to),
+            "{from} -> {to} happened but is not in the table"
+        );
+    }
+}

@@ -9,6 +9,8 @@
 //! - `devramps plan [--repo DIR] [--pipeline SLUG] [--commit REV] [--base REV] [--changed PATH
 //!   ...] ...` synthesizes the deployment plan of a pipeline at a commit of a git repository
 //!   ([`plan`]), read through [`devramps_cli::git::GitRepository`];
+//! - `devramps simulate SCENARIO [--format json|text]` runs a scenario through the engine on
+//!   in-memory backends and a virtual clock and reports what happened ([`simulate`]);
 //! - `devramps schema` prints the JSON Schema of `pipeline.yaml` ([`schema`]).
 //!
 //! Exit codes: 0 success, 1 the input was checked and found wrong, 2 usage error or unreadable
@@ -21,6 +23,7 @@ mod plan_text;
 mod render;
 mod report;
 mod schema;
+mod simulate;
 mod targets;
 mod validate;
 
@@ -42,6 +45,7 @@ use clap::{Parser, Subcommand};
                   devramps validate                      # every pipeline under ./.devramps/\n  \
                   devramps validate .devramps/api/pipeline.yaml --format json\n  \
                   devramps plan --pipeline api --commit HEAD --format json\n  \
+                  devramps simulate sims/weekend-push.yaml --format json\n  \
                   devramps schema > pipeline.schema.json"
 )]
 struct Cli {
@@ -59,6 +63,9 @@ enum Command {
     /// Show the deployment plan of a pipeline at a commit, without running it.
     #[command(long_about = plan::LONG_ABOUT, after_help = plan::AFTER_HELP)]
     Plan(plan::PlanArgs),
+    /// Run a scenario through the deployment engine on a virtual clock and report.
+    #[command(long_about = simulate::LONG_ABOUT, after_help = simulate::AFTER_HELP)]
+    Simulate(simulate::SimulateArgs),
     /// Print the JSON Schema of pipeline.yaml.
     #[command(long_about = schema::LONG_ABOUT, after_help = schema::AFTER_HELP)]
     Schema(schema::SchemaArgs),
@@ -69,6 +76,7 @@ fn main() -> ExitCode {
     let status = match &cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Plan(args) => plan::run(args),
+        Command::Simulate(args) => simulate::run(args),
         Command::Schema(args) => schema::run(args),
     };
     status.into()

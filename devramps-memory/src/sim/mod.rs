@@ -5,18 +5,24 @@
 //!   line and column.
 //! - [`Report`] is what a run produced, as `--format json` prints it ([`to_json`]) or as a
 //!   readable timeline ([`render_text`]).
+//! - [`simulate`] (and [`simulate_file`]) runs a scenario through the real engine on
+//!   in-memory backends and a manual clock, and returns its [`Report`].
 //! - [`parse_duration`] and [`format_duration`] read and write durations such as `1h30m`.
 //!
 //! The format is specified in `shared/spec/scenario-format.md`; state names are those of the
 //! lifecycle rules.
 
 mod action;
+mod backends;
+mod check;
+mod collect;
 mod duration;
 mod error;
 mod read_events;
 mod reader;
 mod render;
 mod report;
+mod run;
 mod scenario;
 
 pub use action::{
@@ -30,6 +36,7 @@ pub use report::{
     BuildReport, DeploymentReport, EventReport, Report, StageMap, StageReport, StageSummary,
     Synthesis, format_time, to_json,
 };
+pub use run::{simulate, simulate_file};
 pub use scenario::{
     DEFAULT_RUN_UNTIL, DEFAULT_SCENARIO_START, DEFAULT_SLUG, Defaults, PipelineRef, Scenario,
     ScenarioEvent, parse_scenario,

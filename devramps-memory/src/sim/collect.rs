@@ -1,0 +1,396 @@
+//! Turning the engine's final state and log into a [`Report`], and checking invariants.
+
+use std::collections::BTreeMap;
+
+use devramps_core::lifecycle::{Event, PipelineState, Record, StageState, WaitingFor};
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::report::{
+    BuildReport, DeploymentReport, EventReport, Report, StageMap, StageReport, StageSummary,
+    Synthesis,
+};
+
+/// Context the simulator adds to a record produced by one of its events (refusals name no
+/// revision or stage of their own).
+#[derive(Clone, Debug, Default)]
+pub(super) struct Annotation {
+    pub(super) revision: Option<u64>,
+    pub(super) commit: Option<String>,
+    pub(super) stage: Option<String>,
+    pub(super) step: Option<String>,
+}
+
+/// The spelling of a state enum (`SCREAMING_SNAKE_CASE`, as serialized).
+fn spell<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+/// Every stage of the state: the newest definition's order, then stages only older
+/// definitions had.
+fn stage_names(state: &PipelineState) -> Vec<String> {
+    let mut names = state.stage_order.clone();
+    names.extend(
+        state
+            .stages
+            .keys()
+            .filter(|s| !state.stage_order.contains(s))
+            .cloned(),
+    );
+    names
+}
+
+/// The L5 and L6 breaches of `state`, one message each.
+pub(super) fn invariant_breaches(state: &PipelineState) -> Vec<String> {
+    let mut breaches = Vec::new();
+    for stage in stage_names(state) {
+        let mut holders = Vec::new();
+        let mut queued = Vec::new();
+        for deployment in state.deployments.values() {
+            let Some(run) = deployment.stage(&stage) else {
+                continue;
+            };
+            if run.state.holds_lock() {
+                holders.push(deployment.revision);
+            }
+            if run.state == StageState::NotStarted
+                && matches!(
+                    run.waiting_for,
+                    Some(WaitingFor::Lock | WaitingFor::TimeWindow | WaitingFor::Blocker)
+                )
+            {
+                queued.push(deployment.revision);
+            }
+            if run.state == StageState::Skipped && run.attempt > 0 {
+                breaches.push(format!(
+                    "L6: revision {} is SKIPPED in `{stage}` after it started there",
+                    deployment.revision
+                ));
+            }
+        }
+        if holders.len() > 1 {
+            breaches.push(format!(
+                "L5: stage `{stage}` is held by revisions {} at once",
+                list(&holders)
+            ));
+        }
+        if queued.len() > 1 {
+            breaches.push(format!(
+                "L6: stage `{stage}` has revisions {} queued at once",
+                list(&queued)
+            ));
+        }
+    }
+    breaches
+}
+
+fn list(revisions: &[u64]) -> String {
+    revisions
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The report of a finished run.
+pub(super) fn build_report(
+    start: Timestamp,
+    end: Timestamp,
+    state: &PipelineState,
+    records: &[Record],
+    own_events: Vec<(u64, EventReport)>,
+    annotations: &[(u64, Annotation)],
+    violations: Vec<String>,
+) -> Report {
+    let commit_of = |revision: u64| state.deployments.get(&revision).map(|d| d.commit.clone());
+    let deployments = state
+        .deployments
+        .values()
+        .map(|d| DeploymentReport {
+            revision: d.revision,
+            commit: d.commit.clone(),
+            synthesis: if d.plan.is_some() {
+                Synthesis::Succeeded
+            } else {
+                Synthesis::Failed
+            },
+            stages: d
+                .stages
+                .iter()
+                .map(|run| {
+                    let report = match run.state {
+                        StageState::NotStarted => StageReport {
+                            attempts: run.attempt,
+                            ..StageReport::not_started(
+                                run.waiting_for.map_or("PREVIOUS_STAGE", WaitingFor::as_str),
+                            )
+                        },
+                        StageState::Skipped => StageReport {
+                            attempts: run.attempt,
+                            superseded_by: run.superseded_by,
+                            ..StageReport::new("SKIPPED", 0)
+                        },
+                        other => StageReport::new(other.as_str(), run.attempt),
+                    };
+                    (run.name.clone(), report)
+                })
+                .collect(),
+        })
+        .collect();
+
+    let stages = stage_names(state)
+        .into_iter()
+        .map(|name| {
+            let runtime = state.stage(&name);
+            let summary = StageSummary {
+                current_revision: runtime.current,
+                current_commit: runtime.current.and_then(commit_of),
+                blockers: runtime.blockers.iter().map(spell).collect(),
+            };
+            (name, summary)
+        })
+        .collect::<StageMap<_>>();
+
+    let annotations: BTreeMap<u64, &Annotation> =
+        annotations.iter().map(|(i, a)| (*i, a)).collect();
+    let mut own = own_events.into_iter().peekable();
+    let mut events = Vec::new();
+    let mut builds: Vec<(BuildReport, bool)> = Vec::new();
+    for (seq, record) in (1_u64..).zip(records) {
+        while let Some((_, event)) = own.next_if(|(after, _)| *after < seq) {
+            events.push(event);
+        }
+        let mut event = event_report(record, &commit_of);
+        if let Some(a) = annotations.get(&seq) {
+            event.revision = event.revision.or(a.revision);
+            event.commit = event.commit.clone().or_else(|| a.commit.clone());
+            event.stage = event.stage.clone().or_else(|| a.stage.clone());
+            event.step = event.step.clone().or_else(|| a.step.clone());
+        }
+        events.push(event);
+        collect_build(&mut builds, record, &commit_of);
+    }
+    events.extend(own.map(|(_, event)| event));
+    for (seq, event) in (1_u64..).zip(events.iter_mut()) {
+        event.seq = seq;
+    }
+
+    Report {
+        start,
+        end,
+        deployments,
+        builds: builds.into_iter().map(|(b, _)| b).collect(),
+        stages,
+        events,
+        violations,
+    }
+}
+
+/// Adds a started build, or the result of the earliest unfinished one it ends.
+fn collect_build(
+    builds: &mut Vec<(BuildReport, bool)>,
+    record: &Record,
+    commit_of: &impl Fn(u64) -> Option<String>,
+) {
+    match &record.event {
+        Event::BuildStarted {
+            revision,
+            artifact,
+            stage,
+        } => builds.push((
+            BuildReport {
+                revision: *revision,
+                commit: commit_of(*revision).unwrap_or_default(),
+                artifact: artifact.clone(),
+                stage: stage.clone(),
+                result: "RUNNING".to_owned(),
+            },
+            false,
+        )),
+        Event::BuildFinished {
+            revision,
+            artifact,
+            stage,
+            succeeded,
+            ..
+        } => {
+            if let Some((build, finished)) = builds.iter_mut().find(|(b, finished)| {
+                !finished && b.revision == *revision && b.artifact == *artifact && b.stage == *stage
+            }) {
+                *finished = true;
+                build.result = if *succeeded { "SUCCEEDED" } else { "FAILED" }.to_owned();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One record as a report event (without its sequence number).
+fn event_report(record: &Record, commit_of: &impl Fn(u64) -> Option<String>) -> EventReport {
+    let mut event = EventReport {
+        at: record.at,
+        kind: record.event.type_name().to_owned(),
+        actor: Some(record.actor.to_string()),
+        ..EventReport::default()
+    };
+    let at_revision = |event: &mut EventReport, revision: u64| {
+        event.revision = Some(revision);
+        event.commit = commit_of(revision);
+    };
+    match &record.event {
+        Event::PushIgnored { commit, reason, .. } => {
+            event.commit = Some(commit.clone());
+            event.reason = Some(reason.clone());
+        }
+        Event::DeploymentAccepted {
+            revision, commit, ..
+        } => {
+            event.revision = Some(*revision);
+            event.commit = Some(commit.clone());
+        }
+        Event::SynthesisFailed {
+            revision,
+            diagnostics,
+        } => {
+            at_revision(&mut event, *revision);
+            event.reason = Some(diagnostics.join("; "));
+        }
+        Event::StageState {
+            revision,
+            stage,
+            state,
+            waiting_for,
+            superseded_by,
+            reason,
+            ..
+        } => {
+            at_revision(&mut event, *revision);
+            event.stage = Some(stage.clone());
+            event.state = Some(state.as_str().to_owned());
+            let mut parts = Vec::new();
+            match waiting_for {
+                Some(WaitingFor::Never) => parts.push("never starts".to_owned()),
+                Some(w) => parts.push(format!("waiting for {}", w.as_str())),
+                None => {}
+            }
+            match (reason, superseded_by) {
+                (Some(reason), _) => parts.push(reason.clone()),
+                (None, Some(by)) => parts.push(format!("superseded by revision {by}")),
+                (None, None) => {}
+            }
+            event.reason = (!parts.is_empty()).then(|| parts.join(": "));
+        }
+        Event::PhaseStarted {
+            revision,
+            stage,
+            phase,
+            skipped,
+        } => {
+            at_revision(&mut event, *revision);
+            event.stage = Some(stage.clone());
+            let phase = spell(phase);
+            event.reason = Some(if *skipped {
+                format!("{phase} (nothing to do)")
+            } else {
+                phase
+            });
+        }
+        Event::BuildStarted {
+            revision,
+            artifact,
+            stage,
+        } => {
+            at_revision(&mut event, *revision);
+            event.stage = stage.clone();
+            event.step = Some(format!("build:{artifact}"));
+            event.state = Some("RUNNING".to_owned());
+        }
+        Event::BuildFinished {
+            revision,
+            artifact,
+            stage,
+            succeeded,
+            reason,
+        } => {
+            at_revision(&mut event, *revision);
+            event.stage = stage.clone();
+            event.step = Some(format!("build:{artifact}"));
+            event.state = Some(if *succeeded { "SUCCEEDED" } else { "FAILED" }.to_owned());
+            event.reason = reason.clone();
+        }
+        Event::BuildReused {
+            revision,
+            artifact,
+            commit,
+        } => {
+            at_revision(&mut event, *revision);
+            event.step = Some(format!("build:{artifact}"));
+            event.reason = Some(format!("reuses the build of commit {commit}"));
+        }
+        Event::StepState {
+            revision,
+            stage,
+            step,
+            state,
+            reason,
+            ..
+        } => {
+            at_revision(&mut event, *revision);
+            event.stage = Some(stage.clone());
+            event.step = Some(step.clone());
+            event.state = Some(spell(state));
+            event.reason = reason.clone();
+        }
+        Event::ApprovalRequired {
+            revision,
+            stage,
+            step,
+            reason,
+        }
+        | Event::Approved {
+            revision,
+            stage,
+            step,
+            reason,
+        }
+        | Event::Rejected {
+            revision,
+            stage,
+            step,
+            reason,
+        } => {
+            at_revision(&mut event, *revision);
+            event.stage = Some(stage.clone());
+            event.step = Some(step.clone());
+            event.reason = reason.clone();
+        }
+        Event::BlockerAdded {
+            stage,
+            blocker,
+            reason,
+        }
+        | Event::BlockerRemoved {
+            stage,
+            blocker,
+            reason,
+        } => {
+            event.stage = Some(stage.clone());
+            event.reason = Some(match reason {
+                Some(reason) => format!("{}: {reason}", spell(blocker)),
+                None => spell(blocker),
+            });
+        }
+        Event::Refused {
+            operation,
+            rule,
+            reason,
+        } => {
+            event.reason = Some(format!("`{operation}` refused ({rule}): {reason}"));
+        }
+        _ => {}
+    }
+    event
+}

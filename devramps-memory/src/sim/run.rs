@@ -1,0 +1,479 @@
+//! [`simulate`]: runs a scenario through the real engine on in-memory backends and a manual
+//! clock, and reports what happened.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use devramps_core::backend::Clock;
+use devramps_core::engine::{Engine, EngineConfig, EngineDriver, PushRequest};
+use devramps_core::lifecycle::{Actor, Decide, Event, Operate, PipelineState, Record};
+use devramps_core::pipeline::{PIPELINE_DIR, PIPELINE_FILE, PipelineDefinition, Span};
+use futures::executor::LocalPool;
+use futures::task::LocalSpawnExt;
+use jiff::Timestamp;
+
+use super::action::{Action, Answer, DEFAULT_ACTOR, Push, ScriptedOutcome, StepRef};
+use super::backends::{Script, SimHandles, sim_backends};
+use super::check::{check_pipeline, check_scenario};
+use super::collect::{Annotation, build_report, invariant_breaches};
+use super::error::ScenarioError;
+use super::report::{EventReport, Report, format_time};
+use super::scenario::{PipelineRef, Scenario, parse_scenario};
+use crate::clock::add;
+
+/// How many clock moves a simulation makes at most before it gives up (a guard against an
+/// engine that keeps asking to be woken without making progress).
+const MAX_STEPS: usize = 1_000_000;
+
+/// Runs `scenario` with `pipeline_text` as the pipeline definition at every pushed commit, and
+/// reports what happened.
+///
+/// The engine is the real one ([`devramps_core::engine`]) on in-memory backends and a manual
+/// clock starting at the scenario's `start`:
+///
+/// - every `push` writes a commit to an in-memory repository (its parent is the commit pushed
+///   before it) holding the pipeline at `.devramps/<slug>/pipeline.yaml` and every `changed`
+///   path (whose content is the commit id, so a changed `pipeline.yaml` is an invalid
+///   definition at that commit), then submits the push (delivery `sim-<n>` unless given,
+///   branch the tracked one unless given);
+/// - unscripted steps (Terraform applies included) succeed after `step_duration`, builds after
+///   `build_duration`; resource validation and mirroring take `mirror_duration` per stage
+///   attempt; bakes last their `duration_minutes`; approvals wait for `approve` / `reject`;
+///   secrets resolve to placeholders;
+/// - `outcome` scripts the step or build of a commit's deployment (whenever it was written:
+///   scripts are looked up by commit when the work starts);
+/// - actions the engine does not support yet are reported as `refused` events;
+/// - after the last event the clock runs on until nothing is pending or `run_until` is reached.
+///
+/// L5 and L6 are checked after every event and every clock move; breaches are the report's
+/// `violations`. The same inputs always give the same report.
+pub fn simulate(scenario: &Scenario, pipeline_text: &str) -> Report {
+    Sim::new(scenario, pipeline_text).run()
+}
+
+/// Reads the scenario at `path` and its pipeline, checks both, and runs it ([`simulate`]).
+///
+/// Errors: the scenario's own ([`parse_scenario`]); a pipeline file that cannot be read; the
+/// pipeline's validation errors, located in the pipeline file (or, for `pipeline_yaml`, in the
+/// scenario file); and names of stages, steps or artifacts the pipeline does not have.
+pub fn simulate_file(path: &Path) -> Result<Report, Vec<ScenarioError>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![ScenarioError::new(
+            path,
+            Span {
+                line: 1,
+                column: 1,
+                offset: 0,
+                len: 0,
+            },
+            format!("cannot read the scenario: {e}"),
+        )]
+    })?;
+    let scenario = parse_scenario(&text, path)?;
+    let pipeline_text = match &scenario.pipeline {
+        PipelineRef::Inline(inline) => inline.clone(),
+        PipelineRef::Path(pipeline) => std::fs::read_to_string(pipeline).map_err(|e| {
+            vec![
+                ScenarioError::new(
+                    path,
+                    scenario.pipeline_span,
+                    format!("cannot read the pipeline `{}`: {e}", pipeline.display()),
+                )
+                .with_help("the path is relative to the scenario file's folder"),
+            ]
+        })?,
+    };
+    let definition = check_pipeline(path, &text, &scenario, &pipeline_text)?;
+    check_scenario(path, &scenario, &definition)?;
+    Ok(simulate(&scenario, &pipeline_text))
+}
+
+/// One simulation in progress.
+struct Sim<'s> {
+    scenario: &'s Scenario,
+    pipeline_text: &'s str,
+    definition: Option<PipelineDefinition>,
+    handles: SimHandles,
+    engine: Engine,
+    pool: LocalPool,
+    /// The latest state read from the engine.
+    state: PipelineState,
+    /// Pushes so far (for delivery ids).
+    pushes: usize,
+    /// The commit pushed last (the parent of the next new commit).
+    last_commit: Option<String>,
+    /// Commits written to the repository.
+    commits: BTreeSet<String>,
+    /// The simulator's own events, each after that many records of the log.
+    own_events: Vec<(u64, EventReport)>,
+    /// Context for records produced by a scenario event (refusals name no revision or stage).
+    annotations: Vec<(u64, Annotation)>,
+    violations: Vec<String>,
+    seen_violations: BTreeSet<String>,
+}
+
+impl<'s> Sim<'s> {
+    fn new(scenario: &'s Scenario, pipeline_text: &'s str) -> Self {
+        let (backends, handles) = sim_backends(scenario.start, &scenario.defaults);
+        let (engine, driver) = Engine::new(backends, EngineConfig::default());
+        let pool = LocalPool::new();
+        let mut sim = Sim {
+            scenario,
+            pipeline_text,
+            definition: devramps_core::pipeline::parse(pipeline_text).ok(),
+            handles,
+            engine,
+            pool,
+            state: PipelineState::new(&scenario.slug),
+            pushes: 0,
+            last_commit: None,
+            commits: BTreeSet::new(),
+            own_events: Vec::new(),
+            annotations: Vec::new(),
+            violations: Vec::new(),
+            seen_violations: BTreeSet::new(),
+        };
+        sim.spawn(driver);
+        sim
+    }
+
+    fn spawn(&mut self, driver: EngineDriver) {
+        let spawned = self.pool.spawner().spawn_local(async move {
+            // The driver ends with an error only when its store fails, which the in-memory
+            // store does not; the run then reports whatever was recorded.
+            let _ = driver.run().await;
+        });
+        if let Err(e) = spawned {
+            self.violations
+                .push(format!("the engine could not be started: {e}"));
+        }
+    }
+
+    fn run(mut self) -> Report {
+        self.settle();
+        for event in &self.scenario.events {
+            let at = add(self.scenario.start, event.at);
+            self.advance_to(at);
+            self.apply(&event.action);
+            self.settle();
+        }
+        self.finish();
+        let records = self
+            .pool
+            .run_until(self.engine.history(&self.scenario.slug))
+            .unwrap_or_default();
+        build_report(
+            self.scenario.start,
+            self.handles.clock.now(),
+            &self.state,
+            &records,
+            self.own_events,
+            &self.annotations,
+            self.violations,
+        )
+    }
+
+    /// Runs the engine until it waits for time or people, then reads its state and checks the
+    /// invariants.
+    fn settle(&mut self) {
+        self.pool.run_until_stalled();
+        if let Ok(state) = self.pool.run_until(self.engine.state(&self.scenario.slug)) {
+            self.state = state;
+        }
+        let now = self.handles.clock.now();
+        for breach in invariant_breaches(&self.state) {
+            if self.seen_violations.insert(breach.clone()) {
+                self.violations
+                    .push(format!("{}: {breach}", format_time(now)));
+            }
+        }
+    }
+
+    /// Moves the clock to `t`, stopping at every deadline on the way.
+    fn advance_to(&mut self, t: Timestamp) {
+        for _ in 0..MAX_STEPS {
+            match self.handles.clock.next_deadline() {
+                Some(deadline) if deadline <= t => {
+                    self.handles.clock.advance_to_next_deadline();
+                    self.settle();
+                }
+                _ => {
+                    if self.handles.clock.now() < t {
+                        // Cannot fail: `t` is later than the clock.
+                        let _ = self.handles.clock.set(t);
+                        self.settle();
+                    }
+                    return;
+                }
+            }
+        }
+        self.gave_up();
+    }
+
+    /// After the last event: runs until nothing is pending or `run_until` is reached.
+    fn finish(&mut self) {
+        let limit = add(self.scenario.start, self.scenario.run_until);
+        for _ in 0..MAX_STEPS {
+            match self.handles.clock.next_deadline() {
+                Some(deadline) if deadline <= limit => {
+                    self.handles.clock.advance_to_next_deadline();
+                    self.settle();
+                }
+                Some(_) => {
+                    if self.handles.clock.now() < limit {
+                        let _ = self.handles.clock.set(limit);
+                        self.settle();
+                    }
+                    return;
+                }
+                None => return,
+            }
+        }
+        self.gave_up();
+    }
+
+    fn gave_up(&mut self) {
+        self.violations.push(format!(
+            "{}: the simulation stopped after {MAX_STEPS} clock moves without settling",
+            format_time(self.handles.clock.now())
+        ));
+    }
+
+    fn apply(&mut self, action: &Action) {
+        match action {
+            Action::Push(push) => self.push(push),
+            Action::Outcome(outcome) => self.outcome(outcome),
+            Action::Approve(answer) => self.decide(answer, true),
+            Action::Reject(answer) => self.decide(answer, false),
+            Action::Retry { commit, stage } => self.operate(commit, stage, true),
+            Action::Cancel { commit, stage } => self.operate(commit, stage, false),
+            other => {
+                let stage = match other {
+                    Action::Rollback { stage, .. }
+                    | Action::RollForward { stage, .. }
+                    | Action::StopPromotions { stage }
+                    | Action::ResumePromotions { stage }
+                    | Action::Unblock { stage }
+                    | Action::Bypass { stage, .. }
+                    | Action::Alarm { stage, .. } => Some(stage.value.clone()),
+                    _ => None,
+                };
+                let commit = match other {
+                    Action::Rollback { to, .. } | Action::RollForward { to, .. } => {
+                        Some(to.clone())
+                    }
+                    Action::Bypass { commit, .. }
+                    | Action::Patch { commit, .. }
+                    | Action::ApprovePipeline { commit }
+                    | Action::RejectPipeline { commit } => Some(commit.clone()),
+                    _ => None,
+                };
+                let revision = commit.as_deref().and_then(|c| self.revision_of(c));
+                self.refuse(
+                    EventReport {
+                        revision,
+                        commit,
+                        stage,
+                        ..EventReport::default()
+                    },
+                    format!("`{}` is not supported by this engine yet", other.key()),
+                );
+            }
+        }
+    }
+
+    /// Records a `refused` event of the simulator at the current time.
+    fn refuse(&mut self, mut event: EventReport, reason: String) {
+        event.at = self.handles.clock.now();
+        event.kind = "refused".to_owned();
+        event.actor = Some(Actor::User(DEFAULT_ACTOR.to_owned()).to_string());
+        event.reason = Some(reason);
+        self.own_events.push((self.state.applied, event));
+    }
+
+    /// The newest revision of `commit`.
+    fn revision_of(&self, commit: &str) -> Option<u64> {
+        self.state
+            .deployments
+            .values()
+            .rev()
+            .find(|d| d.commit == commit)
+            .map(|d| d.revision)
+    }
+
+    fn tracked_branch(&self) -> String {
+        self.definition.as_ref().map_or_else(
+            || devramps_core::pipeline::DEFAULT_TRACKED_BRANCH.to_owned(),
+            |d| d.tracked_branch().to_owned(),
+        )
+    }
+
+    fn push(&mut self, push: &Push) {
+        self.pushes += 1;
+        if self.commits.insert(push.commit.clone()) {
+            let pipeline = format!("/{PIPELINE_DIR}/{}/{PIPELINE_FILE}", self.scenario.slug);
+            let mut files: Vec<(String, String)> =
+                vec![(pipeline.clone(), self.pipeline_text.to_owned())];
+            files.extend(
+                push.changed
+                    .iter()
+                    .map(|path| (path.clone(), push.commit.clone())),
+            );
+            match &self.last_commit {
+                None => self.handles.source.commit(&push.commit, None, files),
+                Some(parent) => self.handles.source.commit_changes(
+                    &push.commit,
+                    parent,
+                    files.into_iter().map(|(p, c)| (p, Some(c))),
+                ),
+            }
+        }
+        self.last_commit = Some(push.commit.clone());
+        let request = PushRequest {
+            delivery: Some(
+                push.delivery
+                    .clone()
+                    .unwrap_or_else(|| format!("sim-{}", self.pushes)),
+            ),
+            branch: push.branch.clone().unwrap_or_else(|| self.tracked_branch()),
+            commit: push.commit.clone(),
+            tag: String::new(),
+        };
+        let before = self.state.applied;
+        let result = self
+            .pool
+            .run_until(self.engine.push(&self.scenario.slug, request));
+        let context = EventReport {
+            commit: Some(push.commit.clone()),
+            ..EventReport::default()
+        };
+        self.answered(before, result, context);
+    }
+
+    fn outcome(&mut self, outcome: &ScriptedOutcome) {
+        let definition = self.definition.as_ref();
+        let step = match &outcome.target {
+            StepRef::Step(step) => definition
+                .and_then(|d| d.step(&step.value))
+                .map_or_else(|| step.value.clone(), |s| s.key().to_owned()),
+            StepRef::Build(artifact) => {
+                let id = definition
+                    .and_then(|d| d.artifact(&artifact.value))
+                    .map_or_else(|| artifact.value.clone(), |a| a.id.value.clone());
+                format!("build:{id}")
+            }
+        };
+        self.handles.scripts.add(Script {
+            commit: outcome.commit.clone(),
+            stage: outcome.stage.as_ref().map(|s| s.value.clone()),
+            step,
+            attempt: outcome.attempt,
+            result: outcome.result,
+            duration: outcome.duration,
+            outputs: outcome.outputs.clone().into_iter().collect(),
+        });
+    }
+
+    fn decide(&mut self, answer: &Answer, approve: bool) {
+        let context = EventReport {
+            commit: Some(answer.commit.clone()),
+            stage: Some(answer.stage.value.clone()),
+            step: Some(answer.step.value.clone()),
+            ..EventReport::default()
+        };
+        let operation = if approve { "approve" } else { "reject" };
+        let Some(revision) = self.revision_of(&answer.commit) else {
+            return self.no_deployment(context, operation, &answer.commit);
+        };
+        let decide = Decide {
+            revision,
+            stage: answer.stage.value.clone(),
+            step: answer.step.value.clone(),
+            actor: Actor::User(answer.actor.clone()),
+            comment: answer.comment.clone(),
+        };
+        let before = self.state.applied;
+        let slug = &self.scenario.slug;
+        let result = if approve {
+            self.pool.run_until(self.engine.approve(slug, decide))
+        } else {
+            self.pool.run_until(self.engine.reject(slug, decide))
+        };
+        self.answered(
+            before,
+            result,
+            EventReport {
+                revision: Some(revision),
+                ..context
+            },
+        );
+    }
+
+    fn operate(&mut self, commit: &str, stage: &str, retry: bool) {
+        let context = EventReport {
+            commit: Some(commit.to_owned()),
+            stage: Some(stage.to_owned()),
+            ..EventReport::default()
+        };
+        let operation = if retry { "retry" } else { "cancel" };
+        let Some(revision) = self.revision_of(commit) else {
+            return self.no_deployment(context, operation, commit);
+        };
+        let operate = Operate {
+            revision,
+            stage: stage.to_owned(),
+            actor: Actor::User(DEFAULT_ACTOR.to_owned()),
+            reason: None,
+        };
+        let before = self.state.applied;
+        let slug = &self.scenario.slug;
+        let result = if retry {
+            self.pool.run_until(self.engine.retry(slug, operate))
+        } else {
+            self.pool.run_until(self.engine.cancel(slug, operate))
+        };
+        self.answered(
+            before,
+            result,
+            EventReport {
+                revision: Some(revision),
+                ..context
+            },
+        );
+    }
+
+    fn no_deployment(&mut self, context: EventReport, operation: &str, commit: &str) {
+        self.refuse(
+            context,
+            format!("`{operation}`: commit `{commit}` has no deployment"),
+        );
+    }
+
+    /// Notes what the engine answered to a scenario event: refusals get the event's context;
+    /// an engine error becomes a `refused` event.
+    fn answered(
+        &mut self,
+        before: u64,
+        result: devramps_core::Result<Vec<Record>>,
+        context: EventReport,
+    ) {
+        match result {
+            Ok(records) => {
+                for (i, record) in (before + 1..).zip(&records) {
+                    if matches!(record.event, Event::Refused { .. }) {
+                        self.annotations.push((
+                            i,
+                            Annotation {
+                                revision: context.revision,
+                                commit: context.commit.clone(),
+                                stage: context.stage.clone(),
+                                step: context.step.clone(),
+                            },
+                        ));
+                    }
+                }
+            }
+            Err(e) => self.refuse(context, format!("the engine failed: {e}")),
+        }
+    }
+}

@@ -1,0 +1,989 @@
+//! `devramps simulate` end to end: the acceptance scenarios and the lifecycle rules, each a
+//! scenario file under `tests/scenarios/` run through the real engine on in-memory backends;
+//! every test asserts on the JSON report.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use devramps_memory::sim::{
+    PipelineRef, parse_scenario, render_text, simulate, simulate_file, to_json,
+};
+use serde_json::{Value, json};
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scenarios")
+        .join(name)
+}
+
+/// Runs a scenario file and returns its JSON report, parsed. Every run must be free of
+/// invariant violations.
+fn run(name: &str) -> Value {
+    let report = simulate_file(&scenario(name)).unwrap_or_else(|errors| {
+        let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        panic!("{name} is invalid:\n{}", errors.join("\n"))
+    });
+    if std::env::var_os("SIM_DEBUG").is_some() {
+        eprintln!("{}", render_text(&report));
+    }
+    let json: Value = serde_json::from_str(&to_json(&report)).expect("the report is JSON");
+    assert_eq!(json["violations"], json!([]), "{name}: violations");
+    json
+}
+
+fn events(r: &Value) -> &Vec<Value> {
+    r["events"].as_array().expect("events")
+}
+
+/// The events matching every `(key, value)` of `fields`.
+fn matching<'r>(r: &'r Value, fields: &[(&str, Value)]) -> Vec<&'r Value> {
+    events(r)
+        .iter()
+        .filter(|e| fields.iter().all(|(k, v)| e[*k] == *v))
+        .collect()
+}
+
+/// The time of the only event matching `fields`.
+fn time(r: &Value, fields: &[(&str, Value)]) -> String {
+    let found = matching(r, fields);
+    assert_eq!(found.len(), 1, "exactly one event {fields:?}: {found:#?}");
+    found[0]["at"].as_str().expect("at").to_owned()
+}
+
+/// When `revision` started in `stage` (its `IN_PROGRESS` events), in order.
+fn starts(r: &Value, revision: u64, stage: &str) -> Vec<String> {
+    matching(
+        r,
+        &[
+            ("type", json!("stage_state")),
+            ("revision", json!(revision)),
+            ("stage", json!(stage)),
+            ("state", json!("IN_PROGRESS")),
+        ],
+    )
+    .iter()
+    .map(|e| e["at"].as_str().expect("at").to_owned())
+    .collect()
+}
+
+fn step_time(r: &Value, revision: u64, stage: &str, step: &str, state: &str) -> String {
+    time(
+        r,
+        &[
+            ("type", json!("step_state")),
+            ("revision", json!(revision)),
+            ("stage", json!(stage)),
+            ("step", json!(step)),
+            ("state", json!(state)),
+        ],
+    )
+}
+
+fn deployment(r: &Value, revision: u64) -> &Value {
+    let found = r["deployments"]
+        .as_array()
+        .expect("deployments")
+        .iter()
+        .find(|d| d["revision"] == json!(revision));
+    found.unwrap_or_else(|| panic!("no revision {revision}"))
+}
+
+fn stage<'r>(r: &'r Value, revision: u64, name: &str) -> &'r Value {
+    &deployment(r, revision)["stages"][name]
+}
+
+/// Whether `revision` waited for `waiting_for` in `stage` at some point.
+fn waited(r: &Value, revision: u64, stage: &str, waiting_for: &str) -> bool {
+    !matching(
+        r,
+        &[
+            ("type", json!("stage_state")),
+            ("revision", json!(revision)),
+            ("stage", json!(stage)),
+            ("state", json!("NOT_STARTED")),
+            ("reason", json!(format!("waiting for {waiting_for}"))),
+        ],
+    )
+    .is_empty()
+}
+
+// ----- acceptance scenarios (devramps-reference.md §13) -----
+
+#[test]
+fn acceptance_09_pacific_working_hours_boundaries() {
+    let r = run("09-pwh-boundaries.yaml");
+    // Tue 08:59 waits for 09:00.
+    assert!(waited(&r, 1, "prod", "TIME_WINDOW"));
+    assert_eq!(starts(&r, 1, "prod"), ["2026-01-06T17:00:00Z"]);
+    // Tue 16:59 is open.
+    assert!(!waited(&r, 2, "prod", "TIME_WINDOW"));
+    assert_eq!(starts(&r, 2, "prod"), ["2026-01-07T00:59:00Z"]);
+    // Tue 17:00 is closed (half-open interval): Wed 09:00.
+    assert!(waited(&r, 3, "prod", "TIME_WINDOW"));
+    assert_eq!(starts(&r, 3, "prod"), ["2026-01-07T17:00:00Z"]);
+    // Sat 12:00 is closed: Mon 09:00.
+    assert!(waited(&r, 4, "prod", "TIME_WINDOW"));
+    assert_eq!(starts(&r, 4, "prod"), ["2026-01-12T17:00:00Z"]);
+    // Staging (NONE) never waits.
+    for revision in 1..=4 {
+        assert!(!waited(&r, revision, "staging", "TIME_WINDOW"));
+        assert_eq!(stage(&r, revision, "prod")["state"], "SUCCEEDED");
+    }
+}
+
+#[test]
+fn acceptance_10_reduced_window_boundaries() {
+    let r = run("10-reduced-window.yaml");
+    assert!(waited(&r, 1, "prod", "TIME_WINDOW"));
+    assert_eq!(starts(&r, 1, "prod"), ["2026-01-07T18:00:00Z"]); // Wed 10:00
+    assert!(!waited(&r, 2, "prod", "TIME_WINDOW"));
+    assert_eq!(starts(&r, 2, "prod"), ["2026-01-07T23:59:00Z"]); // Wed 15:59
+    assert!(waited(&r, 3, "prod", "TIME_WINDOW"));
+    assert_eq!(starts(&r, 3, "prod"), ["2026-01-08T18:00:00Z"]); // Thu 10:00
+}
+
+#[test]
+fn acceptance_11_no_holidays() {
+    let r = run("11-no-holidays.yaml");
+    assert_eq!(starts(&r, 1, "prod"), ["2026-12-24T19:00:00Z"]);
+    assert_eq!(starts(&r, 2, "prod"), ["2026-12-25T19:00:00Z"]);
+    assert!(!waited(&r, 1, "prod", "TIME_WINDOW"));
+    assert!(!waited(&r, 2, "prod", "TIME_WINDOW"));
+}
+
+#[test]
+fn acceptance_12_windows_follow_daylight_saving_time() {
+    let r = run("12-dst.yaml");
+    // 09:00 PST is 17:00Z ...
+    assert!(waited(&r, 1, "prod", "TIME_WINDOW"));
+    assert_eq!(starts(&r, 1, "prod"), ["2026-03-02T17:00:00Z"]);
+    // ... and 09:00 PDT is 16:00Z.
+    assert!(!waited(&r, 2, "prod", "TIME_WINDOW"));
+    assert_eq!(starts(&r, 2, "prod"), ["2026-03-09T16:00:00Z"]);
+    assert!(!waited(&r, 3, "prod", "TIME_WINDOW"));
+    assert_eq!(starts(&r, 3, "prod"), ["2026-03-09T23:00:00Z"]);
+    assert!(waited(&r, 4, "prod", "TIME_WINDOW"));
+    assert_eq!(starts(&r, 4, "prod"), ["2026-03-10T16:00:00Z"]);
+}
+
+#[test]
+fn acceptance_13_window_queue_then_resume_without_action() {
+    let path = scenario("13-window-queue.yaml");
+    let text = std::fs::read_to_string(&path).expect("readable");
+    let mut parsed = parse_scenario(&text, &path).expect("valid");
+    let PipelineRef::Path(pipeline) = &parsed.pipeline else {
+        panic!("a pipeline file")
+    };
+    let pipeline = std::fs::read_to_string(pipeline).expect("pipeline");
+
+    // Stopped on Sunday: staging deployed, prod waits for the window.
+    parsed.run_until = Duration::from_secs(86_400);
+    let sunday: Value =
+        serde_json::from_str(&to_json(&simulate(&parsed, &pipeline))).expect("json");
+    assert_eq!(sunday["end"], "2026-01-11T18:00:00Z");
+    assert_eq!(stage(&sunday, 1, "staging")["state"], "SUCCEEDED");
+    assert_eq!(
+        stage(&sunday, 1, "prod"),
+        &json!({"state": "NOT_STARTED", "waiting_for": "TIME_WINDOW"})
+    );
+    assert_eq!(sunday["stages"]["staging"]["current_commit"], "A");
+    assert_eq!(sunday["stages"]["prod"]["current_revision"], Value::Null);
+
+    // Run on: prod starts at Monday 09:00 by itself (no event after the push).
+    let r = run("13-window-queue.yaml");
+    assert_eq!(starts(&r, 1, "prod"), ["2026-01-12T17:00:00Z"]);
+    let start = matching(
+        &r,
+        &[
+            ("type", json!("stage_state")),
+            ("stage", json!("prod")),
+            ("state", json!("IN_PROGRESS")),
+        ],
+    );
+    assert_eq!(start[0]["actor"], "system");
+    assert_eq!(
+        stage(&r, 1, "prod"),
+        &json!({"state": "SUCCEEDED", "attempts": 1})
+    );
+    assert_eq!(r["stages"]["prod"]["current_commit"], "A");
+}
+
+#[test]
+fn acceptance_14_superseding_in_a_window_queue() {
+    let r = run("14-window-supersede.yaml");
+    assert_eq!(
+        stage(&r, 1, "prod"),
+        &json!({"state": "SKIPPED", "superseded_by": 2})
+    );
+    assert!(starts(&r, 1, "prod").is_empty(), "A never runs in prod");
+    assert_eq!(starts(&r, 2, "prod"), ["2026-01-12T17:00:00Z"]);
+    assert_eq!(stage(&r, 2, "prod")["state"], "SUCCEEDED");
+    // Both were built, in staging (NONE) at once.
+    assert_eq!(
+        r["builds"],
+        json!([
+            {"revision": 1, "commit": "A", "artifact": "image", "stage": null, "result": "SUCCEEDED"},
+            {"revision": 2, "commit": "B", "artifact": "image", "stage": null, "result": "SUCCEEDED"}
+        ])
+    );
+}
+
+#[test]
+fn acceptance_15_busy_prod_deploys_only_the_newest() {
+    let r = run("15-busy-prod.yaml");
+    assert_eq!(stage(&r, 1, "prod")["state"], "SUCCEEDED");
+    assert_eq!(stage(&r, 2, "staging")["state"], "SUCCEEDED");
+    assert_eq!(
+        stage(&r, 2, "prod"),
+        &json!({"state": "SKIPPED", "superseded_by": 3})
+    );
+    assert!(starts(&r, 2, "prod").is_empty());
+    assert_eq!(stage(&r, 3, "prod")["state"], "SUCCEEDED");
+    // B waited for the lock before C superseded it.
+    assert!(waited(&r, 2, "prod", "LOCK"));
+    assert_eq!(r["stages"]["prod"]["current_commit"], "C");
+}
+
+#[test]
+fn acceptance_15_busy_first_stage_skips_and_never_builds() {
+    let r = run("15-busy-first-stage.yaml");
+    assert_eq!(
+        stage(&r, 2, "staging"),
+        &json!({"state": "SKIPPED", "superseded_by": 3})
+    );
+    assert_eq!(
+        stage(&r, 2, "prod"),
+        &json!({"state": "NOT_STARTED", "waiting_for": "NEVER"})
+    );
+    let built: Vec<&Value> = r["builds"]
+        .as_array()
+        .expect("builds")
+        .iter()
+        .map(|b| &b["commit"])
+        .collect();
+    assert_eq!(built, [&json!("A"), &json!("C")], "B is never built");
+    assert_eq!(stage(&r, 3, "prod")["state"], "SUCCEEDED");
+}
+
+#[test]
+fn acceptance_18_parallel_builds_then_the_first_stage() {
+    let r = run("18-parallel-builds.yaml");
+    let at = |e: &Value| e["at"].as_str().expect("at").to_owned();
+    let started: Vec<String> = matching(&r, &[("type", json!("build_started"))])
+        .into_iter()
+        .map(at)
+        .collect();
+    let finished: Vec<String> = matching(&r, &[("type", json!("build_finished"))])
+        .into_iter()
+        .map(at)
+        .collect();
+    assert_eq!(started.len(), 2);
+    assert_eq!(finished.len(), 2);
+    let last_start = started.iter().max().expect("two");
+    let first_finish = finished.iter().min().expect("two");
+    let last_finish = finished.iter().max().expect("two");
+    assert!(
+        last_start < first_finish,
+        "both start before either finishes"
+    );
+    assert_eq!(
+        last_finish, "2026-01-05T17:05:00Z",
+        "the web bundle took 5 minutes"
+    );
+    let first_step = step_time(&r, 1, "staging", "Deploy", "RUNNING");
+    assert!(first_step >= *last_finish, "steps start after both builds");
+    let artifacts: Vec<&Value> = r["builds"]
+        .as_array()
+        .expect("builds")
+        .iter()
+        .map(|b| &b["artifact"])
+        .collect();
+    assert_eq!(artifacts, [&json!("api-image"), &json!("web")]);
+}
+
+#[test]
+fn acceptance_21_steps_without_goes_after_run_in_list_order() {
+    let r = run("21-sequential-steps.yaml");
+    for stage_name in ["staging", "prod"] {
+        let s1_done = step_time(&r, 1, stage_name, "s1", "SUCCEEDED");
+        let s2_start = step_time(&r, 1, stage_name, "s2", "RUNNING");
+        let s2_done = step_time(&r, 1, stage_name, "s2", "SUCCEEDED");
+        let s3_start = step_time(&r, 1, stage_name, "s3", "RUNNING");
+        let s1_start = step_time(&r, 1, stage_name, "s1", "RUNNING");
+        assert!(s1_start < s1_done);
+        assert_eq!(s2_start, s1_done);
+        assert!(s2_start < s2_done);
+        assert_eq!(s3_start, s2_done);
+    }
+    // And in log order too.
+    let order: Vec<&Value> = matching(
+        &r,
+        &[("type", json!("step_state")), ("stage", json!("staging"))],
+    )
+    .into_iter()
+    .map(|e| &e["step"])
+    .collect();
+    assert_eq!(
+        order,
+        [
+            &json!("s1"),
+            &json!("s1"),
+            &json!("s2"),
+            &json!("s2"),
+            &json!("s3"),
+            &json!("s3")
+        ]
+    );
+}
+
+#[test]
+fn acceptance_32_bake_elapses_is_approved_or_is_rejected() {
+    let r = run("32-bake.yaml");
+    // Untouched: 5 minutes after it started.
+    assert_eq!(
+        step_time(&r, 1, "staging", "Bake", "RUNNING"),
+        "2026-01-05T17:01:00Z"
+    );
+    assert_eq!(
+        step_time(&r, 1, "staging", "Bake", "SUCCEEDED"),
+        "2026-01-05T17:06:00Z"
+    );
+    assert_eq!(stage(&r, 1, "prod")["state"], "SUCCEEDED");
+    // Approved after 2 minutes: succeeds then.
+    assert_eq!(
+        step_time(&r, 2, "staging", "Bake", "RUNNING"),
+        "2026-01-05T18:01:00Z"
+    );
+    assert_eq!(
+        step_time(&r, 2, "staging", "Bake", "SUCCEEDED"),
+        "2026-01-05T18:03:00Z"
+    );
+    assert_eq!(stage(&r, 2, "prod")["state"], "SUCCEEDED");
+    // Rejected: the stage fails and the deployment stops.
+    assert_eq!(
+        step_time(&r, 3, "staging", "Bake", "FAILED"),
+        "2026-01-05T19:02:00Z"
+    );
+    assert_eq!(
+        stage(&r, 3, "staging"),
+        &json!({"state": "FAILED", "attempts": 1})
+    );
+    assert_eq!(
+        stage(&r, 3, "prod"),
+        &json!({"state": "NOT_STARTED", "waiting_for": "NEVER"})
+    );
+}
+
+#[test]
+fn acceptance_34_cancel_during_the_second_of_four_steps() {
+    let r = run("34-cancel.yaml");
+    let states: Vec<&Value> = matching(
+        &r,
+        &[("type", json!("stage_state")), ("stage", json!("prod"))],
+    )
+    .into_iter()
+    .map(|e| &e["state"])
+    .collect();
+    assert_eq!(
+        states.last().copied(),
+        Some(&json!("CANCELLED")),
+        "prod ends CANCELLED: {states:?}"
+    );
+    let cancelling = matching(
+        &r,
+        &[
+            ("type", json!("stage_state")),
+            ("stage", json!("prod")),
+            ("state", json!("CANCELLING")),
+        ],
+    );
+    assert_eq!(cancelling.len(), 1);
+    assert_eq!(cancelling[0]["at"], "2026-01-05T17:05:30Z");
+    assert_eq!(cancelling[0]["actor"], "user:sim");
+    assert_eq!(
+        step_time(&r, 1, "prod", "s2", "CANCELLED"),
+        "2026-01-05T17:05:30Z"
+    );
+    for step in ["s3", "s4"] {
+        step_time(&r, 1, "prod", step, "SKIPPED");
+        assert!(
+            matching(
+                &r,
+                &[
+                    ("type", json!("step_state")),
+                    ("stage", json!("prod")),
+                    ("step", json!(step)),
+                    ("state", json!("RUNNING")),
+                ]
+            )
+            .is_empty(),
+            "{step} never runs"
+        );
+    }
+    assert_eq!(
+        stage(&r, 1, "prod"),
+        &json!({"state": "CANCELLED", "attempts": 1})
+    );
+    assert_eq!(
+        stage(&r, 1, "dr"),
+        &json!({"state": "NOT_STARTED", "waiting_for": "NEVER"})
+    );
+    assert!(starts(&r, 1, "dr").is_empty());
+}
+
+#[test]
+fn acceptance_35_retry_reruns_every_step_of_the_same_revision() {
+    let r = run("35-retry.yaml");
+    assert_eq!(
+        step_time(&r, 1, "staging", "s3", "FAILED"),
+        "2026-01-05T17:03:00Z"
+    );
+    let retried = matching(
+        &r,
+        &[
+            ("type", json!("stage_state")),
+            ("stage", json!("staging")),
+            ("state", json!("IN_PROGRESS")),
+        ],
+    );
+    assert_eq!(retried.len(), 2);
+    assert_eq!(retried[1]["at"], "2026-01-05T17:10:00Z");
+    assert_eq!(retried[1]["actor"], "user:sim");
+    assert_eq!(retried[1]["revision"], 1);
+    for step in ["s1", "s2", "s3"] {
+        let runs: Vec<&Value> = matching(
+            &r,
+            &[
+                ("type", json!("step_state")),
+                ("stage", json!("staging")),
+                ("step", json!(step)),
+                ("state", json!("RUNNING")),
+            ],
+        );
+        assert_eq!(runs.len(), 2, "{step} ran twice");
+        assert!(runs[1]["at"].as_str() >= Some("2026-01-05T17:10:00Z"));
+    }
+    assert_eq!(
+        stage(&r, 1, "staging"),
+        &json!({"state": "SUCCEEDED", "attempts": 2})
+    );
+    assert_eq!(
+        stage(&r, 1, "prod"),
+        &json!({"state": "SUCCEEDED", "attempts": 1})
+    );
+    assert_eq!(
+        r["deployments"].as_array().map(Vec::len),
+        Some(1),
+        "no new revision"
+    );
+}
+
+// ----- one test per lifecycle rule (lifecycle.md) -----
+
+#[test]
+fn l1_revisions_are_sequential_and_kept_by_skipped_and_failed_deployments() {
+    let r = run("l3-synthesis-failed.yaml");
+    let revisions: Vec<&Value> = r["deployments"]
+        .as_array()
+        .expect("deployments")
+        .iter()
+        .map(|d| &d["revision"])
+        .collect();
+    assert_eq!(revisions, [&json!(1), &json!(2), &json!(3)]);
+    let busy = run("15-busy-prod.yaml");
+    assert_eq!(stage(&busy, 2, "prod")["state"], "SKIPPED");
+    assert_eq!(deployment(&busy, 3)["commit"], "C");
+    // Each stage reports the revision and commit it runs.
+    assert_eq!(
+        busy["stages"]["prod"],
+        json!({"current_revision": 3, "current_commit": "C", "blockers": []})
+    );
+}
+
+#[test]
+fn l2_pushes_to_other_branches_and_repeated_deliveries_are_ignored() {
+    let r = run("l2-triggers.yaml");
+    let commits: Vec<&Value> = r["deployments"]
+        .as_array()
+        .expect("deployments")
+        .iter()
+        .map(|d| &d["commit"])
+        .collect();
+    assert_eq!(commits, [&json!("c1"), &json!("c4")]);
+    let ignored: Vec<(&Value, &Value, &Value)> = matching(&r, &[("type", json!("push_ignored"))])
+        .into_iter()
+        .map(|e| (&e["commit"], &e["actor"], &e["reason"]))
+        .collect();
+    assert_eq!(
+        ignored,
+        [
+            (
+                &json!("c2"),
+                &json!("webhook:sim-2"),
+                &json!("branch `feature` is not the tracked branch `main`")
+            ),
+            (
+                &json!("c3"),
+                &json!("webhook:d-1"),
+                &json!("this delivery was seen before")
+            ),
+            (
+                &json!("c1"),
+                &json!("webhook:sim-4"),
+                &json!("the commit is already the newest accepted commit")
+            ),
+        ]
+    );
+}
+
+#[test]
+fn l3_an_invalid_definition_fails_synthesis_and_builds_nothing() {
+    let r = run("l3-synthesis-failed.yaml");
+    let failed = deployment(&r, 2);
+    assert_eq!(failed["commit"], "c2");
+    assert_eq!(failed["synthesis"], "FAILED");
+    let stages = failed["stages"].as_object().expect("stages");
+    assert_eq!(stages.len(), 2);
+    for (_, s) in stages {
+        assert_eq!(s, &json!({"state": "NOT_STARTED", "waiting_for": "NEVER"}));
+    }
+    let synthesis = matching(&r, &[("type", json!("synthesis_failed"))]);
+    assert_eq!(synthesis.len(), 1);
+    assert_eq!(synthesis[0]["revision"], 2);
+    assert!(
+        !synthesis[0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
+        "diagnostics are recorded"
+    );
+    assert!(
+        r["builds"]
+            .as_array()
+            .expect("builds")
+            .iter()
+            .all(|b| b["revision"] != 2),
+        "nothing is built for revision 2"
+    );
+    assert!(
+        matching(
+            &r,
+            &[("revision", json!(2)), ("type", json!("phase_started"))]
+        )
+        .is_empty()
+    );
+    // The next push deploys normally.
+    assert_eq!(deployment(&r, 3)["synthesis"], "SUCCEEDED");
+    assert_eq!(stage(&r, 3, "prod")["state"], "SUCCEEDED");
+}
+
+#[test]
+fn l4_phases_run_in_order_and_empty_ones_are_recorded_skipped() {
+    let r = run("18-parallel-builds.yaml");
+    for (stage_name, expected) in [
+        (
+            "staging",
+            [
+                "BUILD",
+                "RESOURCE_VALIDATION",
+                "MIRRORING",
+                "INFRASTRUCTURE (nothing to do)",
+                "STEPS",
+            ],
+        ),
+        (
+            "prod",
+            [
+                "BUILD (nothing to do)",
+                "RESOURCE_VALIDATION",
+                "MIRRORING",
+                "INFRASTRUCTURE (nothing to do)",
+                "STEPS",
+            ],
+        ),
+    ] {
+        let phases: Vec<&Value> = matching(
+            &r,
+            &[
+                ("type", json!("phase_started")),
+                ("stage", json!(stage_name)),
+            ],
+        )
+        .into_iter()
+        .map(|e| &e["reason"])
+        .collect();
+        let expected: Vec<Value> = expected.iter().map(|p| json!(p)).collect();
+        assert_eq!(phases, expected.iter().collect::<Vec<_>>(), "{stage_name}");
+    }
+    // Validation and mirroring take `mirror_duration` (10s by default).
+    let validation = time(
+        &r,
+        &[
+            ("type", json!("phase_started")),
+            ("stage", json!("staging")),
+            ("reason", json!("RESOURCE_VALIDATION")),
+        ],
+    );
+    assert_eq!(validation, "2026-01-05T17:05:00Z");
+    assert_eq!(
+        step_time(&r, 1, "staging", "Deploy", "RUNNING"),
+        "2026-01-05T17:05:10Z"
+    );
+}
+
+/// Replays the `stage_state` events: at no time do two revisions hold one stage.
+fn max_holders(r: &Value, stage_name: &str) -> usize {
+    let mut holding = std::collections::BTreeSet::new();
+    let mut max = 0;
+    for e in matching(
+        r,
+        &[("type", json!("stage_state")), ("stage", json!(stage_name))],
+    ) {
+        let revision = e["revision"].as_u64().expect("revision");
+        match e["state"].as_str() {
+            Some("IN_PROGRESS" | "CANCELLING" | "ROLLING_BACK" | "ROLLING_FORWARD") => {
+                holding.insert(revision);
+            }
+            _ => {
+                holding.remove(&revision);
+            }
+        }
+        max = max.max(holding.len());
+    }
+    max
+}
+
+#[test]
+fn l5_one_stage_deployment_holds_a_stage_at_a_time() {
+    for name in [
+        "15-busy-prod.yaml",
+        "15-busy-first-stage.yaml",
+        "14-window-supersede.yaml",
+    ] {
+        let r = run(name);
+        for stage_name in ["staging", "prod"] {
+            assert_eq!(max_holders(&r, stage_name), 1, "{name} {stage_name}");
+        }
+    }
+    // Different stages run different revisions at the same time.
+    let r = run("15-busy-prod.yaml");
+    let a_prod = starts(&r, 1, "prod")[0].clone();
+    let b_staging = starts(&r, 2, "staging")[0].clone();
+    let a_done = time(
+        &r,
+        &[
+            ("type", json!("stage_state")),
+            ("revision", json!(1)),
+            ("stage", json!("prod")),
+            ("state", json!("SUCCEEDED")),
+        ],
+    );
+    assert!(a_prod < b_staging && b_staging < a_done);
+}
+
+#[test]
+fn l6_joining_a_queue_supersedes_the_older_queued_deployment() {
+    let r = run("15-busy-prod.yaml");
+    let skipped = matching(
+        &r,
+        &[
+            ("type", json!("stage_state")),
+            ("revision", json!(2)),
+            ("stage", json!("prod")),
+            ("state", json!("SKIPPED")),
+        ],
+    );
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0]["reason"], "superseded by revision 3");
+    // The moment C joined prod's queue.
+    let c_staging_done = time(
+        &r,
+        &[
+            ("type", json!("stage_state")),
+            ("revision", json!(3)),
+            ("stage", json!("staging")),
+            ("state", json!("SUCCEEDED")),
+        ],
+    );
+    assert_eq!(skipped[0]["at"], json!(c_staging_done));
+    // Skipped in the first stage: never built, never run anywhere.
+    let first = run("15-busy-first-stage.yaml");
+    assert!(starts(&first, 2, "staging").is_empty());
+    assert!(
+        matching(
+            &first,
+            &[("revision", json!(2)), ("type", json!("build_started"))]
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn l7_a_queued_deployment_starts_when_the_lock_is_released_or_the_window_opens() {
+    let r = run("15-busy-prod.yaml");
+    let a_done = time(
+        &r,
+        &[
+            ("type", json!("stage_state")),
+            ("revision", json!(1)),
+            ("stage", json!("prod")),
+            ("state", json!("SUCCEEDED")),
+        ],
+    );
+    assert_eq!(a_done, "2026-01-05T17:33:20Z");
+    assert_eq!(starts(&r, 3, "prod"), [a_done]);
+    // Window opening: no event, the engine starts it on its own.
+    let w = run("13-window-queue.yaml");
+    assert_eq!(starts(&w, 1, "prod"), ["2026-01-12T17:00:00Z"]);
+}
+
+#[test]
+fn l8_a_window_gates_only_the_start() {
+    let r = run("l8-window-closes.yaml");
+    assert_eq!(starts(&r, 1, "prod"), ["2026-01-06T00:51:00Z"]); // Mon 16:51 PST
+    let done = time(
+        &r,
+        &[
+            ("type", json!("stage_state")),
+            ("stage", json!("prod")),
+            ("state", json!("SUCCEEDED")),
+        ],
+    );
+    assert_eq!(done, "2026-01-06T01:06:00Z", "runs on past 17:00 PST");
+}
+
+#[test]
+fn l10_a_failure_or_timeout_stops_the_deployment_and_the_next_push_deploys() {
+    let r = run("l10-failure-timeout.yaml");
+    // c1: s2 fails, s3 is skipped, staging FAILED, prod never.
+    step_time(&r, 1, "staging", "s2", "FAILED");
+    step_time(&r, 1, "staging", "s3", "SKIPPED");
+    assert_eq!(stage(&r, 1, "staging")["state"], "FAILED");
+    assert_eq!(
+        stage(&r, 1, "prod"),
+        &json!({"state": "NOT_STARTED", "waiting_for": "NEVER"})
+    );
+    // c2: s1 hangs and times out after 60 minutes.
+    let started = step_time(&r, 2, "staging", "s1", "RUNNING");
+    let timed_out = step_time(&r, 2, "staging", "s1", "TIMED_OUT");
+    let started: jiff::Timestamp = started.parse().expect("time");
+    let timed_out: jiff::Timestamp = timed_out.parse().expect("time");
+    assert_eq!(
+        timed_out.duration_since(started),
+        jiff::SignedDuration::from_mins(60)
+    );
+    assert_eq!(stage(&r, 2, "staging")["state"], "TIMED_OUT");
+    assert_eq!(stage(&r, 2, "prod")["waiting_for"], "NEVER");
+    // c3 deploys normally.
+    assert_eq!(stage(&r, 3, "prod")["state"], "SUCCEEDED");
+}
+
+#[test]
+fn l11_retry_is_refused_when_a_newer_revision_started_or_nothing_failed() {
+    let retry = run("35-retry.yaml");
+    assert_eq!(stage(&retry, 1, "staging")["attempts"], 2);
+    let r = run("l11-retry-refused.yaml");
+    let refused = matching(&r, &[("type", json!("refused"))]);
+    assert_eq!(refused.len(), 2, "{refused:#?}");
+    assert_eq!(refused[0]["revision"], 1);
+    assert_eq!(refused[0]["commit"], "c1");
+    assert_eq!(refused[0]["stage"], "staging");
+    assert_eq!(refused[0]["actor"], "user:sim");
+    let reason = refused[0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("L11") && reason.contains("revision 2"),
+        "{reason}"
+    );
+    assert_eq!(refused[1]["revision"], 2);
+    let reason = refused[1]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("IN_PROGRESS"), "{reason}");
+    assert_eq!(
+        stage(&r, 1, "staging"),
+        &json!({"state": "FAILED", "attempts": 1})
+    );
+}
+
+#[test]
+fn l12_cancel_records_who_and_stops_the_deployment() {
+    let r = run("34-cancel.yaml");
+    let cancelling = matching(
+        &r,
+        &[
+            ("type", json!("stage_state")),
+            ("state", json!("CANCELLING")),
+        ],
+    );
+    assert_eq!(cancelling.len(), 1);
+    assert_eq!(cancelling[0]["actor"], "user:sim");
+    assert_eq!(cancelling[0]["reason"], "cancelled by user:sim");
+    assert_eq!(stage(&r, 1, "prod")["state"], "CANCELLED");
+    assert_eq!(stage(&r, 1, "dr")["waiting_for"], "NEVER");
+    assert_eq!(r["stages"]["prod"]["current_revision"], Value::Null);
+}
+
+#[test]
+fn l16_approvals_of_bakes_and_failed_test_gates() {
+    let bake = run("32-bake.yaml");
+    let approved = matching(&bake, &[("type", json!("approved"))]);
+    assert_eq!(approved.len(), 1);
+    assert_eq!(approved[0]["actor"], "user:ana");
+    assert_eq!(approved[0]["reason"], "looks good");
+    let rejected = matching(&bake, &[("type", json!("rejected"))]);
+    assert_eq!(rejected[0]["actor"], "user:bo");
+    assert_eq!(rejected[0]["reason"], "error rate up");
+
+    let r = run("l16-test-gate.yaml");
+    // c1: the failed gate waits (not failed) until approved, then the stage goes on.
+    let waiting = step_time(&r, 1, "staging", "tests", "WAITING_APPROVAL");
+    assert_eq!(waiting, "2026-01-05T17:02:00Z");
+    let required = matching(
+        &r,
+        &[("type", json!("approval_required")), ("revision", json!(1))],
+    );
+    assert_eq!(required.len(), 1);
+    assert_eq!(required[0]["step"], "tests");
+    assert!(
+        required[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("tests failed"))
+    );
+    assert_eq!(
+        step_time(&r, 1, "staging", "tests", "SUCCEEDED"),
+        "2026-01-05T17:10:00Z"
+    );
+    let approved = matching(&r, &[("type", json!("approved"))]);
+    assert_eq!(approved[0]["actor"], "user:ana");
+    assert_eq!(approved[0]["reason"], "known flaky test");
+    assert_eq!(stage(&r, 1, "prod")["state"], "SUCCEEDED");
+    // c2: rejected, the step and the stage fail and the deployment stops.
+    step_time(&r, 2, "staging", "tests", "FAILED");
+    assert_eq!(stage(&r, 2, "staging")["state"], "FAILED");
+    assert_eq!(stage(&r, 2, "prod")["waiting_for"], "NEVER");
+}
+
+#[test]
+fn unsupported_actions_are_refused_not_faked() {
+    let r = run("unsupported-actions.yaml");
+    let refused: Vec<(&Value, &Value, &Value)> = matching(&r, &[("type", json!("refused"))])
+        .into_iter()
+        .map(|e| (&e["at"], &e["stage"], &e["reason"]))
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            (
+                &json!("2026-01-05T17:01:00Z"),
+                &json!("prod"),
+                &json!("`stop_promotions` is not supported by this engine yet")
+            ),
+            (
+                &json!("2026-01-05T17:10:00Z"),
+                &json!("prod"),
+                &json!("`rollback` is not supported by this engine yet")
+            ),
+            (
+                &json!("2026-01-05T17:11:00Z"),
+                &Value::Null,
+                &json!("`release_patch` is not supported by this engine yet")
+            ),
+        ]
+    );
+    // Interleaved at their time, numbered with the log.
+    let all = events(&r);
+    for (i, e) in all.iter().enumerate() {
+        assert_eq!(e["seq"], json!(i + 1));
+        if i > 0 {
+            assert!(
+                all[i - 1]["at"].as_str() <= e["at"].as_str(),
+                "in time order"
+            );
+        }
+    }
+    assert_eq!(r["stages"]["prod"]["blockers"], json!([]));
+    assert_eq!(stage(&r, 1, "prod")["state"], "SUCCEEDED");
+}
+
+#[test]
+fn the_same_scenario_gives_a_byte_identical_report() {
+    for name in [
+        "15-busy-prod.yaml",
+        "32-bake.yaml",
+        "unsupported-actions.yaml",
+    ] {
+        let once = simulate_file(&scenario(name)).expect("valid");
+        let twice = simulate_file(&scenario(name)).expect("valid");
+        assert_eq!(to_json(&once), to_json(&twice), "{name}");
+        assert_eq!(render_text(&once), render_text(&twice), "{name}");
+    }
+}
+
+#[test]
+fn scenario_names_unknown_to_the_pipeline_are_located_errors() {
+    let dir = std::env::temp_dir().join(format!("devramps-sim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("bad-names.yaml");
+    let pipeline = scenario("pipelines/basic.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "pipeline: {}\nevents:\n  - push: {{ commit: c1 }}\n  - retry: {{ commit: c1, stage: prd }}\n",
+            pipeline.display()
+        ),
+    )
+    .expect("write");
+    let errors = simulate_file(&path).expect_err("prd is no stage");
+    assert_eq!(errors.len(), 1);
+    assert_eq!((errors[0].line, errors[0].column), (4, 33));
+    assert_eq!(errors[0].message, "the pipeline has no stage `prd`");
+    assert_eq!(errors[0].help.as_deref(), Some("did you mean `prod`?"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn pipeline_errors_point_into_the_inline_pipeline() {
+    let dir = std::env::temp_dir().join(format!("devramps-sim-inline-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("inline.yaml");
+    let text = "pipeline_yaml: |\n  version: \"1.0.0\"\n  pipeline:\n    cloud_provider: AWS\n    pipeline_updates_require_approval: NEVER\n    stages:\n      - name: Prod_1\n        account_id: \"111111111111\"\n        region: us-east-1\n    steps: []\n    artifacts: {}\nevents: []\n";
+    std::fs::write(&path, text).expect("write");
+    let errors = simulate_file(&path).expect_err("invalid stage name");
+    let error = errors
+        .iter()
+        .find(|e| e.message.contains("Prod_1"))
+        .unwrap_or_else(|| panic!("{errors:?}"));
+    assert_eq!(error.path, path);
+    assert_eq!((error.line, error.column), (7, 15), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn l12_cancelling_a_queued_deployment_and_retrying_a_failed_build() {
+    let r = run("l12-cancel-queued.yaml");
+    let cancelled = time(
+        &r,
+        &[
+            ("type", json!("stage_state")),
+            ("revision", json!(2)),
+            ("stage", json!("staging")),
+            ("state", json!("CANCELLED")),
+        ],
+    );
+    assert_eq!(cancelled, "2026-01-05T17:02:00Z", "at once");
+    assert_eq!(stage(&r, 2, "staging")["state"], "CANCELLED");
+    assert_eq!(stage(&r, 2, "prod")["waiting_for"], "NEVER");
+    assert!(starts(&r, 2, "staging").is_empty());
+    // C's build fails: staging FAILED; the retry rebuilds and C deploys.
+    let c_builds: Vec<&Value> = r["builds"]
+        .as_array()
+        .expect("builds")
+        .iter()
+        .filter(|b| b["commit"] == "C")
+        .map(|b| &b["result"])
+        .collect();
+    assert_eq!(c_builds, [&json!("FAILED"), &json!("SUCCEEDED")]);
+    assert_eq!(
+        stage(&r, 3, "staging"),
+        &json!({"state": "SUCCEEDED", "attempts": 2})
+    );
+    assert_eq!(stage(&r, 3, "prod")["state"], "SUCCEEDED");
+}

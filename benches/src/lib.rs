@@ -639,3 +639,160 @@ mod rebuild_input_tests {
         );
     }
 }
+
+/// A valid pipeline for the lifecycle benchmarks: `stages` stages (deployment window `NONE`,
+/// so that no clock time gates them) and `steps` steps of type `CUSTOM:BENCH:STEP`, no
+/// artifacts. The steps run one after the other in list order, or all at once when `parallel`
+/// (`goes_after: []`). It tracks `main`. `stages` and `steps` are raised to 1 when 0.
+pub fn lifecycle_pipeline(stages: usize, steps: usize, parallel: bool) -> String {
+    use std::fmt::Write;
+    let mut yaml = String::from(
+        "version: \"1.0.0\"\npipeline:\n  cloud_provider: AWS\n  pipeline_updates_require_approval: NEVER\n  tracks: main\n  stages:\n",
+    );
+    for s in 0..stages.max(1) {
+        let _ = writeln!(
+            yaml,
+            "    - {{ name: stage-{s}, account_id: \"{:012}\", region: us-east-1, deployment_time_window: NONE }}",
+            100_000_000_000_usize + s
+        );
+    }
+    yaml.push_str("  steps:\n");
+    let after = if parallel { ", goes_after: []" } else { "" };
+    for i in 0..steps.max(1) {
+        let _ = writeln!(
+            yaml,
+            "    - {{ name: Step {i}, id: step_{i}, type: \"CUSTOM:BENCH:STEP\"{after}, params: {{ n: {i} }} }}"
+        );
+    }
+    yaml.push_str("  artifacts: {}\n");
+    yaml
+}
+
+/// Push `i` of a push storm on `main`: commit `c{i}`, webhook delivery `d{i}`, carrying the
+/// definition text `definition` and the default organization, with no changed paths (the
+/// benchmark pipelines have no artifacts, so the machine asks for no base commits).
+pub fn storm_push(i: usize, definition: &str) -> devramps_core::lifecycle::Push {
+    devramps_core::lifecycle::Push {
+        delivery: Some(format!("d{i}")),
+        branch: "main".to_owned(),
+        commit: format!("c{i}"),
+        tag: String::new(),
+        definition: Some(definition.to_owned()),
+        changed: std::collections::BTreeMap::new(),
+        organization: devramps_core::expr::Organization::default(),
+    }
+}
+
+/// The work results that let a stage-deployment reach its steps: for each resource validation
+/// and mirroring among `commands`, an input saying it succeeded (other commands are left
+/// running). Feeding them to the machine moves a fresh stage-deployment into its steps phase.
+pub fn finish_setup_work(
+    commands: &[devramps_core::lifecycle::Command],
+) -> Vec<devramps_core::lifecycle::Input> {
+    use devramps_core::backend::Outcome;
+    use devramps_core::lifecycle::{Command, Input, WorkResult};
+    commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::ValidateResources { key } | Command::Mirror { key } => Some(Input::Work {
+                key: key.clone(),
+                result: WorkResult::Done(Outcome::Succeeded {
+                    outputs: std::collections::BTreeMap::new(),
+                }),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The resident set of this process, `(VmRSS, VmHWM)` in bytes: now and at its peak, read
+/// from `/proc/self/status`. Linux only: `None` elsewhere or when the file cannot be read.
+pub fn resident_memory() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kib: u64 = line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib * 1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+#[cfg(test)]
+mod lifecycle_input_tests {
+    use super::*;
+    use devramps_core::lifecycle::{Command, Input, Machine, StageState};
+
+    #[test]
+    fn lifecycle_pipelines_are_valid() {
+        for (stages, steps, parallel) in [(1, 1, false), (2, 1, false), (3, 5, false), (1, 5, true)]
+        {
+            let text = lifecycle_pipeline(stages, steps, parallel);
+            let checked = devramps_core::pipeline::check(&text);
+            assert!(
+                checked.diagnostics.is_empty(),
+                "{text}\n{:?}",
+                checked.diagnostics.first()
+            );
+            let definition = checked.definition.expect("valid");
+            assert_eq!(definition.stages.len(), stages);
+            assert_eq!(definition.steps.len(), steps);
+        }
+    }
+
+    /// A push storm into a busy first stage keeps two plans (the running and the queued
+    /// revision) and two active deployments, however many pushes came.
+    #[test]
+    fn push_storm_into_a_busy_stage_holds_two_plans() {
+        let definition = lifecycle_pipeline(2, 1, false);
+        let mut machine = Machine::new("storm");
+        let start = jiff::Timestamp::constant(1_767_632_400, 0);
+        let mut commands = machine
+            .handle(Input::Push(storm_push(0, &definition)), start)
+            .commands;
+        // Resource validation and mirroring succeed; the step starts and never ends.
+        while !commands
+            .iter()
+            .any(|c| matches!(c, Command::RunStep { .. }))
+        {
+            let inputs = finish_setup_work(&commands);
+            assert!(!inputs.is_empty(), "revision 1 is stuck: {commands:?}");
+            commands = inputs
+                .into_iter()
+                .flat_map(|input| machine.handle(input, start).commands)
+                .collect();
+        }
+        let pushes = 2_000;
+        for i in 1..=pushes {
+            let now = start
+                .checked_add(jiff::SignedDuration::from_millis(
+                    i64::try_from(i).expect("small"),
+                ))
+                .expect("in range");
+            let out = machine.handle(Input::Push(storm_push(i, &definition)), now);
+            assert!(out.commands.is_empty(), "push {i} started work");
+        }
+        let state = machine.state();
+        assert_eq!(state.last_revision, 1 + pushes as u64);
+        assert_eq!(
+            state
+                .deployments
+                .values()
+                .filter(|d| d.plan.is_some())
+                .count(),
+            2
+        );
+        let active: Vec<u64> = state.active_deployments().map(|d| d.revision).collect();
+        assert_eq!(active, [1, 1 + pushes as u64]);
+        let first_stage = state.stage("stage-0");
+        assert_eq!(first_stage.running, Some(1));
+        assert_eq!(first_stage.queued, Some(1 + pushes as u64));
+        let superseded = &state.deployments[&2];
+        assert!(superseded.superseded);
+        assert_eq!(superseded.stages[0].state, StageState::Skipped);
+    }
+}

@@ -80,6 +80,8 @@ pub struct EngineDriver {
     backends: Backends,
     config: EngineConfig,
     machines: BTreeMap<String, Machine>,
+    /// Each pipeline's next wake-up, updated whenever its machine changes.
+    wakes: BTreeMap<String, Option<Timestamp>>,
     work: FuturesUnordered<BoxFuture<'static, Option<work::Done>>>,
 }
 
@@ -105,6 +107,7 @@ impl Engine {
             backends,
             config,
             machines: BTreeMap::new(),
+            wakes: BTreeMap::new(),
             work: FuturesUnordered::new(),
         };
         (engine, driver)
@@ -193,12 +196,7 @@ impl EngineDriver {
         self.resume().await?;
         let mut timer: Option<(Timestamp, Timer)> = None;
         loop {
-            let now = self.backends.clock.now();
-            let wake = self
-                .machines
-                .values()
-                .filter_map(|m| m.next_wake(now))
-                .min();
+            let wake = self.wakes.values().flatten().min().copied();
             if timer.as_ref().map(|(t, _)| *t) != wake {
                 timer = wake.map(|t| {
                     let clock = self.backends.clock.clone();
@@ -222,18 +220,40 @@ impl EngineDriver {
                     Some(request) => self.serve(request).await,
                 },
                 done = self.work.select_next_some() => {
-                    if let Some((pipeline, key, result)) = done
-                        && let Err(e) = self.feed(&pipeline, Input::Work { key, result }).await
-                    {
-                        tracing::error!(pipeline = %pipeline, error = %e, "could not record a work result");
+                    // Every result ready now is recorded together: one append per pipeline.
+                    let mut ready = vec![done];
+                    while let Some(Some(more)) = self.work.next().now_or_never() {
+                        ready.push(more);
+                    }
+                    let mut by_pipeline: BTreeMap<String, Vec<Input>> = BTreeMap::new();
+                    for (pipeline, key, result) in ready.into_iter().flatten() {
+                        by_pipeline.entry(pipeline).or_default().push(Input::Work { key, result });
+                    }
+                    for (pipeline, inputs) in by_pipeline {
+                        if let Err(e) = self.feed_all(&pipeline, inputs).await {
+                            tracing::error!(pipeline = %pipeline, error = %e, "could not record work results");
+                        }
                     }
                 }
                 () = tick.fuse() => {
                     timer = None;
-                    let pipelines: Vec<String> = self.machines.keys().cloned().collect();
-                    for p in pipelines {
-                        if let Err(e) = self.feed(&p, Input::Tick).await {
-                            tracing::error!(pipeline = %p, error = %e, "timer");
+                    let now = self.backends.clock.now();
+                    let due: Vec<String> = self
+                        .wakes
+                        .iter()
+                        .filter(|(_, w)| w.is_some_and(|w| w <= now))
+                        .map(|(p, _)| p.clone())
+                        .collect();
+                    for p in due {
+                        match self.feed(&p, Input::Tick).await {
+                            // Nothing was due after all: forget the wake-up rather than spin.
+                            Ok(records) if records.is_empty() => {
+                                if self.wakes.get(&p).copied().flatten().is_some_and(|w| w <= now) {
+                                    self.wakes.insert(p, None);
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(e) => tracing::error!(pipeline = %p, error = %e, "timer"),
                         }
                     }
                 }
@@ -251,6 +271,8 @@ impl EngineDriver {
                     self.work.push(f);
                 }
             }
+            self.wakes
+                .insert(stream.clone(), machine.next_wake(self.backends.clock.now()));
             self.machines.insert(stream, machine);
         }
         Ok(())
@@ -301,6 +323,10 @@ impl EngineDriver {
     async fn machine(&mut self, pipeline: &str) -> Result<&mut Machine> {
         if !self.machines.contains_key(pipeline) {
             let machine = load(&self.backends, pipeline).await?;
+            self.wakes.insert(
+                pipeline.to_owned(),
+                machine.next_wake(self.backends.clock.now()),
+            );
             self.machines.insert(pipeline.to_owned(), machine);
         }
         self.machines
@@ -338,29 +364,43 @@ impl EngineDriver {
 
     /// Feeds one input: decides, appends the records (compare-and-swap), then starts the work.
     async fn feed(&mut self, pipeline: &str, input: Input) -> Result<Vec<Record>> {
+        self.feed_all(pipeline, vec![input]).await
+    }
+
+    /// Feeds inputs that arrived together: their records go to the store in one append, before
+    /// any of the work they imply starts (L20).
+    async fn feed_all(&mut self, pipeline: &str, inputs: Vec<Input>) -> Result<Vec<Record>> {
         let now = self.backends.clock.now();
         for _ in 0..5 {
             let machine = self.machine(pipeline).await?;
             let expected = machine.state().applied;
-            let mut attempt = machine.clone();
-            let output = attempt.handle(input.clone(), now);
-            if output.records.is_empty() && output.commands.is_empty() {
+            let mut records = Vec::new();
+            let mut commands = Vec::new();
+            for input in inputs.iter().cloned() {
+                let output = machine.handle(input, now);
+                records.extend(output.records);
+                commands.extend(output.commands);
+            }
+            if records.is_empty() && commands.is_empty() {
                 return Ok(Vec::new());
             }
-            let payloads = output
-                .records
+            let payloads = records
                 .iter()
                 .map(serde_json::to_value)
                 .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| Error::backend("engine", "serialize records", e.to_string()))?;
-            match self
-                .backends
-                .store
-                .append(pipeline, expected, payloads, AppendOptions::default())
-                .await
-            {
+                .map_err(|e| Error::backend("engine", "serialize records", e.to_string()));
+            let appended = match payloads {
+                Ok(payloads) => {
+                    self.backends
+                        .store
+                        .append(pipeline, expected, payloads, AppendOptions::default())
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match appended {
                 Ok(_) => {
-                    for record in &output.records {
+                    for record in &records {
                         tracing::debug!(
                             pipeline = %pipeline,
                             r#type = record.event.type_name(),
@@ -368,21 +408,30 @@ impl EngineDriver {
                             "recorded"
                         );
                     }
-                    let state = attempt.state().clone();
-                    self.machines.insert(pipeline.to_owned(), attempt);
-                    for command in output.commands {
-                        if let Some(f) = work::start(&self.backends, pipeline, &state, command) {
+                    let Some(machine) = self.machines.get(pipeline) else {
+                        return Ok(records);
+                    };
+                    for command in commands {
+                        if let Some(f) =
+                            work::start(&self.backends, pipeline, machine.state(), command)
+                        {
                             self.work.push(f);
                         }
                     }
-                    return Ok(output.records);
+                    self.wakes
+                        .insert(pipeline.to_owned(), machine.next_wake(now));
+                    return Ok(records);
                 }
-                Err(Error::Conflict { .. }) => {
-                    // Another writer won the race: re-read and decide again (L21).
+                Err(e) => {
+                    // The machine moved on but the store did not: rebuild it from the log. A lost
+                    // race (another writer) means re-read and decide again (L21).
                     let fresh = load(&self.backends, pipeline).await?;
+                    self.wakes.insert(pipeline.to_owned(), fresh.next_wake(now));
                     self.machines.insert(pipeline.to_owned(), fresh);
+                    if !matches!(e, Error::Conflict { .. }) {
+                        return Err(e);
+                    }
                 }
-                Err(e) => return Err(e),
             }
         }
         Err(Error::Conflict {

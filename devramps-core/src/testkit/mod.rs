@@ -4,7 +4,7 @@
 //!
 //! In a backend crate's `tests/conformance.rs`:
 //!
-//! ```ignore
+//! ```text
 //! mod store {
 //!     devramps_core::store_conformance_tests!(my_crate::MyEventStore::new_for_tests());
 //! }

@@ -872,11 +872,6 @@ fn unsupported_actions_are_refused_not_faked() {
         refused,
         [
             (
-                &json!("2026-01-05T17:01:00Z"),
-                &json!("prod"),
-                &json!("`stop_promotions` is not supported by this engine yet")
-            ),
-            (
                 &json!("2026-01-05T17:10:00Z"),
                 &json!("prod"),
                 &json!("`rollback` is not supported by this engine yet")
@@ -986,4 +981,76 @@ fn l12_cancelling_a_queued_deployment_and_retrying_a_failed_build() {
         &json!({"state": "SUCCEEDED", "attempts": 2})
     );
     assert_eq!(stage(&r, 3, "prod")["state"], "SUCCEEDED");
+}
+
+#[test]
+fn scenario_38_and_l9_stop_promotions_queue_at_prod_and_resume_deploys_only_the_newest() {
+    let r = run("38-stop-resume.yaml");
+    // Revision 1 was running in prod when promotions stopped: it completes.
+    assert_eq!(stage(&r, 1, "prod")["state"], "SUCCEEDED");
+    let added = matching(
+        &r,
+        &[("type", json!("blocker_added")), ("stage", json!("prod"))],
+    );
+    assert_eq!(added.len(), 1);
+    assert_eq!(added[0]["actor"], "user:sim");
+    // 2 and 3 still deploy to staging but wait for the blocker at prod; 3 supersedes 2 there.
+    assert_eq!(stage(&r, 2, "staging")["state"], "SUCCEEDED");
+    assert_eq!(stage(&r, 3, "staging")["state"], "SUCCEEDED");
+    assert_eq!(stage(&r, 2, "prod")["state"], "SKIPPED");
+    assert_eq!(stage(&r, 2, "prod")["superseded_by"], 3);
+    let waited = matching(
+        &r,
+        &[
+            ("type", json!("stage_state")),
+            ("revision", json!(3)),
+            ("stage", json!("prod")),
+            ("state", json!("NOT_STARTED")),
+        ],
+    );
+    assert!(
+        waited.iter().any(|e| e["reason"] == "waiting for BLOCKER"),
+        "{waited:#?}"
+    );
+    // Resume at +60m: only revision 3 deploys to prod, at once.
+    assert_eq!(starts(&r, 3, "prod"), ["2026-01-05T18:00:00Z"]);
+    assert_eq!(stage(&r, 3, "prod")["state"], "SUCCEEDED");
+    assert!(starts(&r, 2, "prod").is_empty());
+    // Resuming again is refused with the rule.
+    let refused = matching(&r, &[("type", json!("refused"))]);
+    assert_eq!(refused.len(), 1, "{refused:#?}");
+    assert!(
+        refused[0]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("L9"),
+        "{}",
+        refused[0]["reason"]
+    );
+    assert_eq!(r["stages"]["prod"]["blockers"], json!([]));
+}
+
+#[test]
+fn scenario_39_and_l9_a_bypass_lets_one_named_revision_through_once() {
+    let r = run("39-bypass.yaml");
+    // Blocked from the start: revision 1 waits at prod until the bypass at +20m.
+    assert_eq!(starts(&r, 1, "prod"), ["2026-01-05T17:20:00Z"]);
+    assert_eq!(stage(&r, 1, "prod")["state"], "SUCCEEDED");
+    let bypass = matching(&r, &[("type", json!("bypassed"))]);
+    assert_eq!(bypass.len(), 1);
+    assert_eq!(bypass[0]["revision"], 1);
+    assert_eq!(bypass[0]["actor"], "user:sim");
+    // The bypass was for revision 1 only: revision 2 waits for the blocker again.
+    assert_eq!(stage(&r, 2, "prod")["state"], "NOT_STARTED");
+    assert_eq!(stage(&r, 2, "prod")["waiting_for"], "BLOCKER");
+    // "unblock" removes only a ROLLBACK blocker: refused, and STOP_PROMOTIONS stays.
+    let refused = matching(&r, &[("type", json!("refused"))]);
+    assert_eq!(refused.len(), 1);
+    assert!(
+        refused[0]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("no ROLLBACK blocker")
+    );
+    assert_eq!(r["stages"]["prod"]["blockers"], json!(["STOP_PROMOTIONS"]));
 }

@@ -21,7 +21,7 @@ use jiff::Timestamp;
 use crate::backend::{AppendOptions, Backends, EventStoreExt};
 use crate::error::{Error, Result};
 use crate::expr::Organization;
-use crate::lifecycle::{Decide, Input, Machine, Operate, PipelineState, Push, Record};
+use crate::lifecycle::{Control, Decide, Input, Machine, Operate, PipelineState, Push, Record};
 use crate::pipeline::{PIPELINE_DIR, PIPELINE_FILE};
 
 /// How an engine instance runs.
@@ -158,6 +158,13 @@ impl Engine {
     /// Cancels a stage-deployment (L12).
     pub async fn cancel(&self, pipeline: &str, op: Operate) -> Result<Vec<Record>> {
         self.ask(|r| Request::Input(pipeline.to_owned(), Input::Cancel(op), r))
+            .await
+    }
+
+    /// Changes a stage's blockers: stop or resume promotions, unblock after rollback, bypass
+    /// (L9).
+    pub async fn control(&self, pipeline: &str, control: Control) -> Result<Vec<Record>> {
+        self.ask(|r| Request::Input(pipeline.to_owned(), Input::Control(control), r))
             .await
     }
 

@@ -68,6 +68,37 @@ pub enum Input {
     Retry(Operate),
     /// A person cancels a stage-deployment (L12).
     Cancel(Operate),
+    /// A person changes a stage's blockers (L9).
+    Control(Control),
+}
+
+/// A change to a stage's blockers (L9).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Control {
+    /// The stage.
+    pub stage: String,
+    /// What to do.
+    pub action: ControlAction,
+    /// Who.
+    pub actor: Actor,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+/// The blocker operations of L9.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlAction {
+    /// Add the `STOP_PROMOTIONS` blocker.
+    StopPromotions,
+    /// Remove the `STOP_PROMOTIONS` blocker.
+    ResumePromotions,
+    /// Remove the `ROLLBACK` blocker ("unblock after rollback").
+    Unblock,
+    /// Let one queued revision start once despite blockers and the window (never the lock).
+    Bypass {
+        /// The queued revision.
+        revision: u64,
+    },
 }
 
 /// An approval or rejection.
@@ -227,6 +258,7 @@ impl Machine {
             Input::Reject(d) => run.decide(d, false),
             Input::Retry(op) => run.retry(op),
             Input::Cancel(op) => run.cancel(op),
+            Input::Control(control) => run.control(control),
         }
         run.advance();
         run.out
@@ -560,6 +592,10 @@ impl Run<'_> {
         let runtime = self.state().stage(stage);
         if runtime.running.is_some() {
             return Some(WaitingFor::Lock);
+        }
+        // A bypass lets its revision past blockers and the window, never past the lock (L9).
+        if runtime.bypass == Some(revision) {
+            return None;
         }
         if !runtime.blockers.is_empty() {
             return Some(WaitingFor::Blocker);

@@ -7,7 +7,9 @@ mod table;
 mod types;
 mod window;
 
-pub use machine::{Command, Decide, Input, Machine, Operate, Output, Push, WorkResult};
+pub use machine::{
+    Command, Control, ControlAction, Decide, Input, Machine, Operate, Output, Push, WorkResult,
+};
 pub use record::{Event, Record};
 pub use state::{Deployment, PipelineState, StageRun, StageRuntime, StepRun};
 pub use table::{TRANSITIONS, Trigger, mermaid, next_state};

@@ -201,6 +201,16 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// A person let one queued revision start once despite blockers and the window (L9).
+    Bypassed {
+        /// The stage.
+        stage: String,
+        /// The revision allowed through.
+        revision: u64,
+        /// Why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// An operation was refused.
     Refused {
         /// The operation, for example "retry".
@@ -230,6 +240,7 @@ impl Event {
             Event::Rejected { .. } => "rejected",
             Event::BlockerAdded { .. } => "blocker_added",
             Event::BlockerRemoved { .. } => "blocker_removed",
+            Event::Bypassed { .. } => "bypassed",
             Event::Refused { .. } => "refused",
         }
     }

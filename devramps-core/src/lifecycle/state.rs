@@ -23,6 +23,8 @@ pub struct StageRuntime {
     pub current: Option<u64>,
     /// Active blockers (L9).
     pub blockers: BTreeSet<Blocker>,
+    /// A queued revision allowed to start once despite blockers and the window (L9).
+    pub bypass: Option<u64>,
 }
 
 /// One step of one attempt.
@@ -382,6 +384,11 @@ impl PipelineState {
                     .blockers
                     .remove(blocker);
             }
+            Event::Bypassed {
+                stage, revision, ..
+            } => {
+                self.stages.entry(stage.clone()).or_default().bypass = Some(*revision);
+            }
         }
     }
 
@@ -449,6 +456,10 @@ impl PipelineState {
             runtime.running = Some(revision);
         } else if runtime.running == Some(revision) {
             runtime.running = None;
+        }
+        // A bypass lets its revision start once; it ends when that revision leaves the queue.
+        if runtime.bypass == Some(revision) && runtime.queued != Some(revision) {
+            runtime.bypass = None;
         }
         if matches!(
             state,

@@ -383,6 +383,15 @@ fn event_report(record: &Record, commit_of: &impl Fn(u64) -> Option<String>) -> 
                 None => spell(blocker),
             });
         }
+        Event::Bypassed {
+            stage,
+            revision,
+            reason,
+        } => {
+            at_revision(&mut event, *revision);
+            event.stage = Some(stage.clone());
+            event.reason = reason.clone();
+        }
         Event::Refused {
             operation,
             rule,

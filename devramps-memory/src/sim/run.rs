@@ -6,7 +6,9 @@ use std::path::Path;
 
 use devramps_core::backend::Clock;
 use devramps_core::engine::{Engine, EngineConfig, EngineDriver, PushRequest};
-use devramps_core::lifecycle::{Actor, Decide, Event, Operate, PipelineState, Record};
+use devramps_core::lifecycle::{
+    Actor, Control, ControlAction, Decide, Event, Operate, PipelineState, Record,
+};
 use devramps_core::pipeline::{PIPELINE_DIR, PIPELINE_FILE, PipelineDefinition, Span};
 use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
@@ -247,6 +249,28 @@ impl<'s> Sim<'s> {
             Action::Reject(answer) => self.decide(answer, false),
             Action::Retry { commit, stage } => self.operate(commit, stage, true),
             Action::Cancel { commit, stage } => self.operate(commit, stage, false),
+            Action::StopPromotions { stage } => {
+                self.control(&stage.value, ControlAction::StopPromotions, None)
+            }
+            Action::ResumePromotions { stage } => {
+                self.control(&stage.value, ControlAction::ResumePromotions, None)
+            }
+            Action::Unblock { stage } => self.control(&stage.value, ControlAction::Unblock, None),
+            Action::Bypass { stage, commit } => match self.revision_of(commit) {
+                Some(revision) => self.control(
+                    &stage.value,
+                    ControlAction::Bypass { revision },
+                    Some(commit),
+                ),
+                None => {
+                    let context = EventReport {
+                        commit: Some(commit.clone()),
+                        stage: Some(stage.value.clone()),
+                        ..EventReport::default()
+                    };
+                    self.no_deployment(context, "bypass", commit);
+                }
+            },
             other => {
                 let stage = match other {
                     Action::Rollback { stage, .. }
@@ -438,6 +462,33 @@ impl<'s> Sim<'s> {
             EventReport {
                 revision: Some(revision),
                 ..context
+            },
+        );
+    }
+
+    fn control(&mut self, stage: &str, action: ControlAction, commit: Option<&String>) {
+        let control = Control {
+            stage: stage.to_owned(),
+            action,
+            actor: Actor::User(DEFAULT_ACTOR.to_owned()),
+            reason: None,
+        };
+        let before = self.state.applied;
+        let result = self
+            .pool
+            .run_until(self.engine.control(&self.scenario.slug, control));
+        let revision = match action {
+            ControlAction::Bypass { revision } => Some(revision),
+            _ => None,
+        };
+        self.answered(
+            before,
+            result,
+            EventReport {
+                revision,
+                commit: commit.cloned(),
+                stage: Some(stage.to_owned()),
+                ..EventReport::default()
             },
         );
     }

@@ -879,4 +879,89 @@ impl Run<'_> {
         );
         self.abandon_after(revision, stage, &format!("cancelled in stage `{stage}`"));
     }
+
+    /// Stop and resume promotions, unblock after rollback, bypass (L9).
+    pub(super) fn control(&mut self, c: Control) {
+        use crate::lifecycle::Blocker;
+        let mut refusals = Vec::new();
+        let operation = match c.action {
+            ControlAction::StopPromotions => "stop promotions",
+            ControlAction::ResumePromotions => "resume promotions",
+            ControlAction::Unblock => "unblock",
+            ControlAction::Bypass { .. } => "bypass",
+        };
+        if !self.state().stages.contains_key(&c.stage) {
+            refuse(
+                &mut refusals,
+                &c.actor,
+                operation,
+                "L9",
+                format!("no deployment of this pipeline has a stage `{}`", c.stage),
+            );
+            return self.emit_all(refusals);
+        }
+        let runtime = self.state().stage(&c.stage);
+        let (add, remove) = match c.action {
+            ControlAction::StopPromotions => (Some(Blocker::StopPromotions), None),
+            ControlAction::ResumePromotions => (None, Some(Blocker::StopPromotions)),
+            ControlAction::Unblock => (None, Some(Blocker::Rollback)),
+            ControlAction::Bypass { revision } => {
+                if runtime.queued != Some(revision) {
+                    let why = format!(
+                        "revision {revision} is not waiting in the queue of `{}`",
+                        c.stage
+                    );
+                    refuse(&mut refusals, &c.actor, operation, "L9", why);
+                    return self.emit_all(refusals);
+                }
+                let event = Event::Bypassed {
+                    stage: c.stage.clone(),
+                    revision,
+                    reason: c.reason.clone(),
+                };
+                return self.emit(c.actor.clone(), event);
+            }
+        };
+        if let Some(blocker) = add {
+            if runtime.blockers.contains(&blocker) {
+                refuse(
+                    &mut refusals,
+                    &c.actor,
+                    operation,
+                    "L9",
+                    format!("promotions to `{}` are already stopped", c.stage),
+                );
+                return self.emit_all(refusals);
+            }
+            let event = Event::BlockerAdded {
+                stage: c.stage.clone(),
+                blocker,
+                reason: c.reason.clone(),
+            };
+            return self.emit(c.actor.clone(), event);
+        }
+        if let Some(blocker) = remove {
+            if !runtime.blockers.contains(&blocker) {
+                let what = if blocker == Blocker::Rollback {
+                    "ROLLBACK"
+                } else {
+                    "STOP_PROMOTIONS"
+                };
+                refuse(
+                    &mut refusals,
+                    &c.actor,
+                    operation,
+                    "L9",
+                    format!("stage `{}` has no {what} blocker", c.stage),
+                );
+                return self.emit_all(refusals);
+            }
+            let event = Event::BlockerRemoved {
+                stage: c.stage.clone(),
+                blocker,
+                reason: c.reason.clone(),
+            };
+            self.emit(c.actor.clone(), event);
+        }
+    }
 }

@@ -494,22 +494,7 @@ impl Run<'_> {
                         "Terraform plan: {} to create, {} to update, {} to destroy ({policy})",
                         infra.create, infra.update, infra.delete
                     );
-                    self.set_step(
-                        revision,
-                        stage,
-                        &name,
-                        StepState::WaitingApproval,
-                        Some(reason.clone()),
-                    );
-                    self.emit(
-                        Actor::System,
-                        Event::ApprovalRequired {
-                            revision,
-                            stage: stage.to_owned(),
-                            step: name,
-                            reason: Some(reason),
-                        },
-                    );
+                    self.wait_for_approval(revision, stage, name, Some(reason));
                 } else {
                     let key = key.clone();
                     self.command(Command::ApplyInfra { key, step: index });
@@ -529,22 +514,7 @@ impl Run<'_> {
                 } else if is_test_gate(step) {
                     // A failed test gate waits for a person: approve to continue, reject to fail (L16).
                     let reason = format!("tests failed: {reason}");
-                    self.set_step(
-                        revision,
-                        stage,
-                        &name,
-                        StepState::WaitingApproval,
-                        Some(reason.clone()),
-                    );
-                    self.emit(
-                        Actor::System,
-                        Event::ApprovalRequired {
-                            revision,
-                            stage: stage.to_owned(),
-                            step: name,
-                            reason: Some(reason),
-                        },
-                    );
+                    self.wait_for_approval(revision, stage, name, Some(reason));
                 } else {
                     self.set_step(revision, stage, &name, StepState::Failed, Some(reason));
                 }
@@ -554,24 +524,35 @@ impl Run<'_> {
                     self.set_step(revision, stage, &name, StepState::Cancelled, None);
                     return;
                 }
-                self.set_step(
-                    revision,
-                    stage,
-                    &name,
-                    StepState::WaitingApproval,
-                    context.clone(),
-                );
-                self.emit(
-                    Actor::System,
-                    Event::ApprovalRequired {
-                        revision,
-                        stage: stage.to_owned(),
-                        step: name,
-                        reason: context,
-                    },
-                );
+                self.wait_for_approval(revision, stage, name, context);
             }
         }
+    }
+
+    /// A step waits for a person (L16): its state changes and `approval_required` is recorded.
+    fn wait_for_approval(
+        &mut self,
+        revision: u64,
+        stage: &str,
+        step: String,
+        reason: Option<String>,
+    ) {
+        self.set_step(
+            revision,
+            stage,
+            &step,
+            StepState::WaitingApproval,
+            reason.clone(),
+        );
+        self.emit(
+            Actor::System,
+            Event::ApprovalRequired {
+                revision,
+                stage: stage.to_owned(),
+                step,
+                reason,
+            },
+        );
     }
 
     // ----- people (L11, L12, L16) -----

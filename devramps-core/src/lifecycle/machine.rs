@@ -195,24 +195,6 @@ pub struct Machine {
     slug: String,
 }
 
-/// What an input or a step is called in refusals.
-fn refuse(
-    out: &mut Vec<(Actor, Event)>,
-    actor: &Actor,
-    operation: &str,
-    rule: &str,
-    reason: String,
-) {
-    out.push((
-        actor.clone(),
-        Event::Refused {
-            operation: operation.to_owned(),
-            rule: rule.to_owned(),
-            reason,
-        },
-    ));
-}
-
 impl Machine {
     /// A machine for the pipeline `slug` with no history.
     pub fn new(slug: &str) -> Self {

@@ -559,7 +559,6 @@ impl Run<'_> {
 
     pub(super) fn decide(&mut self, d: Decide, approve: bool) {
         let operation = if approve { "approve" } else { "reject" };
-        let mut refusals = Vec::new();
         let found = self.plan_stage(d.revision, &d.stage).and_then(|(_, plan)| {
             plan.steps
                 .iter()
@@ -568,8 +567,7 @@ impl Run<'_> {
         });
         let run = self.state().run(d.revision, &d.stage).cloned();
         let (Some((index, step)), Some(run)) = (found, run) else {
-            refuse(
-                &mut refusals,
+            return self.refuse(
                 &d.actor,
                 operation,
                 "L16",
@@ -578,14 +576,12 @@ impl Run<'_> {
                     d.revision, d.step, d.stage
                 ),
             );
-            return self.emit_all(refusals);
         };
         let state = run.steps.get(index).map(|s| s.state);
         let waiting = state == Some(StepState::WaitingApproval);
         let baking = state == Some(StepState::Running) && is_bake(&step);
         if run.state != StageState::InProgress || !(waiting || baking) {
-            refuse(
-                &mut refusals,
+            return self.refuse(
                 &d.actor,
                 operation,
                 "L16",
@@ -594,7 +590,6 @@ impl Run<'_> {
                     d.step, d.revision, d.stage
                 ),
             );
-            return self.emit_all(refusals);
         }
         let key = step.key().to_owned();
         let event = if approve {
@@ -650,39 +645,36 @@ impl Run<'_> {
         }
     }
 
-    fn emit_all(&mut self, events: Vec<(Actor, Event)>) {
-        for (actor, event) in events {
-            self.emit(actor, event);
-        }
+    /// Records that an operation was refused, naming the rule and why.
+    fn refuse(&mut self, actor: &Actor, operation: &str, rule: &str, reason: String) {
+        let event = Event::Refused {
+            operation: operation.to_owned(),
+            rule: rule.to_owned(),
+            reason,
+        };
+        self.emit(actor.clone(), event);
     }
 
     pub(super) fn retry(&mut self, op: Operate) {
-        let mut refusals = Vec::new();
         let Some(run) = self.state().run(op.revision, &op.stage).cloned() else {
-            refuse(
-                &mut refusals,
+            return self.refuse(
                 &op.actor,
                 "retry",
                 "L11",
                 format!("revision {} has no stage `{}`", op.revision, op.stage),
             );
-            return self.emit_all(refusals);
         };
         if !matches!(
             run.state,
             StageState::Failed | StageState::TimedOut | StageState::Cancelled
         ) {
-            refuse(
-                &mut refusals,
-                &op.actor,
+            return self.refuse(&op.actor,
                 "retry",
                 "L11",
                 format!(
                     "revision {} is {} in `{}`; only FAILED, TIMED_OUT or CANCELLED stage-deployments can be retried",
                     op.revision, run.state, op.stage
-                ),
-            );
-            return self.emit_all(refusals);
+                ));
         }
         let runtime = self.state().stage(&op.stage);
         let newer = self
@@ -699,18 +691,15 @@ impl Run<'_> {
             } else {
                 "has started"
             };
-            refuse(
-                &mut refusals,
+            return self.refuse(
                 &op.actor,
                 "retry",
                 "L11",
                 format!("revision {newer} {how} in {}", op.stage),
             );
-            return self.emit_all(refusals);
         }
         if let Some(holder) = runtime.running {
-            refuse(
-                &mut refusals,
+            return self.refuse(
                 &op.actor,
                 "retry",
                 "L11",
@@ -719,7 +708,6 @@ impl Run<'_> {
                     op.stage
                 ),
             );
-            return self.emit_all(refusals);
         }
         let detail = StageDetail::reason(format!(
             "retried by {}{}",
@@ -736,16 +724,13 @@ impl Run<'_> {
     }
 
     pub(super) fn cancel(&mut self, op: Operate) {
-        let mut refusals = Vec::new();
         let Some(run) = self.state().run(op.revision, &op.stage).cloned() else {
-            refuse(
-                &mut refusals,
+            return self.refuse(
                 &op.actor,
                 "cancel",
                 "L12",
                 format!("revision {} has no stage `{}`", op.revision, op.stage),
             );
-            return self.emit_all(refusals);
         };
         let reason = format!(
             "cancelled by {}{}",
@@ -768,17 +753,13 @@ impl Run<'_> {
             return;
         }
         if run.state != StageState::InProgress {
-            refuse(
-                &mut refusals,
-                &op.actor,
+            return self.refuse(&op.actor,
                 "cancel",
                 "L12",
                 format!(
                     "revision {} is {} in `{}`; only running or queued stage-deployments can be cancelled",
                     op.revision, run.state, op.stage
-                ),
-            );
-            return self.emit_all(refusals);
+                ));
         }
         self.set_stage(
             op.actor.clone(),
@@ -864,7 +845,6 @@ impl Run<'_> {
     /// Stop and resume promotions, unblock after rollback, bypass (L9).
     pub(super) fn control(&mut self, c: Control) {
         use crate::lifecycle::Blocker;
-        let mut refusals = Vec::new();
         let operation = match c.action {
             ControlAction::StopPromotions => "stop promotions",
             ControlAction::ResumePromotions => "resume promotions",
@@ -872,14 +852,12 @@ impl Run<'_> {
             ControlAction::Bypass { .. } => "bypass",
         };
         if !self.state().stages.contains_key(&c.stage) {
-            refuse(
-                &mut refusals,
+            return self.refuse(
                 &c.actor,
                 operation,
                 "L9",
                 format!("no deployment of this pipeline has a stage `{}`", c.stage),
             );
-            return self.emit_all(refusals);
         }
         let runtime = self.state().stage(&c.stage);
         let (add, remove) = match c.action {
@@ -892,8 +870,7 @@ impl Run<'_> {
                         "revision {revision} is not waiting in the queue of `{}`",
                         c.stage
                     );
-                    refuse(&mut refusals, &c.actor, operation, "L9", why);
-                    return self.emit_all(refusals);
+                    return self.refuse(&c.actor, operation, "L9", why);
                 }
                 let event = Event::Bypassed {
                     stage: c.stage.clone(),
@@ -905,14 +882,12 @@ impl Run<'_> {
         };
         if let Some(blocker) = add {
             if runtime.blockers.contains(&blocker) {
-                refuse(
-                    &mut refusals,
+                return self.refuse(
                     &c.actor,
                     operation,
                     "L9",
                     format!("promotions to `{}` are already stopped", c.stage),
                 );
-                return self.emit_all(refusals);
             }
             let event = Event::BlockerAdded {
                 stage: c.stage.clone(),
@@ -928,14 +903,12 @@ impl Run<'_> {
                 } else {
                     "STOP_PROMOTIONS"
                 };
-                refuse(
-                    &mut refusals,
+                return self.refuse(
                     &c.actor,
                     operation,
                     "L9",
                     format!("stage `{}` has no {what} blocker", c.stage),
                 );
-                return self.emit_all(refusals);
             }
             let event = Event::BlockerRemoved {
                 stage: c.stage.clone(),

@@ -73,15 +73,10 @@ fn settle(
     let mut events: Vec<Event> = out.records.into_iter().map(|r| r.event).collect();
     let mut queue = out.commands;
     while let Some(command) = queue.pop() {
-        let key = match &command {
-            Command::Build { key, .. }
-            | Command::ValidateResources { key }
-            | Command::Mirror { key }
-            | Command::PlanInfra { key, .. }
-            | Command::ApplyInfra { key, .. }
-            | Command::RunStep { key, .. } => key.clone(),
-            Command::Cancel { .. } => continue,
-        };
+        if matches!(command, Command::Cancel { .. }) {
+            continue;
+        }
+        let key = command.key().clone();
         let Some(result) = result_for(&command) else {
             continue;
         };

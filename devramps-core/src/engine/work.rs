@@ -84,22 +84,15 @@ pub(crate) fn start(
             None
         }));
     }
-    let span = match &command {
-        Command::Build { key, .. }
-        | Command::ValidateResources { key }
-        | Command::Mirror { key }
-        | Command::PlanInfra { key, .. }
-        | Command::ApplyInfra { key, .. }
-        | Command::RunStep { key, .. } => tracing::info_span!(
-            "work",
-            pipeline = %key.pipeline,
-            revision = key.revision,
-            stage = %key.stage,
-            attempt = key.attempt,
-            step = %key.step
-        ),
-        Command::Cancel { .. } => tracing::Span::none(),
-    };
+    let key = command.key();
+    let span = tracing::info_span!(
+        "work",
+        pipeline = %key.pipeline,
+        revision = key.revision,
+        stage = %key.stage,
+        attempt = key.attempt,
+        step = %key.step
+    );
     let future = work(backends, pipeline.to_owned(), state, command)?;
     Some(Box::pin(tracing::Instrument::instrument(
         async move { Some(future.await) },
@@ -133,15 +126,10 @@ fn work(
     state: &PipelineState,
     command: Command,
 ) -> Option<BoxFuture<'static, Done>> {
-    let key = match &command {
-        Command::Build { key, .. }
-        | Command::ValidateResources { key }
-        | Command::Mirror { key }
-        | Command::PlanInfra { key, .. }
-        | Command::ApplyInfra { key, .. }
-        | Command::RunStep { key, .. } => key.clone(),
-        Command::Cancel { .. } => return None,
-    };
+    if matches!(command, Command::Cancel { .. }) {
+        return None;
+    }
+    let key = command.key().clone();
     let deployment = state.deployments.get(&key.revision)?;
     let plan: Arc<Plan> = deployment.plan.clone()?;
     let commit = deployment.commit.clone();

@@ -179,6 +179,21 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The execution the command concerns.
+    pub fn key(&self) -> &ExecutionKey {
+        match self {
+            Command::Build { key, .. }
+            | Command::ValidateResources { key }
+            | Command::Mirror { key }
+            | Command::PlanInfra { key, .. }
+            | Command::ApplyInfra { key, .. }
+            | Command::RunStep { key, .. }
+            | Command::Cancel { key } => key,
+        }
+    }
+}
+
 /// What one input produced.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Output {

@@ -1314,3 +1314,73 @@ fn l17_releasing_without_a_patch_is_refused_and_a_failed_patch_still_holds_pushe
     assert_eq!(ignored[0]["commit"], "c2");
     assert_eq!(r["deployments"].as_array().map(Vec::len), Some(2));
 }
+
+#[test]
+fn l18_destructive_definition_changes_wait_for_a_person() {
+    let r = run("l18-pipeline-approval.yaml");
+    // Additive (a step added): no approval.
+    assert_eq!(deployment(&r, 2)["synthesis"], "SUCCEEDED");
+    assert_eq!(stage(&r, 2, "prod")["state"], "SUCCEEDED");
+    let required: Vec<(&Value, &Value)> =
+        matching(&r, &[("type", json!("pipeline_approval_required"))])
+            .into_iter()
+            .map(|e| (&e["revision"], &e["reason"]))
+            .collect();
+    assert_eq!(required.len(), 4, "{required:?}");
+    assert_eq!(
+        required.iter().map(|(r, _)| *r).collect::<Vec<_>>(),
+        [3, 4, 5, 6]
+    );
+    assert!(
+        required[0]
+            .1
+            .as_str()
+            .is_some_and(|s| s.starts_with("DESTRUCTIVE: removed step `smoke` (destructive)")),
+        "{required:?}"
+    );
+    assert!(
+        required[2]
+            .1
+            .as_str()
+            .is_some_and(|s| s.contains("region us-east-1 -> eu-west-1"))
+    );
+    // c3 waited, and c4 superseded it (L6); approving c3 afterwards is refused.
+    assert!(waited(&r, 3, "staging", "PIPELINE_APPROVAL"));
+    assert_eq!(stage(&r, 3, "staging")["state"], "SKIPPED");
+    assert_eq!(stage(&r, 3, "staging")["superseded_by"], 4);
+    let refused = refusals(&r);
+    assert_eq!(refused.len(), 1);
+    assert!(
+        refused[0].0.starts_with(
+            "`approve_pipeline` refused (L18): revision 3 is not waiting for approval"
+        )
+    );
+    // c4 deploys once approved, with its new definition (no smoke step).
+    assert_eq!(starts(&r, 4, "staging"), ["2026-01-05T18:00:00Z"]);
+    assert_eq!(stage(&r, 4, "prod")["state"], "SUCCEEDED");
+    assert!(
+        matching(
+            &r,
+            &[
+                ("type", json!("step_state")),
+                ("revision", json!(4)),
+                ("step", json!("smoke"))
+            ]
+        )
+        .is_empty()
+    );
+    // c5 rejected: it fails at synthesis and goes nowhere.
+    assert_eq!(deployment(&r, 5)["synthesis"], "FAILED");
+    assert_eq!(stage(&r, 5, "staging")["waiting_for"], "NEVER");
+    let rejected = matching(&r, &[("type", json!("pipeline_rejected"))]);
+    assert_eq!(rejected[0]["actor"], "user:sim");
+    // c6 is compared with c4's definition, the one in force (c5's never was): still waiting.
+    assert_eq!(deployment(&r, 6)["synthesis"], "WAITING_APPROVAL");
+    assert_eq!(stage(&r, 6, "staging")["waiting_for"], "PIPELINE_APPROVAL");
+    assert!(
+        required[3]
+            .1
+            .as_str()
+            .is_some_and(|s| s.contains("removed step `notify`"))
+    );
+}

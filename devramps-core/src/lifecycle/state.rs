@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use super::record::{Event, Record};
 use super::types::{AlarmState, Blocker, Emergency, Phase, StageState, StepState, WaitingFor};
 use crate::expr::{PipelineInfo, Trigger};
-use crate::pipeline::PipelineDefinition;
+use crate::pipeline::{ApprovalPolicy, PipelineDefinition, diff_definitions};
 use crate::plan::{Changes, Plan, SynthesisInput, synthesize};
 
 /// The runtime of one stage, across deployments.
@@ -127,8 +127,32 @@ fn approval_needed(
     old: &PipelineDefinition,
     new: &PipelineDefinition,
 ) -> Option<(String, Vec<String>)> {
-    let _ = (old, new);
-    None
+    let policy = old.pipeline_updates_require_approval.value;
+    if policy == ApprovalPolicy::Never {
+        return None;
+    }
+    let changes = diff_definitions(old, new);
+    let waits = match policy {
+        ApprovalPolicy::Always => !changes.is_empty(),
+        _ => changes.is_destructive(),
+    };
+    waits.then(|| {
+        let lines = changes
+            .changes
+            .iter()
+            .map(|c| {
+                let mark = if c.destructive { " (destructive)" } else { "" };
+                format!(
+                    "{} {} `{}`{mark}: {}",
+                    c.kind.as_str(),
+                    c.subject.as_str(),
+                    c.name,
+                    c.detail
+                )
+            })
+            .collect();
+        (changes.classification().as_str().to_owned(), lines)
+    })
 }
 
 /// What a deployment was synthesized from (the `deployment_accepted` record, without its

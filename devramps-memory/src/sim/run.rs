@@ -96,7 +96,8 @@ pub fn simulate_file(path: &Path) -> Result<Report, Vec<ScenarioError>> {
 /// One simulation in progress.
 struct Sim<'s> {
     scenario: &'s Scenario,
-    pipeline_text: &'s str,
+    /// The pipeline at the commits written from now on.
+    pipeline_text: String,
     definition: Option<PipelineDefinition>,
     handles: SimHandles,
     engine: Engine,
@@ -124,7 +125,7 @@ impl<'s> Sim<'s> {
         let pool = LocalPool::new();
         let mut sim = Sim {
             scenario,
-            pipeline_text,
+            pipeline_text: pipeline_text.to_owned(),
             definition: devramps_core::pipeline::parse(pipeline_text).ok(),
             handles,
             engine,
@@ -327,8 +328,7 @@ impl<'s> Sim<'s> {
             return;
         }
         let pipeline = format!("/{PIPELINE_DIR}/{}/{PIPELINE_FILE}", self.scenario.slug);
-        let mut files: Vec<(String, String)> =
-            vec![(pipeline.clone(), self.pipeline_text.to_owned())];
+        let mut files: Vec<(String, String)> = vec![(pipeline.clone(), self.pipeline_text.clone())];
         files.extend(changed.iter().map(|path| (path.clone(), commit.to_owned())));
         match &self.last_commit {
             None => self.handles.source.commit(commit, None, files),
@@ -342,6 +342,9 @@ impl<'s> Sim<'s> {
 
     fn push(&mut self, push: &Push) {
         self.pushes += 1;
+        if let Some(text) = &push.pipeline_yaml {
+            self.pipeline_text.clone_from(text);
+        }
         self.write_commit(&push.commit, &push.changed);
         self.last_commit = Some(push.commit.clone());
         let request = PushRequest {

@@ -310,7 +310,7 @@ impl Run<'_> {
                 waiting_for: Some(WaitingFor::PipelineApproval),
                 superseded_by: None,
                 attempt: None,
-                reason: Some("the pipeline definition change waits for approval (L18)".into()),
+                reason: None,
             },
         );
         true

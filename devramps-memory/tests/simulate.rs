@@ -1384,3 +1384,153 @@ fn l18_destructive_definition_changes_wait_for_a_person() {
             .is_some_and(|s| s.contains("removed step `notify`"))
     );
 }
+
+/// The refusals of `refusals.yaml` whose reason starts with `` `operation` refused (rule) ``,
+/// as (revision, stage, reason without that prefix).
+fn refused_for(r: &Value, operation: &str, rule: &str) -> Vec<(Value, Value, String)> {
+    let prefix = format!("`{operation}` refused ({rule}): ");
+    refusals(r)
+        .into_iter()
+        .filter_map(|(reason, revision, stage)| {
+            reason
+                .strip_prefix(&prefix)
+                .map(|rest| (revision, stage, rest.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn refused_l9_blocker_operations_that_do_not_apply() {
+    let r = run("refusals.yaml");
+    let prod = || json!("prod");
+    assert_eq!(
+        refused_for(&r, "resume_promotions", "L9"),
+        [(
+            Value::Null,
+            prod(),
+            "stage `prod` has no STOP_PROMOTIONS blocker".into()
+        )]
+    );
+    assert_eq!(
+        refused_for(&r, "stop_promotions", "L9"),
+        [(
+            Value::Null,
+            prod(),
+            "promotions to `prod` are already stopped".into()
+        )]
+    );
+    assert_eq!(
+        refused_for(&r, "bypass", "L9"),
+        [(
+            json!(1),
+            prod(),
+            "revision 1 is not waiting in the queue of `prod`".into()
+        )]
+    );
+    assert_eq!(
+        refused_for(&r, "unblock", "L9"),
+        [(
+            Value::Null,
+            prod(),
+            "stage `prod` has no ROLLBACK blocker".into()
+        )]
+    );
+    // The refusals changed nothing: one STOP_PROMOTIONS added and removed, then the rollback's.
+    let added = matching(&r, &[("type", json!("blocker_added"))]);
+    assert_eq!(added.len(), 3);
+}
+
+#[test]
+fn refused_l11_l12_l16_operations_on_a_finished_stage_deployment() {
+    let r = run("refusals.yaml");
+    let staging = || json!("staging");
+    assert_eq!(
+        refused_for(&r, "retry", "L11"),
+        [(
+            json!(1),
+            staging(),
+            "revision 1 is SUCCEEDED in `staging`; only FAILED, TIMED_OUT or CANCELLED \
+             stage-deployments can be retried"
+                .into()
+        )]
+    );
+    assert_eq!(
+        refused_for(&r, "cancel", "L12"),
+        [(
+            json!(1),
+            staging(),
+            "revision 1 is SUCCEEDED in `staging`; only running or queued stage-deployments \
+             can be cancelled"
+                .into()
+        )]
+    );
+    assert_eq!(
+        refused_for(&r, "approve", "L16"),
+        [(
+            json!(1),
+            staging(),
+            "step `deploy` of revision 1 in `staging` is not waiting for a person".into()
+        )]
+    );
+    assert_eq!(stage(&r, 1, "staging")["attempts"], 1);
+}
+
+#[test]
+fn refused_l13_a_second_rollback_while_one_is_under_way() {
+    let r = run("refusals.yaml");
+    assert_eq!(
+        refused_for(&r, "rollback", "L13"),
+        [(
+            json!(1),
+            json!("prod"),
+            "a rollback of `prod` to revision 1 is already under way".into()
+        )]
+    );
+    // Only the first one ran: one more attempt.
+    assert_eq!(stage(&r, 1, "prod")["attempts"], 2);
+    assert_eq!(stage(&r, 1, "prod")["state"], "ROLLED_BACK");
+}
+
+#[test]
+fn refused_l14_a_roll_forward_to_the_current_revision() {
+    let r = run("refusals.yaml");
+    assert_eq!(
+        refused_for(&r, "roll_forward", "L14"),
+        [(
+            json!(1),
+            json!("staging"),
+            "revision 1 is already the current revision of `staging`".into()
+        )]
+    );
+}
+
+#[test]
+fn refused_l15_l17_l18_operations_with_nothing_to_act_on() {
+    let r = run("refusals.yaml");
+    assert_eq!(
+        refused_for(&r, "alarm", "L15"),
+        [(
+            Value::Null,
+            json!("staging"),
+            "stage `staging` has no auto_rollback_alarm_name".into()
+        )]
+    );
+    assert_eq!(
+        refused_for(&r, "release_patch", "L17"),
+        [(
+            Value::Null,
+            Value::Null,
+            "the pipeline is not in patch mode".into()
+        )]
+    );
+    let not_waiting = "revision 1 is not waiting for approval of its pipeline definition";
+    assert_eq!(
+        refused_for(&r, "approve_pipeline", "L18"),
+        [(json!(1), Value::Null, not_waiting.into())]
+    );
+    assert_eq!(
+        refused_for(&r, "reject_pipeline", "L18"),
+        [(json!(1), Value::Null, not_waiting.into())]
+    );
+    assert_eq!(deployment(&r, 1)["synthesis"], "SUCCEEDED");
+}

@@ -922,8 +922,8 @@ impl Run<'_> {
     pub(super) fn control(&mut self, c: Control) {
         use crate::lifecycle::Blocker;
         let operation = match c.action {
-            ControlAction::StopPromotions => "stop promotions",
-            ControlAction::ResumePromotions => "resume promotions",
+            ControlAction::StopPromotions => "stop_promotions",
+            ControlAction::ResumePromotions => "resume_promotions",
             ControlAction::Unblock => "unblock",
             ControlAction::Bypass { .. } => "bypass",
         };

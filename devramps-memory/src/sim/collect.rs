@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use devramps_core::lifecycle::{Event, PipelineState, Record, StageState, WaitingFor};
+use devramps_core::lifecycle::{Emergency, Event, PipelineState, Record, StageState, WaitingFor};
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -416,9 +416,14 @@ fn event_report(record: &Record, commit_of: &impl Fn(u64) -> Option<String>) -> 
         } => {
             at_revision(&mut event, *revision);
             event.stage = Some(stage.clone());
+            let what = match operation {
+                Emergency::Rollback => "rollback",
+                Emergency::RollForward => "roll-forward",
+            };
+            let what = format!("{what} of `{stage}` to revision {revision}");
             event.reason = Some(match reason {
-                Some(reason) => format!("{operation}: {reason}"),
-                None => operation.to_string(),
+                Some(reason) => format!("{what}: {reason}"),
+                None => what,
             });
         }
         Event::AlarmChanged {

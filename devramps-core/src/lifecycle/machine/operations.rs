@@ -49,11 +49,7 @@ impl Run<'_> {
             );
             return self.refuse(&op.actor, operation, rule, why);
         }
-        let by = match &op.reason {
-            Some(r) => format!("{} by {}: {r}", kind_words(kind), op.actor),
-            None => format!("{} by {}", kind_words(kind), op.actor),
-        };
-        self.request_emergency(op.actor.clone(), kind, &op.stage, op.revision, by);
+        self.request_emergency(op.actor.clone(), kind, &op.stage, op.revision, op.reason);
     }
 
     /// Why `op` cannot be carried out, if it cannot.
@@ -128,7 +124,7 @@ impl Run<'_> {
         kind: Emergency,
         stage: &str,
         target: u64,
-        reason: String,
+        reason: Option<String>,
     ) {
         self.emit(
             actor.clone(),
@@ -136,7 +132,7 @@ impl Run<'_> {
                 stage: stage.to_owned(),
                 operation: kind,
                 revision: target,
-                reason: Some(reason.clone()),
+                reason,
             },
         );
         if kind == Emergency::Rollback {
@@ -239,9 +235,13 @@ impl Run<'_> {
         }
         let why = format!("alarm `{alarm}` went to ALARM while revision {holder} was deploying");
         match runtime.current.filter(|c| *c != holder) {
-            Some(target) => {
-                self.request_emergency(Actor::System, Emergency::Rollback, &a.stage, target, why)
-            }
+            Some(target) => self.request_emergency(
+                Actor::System,
+                Emergency::Rollback,
+                &a.stage,
+                target,
+                Some(why),
+            ),
             None => {
                 // Nothing to go back to: cancel and block the stage and the next (L15).
                 if state != Some(StageState::Cancelling) {

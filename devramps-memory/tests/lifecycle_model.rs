@@ -1,6 +1,6 @@
 //! Model-based test of the lifecycle (proptest-state-machine): random histories of pushes, step
 //! outcomes, approvals, cancels, retries, rollbacks, roll-forwards, blockers, bypasses, alarms,
-//! patches, clock jumps and crash-restarts against the real engine on the in-memory backends;
+//! patches, definition changes and their approval, clock jumps and crash-restarts against the real engine on the in-memory backends;
 //! the invariants of lifecycle.md are checked after every transition, and failures shrink to a
 //! minimal history.
 //!
@@ -13,7 +13,7 @@ use devramps_core::backend::{AlarmId, Backends, Outcome};
 use devramps_core::engine::{Engine, EngineConfig, PatchRequest, PushRequest};
 use devramps_core::lifecycle::{
     Actor, AlarmState, Control, ControlAction, Decide, Event, Machine, Operate, Person,
-    PipelineState, Record, StageState, StepState, WaitingFor,
+    PipelineDecision, PipelineState, Record, StageState, StepState, WaitingFor,
 };
 use devramps_memory::{Behavior, MemoryHandles, backends};
 use futures::executor::LocalPool;
@@ -25,7 +25,7 @@ const PIPELINE: &str = r#"
 version: "1.0.0"
 pipeline:
   cloud_provider: AWS
-  pipeline_updates_require_approval: NEVER
+  pipeline_updates_require_approval: DESTRUCTIVE_CHANGES_ONLY
   stage_defaults: { deployment_time_window: PACIFIC_WORKING_HOURS }
   stages:
     - { name: staging, account_id: "111111111111", region: us-east-1, deployment_time_window: NONE }
@@ -41,6 +41,15 @@ pipeline:
       rebuild_when_changed: [/src]
       params: { dockerfile: /Dockerfile }
 "#;
+
+/// `PIPELINE` without its `check` step: moving to it is destructive and waits for a person
+/// (L18); moving back is additive.
+fn smaller_pipeline() -> String {
+    PIPELINE.replace(
+        "    - { name: Check, id: check, type: \"CUSTOM:CHECK\" }\n",
+        "",
+    )
+}
 
 const STAGES: [&str; 3] = ["staging", "qa", "prod"];
 
@@ -94,6 +103,10 @@ enum Transition {
     Alarm { firing: bool },
     /// A patch of a new commit (L17), or the release of patch mode.
     Patch { release: bool },
+    /// Commits from now on carry the smaller or the full definition (L18).
+    Redefine { smaller: bool },
+    /// A person answers a definition change waiting for approval (L18).
+    DecidePipeline { revision: u64, approve: bool },
 }
 
 struct Lifecycle;
@@ -124,6 +137,9 @@ impl ReferenceStateMachine for Lifecycle {
                 .prop_map(|(action, revision, stage)| Transition::Control { action, revision, stage }),
             1 => prop::bool::ANY.prop_map(|firing| Transition::Alarm { firing }),
             1 => prop::bool::ANY.prop_map(|release| Transition::Patch { release }),
+            1 => prop::bool::ANY.prop_map(|smaller| Transition::Redefine { smaller }),
+            2 => (1..=revisions, prop::bool::weighted(0.7))
+                .prop_map(|(revision, approve)| Transition::DecidePipeline { revision, approve }),
         ]
         .boxed()
     }
@@ -176,6 +192,8 @@ struct Sut {
     newest: Option<u64>,
     /// The newest commit created in the repository.
     head: u64,
+    /// The definition new commits carry.
+    definition: String,
 }
 
 fn start(backends: &Backends, name: &str) -> (LocalPool, Engine) {
@@ -260,6 +278,7 @@ impl StateMachineTest for EngineUnderTest {
             handles,
             newest: None,
             head: 0,
+            definition: PIPELINE.to_owned(),
         }
     }
 
@@ -279,7 +298,10 @@ impl StateMachineTest for EngineUnderTest {
                         sut.handles.source.commit_changes(
                             &id,
                             &parent,
-                            [("/src/main.rs", Some(id.clone()))],
+                            [
+                                ("/src/main.rs", Some(id.clone())),
+                                ("/.devramps/app/pipeline.yaml", Some(sut.definition.clone())),
+                            ],
                         );
                         sut.head = model.commits;
                         id
@@ -444,7 +466,10 @@ impl StateMachineTest for EngineUnderTest {
                     sut.handles.source.commit_changes(
                         &id,
                         &parent,
-                        [("/src/main.rs", Some(id.clone()))],
+                        [
+                            ("/src/main.rs", Some(id.clone())),
+                            ("/.devramps/app/pipeline.yaml", Some(sut.definition.clone())),
+                        ],
                     );
                     sut.head = model.commits;
                     let patch = PatchRequest {
@@ -456,6 +481,30 @@ impl StateMachineTest for EngineUnderTest {
                         .run_until(async move { engine.patch("app", patch).await })
                         .expect("the patch is recorded");
                 }
+            }
+            Transition::Redefine { smaller } => {
+                sut.definition = if smaller {
+                    smaller_pipeline()
+                } else {
+                    PIPELINE.to_owned()
+                };
+            }
+            Transition::DecidePipeline { revision, approve } => {
+                let decision = PipelineDecision {
+                    revision,
+                    actor: Actor::User("prop".into()),
+                    comment: None,
+                };
+                let engine = sut.engine.clone();
+                sut.pool
+                    .run_until(async move {
+                        if approve {
+                            engine.approve_pipeline("app", decision).await
+                        } else {
+                            engine.reject_pipeline("app", decision).await
+                        }
+                    })
+                    .expect("carried out or refused");
             }
             Transition::Restart => {
                 sut.settle();
@@ -540,6 +589,14 @@ fn check(state: &PipelineState, records: &[Record], model: &Model) {
         assert!(queued.len() <= 1, "stage {stage} queues {queued:?}");
     }
     for d in state.deployments.values() {
+        // L18: a deployment waiting for approval of its definition has started nowhere.
+        if d.awaits_approval() {
+            assert!(
+                d.stages.iter().all(|s| s.attempt == 0),
+                "revision {} waits for pipeline approval but has started",
+                d.revision
+            );
+        }
         // L4/L6: a deployment skipped in the first stage was never built.
         if d.stages
             .first()

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, FutureExt};
 
 use crate::backend::{
     Backends, BuildRequest, ExecutionKey, InfraRequest, MirrorRequest, Outcome, SecretScope,
@@ -69,21 +69,21 @@ async fn resolve(
 /// The future that carries out `command` for `pipeline`, given the machine's state when the
 /// command was issued; it ends with the work's result (`None` for cancellations, whose effect
 /// shows in the cancelled execution's own result).
+///
+/// With `stopping`, a build or step is told to stop as soon as it is started (or re-attached): a
+/// stage-deployment that is `CANCELLING` while its work is re-attached, by a new lease holder
+/// or after a restart, may never have received the cancel (L12).
 pub(crate) fn start(
     backends: &Backends,
     pipeline: &str,
     state: &PipelineState,
     command: Command,
+    stopping: bool,
 ) -> Option<BoxFuture<'static, Option<Done>>> {
-    let backends = backends.clone();
     if let Command::Cancel { key } = command {
-        return Some(Box::pin(async move {
-            if let Err(e) = cancel(&backends, &key).await {
-                tracing::warn!(execution = %key, error = %e, "cancel failed");
-            }
-            None
-        }));
+        return Some(Box::pin(stop(backends, key).map(|()| None)));
     }
+    let backends = backends.clone();
     let key = command.key();
     let span = tracing::info_span!(
         "work",
@@ -93,11 +93,21 @@ pub(crate) fn start(
         attempt = key.attempt,
         step = %key.step
     );
-    let future = work(backends, pipeline.to_owned(), state, command)?;
+    let future = work(backends, pipeline.to_owned(), state, command, stopping)?;
     Some(Box::pin(tracing::Instrument::instrument(
         async move { Some(future.await) },
         span,
     )))
+}
+
+/// The future that tells the execution `key` to stop (whoever started it).
+pub(crate) fn stop(backends: &Backends, key: ExecutionKey) -> BoxFuture<'static, ()> {
+    let backends = backends.clone();
+    Box::pin(async move {
+        if let Err(e) = cancel(&backends, &key).await {
+            tracing::warn!(execution = %key, error = %e, "cancel failed");
+        }
+    })
 }
 
 async fn cancel(backends: &Backends, key: &ExecutionKey) -> crate::Result<()> {
@@ -125,6 +135,7 @@ fn work(
     slug: String,
     state: &PipelineState,
     command: Command,
+    stopping: bool,
 ) -> Option<BoxFuture<'static, Done>> {
     if matches!(command, Command::Cancel { .. }) {
         return None;
@@ -176,7 +187,13 @@ fn work(
                             commit,
                             params,
                         };
-                        run(backends.builds.start(request), backends.builds.wait(&key)).await
+                        let stop = stopping.then(|| backends.builds.cancel(&key));
+                        run(
+                            backends.builds.start(request),
+                            stop,
+                            backends.builds.wait(&key),
+                        )
+                        .await
                     }
                 }
             }
@@ -268,7 +285,8 @@ fn work(
                                     params,
                                     approved,
                                 };
-                                run(runner.start(request), runner.wait(&key)).await
+                                let stop = stopping.then(|| runner.cancel(&key));
+                                run(runner.start(request), stop, runner.wait(&key)).await
                             }
                         }
                     }
@@ -280,12 +298,20 @@ fn work(
     }))
 }
 
+/// Starts (or re-attaches to) an execution, stops it at once when asked, and waits for its
+/// outcome.
 async fn run(
     start: impl std::future::Future<Output = crate::Result<()>>,
+    stop: Option<impl std::future::Future<Output = crate::Result<()>>>,
     wait: impl std::future::Future<Output = crate::Result<Outcome>>,
 ) -> WorkResult {
     if let Err(e) = start.await {
         return failed(e.to_string());
+    }
+    if let Some(stop) = stop
+        && let Err(e) = stop.await
+    {
+        tracing::warn!(error = %e, "cancel after re-attaching failed");
     }
     match wait.await {
         Ok(outcome) => WorkResult::Done(outcome),

@@ -75,7 +75,7 @@ impl<L: DeploymentLock> DeploymentLock for FaultyLock<L> {
         now: Timestamp,
     ) -> Result<Option<Lease>> {
         let operation = format!("acquire `{key}` for `{holder}`");
-        match self.faults.before(operation.clone()).await {
+        match self.faults.before(operation.clone(), true).await {
             None => self.inner.acquire(key, holder, ttl, now).await,
             Some((_, Fault::Conflict)) => Ok(None),
             Some((call, Fault::AckLost)) => {
@@ -88,7 +88,7 @@ impl<L: DeploymentLock> DeploymentLock for FaultyLock<L> {
 
     async fn renew(&self, lease: &Lease, ttl: Duration, now: Timestamp) -> Result<Lease> {
         let operation = format!("renew `{}` (token {})", lease.key, lease.token);
-        match self.faults.before(operation.clone()).await {
+        match self.faults.before(operation.clone(), true).await {
             None => self.inner.renew(lease, ttl, now).await,
             Some((call, Fault::Conflict)) => Err(Error::Conflict {
                 what: format!("{operation} (injected at call {call}): the lease looks lost"),
@@ -103,7 +103,7 @@ impl<L: DeploymentLock> DeploymentLock for FaultyLock<L> {
 
     async fn release(&self, lease: &Lease) -> Result<()> {
         let operation = format!("release `{}` (token {})", lease.key, lease.token);
-        match self.faults.before(operation.clone()).await {
+        match self.faults.before(operation.clone(), true).await {
             None => self.inner.release(lease).await,
             Some((call, Fault::AckLost)) => {
                 self.inner.release(lease).await?;
@@ -115,7 +115,7 @@ impl<L: DeploymentLock> DeploymentLock for FaultyLock<L> {
 
     async fn current(&self, key: &str, now: Timestamp) -> Result<Option<Lease>> {
         let operation = format!("read the lease of `{key}`");
-        match self.faults.before(operation.clone()).await {
+        match self.faults.before(operation.clone(), false).await {
             None => self.inner.current(key, now).await,
             Some((call, fault)) => Err(self.faults.error(&operation, call, fault)),
         }

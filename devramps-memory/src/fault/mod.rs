@@ -53,6 +53,18 @@ pub enum FaultSchedule {
         /// The faults to choose from.
         faults: Vec<Fault>,
     },
+    /// As [`FaultSchedule::Random`], but only writes can fail (store appends and snapshot
+    /// saves, lease acquisitions, renewals and releases); reads always pass and draw nothing
+    /// from the generator. For example random compare-and-swap conflicts on appends while
+    /// several engines read the store freely.
+    RandomWrites {
+        /// The generator's seed.
+        seed: u64,
+        /// One write in how many fails, on average.
+        one_in: u32,
+        /// The faults to choose from.
+        faults: Vec<Fault>,
+    },
 }
 
 impl FaultSchedule {
@@ -124,7 +136,7 @@ pub(crate) struct Faults {
 impl Faults {
     pub(crate) fn new(name: &'static str, options: FaultOptions) -> Self {
         let seed = match &options.schedule {
-            FaultSchedule::Random { seed, .. } => *seed,
+            FaultSchedule::Random { seed, .. } | FaultSchedule::RandomWrites { seed, .. } => *seed,
             _ => 0,
         };
         Faults {
@@ -142,8 +154,8 @@ impl Faults {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Counts a call, waits out the latency, and decides its fault.
-    pub(crate) async fn before(&self, operation: String) -> Option<(u64, Fault)> {
+    /// Counts a call (a write when `write`), waits out the latency, and decides its fault.
+    pub(crate) async fn before(&self, operation: String, write: bool) -> Option<(u64, Fault)> {
         let (decision, yields) = {
             let mut injector = self.lock();
             injector.calls += 1;
@@ -151,7 +163,9 @@ impl Faults {
             let fault = match &injector.options.schedule {
                 FaultSchedule::Never => None,
                 FaultSchedule::AtCalls(calls) => calls.get(&call).copied(),
-                FaultSchedule::Random { one_in, faults, .. } => {
+                FaultSchedule::RandomWrites { .. } if !write => None,
+                FaultSchedule::Random { one_in, faults, .. }
+                | FaultSchedule::RandomWrites { one_in, faults, .. } => {
                     let (one_in, count) = (u64::from(*one_in), faults.len() as u64);
                     let faults = faults.clone();
                     let roll = injector.rng.next();
@@ -189,7 +203,9 @@ impl Faults {
 
     pub(crate) fn set_options(&self, options: FaultOptions) {
         let mut injector = self.lock();
-        if let FaultSchedule::Random { seed, .. } = &options.schedule {
+        if let FaultSchedule::Random { seed, .. } | FaultSchedule::RandomWrites { seed, .. } =
+            &options.schedule
+        {
             injector.rng = XorShift::new(*seed);
         }
         injector.options = options;
@@ -236,7 +252,7 @@ mod tests {
             let faults = Faults::new("test", options(seed));
             futures::executor::block_on(async {
                 for i in 0..200 {
-                    faults.before(format!("call {i}")).await;
+                    faults.before(format!("call {i}"), true).await;
                 }
             });
             faults.injected()
@@ -251,6 +267,29 @@ mod tests {
         );
         assert!(a.iter().any(|f| f.fault == Fault::Conflict));
         assert!(a.iter().any(|f| f.fault == Fault::Unavailable));
+    }
+
+    #[test]
+    fn random_writes_spare_reads() {
+        let options = FaultOptions {
+            schedule: FaultSchedule::RandomWrites {
+                seed: 3,
+                one_in: 2,
+                faults: vec![Fault::Conflict],
+            },
+            latency_yields: 0,
+        };
+        let faults = Faults::new("test", options);
+        futures::executor::block_on(async {
+            for i in 0..100 {
+                let write = i % 2 == 0;
+                let fault = faults.before(format!("call {i}"), write).await;
+                assert!(write || fault.is_none(), "read {i} failed");
+            }
+        });
+        let injected = faults.injected();
+        assert!((10..=45).contains(&injected.len()), "{}", injected.len());
+        assert!(injected.iter().all(|f| f.call % 2 == 1), "only writes fail");
     }
 
     #[test]
@@ -275,7 +314,7 @@ mod tests {
             let faults = Faults::new("test", options);
             futures::executor::block_on(async {
                 for _ in 0..50 {
-                    assert_eq!(faults.before(String::new()).await, None);
+                    assert_eq!(faults.before(String::new(), true).await, None);
                 }
             });
             assert_eq!(faults.calls(), 50);

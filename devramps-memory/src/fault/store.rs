@@ -62,7 +62,7 @@ impl<S: EventStore> FaultyStore<S> {
 
     /// Decides the fault of a read: any fault fails it.
     async fn read_fault(&self, operation: String) -> Result<()> {
-        match self.faults.before(operation.clone()).await {
+        match self.faults.before(operation.clone(), false).await {
             Some((call, fault)) => Err(self.faults.error(&operation, call, fault)),
             None => Ok(()),
         }
@@ -79,7 +79,7 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
         options: AppendOptions,
     ) -> Result<u64> {
         let operation = format!("append to `{stream}`");
-        match self.faults.before(operation.clone()).await {
+        match self.faults.before(operation.clone(), true).await {
             None => {
                 self.inner
                     .append(stream, expected_last, events, options)
@@ -121,7 +121,7 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
 
     async fn save_snapshot(&self, stream: &str, snapshot: Snapshot) -> Result<()> {
         let operation = format!("save a snapshot of `{stream}`");
-        match self.faults.before(operation.clone()).await {
+        match self.faults.before(operation.clone(), true).await {
             None => self.inner.save_snapshot(stream, snapshot).await,
             Some((call, Fault::AckLost)) => {
                 self.inner.save_snapshot(stream, snapshot).await?;

@@ -195,14 +195,12 @@ fn step<'p>(plan: &'p Plan, stage_name: &str, step_name: &str) -> &'p StepPlan {
 
 /// The value of parameter `key` of a step (a map of parameters).
 fn param<'p>(step: &'p StepPlan, key: &str) -> &'p ParamValue {
-    let ParamValue::Map(entries) = &step.params else {
-        panic!("params of `{}` are not a map: {:?}", step.name, step.params)
-    };
-    entries
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
-        .unwrap_or_else(|| panic!("step `{}` has no parameter `{key}`", step.name))
+    step.params.get(key).unwrap_or_else(|| {
+        panic!(
+            "step `{}` has no parameter `{key}`: {:?}",
+            step.name, step.params
+        )
+    })
 }
 
 fn image_url(account: &str, region: &str, stage: &str, commit: &str) -> String {
@@ -567,13 +565,10 @@ pipeline:
 fn scenario_24_interpolation() {
     let plan = fresh_plan();
     let notify = step(&plan, "staging", "Notify");
-    assert_eq!(
-        param(notify, "role"),
-        &ParamValue::String("acme-api-staging".to_owned())
-    );
+    assert_eq!(param(notify, "role"), &ParamValue::from("acme-api-staging"));
     assert_eq!(
         param(notify, "role_name"),
-        &ParamValue::String("MyRole-staging".to_owned())
+        &ParamValue::from("MyRole-staging")
     );
     let notify = step(&plan, "prod", "Notify");
     assert_eq!(param(notify, "role").to_json(), json!("acme-api-prod"));
@@ -586,7 +581,7 @@ fn scenario_25_deferred_markers() {
     let migrate = step(&plan, "staging", "Migrate");
     assert_eq!(
         param(migrate, "api_key"),
-        &ParamValue::Deferred(Deferred::Secret("API_KEY".to_owned()))
+        &ParamValue::from(Deferred::Secret("API_KEY".to_owned()))
     );
     assert_eq!(
         param(migrate, "api_key").to_json(),
@@ -601,14 +596,11 @@ fn scenario_25_deferred_markers() {
         param(migrate, "dsn").to_json(),
         json!("postgres://app:[STAGE_SECRET:DB_PASS]@db.us-east-1")
     );
-    assert_eq!(
-        param(migrate, "region"),
-        &ParamValue::String("us-east-1".to_owned())
-    );
+    assert_eq!(param(migrate, "region"), &ParamValue::from("us-east-1"));
     let deploy = step(&plan, "staging", "Deploy");
     assert_eq!(
         param(deploy, "cluster_name"),
-        &ParamValue::Deferred(Deferred::Output {
+        &ParamValue::from(Deferred::Output {
             step: "infra".to_owned(),
             field: "cluster".to_owned()
         })
@@ -688,15 +680,9 @@ fn whole_value_expressions_keep_their_type() {
         json!(r#"5 false {"team":"core","tier":"api"} ["c"] r12"#)
     );
     // The same as `ParamValue`s.
-    let ParamValue::Map(entries) = param(step(&plan, "staging", "Infra"), "variables") else {
-        panic!("variables are a map")
-    };
-    let get = |k: &str| {
-        entries
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-    };
+    let variables = param(step(&plan, "staging", "Infra"), "variables");
+    assert!(variables.as_map().is_some(), "variables are a map");
+    let get = |k: &str| variables.get(k).cloned();
     assert_eq!(get("replicas"), Some(ParamValue::Int(2)));
     assert_eq!(get("enabled"), Some(ParamValue::Bool(true)));
     assert!(matches!(get("tags"), Some(ParamValue::Map(m)) if m.len() == 2));
@@ -741,12 +727,12 @@ fn scenario_26_secret_equivalence() {
         assert_eq!(param(migrate, "org_a"), param(migrate, "org_b"));
         assert_eq!(
             param(migrate, "org_a"),
-            &ParamValue::Deferred(Deferred::Secret("K".to_owned()))
+            &ParamValue::from(Deferred::Secret("K".to_owned()))
         );
         assert_eq!(param(migrate, "stage_a"), param(migrate, "stage_b"));
         assert_eq!(
             param(migrate, "stage_a"),
-            &ParamValue::Deferred(Deferred::StageSecret("K".to_owned()))
+            &ParamValue::from(Deferred::StageSecret("K".to_owned()))
         );
         let resolution = Resolution {
             outputs: infra_outputs(),

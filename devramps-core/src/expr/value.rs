@@ -35,6 +35,21 @@ impl fmt::Display for Deferred {
 }
 
 /// A parameter value after synthesis.
+///
+/// Build values with the `From` conversions, [`ParamValue::list`] and [`ParamValue::map`]; read
+/// them with [`ParamValue::get`], [`ParamValue::as_str`], [`ParamValue::as_int`] and friends.
+///
+/// ```
+/// use devramps_core::expr::{Deferred, ParamValue};
+/// let params = ParamValue::map([
+///     ("source", ParamValue::from("/infra")),
+///     ("replicas", ParamValue::from(3)),
+///     ("password", ParamValue::from(Deferred::Secret("DB".into()))),
+/// ]);
+/// assert_eq!(params.get("source").and_then(ParamValue::as_str), Some("/infra"));
+/// assert_eq!(params.get("replicas").and_then(ParamValue::as_int), Some(3));
+/// assert_eq!(params.to_json()["password"], "[SECRET:DB]");
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub enum ParamValue {
     /// `null`.
@@ -67,6 +82,72 @@ pub enum TextPart {
 }
 
 impl ParamValue {
+    /// A list of `items`.
+    pub fn list(items: impl IntoIterator<Item = ParamValue>) -> Self {
+        ParamValue::List(items.into_iter().collect())
+    }
+
+    /// A map of `entries`, in the given order.
+    pub fn map<K: Into<String>>(entries: impl IntoIterator<Item = (K, ParamValue)>) -> Self {
+        ParamValue::Map(entries.into_iter().map(|(k, v)| (k.into(), v)).collect())
+    }
+
+    /// The value under `key`, when this is a map that has it.
+    pub fn get(&self, key: &str) -> Option<&ParamValue> {
+        self.as_map()?
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// The text, when this is fully resolved text.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            ParamValue::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The integer, when this is one.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            ParamValue::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// The boolean, when this is one.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            ParamValue::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// The items, when this is a list.
+    pub fn as_list(&self) -> Option<&[ParamValue]> {
+        match self {
+            ParamValue::List(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The entries, in order, when this is a map.
+    pub fn as_map(&self) -> Option<&[(String, ParamValue)]> {
+        match self {
+            ParamValue::Map(entries) => Some(entries),
+            _ => None,
+        }
+    }
+
+    /// The deferred value, when the whole value is one.
+    pub fn as_deferred(&self) -> Option<&Deferred> {
+        match self {
+            ParamValue::Deferred(d) => Some(d),
+            _ => None,
+        }
+    }
+
     /// Every deferred value inside, in order.
     pub fn deferred(&self) -> Vec<&Deferred> {
         let mut out = Vec::new();
@@ -104,6 +185,36 @@ impl ParamValue {
                 other => other.to_string(),
             },
         }
+    }
+}
+
+impl From<&str> for ParamValue {
+    fn from(text: &str) -> Self {
+        ParamValue::String(text.into())
+    }
+}
+
+impl From<String> for ParamValue {
+    fn from(text: String) -> Self {
+        ParamValue::String(text)
+    }
+}
+
+impl From<i64> for ParamValue {
+    fn from(i: i64) -> Self {
+        ParamValue::Int(i)
+    }
+}
+
+impl From<bool> for ParamValue {
+    fn from(b: bool) -> Self {
+        ParamValue::Bool(b)
+    }
+}
+
+impl From<Deferred> for ParamValue {
+    fn from(d: Deferred) -> Self {
+        ParamValue::Deferred(d)
     }
 }
 

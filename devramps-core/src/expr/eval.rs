@@ -168,7 +168,7 @@ pub fn evaluate(expr: &Expr, scope: &Scope<'_>) -> Result<ParamValue, ExprError>
                     scalar(
                         ParamValue::from(value.as_str()),
                         rest,
-                        &format!("pipeline.{}", field.name),
+                        format_args!("pipeline.{}", field.name),
                     )
                 }
                 "organization" => eval_organization(root, rest, scope),
@@ -181,7 +181,7 @@ pub fn evaluate(expr: &Expr, scope: &Scope<'_>) -> Result<ParamValue, ExprError>
                         "tag" => ParamValue::from(t.tag.as_str()),
                         _ => ParamValue::Int(i64::try_from(t.revision).unwrap_or(i64::MAX)),
                     };
-                    scalar(value, rest, &format!("trigger.{}", field.name))
+                    scalar(value, rest, format_args!("trigger.{}", field.name))
                 }
                 "vars" => eval_vars(root, rest, scope),
                 "steps" => eval_steps(root, rest, scope),
@@ -230,7 +230,12 @@ fn field<'e>(
 }
 
 /// A scalar result: no accessor may follow.
-fn scalar(value: ParamValue, rest: &[Accessor], path: &str) -> Result<ParamValue, ExprError> {
+/// `path` names the value in the error, and is formatted only then.
+fn scalar(
+    value: ParamValue,
+    rest: &[Accessor],
+    path: std::fmt::Arguments<'_>,
+) -> Result<ParamValue, ExprError> {
     match rest.first() {
         None => Ok(value),
         Some(a) => Err(ExprError::new(
@@ -266,9 +271,21 @@ fn eval_stage(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Para
     let stage = need_stage(scope, root, "stage")?;
     let (field, rest) = field(root, rest, "stage", STAGE_FIELDS)?;
     match field.name.as_str() {
-        "name" => scalar(ParamValue::from(stage.name), rest, "stage.name"),
-        "account_id" => scalar(ParamValue::from(stage.account_id), rest, "stage.account_id"),
-        "region" => scalar(ParamValue::from(stage.region), rest, "stage.region"),
+        "name" => scalar(
+            ParamValue::from(stage.name),
+            rest,
+            format_args!("stage.name"),
+        ),
+        "account_id" => scalar(
+            ParamValue::from(stage.account_id),
+            rest,
+            format_args!("stage.account_id"),
+        ),
+        "region" => scalar(
+            ParamValue::from(stage.region),
+            rest,
+            format_args!("stage.region"),
+        ),
         "secrets" => {
             secret_key(field, rest, "stage.secrets").map(|n| Deferred::StageSecret(n).into())
         }
@@ -321,7 +338,7 @@ fn eval_stage(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Para
                     scalar(
                         ParamValue::from(value),
                         rest,
-                        &format!("stage.artifacts[\"{}\"].{}", artifact.name.value, k.name),
+                        format_args!("stage.artifacts[\"{}\"].{}", artifact.name.value, k.name),
                     )
                 }
             }
@@ -370,7 +387,7 @@ fn eval_organization(
     scalar(
         ParamValue::from(value.as_str()),
         rest,
-        &format!("organization.{}", field.name),
+        format_args!("organization.{}", field.name),
     )
 }
 
@@ -389,6 +406,9 @@ fn eval_vars(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Param
         )
         .suggest(&key.name, &names));
     };
+    if rest.is_empty() {
+        return Ok(literal(value));
+    }
     let mut path = format!("vars.{}", key.name);
     for a in rest {
         let k = a.key();

@@ -201,8 +201,15 @@ pub fn synthesize(
         definition,
         input,
         source,
-        artifacts: &artifacts,
-        graph: &graph,
+        placements: definition
+            .artifacts
+            .iter()
+            .zip(&artifacts)
+            .map(|(a, p)| Placement::new(a, &p.build_commit))
+            .collect(),
+        predecessors: (0..definition.steps.len())
+            .map(|i| graph.predecessors(i))
+            .collect(),
         ancestors: &ancestors,
         step_index: &step_index,
         owners: definition
@@ -215,10 +222,11 @@ pub fn synthesize(
         keys: [Arc::from("params"), Arc::from("envs")],
     };
     let mut memo = preparer.memo();
+    let mut orders = Orders::default();
     let mut stages = Vec::with_capacity(definition.stages.len());
     for stage in &definition.stages {
         memo.clear();
-        stages.push(synthesis.stage_plan(stage, &mut memo, &mut errors));
+        stages.push(synthesis.stage_plan(stage, (&mut memo, &mut orders), &mut errors));
     }
     memo.clear();
     let shared_builds: Vec<Option<ParamValue>> = definition
@@ -264,8 +272,10 @@ struct Synthesis<'d> {
     definition: &'d PipelineDefinition,
     input: &'d SynthesisInput,
     source: Option<&'d str>,
-    artifacts: &'d [ArtifactPlan],
-    graph: &'d StepGraph,
+    /// Each artifact's placement.
+    placements: Vec<Placement<'d>>,
+    /// For each step, the steps it waits for (ascending).
+    predecessors: Vec<Vec<usize>>,
     ancestors: &'d [Vec<bool>],
     step_index: &'d StepIndex,
     /// "step `Name`" of each step, for messages.
@@ -359,35 +369,62 @@ fn decide(
         .collect())
 }
 
-/// Where an artifact built at `commit` is in a stage (reference 3.5 naming).
-pub(crate) fn location(
-    slug: &str,
-    stage: &Stage,
-    artifact: &Artifact,
-    commit: &str,
-) -> ArtifactLocation {
-    let id = &artifact.id.value;
-    match artifact.artifact_type.value {
-        ArtifactType::DockerBuild | ArtifactType::DockerImport => {
-            let repo = naming::stage_repository(slug, &stage.name.value, id);
-            ArtifactLocation {
-                image_url: format!(
-                    "{}.dkr.ecr.{}.amazonaws.com/{repo}:{commit}",
-                    stage.account_id.value, stage.region.value
-                ),
-                image_tag: commit.to_owned(),
-                ..ArtifactLocation::default()
-            }
+/// What the locations of an artifact in the stages are made from.
+struct Placement<'d> {
+    artifact: &'d Artifact,
+    /// The commit of the build the deployment uses.
+    commit: &'d str,
+    /// Bundles: the object key, the same in every stage.
+    key: Option<String>,
+}
+
+impl<'d> Placement<'d> {
+    fn new(artifact: &'d Artifact, commit: &'d str) -> Self {
+        let key = match artifact.artifact_type.value {
+            ArtifactType::DockerBuild | ArtifactType::DockerImport => None,
+            ArtifactType::BundleBuild | ArtifactType::BundleImport => Some(format!(
+                "{}/{commit}/{}",
+                artifact.id.value,
+                bundle_file_name(artifact)
+            )),
+        };
+        Placement {
+            artifact,
+            commit,
+            key,
         }
-        ArtifactType::BundleBuild | ArtifactType::BundleImport => {
-            let bucket = naming::stage_bucket(&stage.account_id.value, slug, &stage.name.value, id);
-            let file = bundle_file_name(artifact);
-            let key = format!("{id}/{commit}/{file}");
-            ArtifactLocation {
-                s3_url: format!("s3://{bucket}/{key}"),
-                s3_bucket: bucket,
-                s3_key: key,
-                ..ArtifactLocation::default()
+    }
+
+    /// Where the artifact is in `stage` (reference 3.5 naming).
+    fn location(&self, slug: &str, stage: &Stage) -> ArtifactLocation {
+        let id = &self.artifact.id.value;
+        let (account, region) = (&stage.account_id.value, &stage.region.value);
+        match &self.key {
+            None => {
+                let repo = naming::stage_repository(slug, &stage.name.value, id);
+                ArtifactLocation {
+                    image_url: [
+                        account,
+                        ".dkr.ecr.",
+                        region,
+                        ".amazonaws.com/",
+                        &repo,
+                        ":",
+                        self.commit,
+                    ]
+                    .concat(),
+                    image_tag: self.commit.to_owned(),
+                    ..ArtifactLocation::default()
+                }
+            }
+            Some(key) => {
+                let bucket = naming::stage_bucket(account, slug, &stage.name.value, id);
+                ArtifactLocation {
+                    s3_url: ["s3://", &bucket, "/", key].concat(),
+                    s3_bucket: bucket,
+                    s3_key: key.clone(),
+                    ..ArtifactLocation::default()
+                }
             }
         }
     }
@@ -436,18 +473,17 @@ impl<'d> Synthesis<'d> {
     fn stage_plan(
         &self,
         stage: &Stage,
-        memo: &mut StageMemo,
+        (memo, orders): (&mut StageMemo, &mut Orders),
         errors: &mut Vec<Diagnostic>,
     ) -> StagePlan {
         let (definition, input, step_index) = (self.definition, self.input, self.step_index);
-        let locations: BTreeMap<String, ArtifactLocation> = definition
-            .artifacts
+        let locations: BTreeMap<String, ArtifactLocation> = self
+            .placements
             .iter()
-            .zip(self.artifacts)
-            .map(|(a, p)| {
+            .map(|p| {
                 (
-                    a.id.value.clone(),
-                    location(&input.pipeline.slug, stage, a, &p.build_commit),
+                    p.artifact.id.value.clone(),
+                    p.location(&input.pipeline.slug, stage),
                 )
             })
             .collect();
@@ -481,7 +517,7 @@ impl<'d> Synthesis<'d> {
                 );
             }
         }
-        let effective = effective_predecessors(self.graph, &skipped);
+        let effective = orders.get(&self.predecessors, &skipped);
         let mut plans = Vec::with_capacity(steps.len());
         for (index, step) in steps.iter().enumerate() {
             resolver.scope.owner = &self.owners[index];
@@ -537,14 +573,37 @@ impl<'d> Synthesis<'d> {
     }
 }
 
+/// The effective predecessors of the steps for each set of skipped steps met so far (stages
+/// often skip the same steps, or none).
+#[derive(Debug, Default)]
+struct Orders {
+    known: Vec<(Vec<bool>, Vec<Vec<usize>>)>,
+}
+
+impl Orders {
+    /// [`effective_predecessors`] for a stage that skips `skipped`.
+    fn get(&mut self, predecessors: &[Vec<usize>], skipped: &[bool]) -> &[Vec<usize>] {
+        let at = match self.known.iter().position(|(s, _)| s == skipped) {
+            Some(at) => at,
+            None => {
+                let effective = effective_predecessors(predecessors, skipped);
+                self.known.push((skipped.to_vec(), effective));
+                self.known.len() - 1
+            }
+        };
+        &self.known[at].1
+    }
+}
+
 /// For each step, what it waits for once skipped steps are taken out: a skipped predecessor is
-/// replaced by that predecessor's own (effective) predecessors.
-fn effective_predecessors(graph: &StepGraph, skipped: &[bool]) -> Vec<Vec<usize>> {
+/// replaced by that predecessor's own (effective) predecessors. `predecessors[i]` are the steps
+/// step `i` waits for, in ascending order.
+fn effective_predecessors(predecessors: &[Vec<usize>], skipped: &[bool]) -> Vec<Vec<usize>> {
     let n = skipped.len();
     let mut memo: Vec<Option<Vec<usize>>> = vec![None; n];
     fn visit(
         i: usize,
-        graph: &StepGraph,
+        predecessors: &[Vec<usize>],
         skipped: &[bool],
         memo: &mut Vec<Option<Vec<usize>>>,
         depth: usize,
@@ -554,9 +613,9 @@ fn effective_predecessors(graph: &StepGraph, skipped: &[bool]) -> Vec<Vec<usize>
         }
         let mut out = Vec::new();
         if depth <= skipped.len() {
-            for p in graph.predecessors(i) {
+            for &p in &predecessors[i] {
                 if skipped[p] {
-                    out.extend(visit(p, graph, skipped, memo, depth + 1));
+                    out.extend(visit(p, predecessors, skipped, memo, depth + 1));
                 } else {
                     out.push(p);
                 }
@@ -568,6 +627,6 @@ fn effective_predecessors(graph: &StepGraph, skipped: &[bool]) -> Vec<Vec<usize>
         out
     }
     (0..n)
-        .map(|i| visit(i, graph, skipped, &mut memo, 0))
+        .map(|i| visit(i, predecessors, skipped, &mut memo, 0))
         .collect()
 }

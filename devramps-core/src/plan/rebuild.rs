@@ -98,8 +98,21 @@ struct TrieNode {
     owners: Vec<usize>,
     /// Artifacts with an entry `<this node>/*`: every path strictly beneath matches.
     strict_owners: Vec<usize>,
-    globs: Option<(GlobSet, Vec<usize>)>,
-    pending: Vec<(usize, globset::Glob)>,
+    /// The globs hung here, and for each the artifacts that have it.
+    globs: Option<(GlobSet, Vec<Vec<usize>>)>,
+    /// The globs while the matcher is built: each distinct glob once, with its artifacts.
+    pending: Vec<(globset::Glob, Vec<usize>)>,
+}
+
+impl TrieNode {
+    /// Hangs `glob` of artifact `owner` here; artifacts with the same glob share it.
+    fn hang(&mut self, owner: usize, glob: globset::Glob) {
+        match self.pending.iter_mut().find(|(g, _)| *g == glob) {
+            Some((_, owners)) if owners.contains(&owner) => {}
+            Some((_, owners)) => owners.push(owner),
+            None => self.pending.push((glob, vec![owner])),
+        }
+    }
 }
 
 /// Whether an entry is a glob rather than a plain path.
@@ -138,7 +151,7 @@ impl RebuildMatcher {
                 }
                 for pattern in [path.to_owned(), format!("{path}/**")] {
                     match GlobBuilder::new(&pattern).literal_separator(true).build() {
-                        Ok(glob) => nodes[node].pending.push((index, glob)),
+                        Ok(glob) => nodes[node].hang(index, glob),
                         Err(e) => {
                             errors.push(Diagnostic::new(
                                 Code::InvalidRepoPath,
@@ -162,9 +175,9 @@ impl RebuildMatcher {
             }
             let mut set = GlobSetBuilder::new();
             let mut owners = Vec::with_capacity(node.pending.len());
-            for (owner, glob) in node.pending.drain(..) {
+            for (glob, owners_of_glob) in node.pending.drain(..) {
                 set.add(glob);
-                owners.push(owner);
+                owners.push(owners_of_glob);
             }
             match set.build() {
                 Ok(set) => node.globs = Some((set, owners)),
@@ -210,7 +223,9 @@ impl RebuildMatcher {
                 if let Some((set, owners)) = &here.globs {
                     set.matches_into(path, &mut hits);
                     for &g in &hits {
-                        record(owners[g], &mut out);
+                        for &owner in &owners[g] {
+                            record(owner, &mut out);
+                        }
                     }
                 }
                 let Some(component) = components.next() else {

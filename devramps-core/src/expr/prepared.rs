@@ -271,7 +271,8 @@ impl<'m, 's> Resolver<'m, 's> {
 pub(crate) struct Preparer<'d> {
     steps: &'d [Step],
     step_index: Option<&'d StepIndex>,
-    slots: HashMap<String, usize>,
+    /// The slot of each expression, by its text (as written between `${{` and `}}`).
+    slots: HashMap<&'d str, usize>,
 }
 
 impl<'d> Preparer<'d> {
@@ -293,8 +294,8 @@ impl<'d> Preparer<'d> {
     }
 
     /// Prepares a map of parameters.
-    pub(crate) fn prepare_map<'v>(&mut self, map: &'v ValueMap) -> Prepared<'v> {
-        let children: Vec<(Arc<str>, Prepared<'v>)> = map
+    pub(crate) fn prepare_map(&mut self, map: &'d ValueMap) -> Prepared<'d> {
+        let children: Vec<(Arc<str>, Prepared<'d>)> = map
             .iter()
             .map(|(k, v)| (Arc::from(k.value.as_str()), self.prepare(v)))
             .collect();
@@ -309,11 +310,11 @@ impl<'d> Preparer<'d> {
     }
 
     /// Prepares a value.
-    pub(crate) fn prepare<'v>(&mut self, value: &'v Value) -> Prepared<'v> {
+    pub(crate) fn prepare(&mut self, value: &'d Value) -> Prepared<'d> {
         match &value.kind {
             ValueKind::String(s) if s.contains("${{") => self.prepare_template(value, s),
             ValueKind::List(items) => {
-                let children: Vec<Prepared<'v>> = items.iter().map(|i| self.prepare(i)).collect();
+                let children: Vec<Prepared<'d>> = items.iter().map(|i| self.prepare(i)).collect();
                 if children.iter().all(|c| matches!(c, Prepared::Literal(_))) {
                     return Prepared::Literal(literal(value));
                 }
@@ -325,7 +326,7 @@ impl<'d> Preparer<'d> {
         }
     }
 
-    fn prepare_template<'v>(&mut self, value: &'v Value, text: &str) -> Prepared<'v> {
+    fn prepare_template(&mut self, value: &'d Value, text: &'d str) -> Prepared<'d> {
         let template = match parse_template(text) {
             Ok(t) if t.is_literal() => {
                 // Only escaped `$${{`: the text as it reads.
@@ -355,7 +356,8 @@ impl<'d> Preparer<'d> {
                     }
                     None => {
                         let next = self.slots.len();
-                        slots.push(Some(*self.slots.entry(expr.to_string()).or_insert(next)));
+                        let written = text.get(expr.range.clone());
+                        slots.push(written.map(|w| *self.slots.entry(w).or_insert(next)));
                     }
                 }
             }

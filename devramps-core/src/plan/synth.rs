@@ -13,7 +13,7 @@ use crate::expr::{
 };
 use crate::pipeline::{
     Artifact, ArtifactParams, ArtifactType, Diagnostic, Diagnostics, PipelineDefinition, Stage,
-    StepGraph, StepIndex, StepParams, TimeWindow,
+    Step, StepGraph, StepIndex, StepParams, TimeWindow,
 };
 
 /// The default step timeout in minutes (L10).
@@ -217,6 +217,7 @@ pub fn synthesize(
             .iter()
             .map(|s| format!("step `{}`", s.name.value))
             .collect(),
+        timeouts: definition.steps.iter().map(timeout_minutes).collect(),
         step_params,
         build_params,
         keys: [Arc::from("params"), Arc::from("envs")],
@@ -259,6 +260,24 @@ pub fn synthesize(
     })
 }
 
+/// A step's timeout in minutes; `None` for waits on people (bake, approvals) which have none
+/// (L10).
+fn timeout_minutes(step: &Step) -> Option<u64> {
+    match &step.typed {
+        StepParams::Bake(_) => None,
+        StepParams::TestGate(t) => Some(
+            t.timeout
+                .as_ref()
+                .and_then(crate::pipeline::literal_minutes)
+                .unwrap_or(DEFAULT_TEST_TIMEOUT_MINUTES),
+        ),
+        _ => Some(
+            step.timeout_minutes()
+                .unwrap_or(DEFAULT_STEP_TIMEOUT_MINUTES),
+        ),
+    }
+}
+
 /// The prepared parameters of an artifact's build.
 struct BuildParams<'d> {
     /// "artifact `Name`", for messages.
@@ -280,6 +299,8 @@ struct Synthesis<'d> {
     step_index: &'d StepIndex,
     /// "step `Name`" of each step, for messages.
     owners: Vec<String>,
+    /// Each step's timeout.
+    timeouts: Vec<Option<u64>>,
     /// Each step's parameters.
     step_params: Vec<Prepared<'d>>,
     /// Each artifact's parameters.
@@ -532,19 +553,6 @@ impl<'d> Synthesis<'d> {
             if !skipped[index] {
                 report(errors, self.source, failures);
             }
-            let timeout_minutes = match &step.typed {
-                StepParams::Bake(_) => None,
-                StepParams::TestGate(t) => Some(
-                    t.timeout
-                        .as_ref()
-                        .and_then(crate::pipeline::literal_minutes)
-                        .unwrap_or(DEFAULT_TEST_TIMEOUT_MINUTES),
-                ),
-                _ => Some(
-                    step.timeout_minutes()
-                        .unwrap_or(DEFAULT_STEP_TIMEOUT_MINUTES),
-                ),
-            };
             let predecessors = effective[index].clone();
             plans.push(StepPlan {
                 name: step.name.value.clone(),
@@ -558,7 +566,7 @@ impl<'d> Synthesis<'d> {
                 params,
                 index,
                 predecessors,
-                timeout_minutes,
+                timeout_minutes: self.timeouts[index],
             });
         }
         StagePlan {

@@ -19,6 +19,7 @@
 
 mod output;
 mod plan;
+mod plan_definition;
 mod plan_text;
 mod render;
 mod report;

@@ -16,6 +16,7 @@ use devramps_core::plan::{Changes, Plan, SynthesisInput, synthesize};
 use serde::Serialize;
 
 use crate::output::{Format, Status, emit, usage_error};
+use crate::plan_definition::{DefinitionReport, definition_changes};
 use crate::report::{JsonDiagnostic, PipelineReport, json_diagnostics};
 
 /// The long description of `devramps plan` (`--help`).
@@ -43,6 +44,14 @@ pub(crate) const LONG_ABOUT: &str = "Synthesize the deployment plan of one pipel
         stable interface: {pipeline, commit, revision, artifacts: [{id, name, type, per_stage, \
         decision, matched}], stages: [{name, account_id, region, deployment_time_window, steps: \
         [{name, id, type, after, skipped, params}]}]}.\n\n\
+        With --base, the plan also shows what changed in the pipeline's definition since the \
+        base commit, classified as lifecycle rule L18 does: DESTRUCTIVE when a stage, step or \
+        artifact is removed or renamed or a stage's account_id or region changes, ADDITIVE for \
+        any other change, NONE when only formatting or comments differ. Text has a \
+        `Definition changes since <base>` section; JSON adds definition_changes: {base, \
+        classification, changes: [{subject, kind, name, renamed_from?, detail, destructive}]}, \
+        or {base, error} when the definition at the base is invalid. A pipeline without a \
+        definition at the base is one ADDITIVE change {subject: pipeline, kind: added}.\n\n\
         An invalid definition is reported as `devramps validate` does, with paths relative to \
         the repository: in text on stdout, in JSON as {pipeline, commit, path, valid: false, \
         diagnostics: [{severity, code, message, path, line, column, help?}]}. Warnings of a \
@@ -77,7 +86,8 @@ pub(crate) struct PlanArgs {
     pub(crate) commit: String,
 
     /// The commit of the previous builds; the changed files are those between it and
-    /// --commit. Default: the commit's first parent.
+    /// --commit. Default: the commit's first parent. When given, the plan also shows what
+    /// changed in the definition since this commit.
     #[arg(long, value_name = "REV")]
     pub(crate) base: Option<String>,
 
@@ -145,12 +155,14 @@ pub(crate) struct PlanContext {
     pub(crate) organization: Organization,
     /// Where the changed files came from.
     pub(crate) changes: ChangeSource,
+    /// With `--base`: what changed in the definition since the base commit (L18).
+    pub(crate) definition: Option<DefinitionReport>,
 }
 
 /// What came of reading the repository.
 enum Outcome {
     /// A plan.
-    Planned(Box<Plan>, PlanContext, PipelineReport),
+    Planned(Box<Plan>, Box<PlanContext>, PipelineReport),
     /// The definition is invalid or synthesis failed.
     Invalid {
         /// The diagnostics, with the source.
@@ -182,7 +194,7 @@ pub(crate) fn run(args: &PlanArgs) -> Status {
             }
             let text = match args.format {
                 Format::Text => crate::plan_text::render(&plan, &context),
-                Format::Json => match serde_json::to_string_pretty(&*plan) {
+                Format::Json => match plan_json(&plan, context.definition.as_ref()) {
                     Ok(mut json) => {
                         json.push('\n');
                         json
@@ -195,6 +207,27 @@ pub(crate) fn run(args: &PlanArgs) -> Status {
             };
             emit(&text, Status::Success)
         }
+    }
+}
+
+/// The JSON form of a plan: the plan's own keys, then `definition_changes` when there is a
+/// report (without one, exactly the plan).
+fn plan_json(plan: &Plan, definition: Option<&DefinitionReport>) -> serde_json::Result<String> {
+    /// A plan with its definition changes, as one object.
+    #[derive(Serialize)]
+    struct WithChanges<'a> {
+        /// The plan's keys.
+        #[serde(flatten)]
+        plan: &'a Plan,
+        /// What changed in the definition since the base commit.
+        definition_changes: &'a DefinitionReport,
+    }
+    match definition {
+        None => serde_json::to_string_pretty(plan),
+        Some(definition_changes) => serde_json::to_string_pretty(&WithChanges {
+            plan,
+            definition_changes,
+        }),
     }
 }
 
@@ -237,6 +270,16 @@ async fn plan(args: &PlanArgs) -> Result<Outcome, String> {
         revision: args.revision,
     };
     let (previous_builds, changes, source) = changes(args, &repo, &commit, &definition).await?;
+    let definition_report = match &args.base {
+        Some(rev) => {
+            let base = repo
+                .resolve(rev)
+                .await
+                .map_err(|e| revision_error(&repo, "--base", rev, &e))?;
+            Some(definition_changes(&repo, &base, &slug, &definition).await?)
+        }
+        None => None,
+    };
     let organization = Organization {
         name: args.org.clone(),
         slug: args.org.clone(),
@@ -257,8 +300,9 @@ async fn plan(args: &PlanArgs) -> Result<Outcome, String> {
                 trigger,
                 organization,
                 changes: source,
+                definition: definition_report,
             };
-            Ok(Outcome::Planned(Box::new(plan), context, report))
+            Ok(Outcome::Planned(Box::new(plan), Box::new(context), report))
         }
         Err(diagnostics) => {
             report.diagnostics.extend(diagnostics.0);

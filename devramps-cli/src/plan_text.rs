@@ -1,4 +1,6 @@
 //! The text form of a plan: a summary for people (the JSON form is the stable interface).
+//! With `--base`, a `Definition changes since <base>` section (see `plan_definition`) comes
+//! between the header and the artifacts.
 //!
 //! ```text
 //! pipeline api
@@ -41,6 +43,9 @@ pub(crate) fn render(plan: &Plan, context: &PlanContext) -> String {
     let mut out = String::new();
     header(&mut out, plan, context);
     out.push('\n');
+    if let Some(report) = &context.definition {
+        crate::plan_definition::render(&mut out, report);
+    }
     artifacts(&mut out, plan);
     for stage in &plan.stages {
         out.push('\n');

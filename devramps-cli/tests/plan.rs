@@ -5,12 +5,12 @@ mod common;
 
 use std::path::Path;
 
+use common::repo::TestRepo;
 use common::*;
 use devramps_cli::git::GitRepository;
 use devramps_core::Error;
 use devramps_core::backend::{DirEntry, SourceRepository, SourceRepositoryExt};
 use futures::executor::block_on;
-use git2::{IndexAddOption, Repository, RepositoryInitOptions, Signature, Time};
 use serde_json::{Value, json};
 
 /// The example pipeline of the repository (`examples/repo/.devramps/api/pipeline.yaml`).
@@ -18,126 +18,6 @@ const EXAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../examples/repo/.devramps/api/pipeline.yaml"
 );
-
-/// A git repository in a temporary folder, committed to with a fixed author and fixed times so
-/// that commit ids do not depend on when the test runs.
-struct TestRepo {
-    /// The work tree.
-    dir: tempfile::TempDir,
-    /// The repository.
-    repo: Repository,
-    /// The commits made, oldest first.
-    commits: Vec<String>,
-}
-
-impl TestRepo {
-    /// An empty repository whose `HEAD` is the unborn branch `main`.
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut options = RepositoryInitOptions::new();
-        options.initial_head("main");
-        let repo = Repository::init_opts(dir.path(), &options).expect("git init");
-        TestRepo {
-            dir,
-            repo,
-            commits: Vec::new(),
-        }
-    }
-
-    /// The work tree's folder.
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// The work tree's folder as an argument.
-    fn arg(&self) -> &str {
-        self.path().to_str().expect("temp paths are UTF-8")
-    }
-
-    /// Writes a file of the work tree (`path` without a leading `/`).
-    fn write(&self, path: &str, contents: &str) -> &Self {
-        write(self.path(), path, contents);
-        self
-    }
-
-    /// Moves a file of the work tree.
-    fn rename(&self, from: &str, to: &str) -> &Self {
-        let target = self.path().join(to);
-        std::fs::create_dir_all(target.parent().expect("has a parent")).expect("create folders");
-        std::fs::rename(self.path().join(from), target).expect("rename");
-        self
-    }
-
-    /// Commits the whole work tree (additions, changes and deletions) on the current branch.
-    fn commit(&mut self, message: &str) -> String {
-        let mut index = self.repo.index().expect("index");
-        index
-            .add_all(["*"], IndexAddOption::DEFAULT, None)
-            .expect("add");
-        index.update_all(["*"], None).expect("stage deletions");
-        index.write().expect("write index");
-        let tree = self
-            .repo
-            .find_tree(index.write_tree().expect("write tree"))
-            .expect("tree");
-        let seconds = 1_700_000_000 + 60 * i64::try_from(self.commits.len()).expect("small");
-        let signature = Signature::new("Dev Eloper", "dev@example.invalid", &Time::new(seconds, 0))
-            .expect("signature");
-        let parent = self.commits.last().map(|id| {
-            self.repo
-                .find_commit(id.parse().expect("id"))
-                .expect("parent")
-        });
-        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-        let id = self
-            .repo
-            .commit(
-                Some("HEAD"),
-                &signature,
-                &signature,
-                message,
-                &tree,
-                &parents,
-            )
-            .expect("commit")
-            .to_string();
-        self.commits.push(id.clone());
-        id
-    }
-
-    /// Commit `n` (1-based, in the order made).
-    fn c(&self, n: usize) -> &str {
-        &self.commits[n - 1]
-    }
-
-    /// Creates branch `name` at commit `n`.
-    fn branch(&self, name: &str, n: usize) {
-        let commit = self
-            .repo
-            .find_commit(self.c(n).parse().expect("id"))
-            .expect("commit");
-        self.repo.branch(name, &commit, true).expect("branch");
-    }
-
-    /// Creates the annotated tag `name` at commit `n`.
-    fn tag(&self, name: &str, n: usize) {
-        let object = self.repo.revparse_single(self.c(n)).expect("commit");
-        let signature = Signature::new(
-            "Dev Eloper",
-            "dev@example.invalid",
-            &Time::new(1_700_000_000, 0),
-        )
-        .expect("signature");
-        self.repo
-            .tag(name, &object, &signature, "release", false)
-            .expect("tag");
-    }
-
-    /// The source of `devramps plan`, opened from the work tree.
-    fn source(&self) -> GitRepository {
-        GitRepository::discover(self.path()).expect("opens")
-    }
-}
 
 /// The four commits of the example repository:
 /// 1. the root, with the example pipeline and a few files;
@@ -237,7 +117,19 @@ fn a_code_change_rebuilds_the_image_and_resolves_every_parameter() {
     let top: Vec<&String> = plan.as_object().expect("object").keys().collect();
     assert_eq!(
         top,
-        ["pipeline", "commit", "revision", "artifacts", "stages"]
+        [
+            "pipeline",
+            "commit",
+            "revision",
+            "artifacts",
+            "stages",
+            "definition_changes"
+        ],
+        "--base adds definition_changes after the plan's own keys"
+    );
+    assert_eq!(
+        plan["definition_changes"],
+        json!({"base": repo.c(1), "classification": "NONE", "changes": []})
     );
     assert_eq!(plan["pipeline"], "api");
     assert_eq!(plan["commit"], repo.c(2));
@@ -348,6 +240,18 @@ fn a_docs_change_reuses_every_artifact_and_the_base_defaults_to_the_parent() {
 
     let short = &repo.c(3)[..8];
     let default = plan_json(&repo, &["--commit", short]);
+    assert!(
+        default.get("definition_changes").is_none(),
+        "only --base compares definitions"
+    );
+    let mut given = given;
+    let compared = given
+        .as_object_mut()
+        .and_then(|o| o.remove("definition_changes"));
+    assert_eq!(
+        compared.map(|c| c["classification"].clone()),
+        Some(json!("NONE"))
+    );
     assert_eq!(default, given, "the first parent is the default base");
 }
 

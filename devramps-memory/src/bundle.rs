@@ -6,9 +6,9 @@ use devramps_core::backend::{Backends, StepRunners};
 use jiff::Timestamp;
 
 use crate::{
-    InMemoryEventStore, InMemoryLock, InMemoryMirror, InMemoryResources, InMemorySecrets,
-    InMemorySource, ManualClock, RecordingNotifier, ScriptedBuildRunner, ScriptedInfra,
-    ScriptedStepRunner,
+    InMemoryAlarms, InMemoryEventStore, InMemoryLock, InMemoryMirror, InMemoryResources,
+    InMemorySecrets, InMemorySource, ManualClock, RecordingNotifier, ScriptedBuildRunner,
+    ScriptedInfra, ScriptedStepRunner,
 };
 
 /// Where the clock of [`backends`] starts: Monday 2026-01-05T17:00:00Z (09:00 in
@@ -42,6 +42,8 @@ pub struct MemoryHandles {
     pub secrets: InMemorySecrets,
     /// Notifications sent.
     pub notifier: RecordingNotifier,
+    /// Alarms: set their state here (L15).
+    pub alarms: InMemoryAlarms,
 }
 
 /// Every backend in memory, on a [`ManualClock`] at [`DEFAULT_START`], with a scripted build
@@ -64,6 +66,7 @@ pub fn backends() -> (Backends, MemoryHandles) {
         infra: ScriptedInfra::new(),
         secrets: InMemorySecrets::new(),
         notifier: RecordingNotifier::new(),
+        alarms: InMemoryAlarms::new(),
     };
     let h = handles.clone();
     let bundle = Backends {
@@ -78,6 +81,7 @@ pub fn backends() -> (Backends, MemoryHandles) {
         secrets: Arc::new(h.secrets),
         clock: Arc::new(h.clock),
         notifier: Arc::new(h.notifier),
+        alarms: Arc::new(h.alarms),
     };
     (bundle, handles)
 }

@@ -49,6 +49,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod alarms;
 mod bundle;
 mod clock;
 pub mod fault;
@@ -64,6 +65,7 @@ pub mod sim;
 mod source;
 mod store;
 
+pub use alarms::InMemoryAlarms;
 pub use bundle::{DEFAULT_START, MemoryHandles, backends};
 pub use clock::{ManualClock, Sleep};
 pub use fault::{Fault, FaultOptions, FaultSchedule, FaultyLock, FaultyStore, InjectedFault};

@@ -1,18 +1,19 @@
 //! Model-based test of the lifecycle (proptest-state-machine): random histories of pushes, step
-//! outcomes, approvals, cancels, retries, clock jumps and crash-restarts against the real
-//! engine on the in-memory backends; the invariants of lifecycle.md are checked after every
-//! transition, and failures shrink to a minimal history.
+//! outcomes, approvals, cancels, retries, rollbacks, roll-forwards, blockers, bypasses, alarms,
+//! patches, definition changes and their approval, clock jumps and crash-restarts against the real engine on the in-memory backends;
+//! the invariants of lifecycle.md are checked after every transition, and failures shrink to a
+//! minimal history.
 //!
 //! CI runs 256 cases. To search harder:
 //! `PROPTEST_CASES=10000 cargo test -p devramps-memory --test lifecycle_model --release`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use devramps_core::backend::{Backends, Outcome};
-use devramps_core::engine::{Engine, EngineConfig, PushRequest};
+use devramps_core::backend::{AlarmId, Backends, Outcome};
+use devramps_core::engine::{Engine, EngineConfig, PatchRequest, PushRequest};
 use devramps_core::lifecycle::{
-    Actor, Decide, Event, Machine, Operate, PipelineState, Record, StageState, StepState,
-    WaitingFor,
+    Actor, AlarmState, Control, ControlAction, Decide, Event, Machine, Operate, Person,
+    PipelineDecision, PipelineState, Record, StageState, StepState, WaitingFor,
 };
 use devramps_memory::{Behavior, MemoryHandles, backends};
 use futures::executor::LocalPool;
@@ -24,12 +25,12 @@ const PIPELINE: &str = r#"
 version: "1.0.0"
 pipeline:
   cloud_provider: AWS
-  pipeline_updates_require_approval: NEVER
+  pipeline_updates_require_approval: DESTRUCTIVE_CHANGES_ONLY
   stage_defaults: { deployment_time_window: PACIFIC_WORKING_HOURS }
   stages:
     - { name: staging, account_id: "111111111111", region: us-east-1, deployment_time_window: NONE }
     - { name: qa, account_id: "111111111111", region: us-east-2, deployment_time_window: NONE, skip: [bake] }
-    - { name: prod, account_id: "222222222222", region: us-west-2 }
+    - { name: prod, account_id: "222222222222", region: us-west-2, auto_rollback_alarm_name: prod-alarm }
   steps:
     - { name: Deploy, id: deploy, type: "CUSTOM:DEPLOY" }
     - { name: Check, id: check, type: "CUSTOM:CHECK" }
@@ -41,6 +42,15 @@ pipeline:
       params: { dockerfile: /Dockerfile }
 "#;
 
+/// `PIPELINE` without its `check` step: moving to it is destructive and waits for a person
+/// (L18); moving back is additive.
+fn smaller_pipeline() -> String {
+    PIPELINE.replace(
+        "    - { name: Check, id: check, type: \"CUSTOM:CHECK\" }\n",
+        "",
+    )
+}
+
 const STAGES: [&str; 3] = ["staging", "qa", "prod"];
 
 /// What the reference model knows: which pushes must be accepted.
@@ -50,6 +60,8 @@ struct Model {
     newest: Option<u64>,
     deliveries: u64,
     accepted: u64,
+    /// L17: pushes are ignored until the patch is released.
+    patch_mode: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -75,6 +87,26 @@ enum Transition {
     Hours(u32),
     /// The engine crashes and a new one resumes from the store.
     Restart,
+    /// An emergency rollback (L13) or roll-forward (L14) of a stage to a revision.
+    Emergency {
+        rollback: bool,
+        revision: u64,
+        stage: usize,
+    },
+    /// Stop or resume promotions, unblock after rollback, or bypass for a revision (L9).
+    Control {
+        action: u8,
+        revision: u64,
+        stage: usize,
+    },
+    /// Prod's alarm fires or clears (L15), through the alarm source.
+    Alarm { firing: bool },
+    /// A patch of a new commit (L17), or the release of patch mode.
+    Patch { release: bool },
+    /// Commits from now on carry the smaller or the full definition (L18).
+    Redefine { smaller: bool },
+    /// A person answers a definition change waiting for approval (L18).
+    DecidePipeline { revision: u64, approve: bool },
 }
 
 struct Lifecycle;
@@ -99,6 +131,15 @@ impl ReferenceStateMachine for Lifecycle {
             3 => Just(Transition::Jump),
             1 => (1..80_u32).prop_map(Transition::Hours),
             1 => Just(Transition::Restart),
+            2 => (prop::bool::ANY, 1..=revisions, 0..3_usize)
+                .prop_map(|(rollback, revision, stage)| Transition::Emergency { rollback, revision, stage }),
+            2 => (0..4_u8, 1..=revisions, 0..3_usize)
+                .prop_map(|(action, revision, stage)| Transition::Control { action, revision, stage }),
+            1 => prop::bool::ANY.prop_map(|firing| Transition::Alarm { firing }),
+            1 => prop::bool::ANY.prop_map(|release| Transition::Patch { release }),
+            1 => prop::bool::ANY.prop_map(|smaller| Transition::Redefine { smaller }),
+            2 => (1..=revisions, prop::bool::weighted(0.7))
+                .prop_map(|(revision, approve)| Transition::DecidePipeline { revision, approve }),
         ]
         .boxed()
     }
@@ -120,10 +161,22 @@ impl ReferenceStateMachine for Lifecycle {
             if new_delivery {
                 state.deliveries += 1;
             }
-            // L2: only new deliveries of a new head commit of the tracked branch deploy.
-            if main && new_delivery && commit != state.newest {
+            // L2: only new deliveries of a new head commit of the tracked branch deploy; none in
+            // patch mode (L17).
+            if main && new_delivery && commit != state.newest && !state.patch_mode {
                 state.accepted += 1;
                 state.newest = commit;
+            }
+        }
+        if let Transition::Patch { release } = *transition {
+            if release {
+                state.patch_mode = false;
+            } else {
+                // A new commit, deployed as a new revision whatever the mode.
+                state.commits += 1;
+                state.newest = Some(state.commits);
+                state.accepted += 1;
+                state.patch_mode = true;
             }
         }
         state
@@ -139,6 +192,8 @@ struct Sut {
     newest: Option<u64>,
     /// The newest commit created in the repository.
     head: u64,
+    /// The definition new commits carry.
+    definition: String,
 }
 
 fn start(backends: &Backends, name: &str) -> (LocalPool, Engine) {
@@ -223,6 +278,7 @@ impl StateMachineTest for EngineUnderTest {
             handles,
             newest: None,
             head: 0,
+            definition: PIPELINE.to_owned(),
         }
     }
 
@@ -242,7 +298,10 @@ impl StateMachineTest for EngineUnderTest {
                         sut.handles.source.commit_changes(
                             &id,
                             &parent,
-                            [("/src/main.rs", Some(id.clone()))],
+                            [
+                                ("/src/main.rs", Some(id.clone())),
+                                ("/.devramps/app/pipeline.yaml", Some(sut.definition.clone())),
+                            ],
                         );
                         sut.head = model.commits;
                         id
@@ -334,6 +393,119 @@ impl StateMachineTest for EngineUnderTest {
                     .clock
                     .advance(std::time::Duration::from_secs(u64::from(h) * 3600));
             }
+            Transition::Emergency {
+                rollback,
+                revision,
+                stage,
+            } => {
+                let op = Operate {
+                    revision,
+                    stage: STAGES[stage].into(),
+                    actor: Actor::User("prop".into()),
+                    reason: None,
+                };
+                let engine = sut.engine.clone();
+                sut.pool
+                    .run_until(async move {
+                        if rollback {
+                            engine.rollback("app", op).await
+                        } else {
+                            engine.roll_forward("app", op).await
+                        }
+                    })
+                    .expect("carried out or refused");
+            }
+            Transition::Control {
+                action,
+                revision,
+                stage,
+            } => {
+                let action = match action {
+                    0 => ControlAction::StopPromotions,
+                    1 => ControlAction::ResumePromotions,
+                    2 => ControlAction::Unblock,
+                    _ => ControlAction::Bypass { revision },
+                };
+                let control = Control {
+                    stage: STAGES[stage].into(),
+                    action,
+                    actor: Actor::User("prop".into()),
+                    reason: None,
+                };
+                let engine = sut.engine.clone();
+                sut.pool
+                    .run_until(async move { engine.control("app", control).await })
+                    .expect("carried out or refused");
+            }
+            Transition::Alarm { firing } => {
+                let alarm = AlarmId {
+                    name: "prod-alarm".into(),
+                    account_id: "222222222222".into(),
+                    region: "us-west-2".into(),
+                };
+                let state = if firing {
+                    AlarmState::Alarm
+                } else {
+                    AlarmState::Ok
+                };
+                sut.handles.alarms.set(alarm, state);
+            }
+            Transition::Patch { release } => {
+                let engine = sut.engine.clone();
+                if release {
+                    let person = Person {
+                        actor: Actor::User("prop".into()),
+                        reason: None,
+                    };
+                    sut.pool
+                        .run_until(async move { engine.release_patch("app", person).await })
+                        .expect("carried out or refused");
+                } else {
+                    let id = format!("c{}", model.commits);
+                    let parent = format!("c{}", sut.head);
+                    sut.handles.source.commit_changes(
+                        &id,
+                        &parent,
+                        [
+                            ("/src/main.rs", Some(id.clone())),
+                            ("/.devramps/app/pipeline.yaml", Some(sut.definition.clone())),
+                        ],
+                    );
+                    sut.head = model.commits;
+                    let patch = PatchRequest {
+                        commit: id,
+                        actor: Actor::User("prop".into()),
+                        reason: None,
+                    };
+                    sut.pool
+                        .run_until(async move { engine.patch("app", patch).await })
+                        .expect("the patch is recorded");
+                }
+            }
+            Transition::Redefine { smaller } => {
+                sut.definition = if smaller {
+                    smaller_pipeline()
+                } else {
+                    PIPELINE.to_owned()
+                };
+            }
+            Transition::DecidePipeline { revision, approve } => {
+                let decision = PipelineDecision {
+                    revision,
+                    actor: Actor::User("prop".into()),
+                    comment: None,
+                };
+                let engine = sut.engine.clone();
+                sut.pool
+                    .run_until(async move {
+                        if approve {
+                            engine.approve_pipeline("app", decision).await
+                        } else {
+                            engine.reject_pipeline("app", decision).await
+                        }
+                    })
+                    .expect("carried out or refused");
+            }
             Transition::Restart => {
                 sut.settle();
                 let engine = sut.engine.clone();
@@ -417,6 +589,14 @@ fn check(state: &PipelineState, records: &[Record], model: &Model) {
         assert!(queued.len() <= 1, "stage {stage} queues {queued:?}");
     }
     for d in state.deployments.values() {
+        // L18: a deployment waiting for approval of its definition has started nowhere.
+        if d.awaits_approval() {
+            assert!(
+                d.stages.iter().all(|s| s.attempt == 0),
+                "revision {} waits for pipeline approval but has started",
+                d.revision
+            );
+        }
         // L4/L6: a deployment skipped in the first stage was never built.
         if d.stages
             .first()
@@ -428,12 +608,12 @@ fn check(state: &PipelineState, records: &[Record], model: &Model) {
                 d.revision
             );
         }
-        // Stage k+1 never runs a revision that did not succeed in stage k.
+        // Stage k+1 never runs a revision that did not succeed in stage k (a rollback or
+        // roll-forward may have run it there again since).
         for pair in d.stages.windows(2) {
             if pair[1].attempt > 0 {
-                assert_eq!(
-                    pair[0].state,
-                    StageState::Succeeded,
+                assert!(
+                    state.stage(&pair[0].name).deployed.contains(&d.revision),
                     "revision {} ran in {} without succeeding in {}",
                     d.revision,
                     pair[1].name,
@@ -442,9 +622,68 @@ fn check(state: &PipelineState, records: &[Record], model: &Model) {
             }
         }
     }
+    check_operations(records);
     // Replay is deterministic (the live state is compared with the replay in `apply`).
     let again = Machine::replay("app", records);
     assert_eq!(again.state(), state);
+}
+
+/// The invariants of the operations, checked on the log as it was written:
+/// - a blocked stage starts nothing except a bypassed revision, a rollback or a roll-forward (L9);
+/// - a rollback target had succeeded in that stage (L13);
+/// - after a rollback (or any other success) the stage's current revision is that revision.
+fn check_operations(records: &[Record]) {
+    let mut state = PipelineState::new("app");
+    let mut succeeded: BTreeSet<(u64, String)> = BTreeSet::new();
+    for (i, record) in records.iter().enumerate() {
+        if let Event::StageState {
+            revision,
+            stage,
+            state: to,
+            ..
+        } = &record.event
+        {
+            let before = state.stage(stage);
+            let from = state.run(*revision, stage).map(|r| r.state);
+            let starts = to.holds_lock() && !from.is_some_and(StageState::holds_lock);
+            if starts && *to == StageState::InProgress {
+                assert!(
+                    before.blockers.is_empty() || before.bypass == Some(*revision),
+                    "record {}: revision {revision} started in blocked `{stage}` ({:?})",
+                    i + 1,
+                    before.blockers
+                );
+            }
+            if *to == StageState::RollingBack {
+                assert!(
+                    succeeded.contains(&(*revision, stage.clone())),
+                    "record {}: rollback of `{stage}` to revision {revision}, which never \
+                     succeeded there",
+                    i + 1
+                );
+            }
+        }
+        state.apply(record);
+        if let Event::StageState {
+            revision,
+            stage,
+            state: to,
+            ..
+        } = &record.event
+            && matches!(
+                to,
+                StageState::Succeeded | StageState::RolledBack | StageState::RolledForward
+            )
+        {
+            succeeded.insert((*revision, stage.clone()));
+            assert_eq!(
+                state.stage(stage).current,
+                Some(*revision),
+                "record {}: `{stage}` ended {to} with revision {revision} but reports another",
+                i + 1
+            );
+        }
+    }
 }
 
 prop_state_machine! {

@@ -157,6 +157,7 @@ fn a_scenario_using_every_action_parses_into_typed_events() {
             branch: None,
             changed: vec!["/services/api/main.rs".into(), "/README.md".into()],
             delivery: Some("d-1".into()),
+            pipeline_yaml: None,
         })
     );
     let Action::Outcome(step_outcome) = actions[1] else {
@@ -266,6 +267,7 @@ fn a_scenario_using_every_action_parses_into_typed_events() {
             branch: Some("release".into()),
             changed: vec![],
             delivery: None,
+            pipeline_yaml: None,
         }),
     ];
     assert_eq!(actions[5..], rest.iter().collect::<Vec<_>>()[..]);

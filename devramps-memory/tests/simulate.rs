@@ -862,48 +862,12 @@ fn l16_approvals_of_bakes_and_failed_test_gates() {
 }
 
 #[test]
-fn unsupported_actions_are_refused_not_faked() {
-    let r = run("unsupported-actions.yaml");
-    let refused: Vec<(&Value, &Value, &Value)> = matching(&r, &[("type", json!("refused"))])
-        .into_iter()
-        .map(|e| (&e["at"], &e["stage"], &e["reason"]))
-        .collect();
-    assert_eq!(
-        refused,
-        [
-            (
-                &json!("2026-01-05T17:10:00Z"),
-                &json!("prod"),
-                &json!("`rollback` is not supported by this engine yet")
-            ),
-            (
-                &json!("2026-01-05T17:11:00Z"),
-                &Value::Null,
-                &json!("`release_patch` is not supported by this engine yet")
-            ),
-        ]
-    );
-    // Interleaved at their time, numbered with the log.
-    let all = events(&r);
-    for (i, e) in all.iter().enumerate() {
-        assert_eq!(e["seq"], json!(i + 1));
-        if i > 0 {
-            assert!(
-                all[i - 1]["at"].as_str() <= e["at"].as_str(),
-                "in time order"
-            );
-        }
-    }
-    assert_eq!(r["stages"]["prod"]["blockers"], json!([]));
-    assert_eq!(stage(&r, 1, "prod")["state"], "SUCCEEDED");
-}
-
-#[test]
 fn the_same_scenario_gives_a_byte_identical_report() {
     for name in [
         "15-busy-prod.yaml",
         "32-bake.yaml",
-        "unsupported-actions.yaml",
+        "36-auto-rollback.yaml",
+        "40-patch.yaml",
     ] {
         let once = simulate_file(&scenario(name)).expect("valid");
         let twice = simulate_file(&scenario(name)).expect("valid");
@@ -1031,8 +995,8 @@ fn scenario_38_and_l9_stop_promotions_queue_at_prod_and_resume_deploys_only_the_
 }
 
 #[test]
-fn scenario_39_and_l9_a_bypass_lets_one_named_revision_through_once() {
-    let r = run("39-bypass.yaml");
+fn l9_a_bypass_lets_one_named_revision_through_once() {
+    let r = run("l9-bypass.yaml");
     // Blocked from the start: revision 1 waits at prod until the bypass at +20m.
     assert_eq!(starts(&r, 1, "prod"), ["2026-01-05T17:20:00Z"]);
     assert_eq!(stage(&r, 1, "prod")["state"], "SUCCEEDED");
@@ -1053,4 +1017,520 @@ fn scenario_39_and_l9_a_bypass_lets_one_named_revision_through_once() {
             .contains("no ROLLBACK blocker")
     );
     assert_eq!(r["stages"]["prod"]["blockers"], json!(["STOP_PROMOTIONS"]));
+}
+
+/// The `refused` events, as (operation-and-rule prefix of the reason, revision, stage).
+fn refusals(r: &Value) -> Vec<(String, Value, Value)> {
+    matching(r, &[("type", json!("refused"))])
+        .into_iter()
+        .map(|e| {
+            (
+                e["reason"].as_str().expect("reason").to_owned(),
+                e["revision"].clone(),
+                e["stage"].clone(),
+            )
+        })
+        .collect()
+}
+
+fn stage_states(r: &Value, revision: u64, stage: &str) -> Vec<String> {
+    matching(
+        r,
+        &[
+            ("type", json!("stage_state")),
+            ("revision", json!(revision)),
+            ("stage", json!(stage)),
+        ],
+    )
+    .iter()
+    .map(|e| e["state"].as_str().expect("state").to_owned())
+    .collect()
+}
+
+#[test]
+fn scenario_36_an_alarm_during_a_deployment_rolls_the_stage_back_and_blocks_it() {
+    let r = run("36-auto-rollback.yaml");
+    // c2 was deploying in prod at +40m: cancelled there, never reaches prod-eu.
+    assert_eq!(
+        stage_states(&r, 2, "prod"),
+        ["IN_PROGRESS", "CANCELLING", "CANCELLED"]
+    );
+    assert_eq!(stage(&r, 2, "prod-eu")["waiting_for"], "NEVER");
+    // c1, the last revision that succeeded in prod, is rolled back there as a new attempt.
+    assert_eq!(
+        stage_states(&r, 1, "prod"),
+        ["IN_PROGRESS", "SUCCEEDED", "ROLLING_BACK", "ROLLED_BACK"]
+    );
+    assert_eq!(stage(&r, 1, "prod")["attempts"], 2);
+    let rolling = time(
+        &r,
+        &[
+            ("type", json!("stage_state")),
+            ("revision", json!(1)),
+            ("stage", json!("prod")),
+            ("state", json!("ROLLING_BACK")),
+        ],
+    );
+    assert_eq!(rolling, "2026-01-05T17:40:00Z");
+    let requested = matching(&r, &[("type", json!("emergency_requested"))]);
+    assert_eq!(requested.len(), 1);
+    assert_eq!(requested[0]["actor"], "system");
+    assert_eq!(requested[0]["revision"], 1);
+    // Without Terraform: the infra step of the rollback attempt is skipped, the deploy runs.
+    let rollback_steps: Vec<(&Value, &Value)> = matching(
+        &r,
+        &[
+            ("type", json!("step_state")),
+            ("revision", json!(1)),
+            ("stage", json!("prod")),
+        ],
+    )
+    .into_iter()
+    .filter(|e| e["at"].as_str() >= Some("2026-01-05T17:40:00Z"))
+    .map(|e| (&e["step"], &e["state"]))
+    .collect();
+    assert_eq!(
+        rollback_steps,
+        [
+            (&json!("infra"), &json!("SKIPPED")),
+            (&json!("deploy"), &json!("RUNNING")),
+            (&json!("deploy"), &json!("SUCCEEDED")),
+        ]
+    );
+    // Nothing is built for the rollback.
+    assert_eq!(r["builds"].as_array().map(Vec::len), Some(3));
+    // prod and the stage after it are blocked: c3 waits at prod until the unblock at +90m...
+    let added: Vec<&Value> = matching(&r, &[("type", json!("blocker_added"))])
+        .into_iter()
+        .map(|e| &e["stage"])
+        .collect();
+    assert_eq!(added, [&json!("prod"), &json!("prod-eu")]);
+    assert!(waited(&r, 3, "prod", "BLOCKER"));
+    assert_eq!(starts(&r, 3, "prod"), ["2026-01-05T18:30:00Z"]);
+    // ... and at prod-eu until the bypass at +120m; its ROLLBACK blocker stays.
+    assert!(waited(&r, 3, "prod-eu", "BLOCKER"));
+    assert_eq!(starts(&r, 3, "prod-eu"), ["2026-01-05T19:00:00Z"]);
+    assert_eq!(r["stages"]["prod"]["current_revision"], 3);
+    assert_eq!(r["stages"]["prod"]["blockers"], json!([]));
+    assert_eq!(r["stages"]["prod-eu"]["blockers"], json!(["ROLLBACK"]));
+}
+
+#[test]
+fn scenario_37_an_alarm_on_an_idle_stage_blocks_it_until_it_clears() {
+    let r = run("37-alarm-after-success.yaml");
+    // No rollback: c1 stays SUCCEEDED with one attempt.
+    assert!(matching(&r, &[("type", json!("emergency_requested"))]).is_empty());
+    assert_eq!(stage(&r, 1, "prod")["attempts"], 1);
+    let added = matching(&r, &[("type", json!("blocker_added"))]);
+    assert_eq!(added.len(), 1);
+    assert_eq!(added[0]["stage"], "prod");
+    assert!(
+        added[0]["reason"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("ALARM"))
+    );
+    // c2 queues at prod behind the blocker; the alarm clears at +60m and c2 deploys then.
+    assert!(waited(&r, 2, "prod", "BLOCKER"));
+    let removed = time(&r, &[("type", json!("blocker_removed"))]);
+    assert_eq!(removed, "2026-01-05T18:00:00Z");
+    assert_eq!(starts(&r, 2, "prod"), ["2026-01-05T18:00:00Z"]);
+    assert_eq!(stage(&r, 2, "prod-eu")["state"], "SUCCEEDED");
+    assert_eq!(r["stages"]["prod"]["blockers"], json!([]));
+}
+
+#[test]
+fn scenario_39_a_bypass_deploys_one_revision_despite_an_alarm_blocker() {
+    let r = run("39-bypass.yaml");
+    assert_eq!(r["stages"]["prod"]["blockers"], json!(["ALARM"]));
+    assert!(waited(&r, 2, "prod", "BLOCKER"));
+    assert_eq!(starts(&r, 2, "prod"), ["2026-01-05T17:50:00Z"]);
+    assert_eq!(stage(&r, 2, "prod-eu")["state"], "SUCCEEDED");
+    let bypass = matching(&r, &[("type", json!("bypassed"))]);
+    assert_eq!(bypass.len(), 1);
+    assert_eq!(bypass[0]["revision"], 2);
+    assert_eq!(bypass[0]["actor"], "user:sim");
+    // Once only: c3 waits for the blocker again.
+    assert_eq!(stage(&r, 3, "prod")["waiting_for"], "BLOCKER");
+}
+
+#[test]
+fn scenario_40_patch_mode_ignores_pushes_until_released() {
+    let r = run("40-patch.yaml");
+    // The patch is revision 3 and deploys through every stage.
+    let patch = deployment(&r, 3);
+    assert_eq!(patch["commit"], "1a2b3c4");
+    assert_eq!(stage(&r, 3, "staging")["state"], "SUCCEEDED");
+    assert_eq!(stage(&r, 3, "prod")["state"], "SUCCEEDED");
+    let accepted = matching(
+        &r,
+        &[
+            ("type", json!("deployment_accepted")),
+            ("revision", json!(3)),
+        ],
+    );
+    assert_eq!(accepted[0]["actor"], "user:sim");
+    // p1 and p2 create nothing: recorded and ignored, naming the rule.
+    let ignored: Vec<&Value> = matching(&r, &[("type", json!("push_ignored"))])
+        .into_iter()
+        .map(|e| &e["commit"])
+        .collect();
+    assert_eq!(ignored, [&json!("p1"), &json!("p2")]);
+    assert!(
+        matching(&r, &[("type", json!("push_ignored"))])
+            .iter()
+            .all(|e| e["reason"]
+                .as_str()
+                .is_some_and(|s| s.contains("patch mode (L17)")))
+    );
+    // The release deploys nothing; p3 is the next deployment, revision 4.
+    let released = time(&r, &[("type", json!("patch_released"))]);
+    assert_eq!(released, "2026-01-05T18:10:00Z");
+    assert_eq!(r["deployments"].as_array().map(Vec::len), Some(4));
+    assert_eq!(deployment(&r, 4)["commit"], "p3");
+    assert_eq!(starts(&r, 4, "staging"), ["2026-01-05T18:30:00Z"]);
+    assert_eq!(r["stages"]["prod"]["current_commit"], "p3");
+}
+
+#[test]
+fn l13_a_rollback_redeploys_an_earlier_revision_and_blocks_the_stage_and_the_next() {
+    let r = run("l13-rollback.yaml");
+    assert_eq!(
+        stage_states(&r, 1, "prod"),
+        ["IN_PROGRESS", "SUCCEEDED", "ROLLING_BACK", "ROLLED_BACK"]
+    );
+    assert_eq!(stage(&r, 1, "prod")["attempts"], 2);
+    assert_eq!(r["stages"]["prod"]["current_revision"], 1);
+    assert_eq!(r["stages"]["prod"]["current_commit"], "c1");
+    // Other stages keep their revision; the rollback promotes nothing.
+    assert_eq!(r["stages"]["prod-eu"]["current_revision"], 2);
+    assert_eq!(stage_states(&r, 1, "prod-eu"), ["IN_PROGRESS", "SUCCEEDED"]);
+    // The person's request is the audit record.
+    let requested = matching(&r, &[("type", json!("emergency_requested"))]);
+    assert_eq!(requested[0]["actor"], "user:sim");
+    // Blocked: prod until the unblock at +90m, prod-eu still.
+    assert_eq!(r["stages"]["prod"]["blockers"], json!([]));
+    assert_eq!(r["stages"]["prod-eu"]["blockers"], json!(["ROLLBACK"]));
+    let refused = refusals(&r);
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(
+        refused[0]
+            .0
+            .starts_with("`rollback` refused (L13): revision 3 never succeeded in `prod`"),
+        "{refused:?}"
+    );
+    assert_eq!(refused[0].1, 3);
+    assert_eq!(refused[0].2, "prod");
+    assert!(refused[1].0.contains("commit `nope` has no deployment"));
+}
+
+#[test]
+fn l14_a_roll_forward_runs_every_phase_and_then_promotes() {
+    let r = run("l14-roll-forward.yaml");
+    assert_eq!(
+        stage_states(&r, 2, "prod"),
+        ["IN_PROGRESS", "FAILED", "ROLLING_FORWARD", "ROLLED_FORWARD"]
+    );
+    // Infrastructure included: the infra step ran again in the roll-forward.
+    let infra: Vec<&Value> = matching(
+        &r,
+        &[
+            ("type", json!("step_state")),
+            ("revision", json!(2)),
+            ("stage", json!("prod")),
+            ("step", json!("infra")),
+        ],
+    )
+    .into_iter()
+    .map(|e| &e["state"])
+    .collect();
+    assert_eq!(
+        infra,
+        [
+            &json!("RUNNING"),
+            &json!("SUCCEEDED"),
+            &json!("RUNNING"),
+            &json!("SUCCEEDED")
+        ]
+    );
+    // It promoted: prod-eu ran revision 2 after the roll-forward.
+    assert_eq!(stage(&r, 2, "prod-eu")["state"], "SUCCEEDED");
+    assert_eq!(r["stages"]["prod"]["current_revision"], 2);
+    assert_eq!(r["stages"]["prod-eu"]["current_revision"], 2);
+    // No blockers from a roll-forward.
+    assert!(matching(&r, &[("type", json!("blocker_added"))]).is_empty());
+    let refused = refusals(&r);
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(refused[0].0.starts_with(
+        "`roll_forward` refused (L14): revision 1 is already the current revision of `prod`"
+    ));
+    assert!(
+        refused[1]
+            .0
+            .starts_with("`roll_forward` refused (L14): revision 3 has not succeeded in `staging`")
+    );
+}
+
+#[test]
+fn l15_an_alarm_with_nothing_to_roll_back_to_cancels_and_blocks() {
+    let r = run("l15-alarm-first-deploy.yaml");
+    assert_eq!(
+        stage_states(&r, 1, "prod"),
+        ["IN_PROGRESS", "CANCELLING", "CANCELLED"]
+    );
+    assert!(matching(&r, &[("type", json!("emergency_requested"))]).is_empty());
+    assert_eq!(r["stages"]["prod"]["current_revision"], Value::Null);
+    // The alarm returning to OK does not lift the ROLLBACK blockers: a person does.
+    assert_eq!(r["stages"]["prod"]["blockers"], json!(["ROLLBACK"]));
+    assert_eq!(r["stages"]["prod-eu"]["blockers"], json!(["ROLLBACK"]));
+    let alarms: Vec<&Value> = matching(&r, &[("type", json!("alarm_state"))])
+        .into_iter()
+        .map(|e| &e["state"])
+        .collect();
+    assert_eq!(alarms, [&json!("ALARM"), &json!("OK")]);
+    let refused = refusals(&r);
+    assert_eq!(
+        refused,
+        [(
+            "`alarm` refused (L15): stage `staging` has no auto_rollback_alarm_name".to_owned(),
+            Value::Null,
+            json!("staging")
+        )]
+    );
+}
+
+#[test]
+fn l17_releasing_without_a_patch_is_refused_and_a_failed_patch_still_holds_pushes() {
+    let r = run("l17-patch-refused.yaml");
+    let refused = refusals(&r);
+    assert_eq!(refused.len(), 1);
+    assert_eq!(
+        refused[0].0,
+        "`release_patch` refused (L17): the pipeline is not in patch mode"
+    );
+    assert_eq!(deployment(&r, 2)["synthesis"], "FAILED");
+    assert_eq!(stage(&r, 2, "staging")["waiting_for"], "NEVER");
+    let ignored = matching(&r, &[("type", json!("push_ignored"))]);
+    assert_eq!(ignored.len(), 1);
+    assert_eq!(ignored[0]["commit"], "c2");
+    assert_eq!(r["deployments"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn l18_destructive_definition_changes_wait_for_a_person() {
+    let r = run("l18-pipeline-approval.yaml");
+    // Additive (a step added): no approval.
+    assert_eq!(deployment(&r, 2)["synthesis"], "SUCCEEDED");
+    assert_eq!(stage(&r, 2, "prod")["state"], "SUCCEEDED");
+    let required: Vec<(&Value, &Value)> =
+        matching(&r, &[("type", json!("pipeline_approval_required"))])
+            .into_iter()
+            .map(|e| (&e["revision"], &e["reason"]))
+            .collect();
+    assert_eq!(required.len(), 4, "{required:?}");
+    assert_eq!(
+        required.iter().map(|(r, _)| *r).collect::<Vec<_>>(),
+        [3, 4, 5, 6]
+    );
+    assert!(
+        required[0]
+            .1
+            .as_str()
+            .is_some_and(|s| s.starts_with("DESTRUCTIVE: removed step `smoke` (destructive)")),
+        "{required:?}"
+    );
+    assert!(
+        required[2]
+            .1
+            .as_str()
+            .is_some_and(|s| s.contains("region us-east-1 -> eu-west-1"))
+    );
+    // c3 waited, and c4 superseded it (L6); approving c3 afterwards is refused.
+    assert!(waited(&r, 3, "staging", "PIPELINE_APPROVAL"));
+    assert_eq!(stage(&r, 3, "staging")["state"], "SKIPPED");
+    assert_eq!(stage(&r, 3, "staging")["superseded_by"], 4);
+    let refused = refusals(&r);
+    assert_eq!(refused.len(), 1);
+    assert!(
+        refused[0].0.starts_with(
+            "`approve_pipeline` refused (L18): revision 3 is not waiting for approval"
+        )
+    );
+    // c4 deploys once approved, with its new definition (no smoke step).
+    assert_eq!(starts(&r, 4, "staging"), ["2026-01-05T18:00:00Z"]);
+    assert_eq!(stage(&r, 4, "prod")["state"], "SUCCEEDED");
+    assert!(
+        matching(
+            &r,
+            &[
+                ("type", json!("step_state")),
+                ("revision", json!(4)),
+                ("step", json!("smoke"))
+            ]
+        )
+        .is_empty()
+    );
+    // c5 rejected: it fails at synthesis and goes nowhere.
+    assert_eq!(deployment(&r, 5)["synthesis"], "FAILED");
+    assert_eq!(stage(&r, 5, "staging")["waiting_for"], "NEVER");
+    let rejected = matching(&r, &[("type", json!("pipeline_rejected"))]);
+    assert_eq!(rejected[0]["actor"], "user:sim");
+    // c6 is compared with c4's definition, the one in force (c5's never was): still waiting.
+    assert_eq!(deployment(&r, 6)["synthesis"], "WAITING_APPROVAL");
+    assert_eq!(stage(&r, 6, "staging")["waiting_for"], "PIPELINE_APPROVAL");
+    assert!(
+        required[3]
+            .1
+            .as_str()
+            .is_some_and(|s| s.contains("removed step `notify`"))
+    );
+}
+
+/// The refusals of `refusals.yaml` whose reason starts with `` `operation` refused (rule) ``,
+/// as (revision, stage, reason without that prefix).
+fn refused_for(r: &Value, operation: &str, rule: &str) -> Vec<(Value, Value, String)> {
+    let prefix = format!("`{operation}` refused ({rule}): ");
+    refusals(r)
+        .into_iter()
+        .filter_map(|(reason, revision, stage)| {
+            reason
+                .strip_prefix(&prefix)
+                .map(|rest| (revision, stage, rest.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn refused_l9_blocker_operations_that_do_not_apply() {
+    let r = run("refusals.yaml");
+    let prod = || json!("prod");
+    assert_eq!(
+        refused_for(&r, "resume_promotions", "L9"),
+        [(
+            Value::Null,
+            prod(),
+            "stage `prod` has no STOP_PROMOTIONS blocker".into()
+        )]
+    );
+    assert_eq!(
+        refused_for(&r, "stop_promotions", "L9"),
+        [(
+            Value::Null,
+            prod(),
+            "promotions to `prod` are already stopped".into()
+        )]
+    );
+    assert_eq!(
+        refused_for(&r, "bypass", "L9"),
+        [(
+            json!(1),
+            prod(),
+            "revision 1 is not waiting in the queue of `prod`".into()
+        )]
+    );
+    assert_eq!(
+        refused_for(&r, "unblock", "L9"),
+        [(
+            Value::Null,
+            prod(),
+            "stage `prod` has no ROLLBACK blocker".into()
+        )]
+    );
+    // The refusals changed nothing: one STOP_PROMOTIONS added and removed, then the rollback's.
+    let added = matching(&r, &[("type", json!("blocker_added"))]);
+    assert_eq!(added.len(), 3);
+}
+
+#[test]
+fn refused_l11_l12_l16_operations_on_a_finished_stage_deployment() {
+    let r = run("refusals.yaml");
+    let staging = || json!("staging");
+    assert_eq!(
+        refused_for(&r, "retry", "L11"),
+        [(
+            json!(1),
+            staging(),
+            "revision 1 is SUCCEEDED in `staging`; only FAILED, TIMED_OUT or CANCELLED \
+             stage-deployments can be retried"
+                .into()
+        )]
+    );
+    assert_eq!(
+        refused_for(&r, "cancel", "L12"),
+        [(
+            json!(1),
+            staging(),
+            "revision 1 is SUCCEEDED in `staging`; only running or queued stage-deployments \
+             can be cancelled"
+                .into()
+        )]
+    );
+    assert_eq!(
+        refused_for(&r, "approve", "L16"),
+        [(
+            json!(1),
+            staging(),
+            "step `deploy` of revision 1 in `staging` is not waiting for a person".into()
+        )]
+    );
+    assert_eq!(stage(&r, 1, "staging")["attempts"], 1);
+}
+
+#[test]
+fn refused_l13_a_second_rollback_while_one_is_under_way() {
+    let r = run("refusals.yaml");
+    assert_eq!(
+        refused_for(&r, "rollback", "L13"),
+        [(
+            json!(1),
+            json!("prod"),
+            "a rollback of `prod` to revision 1 is already under way".into()
+        )]
+    );
+    // Only the first one ran: one more attempt.
+    assert_eq!(stage(&r, 1, "prod")["attempts"], 2);
+    assert_eq!(stage(&r, 1, "prod")["state"], "ROLLED_BACK");
+}
+
+#[test]
+fn refused_l14_a_roll_forward_to_the_current_revision() {
+    let r = run("refusals.yaml");
+    assert_eq!(
+        refused_for(&r, "roll_forward", "L14"),
+        [(
+            json!(1),
+            json!("staging"),
+            "revision 1 is already the current revision of `staging`".into()
+        )]
+    );
+}
+
+#[test]
+fn refused_l15_l17_l18_operations_with_nothing_to_act_on() {
+    let r = run("refusals.yaml");
+    assert_eq!(
+        refused_for(&r, "alarm", "L15"),
+        [(
+            Value::Null,
+            json!("staging"),
+            "stage `staging` has no auto_rollback_alarm_name".into()
+        )]
+    );
+    assert_eq!(
+        refused_for(&r, "release_patch", "L17"),
+        [(
+            Value::Null,
+            Value::Null,
+            "the pipeline is not in patch mode".into()
+        )]
+    );
+    let not_waiting = "revision 1 is not waiting for approval of its pipeline definition";
+    assert_eq!(
+        refused_for(&r, "approve_pipeline", "L18"),
+        [(json!(1), Value::Null, not_waiting.into())]
+    );
+    assert_eq!(
+        refused_for(&r, "reject_pipeline", "L18"),
+        [(json!(1), Value::Null, not_waiting.into())]
+    );
+    assert_eq!(deployment(&r, 1)["synthesis"], "SUCCEEDED");
 }

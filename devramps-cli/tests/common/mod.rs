@@ -2,6 +2,8 @@
 //! repository folders.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod repo;
+
 use std::path::Path;
 use std::process::{Command, Output};
 

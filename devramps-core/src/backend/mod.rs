@@ -2,6 +2,7 @@
 //! (`Arc<dyn Trait>`), documents its `# Contract`, and has an in-memory implementation in
 //! `devramps-memory`. [`Backends`] bundles one of each.
 
+mod alarm;
 mod clock;
 mod lock;
 mod notify;
@@ -12,6 +13,7 @@ mod work;
 
 use std::sync::Arc;
 
+pub use alarm::{AlarmChange, AlarmId, AlarmSource, DynAlarmSource};
 pub use clock::{Clock, DynClock};
 pub use lock::{DeploymentLock, DynDeploymentLock, Lease};
 pub use notify::{DynNotifier, Notification, Notifier};
@@ -50,4 +52,6 @@ pub struct Backends {
     pub clock: DynClock,
     /// Notifications.
     pub notifier: DynNotifier,
+    /// Alarm state changes (L15).
+    pub alarms: DynAlarmSource,
 }

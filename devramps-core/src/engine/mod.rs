@@ -8,7 +8,10 @@
 //! the work it implies starts (L20); after a restart the driver resumes from the store and
 //! re-attaches to work in flight.
 
+mod ops;
 mod work;
+
+pub use ops::PatchRequest;
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -18,10 +21,12 @@ use futures::future::{BoxFuture, Fuse, FutureExt};
 use futures::stream::{FuturesUnordered, StreamExt};
 use jiff::Timestamp;
 
-use crate::backend::{AppendOptions, Backends, EventStoreExt};
+use crate::backend::{AlarmChange, AlarmId, AppendOptions, Backends, EventStoreExt};
 use crate::error::{Error, Result};
 use crate::expr::Organization;
-use crate::lifecycle::{Control, Decide, Input, Machine, Operate, PipelineState, Push, Record};
+use crate::lifecycle::{
+    Actor, AlarmInput, Control, Decide, Input, Machine, Operate, Patch, PipelineState, Push, Record,
+};
 use crate::pipeline::{PIPELINE_DIR, PIPELINE_FILE};
 
 /// How an engine instance runs.
@@ -62,6 +67,7 @@ type Timer = Pin<Box<Fuse<BoxFuture<'static, ()>>>>;
 
 enum Request {
     Push(String, PushRequest, Reply<Vec<Record>>),
+    Patch(String, PatchRequest, Reply<Vec<Record>>),
     Input(String, Input, Reply<Vec<Record>>),
     State(String, Reply<PipelineState>),
     Stop(Reply<()>),
@@ -200,6 +206,7 @@ impl EngineDriver {
     /// Runs the engine until [`Engine::stop`] or until every handle is dropped. Resumes every
     /// pipeline found in the store first.
     pub async fn run(mut self) -> Result<()> {
+        let mut alarms = self.backends.alarms.subscribe().fuse();
         self.resume().await?;
         let mut timer: Option<(Timestamp, Timer)> = None;
         loop {
@@ -242,6 +249,7 @@ impl EngineDriver {
                         }
                     }
                 }
+                change = alarms.select_next_some() => self.alarm_changed(&change).await,
                 () = tick.fuse() => {
                     timer = None;
                     let now = self.backends.clock.now();
@@ -280,9 +288,78 @@ impl EngineDriver {
             }
             self.wakes
                 .insert(stream.clone(), machine.next_wake(self.backends.clock.now()));
-            self.machines.insert(stream, machine);
+            self.machines.insert(stream.clone(), machine);
+            // An alarm that changed while no engine listened is acted on now (L15).
+            for (stage, alarm) in self.watched_alarms(&stream) {
+                match self.backends.alarms.state(&alarm).await {
+                    Ok(Some(state)) => {
+                        let current = self
+                            .machines
+                            .get(&stream)
+                            .map(|m| m.state().stage(&stage).alarm);
+                        if current != Some(state) {
+                            let input = Input::Alarm(AlarmInput {
+                                stage,
+                                state,
+                                actor: Actor::System,
+                            });
+                            self.feed(&stream, input).await?;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(pipeline = %stream, alarm = %alarm.name, error = %e, "alarm state")
+                    }
+                }
+            }
         }
         Ok(())
+    }
+
+    /// The alarms the stages of `pipeline` watch (L15), from the definition in force.
+    fn watched_alarms(&self, pipeline: &str) -> Vec<(String, AlarmId)> {
+        let Some(definition) = self
+            .machines
+            .get(pipeline)
+            .and_then(|m| m.state().definition.clone())
+        else {
+            return Vec::new();
+        };
+        definition
+            .stages
+            .iter()
+            .filter_map(|s| {
+                let name = s.auto_rollback_alarm_name.as_ref()?;
+                Some((
+                    s.name.value.clone(),
+                    AlarmId {
+                        name: name.value.clone(),
+                        account_id: s.account_id.value.clone(),
+                        region: s.region.value.clone(),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Feeds an alarm change to every stage that watches the alarm.
+    async fn alarm_changed(&mut self, change: &AlarmChange) {
+        let pipelines: Vec<String> = self.machines.keys().cloned().collect();
+        for pipeline in pipelines {
+            for (stage, alarm) in self.watched_alarms(&pipeline) {
+                if alarm != change.alarm {
+                    continue;
+                }
+                let input = Input::Alarm(AlarmInput {
+                    stage,
+                    state: change.state,
+                    actor: Actor::System,
+                });
+                if let Err(e) = self.feed(&pipeline, input).await {
+                    tracing::error!(pipeline = %pipeline, error = %e, "could not record an alarm change");
+                }
+            }
+        }
     }
 }
 
@@ -308,6 +385,10 @@ impl EngineDriver {
         match request {
             Request::Push(pipeline, push, reply) => {
                 let result = self.push(&pipeline, push).await;
+                let _ = reply.send(result);
+            }
+            Request::Patch(pipeline, patch, reply) => {
+                let result = self.patch(&pipeline, patch).await;
                 let _ = reply.send(result);
             }
             Request::Input(pipeline, input, reply) => {
@@ -343,6 +424,37 @@ impl EngineDriver {
 
     /// Reads what synthesis needs for a push and feeds it to the machine.
     async fn push(&mut self, pipeline: &str, push: PushRequest) -> Result<Vec<Record>> {
+        let input = Input::Push(self.read_push(pipeline, push).await?);
+        self.feed(pipeline, input).await
+    }
+
+    /// Reads the patch's commit and feeds it to the machine (L17). It deploys on the tracked
+    /// branch of the definition at that commit.
+    async fn patch(&mut self, pipeline: &str, patch: PatchRequest) -> Result<Vec<Record>> {
+        let request = PushRequest {
+            commit: patch.commit,
+            ..PushRequest::default()
+        };
+        let mut push = self.read_push(pipeline, request).await?;
+        push.branch = push
+            .definition
+            .as_deref()
+            .and_then(|d| crate::pipeline::parse(d).ok())
+            .map_or_else(
+                || crate::pipeline::DEFAULT_TRACKED_BRANCH.to_owned(),
+                |d| d.tracked_branch().to_owned(),
+            );
+        let input = Input::Patch(Patch {
+            push,
+            actor: patch.actor,
+            reason: patch.reason,
+        });
+        self.feed(pipeline, input).await
+    }
+
+    /// What the machine needs of a pushed commit: its full id, the definition at it, and the
+    /// paths changed since each base commit.
+    async fn read_push(&mut self, pipeline: &str, push: PushRequest) -> Result<Push> {
         let source = self.backends.source.clone();
         let commit = source.resolve(&push.commit).await?;
         let path = format!("/{PIPELINE_DIR}/{pipeline}/{PIPELINE_FILE}");
@@ -357,7 +469,7 @@ impl EngineDriver {
                 changed.insert(base, paths);
             }
         }
-        let input = Input::Push(Push {
+        Ok(Push {
             delivery: push.delivery,
             branch: push.branch,
             commit,
@@ -365,8 +477,7 @@ impl EngineDriver {
             definition,
             changed,
             organization: self.config.organization.clone(),
-        });
-        self.feed(pipeline, input).await
+        })
     }
 
     /// Feeds one input: decides, appends the records (compare-and-swap), then starts the work.

@@ -12,7 +12,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::record::{Event, Record};
 use super::state::PipelineState;
 use super::table::{Trigger, next_state};
-use super::types::{Actor, Phase, StageState, StepState, WaitingFor};
+use super::types::{Actor, AlarmState, Emergency, Phase, StageState, StepState, WaitingFor};
 use crate::backend::{ExecutionKey, InfraPlan, Outcome};
 use crate::expr::{Organization, ParamValue};
 use crate::pipeline::{ApprovalPolicy, BuiltinStep, TimeWindow, YamlEnum};
@@ -70,6 +70,62 @@ pub enum Input {
     Cancel(Operate),
     /// A person changes a stage's blockers (L9).
     Control(Control),
+    /// A person rolls a stage back to a revision that succeeded there (L13).
+    RollBack(Operate),
+    /// A person rolls a stage forward to a newer revision (L14).
+    RollForward(Operate),
+    /// A stage's auto-rollback alarm changed state (L15).
+    Alarm(AlarmInput),
+    /// A person deploys a chosen commit as a patch (L17).
+    Patch(Patch),
+    /// A person ends patch mode (L17).
+    ReleasePatch(Person),
+    /// A person approves a deployment's definition change (L18).
+    ApprovePipeline(PipelineDecision),
+    /// A person rejects a deployment's definition change (L18).
+    RejectPipeline(PipelineDecision),
+}
+
+/// A change of a stage's auto-rollback alarm (L15).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlarmInput {
+    /// The stage.
+    pub stage: String,
+    /// The alarm's new state.
+    pub state: AlarmState,
+    /// Who reports it (the alarm source is `system`).
+    pub actor: Actor,
+}
+
+/// A patch deployment (L17): the commit's push, deployed whatever the branch head is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Patch {
+    /// The commit, with what synthesis needs (as for a push).
+    pub push: Push,
+    /// Who.
+    pub actor: Actor,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+/// A person's action on the whole pipeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Person {
+    /// Who.
+    pub actor: Actor,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+/// An answer to a definition change waiting for approval (L18).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PipelineDecision {
+    /// The waiting revision.
+    pub revision: u64,
+    /// Who.
+    pub actor: Actor,
+    /// Their comment.
+    pub comment: Option<String>,
 }
 
 /// A change to a stage's blockers (L9).
@@ -256,6 +312,13 @@ impl Machine {
             Input::Retry(op) => run.retry(op),
             Input::Cancel(op) => run.cancel(op),
             Input::Control(control) => run.control(control),
+            Input::RollBack(op) => run.emergency(Emergency::Rollback, op),
+            Input::RollForward(op) => run.emergency(Emergency::RollForward, op),
+            Input::Alarm(alarm) => run.alarm(alarm),
+            Input::Patch(patch) => run.patch(patch),
+            Input::ReleasePatch(person) => run.release_patch(person),
+            Input::ApprovePipeline(d) => run.decide_pipeline(d, true),
+            Input::RejectPipeline(d) => run.decide_pipeline(d, false),
         }
         run.advance();
         run.out
@@ -480,6 +543,11 @@ impl Run<'_> {
                     "branch `{}` is not the tracked branch `{branch}`",
                     push.branch
                 )),
+                _ if self.state().patch_mode => Some(
+                    "the pipeline is in patch mode (L17): pushes are ignored until the patch is \
+                     released"
+                        .to_owned(),
+                ),
                 _ => None,
             }
         };
@@ -495,9 +563,14 @@ impl Run<'_> {
             );
             return;
         }
+        self.accept(actor, push, false);
+    }
+
+    /// Accepts a deployment of `push` (L1, L3) and sends it to the first stage's queue (L6).
+    fn accept(&mut self, actor: Actor, push: Push, patch: bool) {
         let revision = self.state().last_revision + 1;
         self.emit(
-            actor.clone(),
+            actor,
             Event::DeploymentAccepted {
                 revision,
                 commit: push.commit,
@@ -507,6 +580,7 @@ impl Run<'_> {
                 definition: push.definition.unwrap_or_default(),
                 changed: push.changed,
                 organization: push.organization,
+                patch,
             },
         );
         let Some(deployment) = self.state().deployments.get(&revision) else {
@@ -557,6 +631,36 @@ impl Run<'_> {
             );
             self.abandon_after(old, stage, &format!("superseded by revision {revision}"));
         }
+        // A deployment waiting for approval of its definition is superseded too (L18).
+        let waiting: Vec<u64> = self
+            .state()
+            .deployments
+            .range(..revision)
+            .filter(|(_, d)| {
+                d.stages.first().is_some_and(|s| {
+                    s.name == stage && s.waiting_for == Some(WaitingFor::PipelineApproval)
+                })
+            })
+            .map(|(r, _)| *r)
+            .collect();
+        for old in waiting {
+            self.set_stage(
+                Actor::System,
+                old,
+                stage,
+                Trigger::Supersede,
+                StageDetail {
+                    superseded_by: Some(revision),
+                    reason: Some(format!("superseded by revision {revision}")),
+                    ..StageDetail::default()
+                },
+            );
+            self.abandon_after(old, stage, &format!("superseded by revision {revision}"));
+        }
+        // Ready for the first stage, but the definition change waits for a person (L18).
+        if self.awaits_pipeline_approval(revision, stage) {
+            return;
+        }
         match self.blocked_by(revision, stage) {
             // Free to go: it starts at once (L7).
             None => self.set_stage(
@@ -584,7 +688,8 @@ impl Run<'_> {
     /// Why a queued `revision` cannot start in `stage` now (L7), or `None` when it can.
     fn blocked_by(&self, revision: u64, stage: &str) -> Option<WaitingFor> {
         let runtime = self.state().stage(stage);
-        if runtime.running.is_some() {
+        // An emergency waiting for the lock goes first (L13, L14).
+        if runtime.running.is_some() || runtime.emergency.is_some() {
             return Some(WaitingFor::Lock);
         }
         // A bypass lets its revision past blockers and the window, never past the lock (L9).
@@ -667,6 +772,9 @@ impl Run<'_> {
     /// Starts the queued deployment of `stage` when the lock is free, the window open and no
     /// blocker active (L7); otherwise records what it waits for.
     fn try_start(&mut self, stage: &str) {
+        if self.start_emergency(stage) {
+            return;
+        }
         let Some(revision) = self.state().stage(stage).queued else {
             return;
         };
@@ -727,4 +835,5 @@ impl StageDetail {
     }
 }
 
+mod operations;
 mod progress;

@@ -8,10 +8,11 @@ mod types;
 mod window;
 
 pub use machine::{
-    Command, Control, ControlAction, Decide, Input, Machine, Operate, Output, Push, WorkResult,
+    AlarmInput, Command, Control, ControlAction, Decide, Input, Machine, Operate, Output, Patch,
+    Person, PipelineDecision, Push, WorkResult,
 };
 pub use record::{Event, Record};
 pub use state::{Deployment, PipelineState, StageRun, StageRuntime, StepRun};
 pub use table::{TRANSITIONS, Trigger, mermaid, next_state};
-pub use types::{Actor, Blocker, Phase, StageState, StepState, WaitingFor};
+pub use types::{Actor, AlarmState, Blocker, Emergency, Phase, StageState, StepState, WaitingFor};
 pub use window::PACIFIC_ZONE;

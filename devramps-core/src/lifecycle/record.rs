@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::types::{Actor, Blocker, Phase, StageState, StepState, WaitingFor};
+use super::types::{
+    Actor, AlarmState, Blocker, Emergency, Phase, StageState, StepState, WaitingFor,
+};
 use crate::expr::Organization;
 
 /// One entry of the log.
@@ -56,6 +58,9 @@ pub enum Event {
         changed: BTreeMap<String, Vec<String>>,
         /// The organization context of expressions.
         organization: Organization,
+        /// Deployed as a patch (L17): the pipeline enters patch mode.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        patch: bool,
     },
     /// Synthesis failed; the deployment goes nowhere (L3).
     SynthesisFailed {
@@ -211,6 +216,59 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// A person (or an alarm, L15) asked for an emergency rollback or roll-forward of a stage
+    /// (L13, L14). It starts as soon as what runs there has stopped.
+    EmergencyRequested {
+        /// The stage.
+        stage: String,
+        /// Rollback or roll-forward.
+        operation: Emergency,
+        /// The target revision.
+        revision: u64,
+        /// Why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A stage's auto-rollback alarm changed state (L15).
+    AlarmChanged {
+        /// The stage.
+        stage: String,
+        /// The alarm's name.
+        alarm: String,
+        /// Its new state.
+        state: AlarmState,
+    },
+    /// Patch mode ended (L17): pushes deploy again.
+    PatchReleased {
+        /// Why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A deployment's definition change waits for a person before the first stage (L18).
+    PipelineApprovalRequired {
+        /// The revision.
+        revision: u64,
+        /// `ADDITIVE` or `DESTRUCTIVE`.
+        classification: String,
+        /// The changes, one line each.
+        changes: Vec<String>,
+    },
+    /// A person approved a deployment's definition change (L18).
+    PipelineApproved {
+        /// The revision.
+        revision: u64,
+        /// The person's comment.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A person rejected a deployment's definition change: it fails at synthesis (L18).
+    PipelineRejected {
+        /// The revision.
+        revision: u64,
+        /// The person's comment.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// An operation was refused.
     Refused {
         /// The operation, for example "retry".
@@ -241,6 +299,12 @@ impl Event {
             Event::BlockerAdded { .. } => "blocker_added",
             Event::BlockerRemoved { .. } => "blocker_removed",
             Event::Bypassed { .. } => "bypassed",
+            Event::EmergencyRequested { .. } => "emergency_requested",
+            Event::AlarmChanged { .. } => "alarm_state",
+            Event::PatchReleased { .. } => "patch_released",
+            Event::PipelineApprovalRequired { .. } => "pipeline_approval_required",
+            Event::PipelineApproved { .. } => "pipeline_approved",
+            Event::PipelineRejected { .. } => "pipeline_rejected",
             Event::Refused { .. } => "refused",
         }
     }

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use super::record::{Event, Record};
-use super::types::{Blocker, Phase, StageState, StepState, WaitingFor};
+use super::types::{AlarmState, Blocker, Emergency, Phase, StageState, StepState, WaitingFor};
 use crate::expr::{PipelineInfo, Trigger};
+use crate::pipeline::{ApprovalPolicy, PipelineDefinition, diff_definitions};
 use crate::plan::{Changes, Plan, SynthesisInput, synthesize};
 
 /// The runtime of one stage, across deployments.
@@ -25,6 +26,14 @@ pub struct StageRuntime {
     pub blockers: BTreeSet<Blocker>,
     /// A queued revision allowed to start once despite blockers and the window (L9).
     pub bypass: Option<u64>,
+    /// An emergency rollback or roll-forward waiting for the running stage-deployment to stop
+    /// (L13, L14), with its target revision.
+    pub emergency: Option<(Emergency, u64)>,
+    /// The state of the stage's auto-rollback alarm (L15).
+    pub alarm: AlarmState,
+    /// Every revision that reached `SUCCEEDED`, `ROLLED_BACK` or `ROLLED_FORWARD` here: the
+    /// possible rollback targets (L13).
+    pub deployed: BTreeSet<u64>,
 }
 
 /// One step of one attempt.
@@ -87,13 +96,81 @@ pub struct Deployment {
     pub plan: Option<Arc<Plan>>,
     /// Why synthesis failed, when it did.
     pub synthesis_errors: Vec<String>,
-    /// Superseded before it started in any stage; its plan was released (it never runs).
+    /// Superseded before it started in any stage; its plan was released (a roll-forward to it
+    /// synthesizes it again, L14).
     pub superseded: bool,
+    /// Deployed as a patch (L17).
+    pub patch: bool,
     /// Its stages, in promotion order.
     pub stages: Vec<StageRun>,
+    /// What synthesis took at acceptance, to synthesize a released plan again.
+    accepted: Arc<Accepted>,
+    /// The definition change that needs a person's approval before the first stage (L18): its
+    /// classification and changes. Kept after the answer, for the record.
+    pub approval: Option<(String, Vec<String>)>,
+    /// The definition waiting for that approval; in force once approved.
+    awaiting: Option<Arc<PipelineDefinition>>,
+}
+
+/// What [`PipelineState::synthesize`] gives.
+struct Synthesized {
+    plan: Option<Arc<Plan>>,
+    errors: Vec<String>,
+    stages: Vec<String>,
+    definition: Option<Arc<PipelineDefinition>>,
+}
+
+/// Whether replacing the definition `old` (in force) by `new` waits for a person (L18): the
+/// policy of the definition in force decides, so a change cannot switch its own approval off.
+/// Returns the classification and the changes when it does.
+fn approval_needed(
+    old: &PipelineDefinition,
+    new: &PipelineDefinition,
+) -> Option<(String, Vec<String>)> {
+    let policy = old.pipeline_updates_require_approval.value;
+    if policy == ApprovalPolicy::Never {
+        return None;
+    }
+    let changes = diff_definitions(old, new);
+    let waits = match policy {
+        ApprovalPolicy::Always => !changes.is_empty(),
+        _ => changes.is_destructive(),
+    };
+    waits.then(|| {
+        let lines = changes
+            .changes
+            .iter()
+            .map(|c| {
+                let mark = if c.destructive { " (destructive)" } else { "" };
+                format!(
+                    "{} {} `{}`{mark}: {}",
+                    c.kind.as_str(),
+                    c.subject.as_str(),
+                    c.name,
+                    c.detail
+                )
+            })
+            .collect();
+        (changes.classification().as_str().to_owned(), lines)
+    })
+}
+
+/// What a deployment was synthesized from (the `deployment_accepted` record, without its
+/// revision and commit).
+#[derive(Clone, Debug, PartialEq)]
+struct Accepted {
+    tag: String,
+    definition: Arc<str>,
+    changed: BTreeMap<String, Vec<String>>,
+    organization: crate::expr::Organization,
 }
 
 impl Deployment {
+    /// Whether its definition change waits for a person's approval (L18).
+    pub fn awaits_approval(&self) -> bool {
+        self.awaiting.is_some()
+    }
+
     /// The stage-deployment in `stage`.
     pub fn stage(&self, stage: &str) -> Option<&StageRun> {
         self.stages.iter().find(|s| s.name == stage)
@@ -126,6 +203,13 @@ pub struct PipelineState {
     pub builds: BTreeMap<(String, Option<String>), String>,
     /// Records applied.
     pub applied: u64,
+    /// In patch mode pushes to the tracked branch are recorded and ignored (L17).
+    pub patch_mode: bool,
+    /// The definition in force: the last that passed synthesis and, when it needed one, a
+    /// person's approval (L18). Stage settings such as alarms (L15) come from it.
+    pub definition: Option<Arc<PipelineDefinition>>,
+    /// The text of the last accepted definition, shared by the deployments that have the same.
+    last_definition: Option<Arc<str>>,
 }
 
 impl PipelineState {
@@ -199,50 +283,47 @@ impl PipelineState {
                 definition,
                 changed,
                 organization,
+                patch,
             } => {
                 self.last_revision = *revision;
                 self.newest_commit = Some(commit.clone());
                 if let Some(d) = delivery {
                     self.deliveries.insert(d.clone());
                 }
-                let pipeline = self
-                    .pipeline
-                    .clone()
-                    .unwrap_or_else(|| PipelineInfo::from_slug("app"));
-                let parsed = crate::pipeline::parse(definition);
-                let (plan, errors, stage_names) = match &parsed {
-                    Ok(def) => {
-                        let input = SynthesisInput {
-                            pipeline,
-                            organization: organization.clone(),
-                            trigger: Trigger {
-                                sha: commit.clone(),
-                                branch: branch.clone(),
-                                tag: tag.clone(),
-                                revision: *revision,
-                            },
-                            previous_builds: self.previous_builds(),
-                            changes: Changes {
-                                since: changed.clone(),
-                            },
-                        };
-                        let names: Vec<String> =
-                            def.stages.iter().map(|s| s.name.value.clone()).collect();
-                        match synthesize(def, Some(definition), &input) {
-                            Ok(plan) => (Some(Arc::new(plan)), Vec::new(), names),
-                            Err(d) => (None, d.0.iter().map(ToString::to_string).collect(), names),
-                        }
-                    }
-                    Err(d) => (
-                        None,
-                        d.0.iter()
-                            .filter(|x| x.is_error())
-                            .map(ToString::to_string)
-                            .collect(),
-                        self.stage_order.clone(),
-                    ),
+                if *patch {
+                    self.patch_mode = true;
+                }
+                let text: Arc<str> = match &self.last_definition {
+                    Some(last) if **last == **definition => last.clone(),
+                    _ => Arc::from(definition.as_str()),
                 };
-                if plan.is_some() {
+                self.last_definition = Some(text.clone());
+                let accepted = Arc::new(Accepted {
+                    tag: tag.clone(),
+                    definition: text,
+                    changed: changed.clone(),
+                    organization: organization.clone(),
+                });
+                let Synthesized {
+                    plan,
+                    errors,
+                    stages: stage_names,
+                    definition: parsed,
+                } = self.synthesize(*revision, commit, branch, &accepted);
+                // L18: a changed definition may wait for a person before it is in force.
+                let approval = match (&parsed, &self.definition) {
+                    (Some(new), Some(old)) => approval_needed(old, new),
+                    _ => None,
+                };
+                let awaiting = if approval.is_some() {
+                    parsed.clone()
+                } else {
+                    None
+                };
+                if approval.is_none() && parsed.is_some() {
+                    self.definition = parsed;
+                }
+                if plan.is_some() && approval.is_none() {
                     self.stage_order = stage_names.clone();
                 }
                 for name in &stage_names {
@@ -271,7 +352,11 @@ impl PipelineState {
                         plan,
                         synthesis_errors: errors,
                         superseded: false,
+                        patch: *patch,
                         stages,
+                        accepted,
+                        approval,
+                        awaiting,
                     },
                 );
             }
@@ -389,6 +474,38 @@ impl PipelineState {
             } => {
                 self.stages.entry(stage.clone()).or_default().bypass = Some(*revision);
             }
+            Event::EmergencyRequested {
+                stage,
+                operation,
+                revision,
+                ..
+            } => {
+                self.stages.entry(stage.clone()).or_default().emergency =
+                    Some((*operation, *revision));
+            }
+            Event::AlarmChanged { stage, state, .. } => {
+                self.stages.entry(stage.clone()).or_default().alarm = *state;
+            }
+            Event::PatchReleased { .. } => self.patch_mode = false,
+            Event::PipelineApprovalRequired { .. } => {}
+            Event::PipelineApproved { revision, .. } => {
+                let awaiting = self
+                    .deployments
+                    .get_mut(revision)
+                    .and_then(|d| d.awaiting.take());
+                if let Some(def) = awaiting {
+                    self.stage_order = def.stages.iter().map(|s| s.name.value.clone()).collect();
+                    self.definition = Some(def);
+                }
+            }
+            Event::PipelineRejected { revision, .. } => {
+                if let Some(d) = self.deployments.get_mut(revision) {
+                    d.awaiting = None;
+                    d.plan = None;
+                    d.synthesis_errors
+                        .push("the pipeline definition change was rejected (L18)".to_owned());
+                }
+            }
         }
     }
 
@@ -403,6 +520,9 @@ impl PipelineState {
         superseded_by: Option<u64>,
         attempt: Option<u32>,
     ) {
+        if state == StageState::RollingForward {
+            self.restore_plan(revision);
+        }
         let steps = self
             .deployments
             .get(&revision)
@@ -466,6 +586,12 @@ impl PipelineState {
             StageState::Succeeded | StageState::RolledBack | StageState::RolledForward
         ) {
             runtime.current = Some(revision);
+            runtime.deployed.insert(revision);
+        }
+        if matches!(state, StageState::RollingBack | StageState::RollingForward)
+            && runtime.emergency.is_some_and(|(_, r)| r == revision)
+        {
+            runtime.emergency = None;
         }
         // A deployment superseded before it started anywhere keeps its outcome but not its plan:
         // a storm of pushes into a busy stage must not hold a plan per push in memory.
@@ -477,7 +603,82 @@ impl PipelineState {
                 .all(|s| s.attempt == 0 && s.state.is_terminal(s.waiting_for))
         {
             d.plan = None;
+            d.awaiting = None;
             d.superseded = true;
+        }
+    }
+
+    /// Synthesizes a deployment's plan (L3): the plan, or the diagnostics, and the stage names.
+    fn synthesize(
+        &self,
+        revision: u64,
+        commit: &str,
+        branch: &str,
+        accepted: &Accepted,
+    ) -> Synthesized {
+        let pipeline = self
+            .pipeline
+            .clone()
+            .unwrap_or_else(|| PipelineInfo::from_slug("app"));
+        match crate::pipeline::parse(&accepted.definition) {
+            Ok(def) => {
+                let input = SynthesisInput {
+                    pipeline,
+                    organization: accepted.organization.clone(),
+                    trigger: Trigger {
+                        sha: commit.to_owned(),
+                        branch: branch.to_owned(),
+                        tag: accepted.tag.clone(),
+                        revision,
+                    },
+                    previous_builds: self.previous_builds(),
+                    changes: Changes {
+                        since: accepted.changed.clone(),
+                    },
+                };
+                let names: Vec<String> = def.stages.iter().map(|s| s.name.value.clone()).collect();
+                match synthesize(&def, Some(&*accepted.definition), &input) {
+                    Ok(plan) => Synthesized {
+                        plan: Some(Arc::new(plan)),
+                        errors: Vec::new(),
+                        stages: names,
+                        definition: Some(Arc::new(def)),
+                    },
+                    Err(d) => Synthesized {
+                        plan: None,
+                        errors: d.0.iter().map(ToString::to_string).collect(),
+                        stages: names,
+                        definition: None,
+                    },
+                }
+            }
+            Err(d) => Synthesized {
+                plan: None,
+                errors: d
+                    .0
+                    .iter()
+                    .filter(|x| x.is_error())
+                    .map(ToString::to_string)
+                    .collect(),
+                stages: self.stage_order.clone(),
+                definition: None,
+            },
+        }
+    }
+
+    /// A roll-forward to a deployment whose plan was released synthesizes it again (L14).
+    fn restore_plan(&mut self, revision: u64) {
+        let Some(d) = self.deployments.get(&revision) else {
+            return;
+        };
+        if d.plan.is_some() || !d.superseded {
+            return;
+        }
+        let (commit, branch, accepted) = (d.commit.clone(), d.branch.clone(), d.accepted.clone());
+        let plan = self.synthesize(revision, &commit, &branch, &accepted).plan;
+        if let Some(d) = self.deployments.get_mut(&revision) {
+            d.plan = plan;
+            d.superseded = false;
         }
     }
 

@@ -51,6 +51,11 @@ pub const TRANSITIONS: &[(StageState, Trigger, StageState)] = &[
     (Succeeded, Trigger::RollBack, RollingBack),
     (RolledBack, Trigger::RollBack, RollingBack),
     (RolledForward, Trigger::RollBack, RollingBack),
+    // A revision that succeeded here once stays a rollback target after a later attempt of it
+    // (a failed rollback, a cancelled roll-forward) ended badly; the machine checks that (L13).
+    (Failed, Trigger::RollBack, RollingBack),
+    (TimedOut, Trigger::RollBack, RollingBack),
+    (Cancelled, Trigger::RollBack, RollingBack),
     (RollingBack, Trigger::Succeed, RolledBack),
     (RollingBack, Trigger::Fail, Failed),
     (RollingBack, Trigger::RequestCancel, Cancelling),
@@ -58,6 +63,10 @@ pub const TRANSITIONS: &[(StageState, Trigger, StageState)] = &[
     (Failed, Trigger::RollForward, RollingForward),
     (TimedOut, Trigger::RollForward, RollingForward),
     (Cancelled, Trigger::RollForward, RollingForward),
+    // Forward again to a revision that ran here before a rollback (L14).
+    (Succeeded, Trigger::RollForward, RollingForward),
+    (RolledBack, Trigger::RollForward, RollingForward),
+    (RolledForward, Trigger::RollForward, RollingForward),
     (RollingForward, Trigger::Succeed, RolledForward),
     (RollingForward, Trigger::Fail, Failed),
     (RollingForward, Trigger::RequestCancel, Cancelling),

@@ -195,6 +195,86 @@ pub enum Blocker {
     Alarm,
 }
 
+/// The state of a stage's auto-rollback alarm (L15).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AlarmState {
+    /// The alarm is quiet.
+    #[default]
+    Ok,
+    /// The alarm fires.
+    Alarm,
+}
+
+impl AlarmState {
+    /// The spelling of `scenario-format.md`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmState::Ok => "OK",
+            AlarmState::Alarm => "ALARM",
+        }
+    }
+}
+
+impl fmt::Display for AlarmState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The emergency operations that take a stage over (L13, L14).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Emergency {
+    /// Roll the stage back to a revision that succeeded there (L13).
+    Rollback,
+    /// Roll the stage forward to a newer revision (L14).
+    RollForward,
+}
+
+impl Emergency {
+    /// The operation's name, as in messages and the scenario format.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Emergency::Rollback => "rollback",
+            Emergency::RollForward => "roll_forward",
+        }
+    }
+
+    /// The rule that governs it.
+    pub fn rule(self) -> &'static str {
+        match self {
+            Emergency::Rollback => "L13",
+            Emergency::RollForward => "L14",
+        }
+    }
+}
+
+impl fmt::Display for Emergency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Blocker {
+    /// The spelling of `lifecycle.md`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Blocker::StopPromotions => "STOP_PROMOTIONS",
+            Blocker::Rollback => "ROLLBACK",
+            Blocker::Alarm => "ALARM",
+        }
+    }
+}
+
+impl fmt::Display for Blocker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Who did something (L19): `user:<name>`, `system`, `webhook:<delivery>`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Actor {

@@ -4,11 +4,14 @@
 //!   every [`Diagnostic`] found, each with a stable [`Code`] and a [`Span`].
 //! - [`discover`] finds the pipelines of a repository (`.devramps/<slug>/pipeline.yaml`).
 //! - [`StepGraph`] orders a pipeline's steps.
+//! - [`diff_definitions`] lists what changed between two definitions and whether the update is
+//!   destructive (lifecycle rule L18).
 //!
 //! YAML is read in one place (the private `yaml` module); the rest of the crate works on the
 //! [`Value`] tree, so embedders can also build a definition from JSON through serde.
 
 mod diagnostic;
+mod diff;
 mod discover;
 mod enums;
 mod graph;
@@ -21,6 +24,9 @@ mod value;
 mod yaml;
 
 pub use diagnostic::{Code, Diagnostic, Diagnostics, Severity, suggest};
+pub use diff::{
+    ChangeClass, ChangeKind, ChangeSubject, DefinitionChange, DefinitionChanges, diff_definitions,
+};
 pub use discover::{DiscoveredPipeline, PIPELINE_DIR, PIPELINE_FILE, discover, validate_slug};
 pub use enums::{
     ApprovalPolicy, Architecture, ArtifactType, BuiltinStep, CloudProvider, EphemeralTriggerKind,

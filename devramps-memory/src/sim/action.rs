@@ -158,6 +158,9 @@ pub struct Push {
     pub changed: Vec<String>,
     /// The webhook delivery id; `None` lets the engine number deliveries itself.
     pub delivery: Option<String>,
+    /// The pipeline definition at this commit and the commits after it (`None`: unchanged).
+    /// An extension of `scenario-format.md`, so that a scenario can change its pipeline (L18).
+    pub pipeline_yaml: Option<String>,
 }
 
 /// The fields of an `outcome` event: how one step or build will behave when it runs.

@@ -20,8 +20,9 @@ use super::action::ScriptedResult;
 use super::scenario::Defaults;
 use crate::clock::add;
 use crate::{
-    Behavior, InMemoryEventStore, InMemoryLock, InMemoryMirror, InMemoryResources, InMemorySource,
-    ManualClock, Match, RecordingNotifier, ScriptedInfra, ScriptedRequest, ScriptedRunner,
+    Behavior, InMemoryAlarms, InMemoryEventStore, InMemoryLock, InMemoryMirror, InMemoryResources,
+    InMemorySource, ManualClock, Match, RecordingNotifier, ScriptedInfra, ScriptedRequest,
+    ScriptedRunner,
 };
 
 /// One scripted outcome, keyed by commit (the revision is not known when it is written).
@@ -255,6 +256,8 @@ pub(super) struct SimHandles {
     pub(super) source: InMemorySource,
     /// The scripted outcomes.
     pub(super) scripts: Scripts,
+    /// The stages' alarms (L15).
+    pub(super) alarms: InMemoryAlarms,
 }
 
 /// The backends of a simulation starting at `start`, with the scenario's default durations.
@@ -263,6 +266,7 @@ pub(super) fn sim_backends(start: jiff::Timestamp, defaults: &Defaults) -> (Back
     let dyn_clock: DynClock = Arc::new(clock.clone());
     let store = InMemoryEventStore::new();
     let source = InMemorySource::new();
+    let alarms = InMemoryAlarms::new();
     let scripts = Scripts {
         state: Arc::default(),
         store: store.clone(),
@@ -300,11 +304,13 @@ pub(super) fn sim_backends(start: jiff::Timestamp, defaults: &Defaults) -> (Back
         secrets: Arc::new(SimSecrets),
         clock: dyn_clock,
         notifier: Arc::new(RecordingNotifier::new()),
+        alarms: Arc::new(alarms.clone()),
     };
     let handles = SimHandles {
         clock,
         source,
         scripts,
+        alarms,
     };
     (backends, handles)
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use devramps_core::lifecycle::{Event, PipelineState, Record, StageState, WaitingFor};
+use devramps_core::lifecycle::{Emergency, Event, PipelineState, Record, StageState, WaitingFor};
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -112,7 +112,9 @@ pub(super) fn build_report(
         .map(|d| DeploymentReport {
             revision: d.revision,
             commit: d.commit.clone(),
-            synthesis: if d.plan.is_some() {
+            synthesis: if d.awaits_approval() {
+                Synthesis::WaitingApproval
+            } else if d.plan.is_some() || (d.superseded && d.synthesis_errors.is_empty()) {
                 Synthesis::Succeeded
             } else {
                 Synthesis::Failed
@@ -246,10 +248,17 @@ fn event_report(record: &Record, commit_of: &impl Fn(u64) -> Option<String>) -> 
             event.reason = Some(reason.clone());
         }
         Event::DeploymentAccepted {
-            revision, commit, ..
+            revision,
+            commit,
+            patch,
+            ..
         } => {
             event.revision = Some(*revision);
             event.commit = Some(commit.clone());
+            if *patch {
+                event.reason =
+                    Some("patch deployment: the pipeline enters patch mode (L17)".into());
+            }
         }
         Event::SynthesisFailed {
             revision,
@@ -398,6 +407,47 @@ fn event_report(record: &Record, commit_of: &impl Fn(u64) -> Option<String>) -> 
             reason,
         } => {
             event.reason = Some(format!("`{operation}` refused ({rule}): {reason}"));
+        }
+        Event::EmergencyRequested {
+            stage,
+            operation,
+            revision,
+            reason,
+        } => {
+            at_revision(&mut event, *revision);
+            event.stage = Some(stage.clone());
+            let what = match operation {
+                Emergency::Rollback => "rollback",
+                Emergency::RollForward => "roll-forward",
+            };
+            let what = format!("{what} of `{stage}` to revision {revision}");
+            event.reason = Some(match reason {
+                Some(reason) => format!("{what}: {reason}"),
+                None => what,
+            });
+        }
+        Event::AlarmChanged {
+            stage,
+            alarm,
+            state,
+        } => {
+            event.stage = Some(stage.clone());
+            event.state = Some(state.as_str().to_owned());
+            event.reason = Some(format!("alarm `{alarm}`"));
+        }
+        Event::PatchReleased { reason } => event.reason = reason.clone(),
+        Event::PipelineApprovalRequired {
+            revision,
+            classification,
+            changes,
+        } => {
+            at_revision(&mut event, *revision);
+            event.reason = Some(format!("{classification}: {}", changes.join("; ")));
+        }
+        Event::PipelineApproved { revision, reason }
+        | Event::PipelineRejected { revision, reason } => {
+            at_revision(&mut event, *revision);
+            event.reason = reason.clone();
         }
         _ => {}
     }

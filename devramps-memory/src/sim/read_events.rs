@@ -155,12 +155,16 @@ fn read_fields(reader: &mut Reader<'_>, key: &Spanned<String>, value: &Value) ->
     };
     let action = match name {
         "push" => {
-            let f = fields(reader, &["commit", "branch", "changed", "delivery"])?;
+            let f = fields(
+                reader,
+                &["commit", "branch", "changed", "delivery", "pipeline_yaml"],
+            )?;
             Action::Push(Push {
                 commit: text(&f, reader, "commit"),
                 branch: f.optional_string(reader, "branch").map(|s| s.value),
                 changed: changed(&f, reader),
                 delivery: f.optional_string(reader, "delivery").map(|s| s.value),
+                pipeline_yaml: f.optional_string(reader, "pipeline_yaml").map(|s| s.value),
             })
         }
         "outcome" => Action::Outcome(read_outcome(reader, key, value)?),

@@ -4,10 +4,12 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use devramps_core::backend::AlarmId;
 use devramps_core::backend::Clock;
-use devramps_core::engine::{Engine, EngineConfig, EngineDriver, PushRequest};
+use devramps_core::engine::{Engine, EngineConfig, EngineDriver, PatchRequest, PushRequest};
 use devramps_core::lifecycle::{
-    Actor, Control, ControlAction, Decide, Event, Operate, PipelineState, Record,
+    Actor, AlarmInput, AlarmState, Control, ControlAction, Decide, Event, Operate, Person,
+    PipelineDecision, PipelineState, Record,
 };
 use devramps_core::pipeline::{PIPELINE_DIR, PIPELINE_FILE, PipelineDefinition, Span};
 use futures::executor::LocalPool;
@@ -44,7 +46,8 @@ const MAX_STEPS: usize = 1_000_000;
 ///   secrets resolve to placeholders;
 /// - `outcome` scripts the step or build of a commit's deployment (whenever it was written:
 ///   scripts are looked up by commit when the work starts);
-/// - actions the engine does not support yet are reported as `refused` events;
+/// - `alarm` goes through the in-memory alarm source when the stage watches an alarm;
+/// - `patch` writes its commit (when new) beside the branch head, not as a new head;
 /// - after the last event the clock runs on until nothing is pending or `run_until` is reached.
 ///
 /// L5 and L6 are checked after every event and every clock move; breaches are the report's
@@ -93,7 +96,8 @@ pub fn simulate_file(path: &Path) -> Result<Report, Vec<ScenarioError>> {
 /// One simulation in progress.
 struct Sim<'s> {
     scenario: &'s Scenario,
-    pipeline_text: &'s str,
+    /// The pipeline at the commits written from now on.
+    pipeline_text: String,
     definition: Option<PipelineDefinition>,
     handles: SimHandles,
     engine: Engine,
@@ -121,7 +125,7 @@ impl<'s> Sim<'s> {
         let pool = LocalPool::new();
         let mut sim = Sim {
             scenario,
-            pipeline_text,
+            pipeline_text: pipeline_text.to_owned(),
             definition: devramps_core::pipeline::parse(pipeline_text).ok(),
             handles,
             engine,
@@ -271,38 +275,23 @@ impl<'s> Sim<'s> {
                     self.no_deployment(context, "bypass", commit);
                 }
             },
-            other => {
-                let stage = match other {
-                    Action::Rollback { stage, .. }
-                    | Action::RollForward { stage, .. }
-                    | Action::StopPromotions { stage }
-                    | Action::ResumePromotions { stage }
-                    | Action::Unblock { stage }
-                    | Action::Bypass { stage, .. }
-                    | Action::Alarm { stage, .. } => Some(stage.value.clone()),
-                    _ => None,
+            Action::Rollback { stage, to } => self.emergency(&stage.value, to, true),
+            Action::RollForward { stage, to } => self.emergency(&stage.value, to, false),
+            Action::Alarm { stage, state } => self.alarm(&stage.value, *state),
+            Action::Patch { commit, changed } => self.patch(commit, changed),
+            Action::ReleasePatch => {
+                let person = Person {
+                    actor: Actor::User(DEFAULT_ACTOR.to_owned()),
+                    reason: None,
                 };
-                let commit = match other {
-                    Action::Rollback { to, .. } | Action::RollForward { to, .. } => {
-                        Some(to.clone())
-                    }
-                    Action::Bypass { commit, .. }
-                    | Action::Patch { commit, .. }
-                    | Action::ApprovePipeline { commit }
-                    | Action::RejectPipeline { commit } => Some(commit.clone()),
-                    _ => None,
-                };
-                let revision = commit.as_deref().and_then(|c| self.revision_of(c));
-                self.refuse(
-                    EventReport {
-                        revision,
-                        commit,
-                        stage,
-                        ..EventReport::default()
-                    },
-                    format!("`{}` is not supported by this engine yet", other.key()),
-                );
+                let before = self.state.applied;
+                let result = self
+                    .pool
+                    .run_until(self.engine.release_patch(&self.scenario.slug, person));
+                self.answered(before, result, EventReport::default());
             }
+            Action::ApprovePipeline { commit } => self.decide_pipeline(commit, true),
+            Action::RejectPipeline { commit } => self.decide_pipeline(commit, false),
         }
     }
 
@@ -332,26 +321,31 @@ impl<'s> Sim<'s> {
         )
     }
 
+    /// Writes `commit` to the repository (once), as a child of the commit pushed last, with the
+    /// pipeline and every changed path.
+    fn write_commit(&mut self, commit: &str, changed: &[String]) {
+        if !self.commits.insert(commit.to_owned()) {
+            return;
+        }
+        let pipeline = format!("/{PIPELINE_DIR}/{}/{PIPELINE_FILE}", self.scenario.slug);
+        let mut files: Vec<(String, String)> = vec![(pipeline.clone(), self.pipeline_text.clone())];
+        files.extend(changed.iter().map(|path| (path.clone(), commit.to_owned())));
+        match &self.last_commit {
+            None => self.handles.source.commit(commit, None, files),
+            Some(parent) => self.handles.source.commit_changes(
+                commit,
+                parent,
+                files.into_iter().map(|(p, c)| (p, Some(c))),
+            ),
+        }
+    }
+
     fn push(&mut self, push: &Push) {
         self.pushes += 1;
-        if self.commits.insert(push.commit.clone()) {
-            let pipeline = format!("/{PIPELINE_DIR}/{}/{PIPELINE_FILE}", self.scenario.slug);
-            let mut files: Vec<(String, String)> =
-                vec![(pipeline.clone(), self.pipeline_text.to_owned())];
-            files.extend(
-                push.changed
-                    .iter()
-                    .map(|path| (path.clone(), push.commit.clone())),
-            );
-            match &self.last_commit {
-                None => self.handles.source.commit(&push.commit, None, files),
-                Some(parent) => self.handles.source.commit_changes(
-                    &push.commit,
-                    parent,
-                    files.into_iter().map(|(p, c)| (p, Some(c))),
-                ),
-            }
+        if let Some(text) = &push.pipeline_yaml {
+            self.pipeline_text.clone_from(text);
         }
+        self.write_commit(&push.commit, &push.changed);
         self.last_commit = Some(push.commit.clone());
         let request = PushRequest {
             delivery: Some(
@@ -489,6 +483,132 @@ impl<'s> Sim<'s> {
                 commit: commit.cloned(),
                 stage: Some(stage.to_owned()),
                 ..EventReport::default()
+            },
+        );
+    }
+
+    /// `rollback` / `roll_forward` to the newest deployment of `to` (L13, L14).
+    fn emergency(&mut self, stage: &str, to: &str, rollback: bool) {
+        let context = EventReport {
+            commit: Some(to.to_owned()),
+            stage: Some(stage.to_owned()),
+            ..EventReport::default()
+        };
+        let operation = if rollback { "rollback" } else { "roll_forward" };
+        let Some(revision) = self.revision_of(to) else {
+            return self.no_deployment(context, operation, to);
+        };
+        let op = Operate {
+            revision,
+            stage: stage.to_owned(),
+            actor: Actor::User(DEFAULT_ACTOR.to_owned()),
+            reason: None,
+        };
+        let before = self.state.applied;
+        let slug = &self.scenario.slug;
+        let result = if rollback {
+            self.pool.run_until(self.engine.rollback(slug, op))
+        } else {
+            self.pool.run_until(self.engine.roll_forward(slug, op))
+        };
+        self.answered(
+            before,
+            result,
+            EventReport {
+                revision: Some(revision),
+                ..context
+            },
+        );
+    }
+
+    /// `alarm`: through the in-memory alarm source when the stage watches an alarm (as in
+    /// production), else straight to the engine, which refuses it (L15).
+    fn alarm(&mut self, stage: &str, state: super::action::AlarmState) {
+        let state = match state {
+            super::action::AlarmState::Alarm => AlarmState::Alarm,
+            super::action::AlarmState::Ok => AlarmState::Ok,
+        };
+        let watched = self.state.definition.as_ref().and_then(|d| {
+            let s = d.stages.iter().find(|s| s.name.value == stage)?;
+            Some(AlarmId {
+                name: s.auto_rollback_alarm_name.as_ref()?.value.clone(),
+                account_id: s.account_id.value.clone(),
+                region: s.region.value.clone(),
+            })
+        });
+        if let Some(alarm) = watched {
+            self.handles.alarms.set(alarm, state);
+            return;
+        }
+        let input = AlarmInput {
+            stage: stage.to_owned(),
+            state,
+            actor: Actor::System,
+        };
+        let before = self.state.applied;
+        let result = self
+            .pool
+            .run_until(self.engine.alarm(&self.scenario.slug, input));
+        let context = EventReport {
+            stage: Some(stage.to_owned()),
+            ..EventReport::default()
+        };
+        self.answered(before, result, context);
+    }
+
+    /// `patch`: writes the commit when it is new (not as the branch head) and deploys it (L17).
+    fn patch(&mut self, commit: &str, changed: &[String]) {
+        self.write_commit(commit, changed);
+        let request = PatchRequest {
+            commit: commit.to_owned(),
+            actor: Actor::User(DEFAULT_ACTOR.to_owned()),
+            reason: None,
+        };
+        let before = self.state.applied;
+        let result = self
+            .pool
+            .run_until(self.engine.patch(&self.scenario.slug, request));
+        let context = EventReport {
+            commit: Some(commit.to_owned()),
+            ..EventReport::default()
+        };
+        self.answered(before, result, context);
+    }
+
+    /// `approve_pipeline` / `reject_pipeline` for the newest deployment of `commit` (L18).
+    fn decide_pipeline(&mut self, commit: &str, approve: bool) {
+        let context = EventReport {
+            commit: Some(commit.to_owned()),
+            ..EventReport::default()
+        };
+        let operation = if approve {
+            "approve_pipeline"
+        } else {
+            "reject_pipeline"
+        };
+        let Some(revision) = self.revision_of(commit) else {
+            return self.no_deployment(context, operation, commit);
+        };
+        let decision = PipelineDecision {
+            revision,
+            actor: Actor::User(DEFAULT_ACTOR.to_owned()),
+            comment: None,
+        };
+        let before = self.state.applied;
+        let slug = &self.scenario.slug;
+        let result = if approve {
+            self.pool
+                .run_until(self.engine.approve_pipeline(slug, decision))
+        } else {
+            self.pool
+                .run_until(self.engine.reject_pipeline(slug, decision))
+        };
+        self.answered(
+            before,
+            result,
+            EventReport {
+                revision: Some(revision),
+                ..context
             },
         );
     }

@@ -34,7 +34,7 @@ impl Run<'_> {
             self.finish_cancel(revision, stage);
             return;
         }
-        if run.state != StageState::InProgress {
+        if !run.state.holds_lock() {
             return;
         }
         match run.phase {
@@ -49,7 +49,11 @@ impl Run<'_> {
 
     /// Starts `phase`, or records it skipped and moves to the next when it has nothing to do.
     fn enter(&mut self, revision: u64, stage: &str, phase: Phase) {
+        // A rollback neither builds nor synthesizes infrastructure (L13).
+        let rollback =
+            self.state().run(revision, stage).map(|r| r.state) == Some(StageState::RollingBack);
         let empty = match phase {
+            Phase::Build | Phase::Infrastructure if rollback => true,
             Phase::Build => self.needed_builds(revision, stage).is_empty(),
             Phase::ResourceValidation | Phase::Mirroring => false,
             Phase::Infrastructure | Phase::Steps => {
@@ -67,6 +71,20 @@ impl Run<'_> {
         );
         if phase == Phase::Build && self.is_first_stage(revision, stage) {
             self.record_reuses(revision);
+        }
+        if rollback && phase == Phase::Infrastructure {
+            let Some((_, plan)) = self.plan_stage(revision, stage) else {
+                return;
+            };
+            for i in self.phase_steps(revision, stage, Phase::Infrastructure) {
+                self.set_step(
+                    revision,
+                    stage,
+                    plan.steps[i].key(),
+                    StepState::Skipped,
+                    Some("a rollback skips infrastructure synthesis (L13)".into()),
+                );
+            }
         }
         if empty {
             match phase.next() {
@@ -359,6 +377,7 @@ impl Run<'_> {
     }
 
     fn succeed(&mut self, revision: u64, stage: &str) {
+        let from = self.state().run(revision, stage).map(|r| r.state);
         self.set_stage(
             Actor::System,
             revision,
@@ -366,11 +385,17 @@ impl Run<'_> {
             Trigger::Succeed,
             StageDetail::default(),
         );
+        // A rollback promotes nothing (L13); a roll-forward promotes as usual (L14), unless the
+        // revision was in the next stage before.
+        if from == Some(StageState::RollingBack) {
+            return;
+        }
         let next = self.state().deployments.get(&revision).and_then(|d| {
             d.stages
                 .iter()
                 .skip_while(|s| s.name != stage)
                 .nth(1)
+                .filter(|s| s.state == StageState::NotStarted)
                 .map(|s| s.name.clone())
         });
         if let Some(next) = next {
@@ -380,6 +405,13 @@ impl Run<'_> {
 
     /// Ends a stage-deployment badly: remaining steps skipped, later stages never (L10).
     fn fail(&mut self, revision: u64, stage: &str, trigger: Trigger, reason: &str) {
+        let from = self.state().run(revision, stage).map(|r| r.state);
+        // An emergency ends `FAILED` whatever went wrong (L13, L14).
+        let emergency = matches!(
+            from,
+            Some(StageState::RollingBack | StageState::RollingForward)
+        );
+        let trigger = if emergency { Trigger::Fail } else { trigger };
         self.skip_pending(revision, stage);
         self.set_stage(
             Actor::System,
@@ -388,7 +420,10 @@ impl Run<'_> {
             trigger,
             StageDetail::reason(reason),
         );
-        self.abandon_after(revision, stage, &format!("stage `{stage}` did not succeed"));
+        // A failed rollback leaves the old revision's later stages as they were.
+        if from != Some(StageState::RollingBack) {
+            self.abandon_after(revision, stage, &format!("stage `{stage}` did not succeed"));
+        }
     }
 
     fn skip_pending(&mut self, revision: u64, stage: &str) {
@@ -580,7 +615,8 @@ impl Run<'_> {
         let state = run.steps.get(index).map(|s| s.state);
         let waiting = state == Some(StepState::WaitingApproval);
         let baking = state == Some(StepState::Running) && is_bake(&step);
-        if run.state != StageState::InProgress || !(waiting || baking) {
+        let running = run.state.holds_lock() && run.state != StageState::Cancelling;
+        if !running || !(waiting || baking) {
             return self.refuse(
                 &d.actor,
                 operation,
@@ -646,7 +682,7 @@ impl Run<'_> {
     }
 
     /// Records that an operation was refused, naming the rule and why.
-    fn refuse(&mut self, actor: &Actor, operation: &str, rule: &str, reason: String) {
+    pub(super) fn refuse(&mut self, actor: &Actor, operation: &str, rule: &str, reason: String) {
         let event = Event::Refused {
             operation: operation.to_owned(),
             rule: rule.to_owned(),
@@ -696,6 +732,28 @@ impl Run<'_> {
                 "retry",
                 "L11",
                 format!("revision {newer} {how} in {}", op.stage),
+            );
+        }
+        if let Some(blocker) = runtime.blockers.iter().next() {
+            return self.refuse(
+                &op.actor,
+                "retry",
+                "L9",
+                format!(
+                    "stage `{}` is blocked by {blocker}; remove the blocker first",
+                    op.stage
+                ),
+            );
+        }
+        if let Some((kind, target)) = runtime.emergency {
+            return self.refuse(
+                &op.actor,
+                "retry",
+                "L11",
+                format!(
+                    "a {kind} of `{}` to revision {target} is waiting to start",
+                    op.stage
+                ),
             );
         }
         if let Some(holder) = runtime.running {
@@ -752,7 +810,7 @@ impl Run<'_> {
             self.abandon_after(op.revision, &op.stage, &reason);
             return;
         }
-        if run.state != StageState::InProgress {
+        if !run.state.holds_lock() || run.state == StageState::Cancelling {
             return self.refuse(&op.actor,
                 "cancel",
                 "L12",
@@ -761,6 +819,24 @@ impl Run<'_> {
                     op.revision, run.state, op.stage
                 ));
         }
+        self.request_cancel(op.revision, &op.stage, op.actor, reason);
+    }
+
+    /// Moves a running stage-deployment to `CANCELLING` and tells its running work to stop
+    /// (L12).
+    pub(super) fn request_cancel(
+        &mut self,
+        revision: u64,
+        stage: &str,
+        actor: Actor,
+        reason: String,
+    ) {
+        let op = Operate {
+            revision,
+            stage: stage.to_owned(),
+            actor,
+            reason: None,
+        };
         self.set_stage(
             op.actor.clone(),
             op.revision,
@@ -846,8 +922,8 @@ impl Run<'_> {
     pub(super) fn control(&mut self, c: Control) {
         use crate::lifecycle::Blocker;
         let operation = match c.action {
-            ControlAction::StopPromotions => "stop promotions",
-            ControlAction::ResumePromotions => "resume promotions",
+            ControlAction::StopPromotions => "stop_promotions",
+            ControlAction::ResumePromotions => "resume_promotions",
             ControlAction::Unblock => "unblock",
             ControlAction::Bypass { .. } => "bypass",
         };
@@ -898,11 +974,7 @@ impl Run<'_> {
         }
         if let Some(blocker) = remove {
             if !runtime.blockers.contains(&blocker) {
-                let what = if blocker == Blocker::Rollback {
-                    "ROLLBACK"
-                } else {
-                    "STOP_PROMOTIONS"
-                };
+                let what = blocker.as_str();
                 return self.refuse(
                     &c.actor,
                     operation,

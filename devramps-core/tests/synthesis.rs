@@ -195,14 +195,12 @@ fn step<'p>(plan: &'p Plan, stage_name: &str, step_name: &str) -> &'p StepPlan {
 
 /// The value of parameter `key` of a step (a map of parameters).
 fn param<'p>(step: &'p StepPlan, key: &str) -> &'p ParamValue {
-    let ParamValue::Map(entries) = &step.params else {
-        panic!("params of `{}` are not a map: {:?}", step.name, step.params)
-    };
-    entries
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
-        .unwrap_or_else(|| panic!("step `{}` has no parameter `{key}`", step.name))
+    step.params.get(key).unwrap_or_else(|| {
+        panic!(
+            "step `{}` has no parameter `{key}`: {:?}",
+            step.name, step.params
+        )
+    })
 }
 
 fn image_url(account: &str, region: &str, stage: &str, commit: &str) -> String {
@@ -560,6 +558,108 @@ pipeline:
     assert_eq!(step(&plan, "prod", "B").after, ["A"]);
 }
 
+/// Two stages (`first`, `second`) and a step `Deploy` reading the stage, a secret and the
+/// outputs of `Infra`.
+const SHARED: &str = r#"version: "1.0.0"
+pipeline:
+  cloud_provider: AWS
+  pipeline_updates_require_approval: NEVER
+  stages:
+    - name: first
+      account_id: "111111111111"
+      region: us-east-1
+    - name: second
+      account_id: "222222222222"
+      region: us-west-2
+  steps:
+    - name: Infra
+      id: infra
+      type: CUSTOM:A
+    - name: Deploy
+      type: CUSTOM:B
+      params:
+        cluster: ${{ steps.infra.cluster }}
+        service: svc-${{ stage.name }}
+        settings: {key: "${{ secret(\"K\") }}", url: "https://${{ steps.infra.host }}/"}
+  artifacts: {}
+"#;
+
+/// [`SHARED`] with the stage at `stage` skipping the steps `skip`.
+fn shared_with_skip(stage: usize, skip: &[&str]) -> PipelineDefinition {
+    let mut definition = definition(SHARED);
+    definition.stages[stage].skip = skip
+        .iter()
+        .map(|s| devramps_core::pipeline::Spanned::unspanned((*s).to_owned()))
+        .collect();
+    definition
+}
+
+#[test]
+fn values_that_do_not_depend_on_the_stage_are_the_same_in_every_stage() {
+    let plan = plan_of(SHARED, &input(&[], Changes::unknown()));
+    let (first, second) = (
+        step(&plan, "first", "Deploy"),
+        step(&plan, "second", "Deploy"),
+    );
+    assert_eq!(param(first, "cluster"), param(second, "cluster"));
+    assert_eq!(param(first, "settings"), param(second, "settings"));
+    assert_eq!(
+        param(first, "settings").to_json(),
+        json!({"key": "[SECRET:K]", "url": "https://[OUTPUT:infra/host]/"})
+    );
+    assert_eq!(param(first, "service").as_str(), Some("svc-first"));
+    assert_eq!(param(second, "service").as_str(), Some("svc-second"));
+}
+
+#[test]
+fn a_stage_that_skips_a_producer_reports_it_whichever_stage_comes_first() {
+    for stage in [0, 1] {
+        let definition = shared_with_skip(stage, &["infra"]);
+        let name = &definition.stages[stage].name.value;
+        let errors = synthesize(&definition, Some(SHARED), &input(&[], Changes::unknown()))
+            .expect_err("a skipped producer is an error");
+        let expected = format!("step `Deploy` uses outputs of `Infra`, which stage `{name}` skips");
+        assert!(
+            errors.0.iter().any(|d| d.message == expected),
+            "no `{expected}` in {:#?}",
+            errors.0
+        );
+        assert!(
+            errors
+                .0
+                .iter()
+                .all(|d| !d.message.contains(&definition.stages[1 - stage].name.value)),
+            "only stage `{name}` skips Infra: {:#?}",
+            errors.0
+        );
+    }
+}
+
+#[test]
+fn a_skipped_consumer_shows_what_resolves_in_its_stage_only() {
+    for stage in [0, 1] {
+        let definition = shared_with_skip(stage, &["infra", "Deploy"]);
+        let plan = synthesize(&definition, Some(SHARED), &input(&[], Changes::unknown()))
+            .expect("a skipped step's errors are not reported");
+        let (skipping, running) = (&plan.stages[stage], &plan.stages[1 - stage]);
+        let skipped = &skipping.steps[1].params;
+        assert!(skipping.steps[1].skipped);
+        // The entries that read Infra's outputs do not resolve where Infra is skipped.
+        assert_eq!(skipped.get("cluster"), None);
+        assert_eq!(skipped.get("settings"), None);
+        assert_eq!(
+            skipped.get("service").and_then(ParamValue::as_str),
+            Some(format!("svc-{}", skipping.name).as_str())
+        );
+        let running = &running.steps[1].params;
+        assert_eq!(
+            running.get("cluster").map(ParamValue::to_json),
+            Some(json!("[OUTPUT:infra/cluster]"))
+        );
+        assert!(running.get("settings").is_some());
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Expressions in the plan (scenarios 24, 25, 28) and typed values.
 
@@ -567,13 +667,10 @@ pipeline:
 fn scenario_24_interpolation() {
     let plan = fresh_plan();
     let notify = step(&plan, "staging", "Notify");
-    assert_eq!(
-        param(notify, "role"),
-        &ParamValue::String("acme-api-staging".to_owned())
-    );
+    assert_eq!(param(notify, "role"), &ParamValue::from("acme-api-staging"));
     assert_eq!(
         param(notify, "role_name"),
-        &ParamValue::String("MyRole-staging".to_owned())
+        &ParamValue::from("MyRole-staging")
     );
     let notify = step(&plan, "prod", "Notify");
     assert_eq!(param(notify, "role").to_json(), json!("acme-api-prod"));
@@ -586,7 +683,7 @@ fn scenario_25_deferred_markers() {
     let migrate = step(&plan, "staging", "Migrate");
     assert_eq!(
         param(migrate, "api_key"),
-        &ParamValue::Deferred(Deferred::Secret("API_KEY".to_owned()))
+        &ParamValue::from(Deferred::Secret("API_KEY".to_owned()))
     );
     assert_eq!(
         param(migrate, "api_key").to_json(),
@@ -601,14 +698,11 @@ fn scenario_25_deferred_markers() {
         param(migrate, "dsn").to_json(),
         json!("postgres://app:[STAGE_SECRET:DB_PASS]@db.us-east-1")
     );
-    assert_eq!(
-        param(migrate, "region"),
-        &ParamValue::String("us-east-1".to_owned())
-    );
+    assert_eq!(param(migrate, "region"), &ParamValue::from("us-east-1"));
     let deploy = step(&plan, "staging", "Deploy");
     assert_eq!(
         param(deploy, "cluster_name"),
-        &ParamValue::Deferred(Deferred::Output {
+        &ParamValue::from(Deferred::Output {
             step: "infra".to_owned(),
             field: "cluster".to_owned()
         })
@@ -688,15 +782,9 @@ fn whole_value_expressions_keep_their_type() {
         json!(r#"5 false {"team":"core","tier":"api"} ["c"] r12"#)
     );
     // The same as `ParamValue`s.
-    let ParamValue::Map(entries) = param(step(&plan, "staging", "Infra"), "variables") else {
-        panic!("variables are a map")
-    };
-    let get = |k: &str| {
-        entries
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-    };
+    let variables = param(step(&plan, "staging", "Infra"), "variables");
+    assert!(variables.as_map().is_some(), "variables are a map");
+    let get = |k: &str| variables.get(k).cloned();
     assert_eq!(get("replicas"), Some(ParamValue::Int(2)));
     assert_eq!(get("enabled"), Some(ParamValue::Bool(true)));
     assert!(matches!(get("tags"), Some(ParamValue::Map(m)) if m.len() == 2));
@@ -741,12 +829,12 @@ fn scenario_26_secret_equivalence() {
         assert_eq!(param(migrate, "org_a"), param(migrate, "org_b"));
         assert_eq!(
             param(migrate, "org_a"),
-            &ParamValue::Deferred(Deferred::Secret("K".to_owned()))
+            &ParamValue::from(Deferred::Secret("K".to_owned()))
         );
         assert_eq!(param(migrate, "stage_a"), param(migrate, "stage_b"));
         assert_eq!(
             param(migrate, "stage_a"),
-            &ParamValue::Deferred(Deferred::StageSecret("K".to_owned()))
+            &ParamValue::from(Deferred::StageSecret("K".to_owned()))
         );
         let resolution = Resolution {
             outputs: infra_outputs(),

@@ -236,18 +236,12 @@ fn work(
             Command::PlanInfra { step, .. } | Command::ApplyInfra { step, .. } => {
                 let apply = matches!(command, Command::ApplyInfra { .. });
                 let step_plan = &stage_plan.steps[step];
-                let field = |name: &str| match &step_plan.params {
-                    ParamValue::Map(entries) => entries
-                        .iter()
-                        .find(|(k, _)| k == name)
-                        .map(|(_, v)| v.clone()),
-                    _ => None,
-                };
+                let field = |name: &str| step_plan.params.get(name).cloned();
                 let source = match field("source") {
-                    Some(ParamValue::String(s)) => s,
+                    Some(ParamValue::String(s)) => s.to_string(),
                     _ => String::new(),
                 };
-                let variables = field("variables").unwrap_or(ParamValue::Map(Vec::new()));
+                let variables = field("variables").unwrap_or(ParamValue::Map(Default::default()));
                 match resolve(&backends, &slug, &key.stage, &variables, outputs).await {
                     Err(e) => failed(e),
                     Ok(variables) => {

@@ -141,10 +141,10 @@ pub fn evaluate(expr: &Expr, scope: &Scope<'_>) -> Result<ParamValue, ExprError>
                 ));
             }
             match call.function.name.as_str() {
-                "secret" => Ok(ParamValue::Deferred(Deferred::Secret(name.clone()))),
+                "secret" => Ok(Deferred::Secret(name.clone()).into()),
                 "stage_secret" => {
                     need_stage(scope, &call.function, "stage_secret(...)")?;
-                    Ok(ParamValue::Deferred(Deferred::StageSecret(name.clone())))
+                    Ok(Deferred::StageSecret(name.clone()).into())
                 }
                 other => Err(ExprError::new(
                     ExprErrorKind::BadFunction,
@@ -166,9 +166,9 @@ pub fn evaluate(expr: &Expr, scope: &Scope<'_>) -> Result<ParamValue, ExprError>
                         _ => &scope.pipeline.slug,
                     };
                     scalar(
-                        ParamValue::String(value.clone()),
+                        ParamValue::from(value.as_str()),
                         rest,
-                        &format!("pipeline.{}", field.name),
+                        format_args!("pipeline.{}", field.name),
                     )
                 }
                 "organization" => eval_organization(root, rest, scope),
@@ -176,12 +176,12 @@ pub fn evaluate(expr: &Expr, scope: &Scope<'_>) -> Result<ParamValue, ExprError>
                     let (field, rest) = field(root, rest, "trigger", TRIGGER_FIELDS)?;
                     let t = scope.trigger;
                     let value = match field.name.as_str() {
-                        "sha" => ParamValue::String(t.sha.clone()),
-                        "branch" => ParamValue::String(t.branch.clone()),
-                        "tag" => ParamValue::String(t.tag.clone()),
+                        "sha" => ParamValue::from(t.sha.as_str()),
+                        "branch" => ParamValue::from(t.branch.as_str()),
+                        "tag" => ParamValue::from(t.tag.as_str()),
                         _ => ParamValue::Int(i64::try_from(t.revision).unwrap_or(i64::MAX)),
                     };
-                    scalar(value, rest, &format!("trigger.{}", field.name))
+                    scalar(value, rest, format_args!("trigger.{}", field.name))
                 }
                 "vars" => eval_vars(root, rest, scope),
                 "steps" => eval_steps(root, rest, scope),
@@ -230,7 +230,12 @@ fn field<'e>(
 }
 
 /// A scalar result: no accessor may follow.
-fn scalar(value: ParamValue, rest: &[Accessor], path: &str) -> Result<ParamValue, ExprError> {
+/// `path` names the value in the error, and is formatted only then.
+fn scalar(
+    value: ParamValue,
+    rest: &[Accessor],
+    path: std::fmt::Arguments<'_>,
+) -> Result<ParamValue, ExprError> {
     match rest.first() {
         None => Ok(value),
         Some(a) => Err(ExprError::new(
@@ -267,22 +272,23 @@ fn eval_stage(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Para
     let (field, rest) = field(root, rest, "stage", STAGE_FIELDS)?;
     match field.name.as_str() {
         "name" => scalar(
-            ParamValue::String(stage.name.to_owned()),
+            ParamValue::from(stage.name),
             rest,
-            "stage.name",
+            format_args!("stage.name"),
         ),
         "account_id" => scalar(
-            ParamValue::String(stage.account_id.to_owned()),
+            ParamValue::from(stage.account_id),
             rest,
-            "stage.account_id",
+            format_args!("stage.account_id"),
         ),
         "region" => scalar(
-            ParamValue::String(stage.region.to_owned()),
+            ParamValue::from(stage.region),
             rest,
-            "stage.region",
+            format_args!("stage.region"),
         ),
-        "secrets" => secret_key(field, rest, "stage.secrets")
-            .map(|n| ParamValue::Deferred(Deferred::StageSecret(n))),
+        "secrets" => {
+            secret_key(field, rest, "stage.secrets").map(|n| Deferred::StageSecret(n).into())
+        }
         _ => {
             let Some((which, rest)) = rest.split_first() else {
                 return Err(ExprError::new(
@@ -313,19 +319,9 @@ fn eval_stage(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Para
             let empty = ArtifactLocation::default();
             let location = stage.artifacts.get(&artifact.id.value).unwrap_or(&empty);
             match rest.split_first() {
-                None => Ok(ParamValue::Map(
-                    ArtifactLocation::FIELDS
-                        .iter()
-                        .map(|f| {
-                            (
-                                (*f).to_owned(),
-                                ParamValue::String(
-                                    location.field(f).unwrap_or_default().to_owned(),
-                                ),
-                            )
-                        })
-                        .collect(),
-                )),
+                None => Ok(ParamValue::map(ArtifactLocation::FIELDS.iter().map(|f| {
+                    (*f, ParamValue::from(location.field(f).unwrap_or_default()))
+                }))),
                 Some((f, rest)) => {
                     let k = f.key();
                     let Some(value) = location.field(&k.name) else {
@@ -340,9 +336,9 @@ fn eval_stage(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Para
                         .suggest(&k.name, ArtifactLocation::FIELDS));
                     };
                     scalar(
-                        ParamValue::String(value.to_owned()),
+                        ParamValue::from(value),
                         rest,
-                        &format!("stage.artifacts[\"{}\"].{}", artifact.name.value, k.name),
+                        format_args!("stage.artifacts[\"{}\"].{}", artifact.name.value, k.name),
                     )
                 }
             }
@@ -385,13 +381,13 @@ fn eval_organization(
         "cicd_account_region" => &org.cicd_account_region,
         _ => {
             return secret_key(field, rest, "organization.secrets")
-                .map(|n| ParamValue::Deferred(Deferred::Secret(n)));
+                .map(|n| Deferred::Secret(n).into());
         }
     };
     scalar(
-        ParamValue::String(value.clone()),
+        ParamValue::from(value.as_str()),
         rest,
-        &format!("organization.{}", field.name),
+        format_args!("organization.{}", field.name),
     )
 }
 
@@ -410,6 +406,9 @@ fn eval_vars(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Param
         )
         .suggest(&key.name, &names));
     };
+    if rest.is_empty() {
+        return Ok(literal(value));
+    }
     let mut path = format!("vars.{}", key.name);
     for a in rest {
         let k = a.key();
@@ -539,10 +538,11 @@ fn eval_steps(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Para
             producer.key()
         )));
     }
-    Ok(ParamValue::Deferred(Deferred::Output {
+    Ok(Deferred::Output {
         step: producer.key().to_owned(),
         field: field.name.clone(),
-    }))
+    }
+    .into())
 }
 
 /// Converts a literal value (stage variables) into a parameter value.
@@ -552,16 +552,17 @@ pub fn literal(value: &Value) -> ParamValue {
         ValueKind::Bool(b) => ParamValue::Bool(*b),
         ValueKind::Int(i) => ParamValue::Int(*i),
         ValueKind::Float(x) => ParamValue::Float(*x),
-        ValueKind::String(s) => ParamValue::String(s.clone()),
+        ValueKind::String(s) => ParamValue::from(s.as_str()),
         ValueKind::List(items) => ParamValue::List(items.iter().map(literal).collect()),
         ValueKind::Map(m) => literal_map(m),
     }
 }
 
-fn literal_map(map: &ValueMap) -> ParamValue {
+/// [`literal`] of a map.
+pub(crate) fn literal_map(map: &ValueMap) -> ParamValue {
     ParamValue::Map(
         map.iter()
-            .map(|(k, v)| (k.value.clone(), literal(v)))
+            .map(|(k, v)| (k.value.as_str().into(), literal(v)))
             .collect(),
     )
 }
@@ -572,51 +573,74 @@ pub fn resolve_template(
     template: &Template,
     scope: &Scope<'_>,
 ) -> Result<ParamValue, Vec<ExprError>> {
+    resolve_parts(template, &mut String::new(), |_, expr| {
+        evaluate(expr, scope)
+    })
+}
+
+/// [`resolve_template`] with the expressions evaluated by `eval` (given each expression's
+/// position among the template's expressions) and text rendered in `buffer` (left empty).
+pub(crate) fn resolve_parts(
+    template: &Template,
+    buffer: &mut String,
+    mut eval: impl FnMut(usize, &Expr) -> Result<ParamValue, ExprError>,
+) -> Result<ParamValue, Vec<ExprError>> {
     if let Some(expr) = template.as_single_expr() {
-        return evaluate(expr, scope).map_err(|e| vec![e]);
+        return eval(0, expr).map_err(|e| vec![e]);
     }
+    buffer.clear();
+    let text = buffer;
     let mut parts: Vec<TextPart> = Vec::new();
-    let mut text = String::new();
     let mut errors = Vec::new();
+    let mut position = 0;
     for part in &template.parts {
-        match part {
-            Part::Text(t) => text.push_str(t),
-            Part::Expr(e) => match evaluate(e, scope) {
-                Ok(ParamValue::Deferred(d)) => {
-                    if !text.is_empty() {
-                        parts.push(TextPart::Literal(std::mem::take(&mut text)));
-                    }
-                    parts.push(TextPart::Deferred(d));
+        let expr = match part {
+            Part::Text(t) => {
+                text.push_str(t);
+                continue;
+            }
+            Part::Expr(e) => e,
+        };
+        let value = eval(position, expr);
+        position += 1;
+        match value {
+            Ok(ParamValue::Deferred(d)) => {
+                if !text.is_empty() {
+                    parts.push(TextPart::Literal(text.as_str().to_owned()));
+                    text.clear();
                 }
-                Ok(ParamValue::Text(inner)) => {
-                    for p in inner {
-                        match p {
-                            TextPart::Literal(t) => text.push_str(&t),
-                            deferred => {
-                                if !text.is_empty() {
-                                    parts.push(TextPart::Literal(std::mem::take(&mut text)));
-                                }
-                                parts.push(deferred);
+                parts.push(TextPart::Deferred(std::sync::Arc::unwrap_or_clone(d)));
+            }
+            Ok(ParamValue::Text(inner)) => {
+                for p in inner.iter() {
+                    match p {
+                        TextPart::Literal(t) => text.push_str(t),
+                        deferred => {
+                            if !text.is_empty() {
+                                parts.push(TextPart::Literal(text.as_str().to_owned()));
+                                text.clear();
                             }
+                            parts.push(deferred.clone());
                         }
                     }
                 }
-                Ok(ParamValue::String(s)) => text.push_str(&s),
-                Ok(v) => text.push_str(&v.render()),
-                Err(err) => errors.push(err),
-            },
+            }
+            Ok(v) => v.render_into(text),
+            Err(err) => errors.push(err),
         }
     }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    if parts.is_empty() {
-        return Ok(ParamValue::String(text));
-    }
-    if !text.is_empty() {
-        parts.push(TextPart::Literal(text));
-    }
-    Ok(ParamValue::Text(parts))
+    let result = if !errors.is_empty() {
+        Err(errors)
+    } else if parts.is_empty() {
+        Ok(ParamValue::from(text.as_str()))
+    } else {
+        if !text.is_empty() {
+            parts.push(TextPart::Literal(text.as_str().to_owned()));
+        }
+        Ok(ParamValue::Text(parts.into()))
+    };
+    text.clear();
+    result
 }
 
 /// Resolves a string that may hold expressions.
@@ -640,93 +664,28 @@ pub fn resolve_value<'v>(
     }
 }
 
-/// Parsed templates of a set of values, keyed by the value's address, so that values resolved
-/// for many stages are parsed once.
-#[derive(Debug, Default)]
-pub(crate) struct Templates {
-    parsed: std::collections::HashMap<usize, Result<Template, ExprError>>,
-}
-
-impl Templates {
-    /// Parses every string with expressions inside `value` (recursively).
-    pub(crate) fn add(&mut self, value: &Value) {
-        match &value.kind {
-            ValueKind::String(s) if s.contains("${{") => {
-                let parsed = parse_template(s).map_err(ExprError::from);
-                self.parsed
-                    .insert(std::ptr::from_ref(value) as usize, parsed);
-            }
-            ValueKind::List(items) => items.iter().for_each(|i| self.add(i)),
-            ValueKind::Map(m) => m.iter().for_each(|(_, v)| self.add(v)),
-            _ => {}
-        }
-    }
-
-    fn get(&self, value: &Value) -> Option<&Result<Template, ExprError>> {
-        self.parsed.get(&(std::ptr::from_ref(value) as usize))
-    }
-}
-
-/// [`resolve_value`] with templates parsed beforehand (values not in `templates` are parsed
-/// on the way).
-pub(crate) fn resolve_value_with<'v>(
-    value: &'v Value,
-    scope: &Scope<'_>,
-    templates: &Templates,
-) -> Result<ParamValue, Vec<(&'v Value, ExprError)>> {
-    let mut errors = Vec::new();
-    let resolved = resolve_into_with(value, scope, &mut errors, Some(templates));
-    if errors.is_empty() {
-        Ok(resolved)
-    } else {
-        Err(errors)
-    }
-}
-
 fn resolve_into<'v>(
     value: &'v Value,
     scope: &Scope<'_>,
     errors: &mut Vec<(&'v Value, ExprError)>,
 ) -> ParamValue {
-    resolve_into_with(value, scope, errors, None)
-}
-
-fn resolve_into_with<'v>(
-    value: &'v Value,
-    scope: &Scope<'_>,
-    errors: &mut Vec<(&'v Value, ExprError)>,
-    templates: Option<&Templates>,
-) -> ParamValue {
     match &value.kind {
-        ValueKind::String(s) if s.contains("${{") => {
-            let resolved = match templates.and_then(|t| t.get(value)) {
-                Some(Ok(template)) => resolve_template(template, scope),
-                Some(Err(e)) => Err(vec![e.clone()]),
-                None => resolve_str(s, scope),
-            };
-            match resolved {
-                Ok(v) => v,
-                Err(errs) => {
-                    errors.extend(errs.into_iter().map(|e| (value, e)));
-                    ParamValue::Null
-                }
+        ValueKind::String(s) if s.contains("${{") => match resolve_str(s, scope) {
+            Ok(v) => v,
+            Err(errs) => {
+                errors.extend(errs.into_iter().map(|e| (value, e)));
+                ParamValue::Null
             }
-        }
-        ValueKind::String(s) => ParamValue::String(s.clone()),
+        },
         ValueKind::List(items) => ParamValue::List(
             items
                 .iter()
-                .map(|i| resolve_into_with(i, scope, errors, templates))
+                .map(|i| resolve_into(i, scope, errors))
                 .collect(),
         ),
         ValueKind::Map(m) => ParamValue::Map(
             m.iter()
-                .map(|(k, v)| {
-                    (
-                        k.value.clone(),
-                        resolve_into_with(v, scope, errors, templates),
-                    )
-                })
+                .map(|(k, v)| (k.value.as_str().into(), resolve_into(v, scope, errors)))
                 .collect(),
         ),
         _ => literal(value),

@@ -24,6 +24,7 @@ mod check;
 mod eval;
 mod locate;
 mod parse;
+mod prepared;
 mod resolve;
 mod scope;
 mod value;
@@ -41,7 +42,7 @@ pub use scope::{
 pub use value::{Deferred, ParamValue, SecretString, TextPart};
 
 pub(crate) use check::check_definition;
-pub(crate) use eval::{Templates, resolve_value_with};
+pub(crate) use prepared::{Failures, Prepared, Preparer, Resolver, StageMemo};
 
 /// Where in the source an expression error is: `value` is the string that holds it.
 pub(crate) fn locate_error(

@@ -158,7 +158,7 @@ impl Resolution {
             ParamValue::Text(parts) => {
                 let mut text = String::new();
                 let mut secret = false;
-                for part in parts {
+                for part in parts.iter() {
                     match part {
                         TextPart::Literal(t) => text.push_str(t),
                         TextPart::Deferred(d) => match self.piece(d)? {
@@ -191,7 +191,7 @@ impl Resolution {
             ParamValue::Map(entries) => {
                 let entries = entries
                     .iter()
-                    .map(|(k, v)| Ok((k.clone(), self.resolve(v)?)))
+                    .map(|(k, v)| Ok((k.to_string(), self.resolve(v)?)))
                     .collect::<Result<Vec<_>, ResolveError>>()?;
                 if entries.iter().any(|(_, v)| v.has_secret()) {
                     FinalValue::Map(entries)

@@ -2,6 +2,7 @@
 //! outputs), and the secret type that never shows its content.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
@@ -35,6 +36,24 @@ impl fmt::Display for Deferred {
 }
 
 /// A parameter value after synthesis.
+///
+/// Cheap to clone: text, lists, maps and deferred values are reference-counted, so that the
+/// stages of a plan share what they have in common (map keys, literal text, whole values that
+/// do not depend on the stage) instead of holding copies. Build values with the `From`
+/// conversions, [`ParamValue::list`] and [`ParamValue::map`]; read them with [`ParamValue::get`],
+/// [`ParamValue::as_str`], [`ParamValue::as_int`] and friends.
+///
+/// ```
+/// use devramps_core::expr::{Deferred, ParamValue};
+/// let params = ParamValue::map([
+///     ("source", ParamValue::from("/infra")),
+///     ("replicas", ParamValue::from(3)),
+///     ("password", ParamValue::from(Deferred::Secret("DB".into()))),
+/// ]);
+/// assert_eq!(params.get("source").and_then(ParamValue::as_str), Some("/infra"));
+/// assert_eq!(params.get("replicas").and_then(ParamValue::as_int), Some(3));
+/// assert_eq!(params.to_json()["password"], "[SECRET:DB]");
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub enum ParamValue {
     /// `null`.
@@ -46,15 +65,15 @@ pub enum ParamValue {
     /// A number.
     Float(f64),
     /// Text, fully resolved.
-    String(String),
+    String(Arc<str>),
     /// A list.
-    List(Vec<ParamValue>),
+    List(Arc<[ParamValue]>),
     /// A map, in source order.
-    Map(Vec<(String, ParamValue)>),
+    Map(Arc<[(Arc<str>, ParamValue)]>),
     /// A whole value that is deferred (its type is known only when resolved).
-    Deferred(Deferred),
+    Deferred(Arc<Deferred>),
     /// Text with deferred parts.
-    Text(Vec<TextPart>),
+    Text(Arc<[TextPart]>),
 }
 
 /// A part of text that holds deferred values.
@@ -67,6 +86,72 @@ pub enum TextPart {
 }
 
 impl ParamValue {
+    /// A list of `items`.
+    pub fn list(items: impl IntoIterator<Item = ParamValue>) -> Self {
+        ParamValue::List(items.into_iter().collect())
+    }
+
+    /// A map of `entries`, in the given order.
+    pub fn map<K: Into<Arc<str>>>(entries: impl IntoIterator<Item = (K, ParamValue)>) -> Self {
+        ParamValue::Map(entries.into_iter().map(|(k, v)| (k.into(), v)).collect())
+    }
+
+    /// The value under `key`, when this is a map that has it.
+    pub fn get(&self, key: &str) -> Option<&ParamValue> {
+        self.as_map()?
+            .iter()
+            .find(|(k, _)| **k == *key)
+            .map(|(_, v)| v)
+    }
+
+    /// The text, when this is fully resolved text.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            ParamValue::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The integer, when this is one.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            ParamValue::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// The boolean, when this is one.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            ParamValue::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// The items, when this is a list.
+    pub fn as_list(&self) -> Option<&[ParamValue]> {
+        match self {
+            ParamValue::List(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The entries, in order, when this is a map.
+    pub fn as_map(&self) -> Option<&[(Arc<str>, ParamValue)]> {
+        match self {
+            ParamValue::Map(entries) => Some(entries),
+            _ => None,
+        }
+    }
+
+    /// The deferred value, when the whole value is one.
+    pub fn as_deferred(&self) -> Option<&Deferred> {
+        match self {
+            ParamValue::Deferred(d) => Some(d),
+            _ => None,
+        }
+    }
+
     /// Every deferred value inside, in order.
     pub fn deferred(&self) -> Vec<&Deferred> {
         let mut out = Vec::new();
@@ -95,15 +180,61 @@ impl ParamValue {
     /// Renders the value as text (inside a larger string): strings as they are, numbers and
     /// booleans in their usual form, lists and maps as compact JSON, null as empty text.
     pub fn render(&self) -> String {
+        let mut out = String::new();
+        self.render_into(&mut out);
+        out
+    }
+
+    /// [`ParamValue::render`] at the end of `out`.
+    pub(crate) fn render_into(&self, out: &mut String) {
+        use std::fmt::Write as _;
         match self {
-            ParamValue::Null => String::new(),
-            ParamValue::String(s) => s.clone(),
-            ParamValue::Float(x) => format!("{x:?}"),
+            ParamValue::Null => {}
+            ParamValue::String(s) => out.push_str(s),
+            ParamValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            ParamValue::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            ParamValue::Float(x) => {
+                let _ = write!(out, "{x:?}");
+            }
             _ => match self.to_json() {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
+                serde_json::Value::String(s) => out.push_str(&s),
+                other => {
+                    let _ = write!(out, "{other}");
+                }
             },
         }
+    }
+}
+
+impl From<&str> for ParamValue {
+    fn from(text: &str) -> Self {
+        ParamValue::String(text.into())
+    }
+}
+
+impl From<String> for ParamValue {
+    fn from(text: String) -> Self {
+        ParamValue::String(text.into())
+    }
+}
+
+impl From<i64> for ParamValue {
+    fn from(i: i64) -> Self {
+        ParamValue::Int(i)
+    }
+}
+
+impl From<bool> for ParamValue {
+    fn from(b: bool) -> Self {
+        ParamValue::Bool(b)
+    }
+}
+
+impl From<Deferred> for ParamValue {
+    fn from(d: Deferred) -> Self {
+        ParamValue::Deferred(Arc::new(d))
     }
 }
 
@@ -118,7 +249,7 @@ impl Serialize for ParamValue {
             ParamValue::Deferred(d) => serializer.collect_str(d),
             ParamValue::Text(parts) => {
                 let mut text = String::new();
-                for p in parts {
+                for p in parts.iter() {
                     match p {
                         TextPart::Literal(t) => text.push_str(t),
                         TextPart::Deferred(d) => text.push_str(&d.to_string()),
@@ -128,15 +259,15 @@ impl Serialize for ParamValue {
             }
             ParamValue::List(items) => {
                 let mut seq = serializer.serialize_seq(Some(items.len()))?;
-                for item in items {
+                for item in items.iter() {
                     seq.serialize_element(item)?;
                 }
                 seq.end()
             }
             ParamValue::Map(entries) => {
                 let mut map = serializer.serialize_map(Some(entries.len()))?;
-                for (k, v) in entries {
-                    map.serialize_entry(k, v)?;
+                for (k, v) in entries.iter() {
+                    map.serialize_entry(&**k, v)?;
                 }
                 map.end()
             }

@@ -432,10 +432,7 @@ fn is_test_gate(step: &StepPlan) -> bool {
 }
 
 fn param<'a>(step: &'a StepPlan, name: &str) -> Option<&'a ParamValue> {
-    match &step.params {
-        ParamValue::Map(entries) => entries.iter().find(|(k, _)| k == name).map(|(_, v)| v),
-        _ => None,
-    }
+    step.params.get(name)
 }
 
 /// A bake's end, or a step's timeout (L10); approval waits have none.

@@ -74,6 +74,30 @@ impl StepGraph {
     pub fn ancestors(&self) -> Vec<Vec<bool>> {
         let n = self.graph.node_count();
         let mut out = vec![vec![false; n]; n];
+        // Without cycles, in an order where each step comes after the steps it waits for, a
+        // step's ancestors are its predecessors and their ancestors.
+        if let Ok(order) = petgraph::algo::toposort(&self.graph, None) {
+            for node in order {
+                let i = self.graph[node];
+                let mut row = std::mem::take(&mut out[i]);
+                for pred in self
+                    .graph
+                    .neighbors_directed(node, petgraph::Direction::Incoming)
+                {
+                    let j = self.graph[pred];
+                    row[j] = true;
+                    row.iter_mut().zip(&out[j]).for_each(|(a, b)| *a |= *b);
+                }
+                out[i] = row;
+            }
+            return out;
+        }
+        self.ancestors_by_search(out)
+    }
+
+    /// [`StepGraph::ancestors`] by a search from each step, which also works with cycles; `out`
+    /// is all `false`.
+    fn ancestors_by_search(&self, mut out: Vec<Vec<bool>>) -> Vec<Vec<bool>> {
         for (i, row) in out.iter_mut().enumerate() {
             let mut stack = vec![NodeIndex::new(i)];
             while let Some(node) = stack.pop() {
@@ -211,4 +235,37 @@ pub fn find_step(steps: &[Step], reference: &str) -> Option<usize> {
         .iter()
         .position(|s| s.id.as_ref().is_some_and(|id| id.value == reference))
         .or_else(|| steps.iter().position(|s| s.name.value == reference))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::parse;
+
+    #[test]
+    fn ancestors_in_order_are_those_found_by_search() {
+        let text = concat!(
+            "version: \"1.0.0\"\npipeline:\n  cloud_provider: AWS\n",
+            "  pipeline_updates_require_approval: NEVER\n",
+            "  stages: [{name: s, account_id: \"111111111111\", region: us-east-1}]\n",
+            "  steps:\n",
+            "    - {name: A, type: \"CUSTOM:A\", goes_after: [D]}\n",
+            "    - {name: B, type: \"CUSTOM:B\"}\n",
+            "    - {name: C, type: \"CUSTOM:C\", goes_after: [A, B]}\n",
+            "    - {name: D, type: \"CUSTOM:D\", goes_after: []}\n",
+            "    - {name: E, type: \"CUSTOM:E\"}\n",
+            "  artifacts: {}\n",
+        );
+        let definition = parse(text).expect("valid");
+        let graph = StepGraph::of(&definition);
+        let n = definition.steps.len();
+        let ancestors = graph.ancestors();
+        assert_eq!(
+            ancestors,
+            graph.ancestors_by_search(vec![vec![false; n]; n])
+        );
+        // C waits for A (which waits for D) and B (which follows A): all but C and E.
+        assert_eq!(ancestors[2], [true, true, false, true, false]);
+        assert_eq!(ancestors[3], [false; 5]);
+    }
 }

@@ -4,15 +4,34 @@
 /// Lowercases, turns every character outside `[a-z0-9-]` into `-`, collapses runs of `-` and
 /// trims `-` at both ends.
 pub fn normalize(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for c in name.chars().flat_map(char::to_lowercase) {
+    normalize_joined(&[name])
+}
+
+/// [`normalize`] of `parts` joined with `-`, without building the joined text.
+fn normalize_joined(parts: &[&str]) -> String {
+    fn push(out: &mut String, c: char) {
         if c.is_ascii_lowercase() || c.is_ascii_digit() {
             out.push(c);
         } else if !out.ends_with('-') && !out.is_empty() {
             out.push('-');
         }
     }
-    out.trim_end_matches('-').to_owned()
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            push(&mut out, '-');
+        }
+        for c in part.chars() {
+            if c.is_ascii() {
+                push(&mut out, c.to_ascii_lowercase());
+            } else {
+                c.to_lowercase().for_each(|l| push(&mut out, l));
+            }
+        }
+    }
+    let end = out.trim_end_matches('-').len();
+    out.truncate(end);
+    out
 }
 
 /// Cuts `name` to `max` characters; a cut name ends in `-` and 6 base-36 characters of a hash
@@ -33,6 +52,15 @@ pub fn limit(name: &str, max: usize) -> String {
     let keep = max.saturating_sub(7);
     let head = name[..keep].trim_end_matches('-');
     format!("{head}-{suffix}")
+}
+
+/// [`limit`] of a name already owned: short names are returned as they are.
+fn limit_owned(name: String, max: usize) -> String {
+    if name.len() <= max {
+        name
+    } else {
+        limit(&name, max)
+    }
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -56,15 +84,12 @@ fn base36(mut n: u64, digits: usize) -> String {
 
 /// The ECR repository of an artifact in a stage: `<pipeline>-<stage>-<artifact>` (at most 256).
 pub fn stage_repository(pipeline_slug: &str, stage: &str, artifact_id: &str) -> String {
-    limit(
-        &normalize(&format!("{pipeline_slug}-{stage}-{artifact_id}")),
-        256,
-    )
+    limit_owned(normalize_joined(&[pipeline_slug, stage, artifact_id]), 256)
 }
 
 /// The ECR repository of a shared artifact in the CI/CD account: `<pipeline>-<artifact>`.
 pub fn root_repository(pipeline_slug: &str, artifact_id: &str) -> String {
-    limit(&normalize(&format!("{pipeline_slug}-{artifact_id}")), 256)
+    limit_owned(normalize_joined(&[pipeline_slug, artifact_id]), 256)
 }
 
 /// The S3 bucket of an artifact in a stage: `<account>-<pipeline>-<stage>-<artifact>` (at most
@@ -75,18 +100,16 @@ pub fn stage_bucket(
     stage: &str,
     artifact_id: &str,
 ) -> String {
-    limit(
-        &normalize(&format!(
-            "{account_id}-{pipeline_slug}-{stage}-{artifact_id}"
-        )),
+    limit_owned(
+        normalize_joined(&[account_id, pipeline_slug, stage, artifact_id]),
         63,
     )
 }
 
 /// The S3 bucket of a shared artifact in the CI/CD account: `<account>-<pipeline>-<artifact>`.
 pub fn root_bucket(cicd_account_id: &str, pipeline_slug: &str, artifact_id: &str) -> String {
-    limit(
-        &normalize(&format!("{cicd_account_id}-{pipeline_slug}-{artifact_id}")),
+    limit_owned(
+        normalize_joined(&[cicd_account_id, pipeline_slug, artifact_id]),
         63,
     )
 }
@@ -104,6 +127,51 @@ pub fn stage_role(pipeline_slug: &str, stage: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plain definition of [`normalize`].
+    fn reference(name: &str) -> String {
+        let mut out = String::new();
+        for c in name.chars().flat_map(char::to_lowercase) {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                out.push(c);
+            } else if !out.ends_with('-') && !out.is_empty() {
+                out.push('-');
+            }
+        }
+        out.trim_end_matches('-').to_owned()
+    }
+
+    #[test]
+    fn joined_parts_normalize_like_the_joined_text() {
+        let parts = [
+            "",
+            "-",
+            "--",
+            "a",
+            "A-",
+            "-b",
+            "My Stage",
+            "İstanbul",
+            "ß_x",
+            "µ1",
+            "x--y",
+            "9",
+        ];
+        for a in parts {
+            for b in parts {
+                for c in parts {
+                    let joined = format!("{a}-{b}-{c}");
+                    assert_eq!(normalize(&joined), reference(&joined), "{joined:?}");
+                    assert_eq!(
+                        normalize_joined(&[a, b, c]),
+                        reference(&joined),
+                        "{joined:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(normalize("--My  Pipeline--"), "my-pipeline");
+    }
 
     #[test]
     fn scenario_51_names() {

@@ -5,8 +5,9 @@
 //! with `*`, `?`, `[` or `{` are globs (`*` and `?` do not cross `/`, `**` does); a glob covers
 //! the paths it matches and everything beneath them. All entries of all artifacts are compiled
 //! once into a component trie; globs hang at the node of their literal leading components, so a
-//! changed path is tested only against the globs of the directories it lies in. Deciding for
-//! many artifacts is one pass over the changed paths.
+//! changed path is tested only against the globs of the directories it lies in. Globs of the
+//! common shapes `<dir>/*.ext` and `<dir>/**/*.ext` are decided by comparing text, without
+//! compiling them. Deciding for many artifacts is one pass over the changed paths.
 
 use std::collections::HashMap;
 
@@ -98,8 +99,76 @@ struct TrieNode {
     owners: Vec<usize>,
     /// Artifacts with an entry `<this node>/*`: every path strictly beneath matches.
     strict_owners: Vec<usize>,
-    globs: Option<(GlobSet, Vec<usize>)>,
-    pending: Vec<(usize, globset::Glob)>,
+    /// The globs `<prefix>/*<suffix>` and `<prefix>/**/*<suffix>` hung here, matched without
+    /// a glob set, and for each the artifacts that have it.
+    suffix_globs: Vec<(SuffixGlob, Vec<usize>)>,
+    /// The other globs hung here, and for each the artifacts that have it.
+    globs: Option<(GlobSet, Vec<Vec<usize>>)>,
+    /// The globs while the matcher is built: each distinct glob once, with its artifacts.
+    pending: Vec<(globset::Glob, Vec<usize>)>,
+}
+
+impl TrieNode {
+    /// Hangs `glob` of artifact `owner` here; artifacts with the same glob share it.
+    fn hang(&mut self, owner: usize, glob: globset::Glob) {
+        match self.pending.iter_mut().find(|(g, _)| *g == glob) {
+            Some((_, owners)) if owners.contains(&owner) => {}
+            Some((_, owners)) => owners.push(owner),
+            None => self.pending.push((glob, vec![owner])),
+        }
+    }
+}
+
+/// A glob whose last component is `*` and a literal suffix, after a literal prefix and maybe a
+/// `**`: `/services/api/**/*.rs`, `/proto/*.proto`. What it covers (the paths it matches and
+/// everything beneath them) is decided by comparing text, without compiling a glob: a path under
+/// `<prefix>/` whose first component there (any component there, after `**`) ends with the
+/// suffix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct SuffixGlob {
+    /// The entry up to the `/` before the glob components, as written.
+    prefix: String,
+    /// What the last component ends with.
+    suffix: String,
+    /// Whether `**` comes before the last component.
+    deep: bool,
+}
+
+impl SuffixGlob {
+    /// The suffix glob that `path` (an entry without trailing `/`) is, if it is one.
+    fn of(path: &str) -> Option<Self> {
+        let plain = |s: &str| !s.contains(['*', '?', '[', ']', '{', '}', '\\']);
+        let (head, suffix) = path.rsplit_once("/*")?;
+        let (prefix, deep) = match head.strip_suffix("/**") {
+            Some(prefix) => (prefix, true),
+            None => (head, false),
+        };
+        (!suffix.is_empty() && !suffix.contains('/') && plain(suffix) && plain(prefix)).then(|| {
+            SuffixGlob {
+                prefix: prefix.to_owned(),
+                suffix: suffix.to_owned(),
+                deep,
+            }
+        })
+    }
+
+    /// Whether the glob covers `path`.
+    fn covers(&self, path: &str) -> bool {
+        let Some(rest) = path
+            .strip_prefix(self.prefix.as_str())
+            .and_then(|r| r.strip_prefix('/'))
+        else {
+            return false;
+        };
+        let mut components = rest.split('/');
+        if self.deep {
+            components.any(|c| c.ends_with(self.suffix.as_str()))
+        } else {
+            components
+                .next()
+                .is_some_and(|c| c.ends_with(self.suffix.as_str()))
+        }
+    }
 }
 
 /// Whether an entry is a glob rather than a plain path.
@@ -136,9 +205,18 @@ impl RebuildMatcher {
                     }
                     continue;
                 }
+                if let Some(glob) = SuffixGlob::of(path) {
+                    let globs = &mut nodes[node].suffix_globs;
+                    match globs.iter_mut().find(|(g, _)| *g == glob) {
+                        Some((_, owners)) if owners.contains(&index) => {}
+                        Some((_, owners)) => owners.push(index),
+                        None => globs.push((glob, vec![index])),
+                    }
+                    continue;
+                }
                 for pattern in [path.to_owned(), format!("{path}/**")] {
                     match GlobBuilder::new(&pattern).literal_separator(true).build() {
-                        Ok(glob) => nodes[node].pending.push((index, glob)),
+                        Ok(glob) => nodes[node].hang(index, glob),
                         Err(e) => {
                             errors.push(Diagnostic::new(
                                 Code::InvalidRepoPath,
@@ -162,9 +240,9 @@ impl RebuildMatcher {
             }
             let mut set = GlobSetBuilder::new();
             let mut owners = Vec::with_capacity(node.pending.len());
-            for (owner, glob) in node.pending.drain(..) {
+            for (glob, owners_of_glob) in node.pending.drain(..) {
                 set.add(glob);
-                owners.push(owner);
+                owners.push(owners_of_glob);
             }
             match set.build() {
                 Ok(set) => node.globs = Some((set, owners)),
@@ -207,10 +285,19 @@ impl RebuildMatcher {
                 for &owner in &here.owners {
                     record(owner, &mut out);
                 }
+                for (glob, owners) in &here.suffix_globs {
+                    if glob.covers(path) {
+                        for &owner in owners {
+                            record(owner, &mut out);
+                        }
+                    }
+                }
                 if let Some((set, owners)) = &here.globs {
                     set.matches_into(path, &mut hits);
                     for &g in &hits {
-                        record(owners[g], &mut out);
+                        for &owner in &owners[g] {
+                            record(owner, &mut out);
+                        }
                     }
                 }
                 let Some(component) = components.next() else {
@@ -293,6 +380,69 @@ mod tests {
             "`**` covers the subtree"
         );
         assert_eq!(r[2], ["/lib/a.rs"]);
+    }
+
+    #[test]
+    fn suffix_globs_cover_what_the_glob_sets_cover() {
+        let patterns = [
+            "/services/api/**/*.rs",
+            "/proto/*.proto",
+            "/*.json",
+            "/a//b/*.rs",
+            "/web/**/*.test.ts",
+        ];
+        let paths = [
+            "/services/api/main.rs",
+            "/services/api/src/deep/x.rs",
+            "/services/api/.rs",
+            "/services/api/x.rs/inner.txt",
+            "/services/api/x.rsx",
+            "/services/api/src.rs.bak/y",
+            "/services/api",
+            "/services/api/",
+            "/services/api-gw/x.rs",
+            "/services/apix.rs",
+            "//services/api/x.rs",
+            "/services//api/x.rs",
+            "/services/api//x.rs",
+            "/services/api/x.rs/",
+            "/proto/a.proto",
+            "/proto/a/b.proto",
+            "/proto/a.proto/b",
+            "/proto/.proto",
+            "/proto",
+            "/package.json",
+            "//package.json",
+            "/x/package.json",
+            "/package.json/x",
+            "/a//b/x.rs",
+            "/a/b/x.rs",
+            "/web/a/b.test.ts",
+            "/web/b.ts",
+            "/web/x.test.ts/y",
+        ];
+        for pattern in patterns {
+            let fast = SuffixGlob::of(pattern).expect("a suffix glob");
+            let mut set = GlobSetBuilder::new();
+            for p in [pattern.to_owned(), format!("{pattern}/**")] {
+                let glob = GlobBuilder::new(&p).literal_separator(true).build();
+                set.add(glob.expect("valid"));
+            }
+            let set = set.build().expect("builds");
+            for path in paths {
+                assert_eq!(fast.covers(path), set.is_match(path), "{pattern} on {path}");
+            }
+        }
+        for not_suffix in [
+            "/a/*",
+            "/a/**",
+            "/a/b*/*.rs",
+            "/a/**/x*.rs",
+            "/a/*.{rs,ts}",
+            "/a/*.d/b",
+        ] {
+            assert_eq!(SuffixGlob::of(not_suffix), None, "{not_suffix}");
+        }
     }
 
     #[test]

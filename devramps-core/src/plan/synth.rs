@@ -1,18 +1,19 @@
 //! The synthesis itself: [`synthesize`] and the [`Plan`] it builds.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::naming;
 use super::rebuild::{Decision, RebuildMatcher, RebuildReason};
 use crate::expr::{
-    ArtifactLocation, ExprError, Organization, ParamValue, PipelineInfo, Scope, StageScope,
-    StepScope, Templates, Trigger, resolve_value_with,
+    ArtifactLocation, Failures, Organization, ParamValue, PipelineInfo, Prepared, Preparer,
+    Resolver, Scope, StageMemo, StageScope, StepScope, Trigger,
 };
 use crate::pipeline::{
     Artifact, ArtifactParams, ArtifactType, Diagnostic, Diagnostics, PipelineDefinition, Stage,
-    StepGraph, StepIndex, StepParams, TimeWindow, Value, ValueMap,
+    Step, StepGraph, StepIndex, StepParams, TimeWindow,
 };
 
 /// The default step timeout in minutes (L10).
@@ -180,44 +181,70 @@ pub fn synthesize(
     let graph = StepGraph::of(definition);
     let ancestors = graph.ancestors();
     let step_index = StepIndex::of(definition);
-    let mut templates = Templates::default();
-    for step in &definition.steps {
-        step.params.iter().for_each(|(_, v)| templates.add(v));
-    }
-    for artifact in &definition.artifacts {
-        artifact.params.iter().for_each(|(_, v)| templates.add(v));
-        artifact.envs.iter().for_each(|(_, v)| templates.add(v));
-    }
-    let templates = &templates;
-    let owners: Vec<String> = definition
+    // Every parameter tree is prepared once and resolved for each stage (see `Prepared`).
+    let mut preparer = Preparer::new(&definition.steps, Some(&step_index));
+    let step_params: Vec<Prepared<'_>> = definition
         .steps
         .iter()
-        .map(|s| format!("step `{}`", s.name.value))
+        .map(|s| preparer.prepare_map(&s.params))
         .collect();
+    let build_params: Vec<BuildParams<'_>> = definition
+        .artifacts
+        .iter()
+        .map(|a| BuildParams {
+            owner: format!("artifact `{}`", a.name.value),
+            params: preparer.prepare_map(&a.params),
+            envs: preparer.prepare_map(&a.envs),
+        })
+        .collect();
+    let synthesis = Synthesis {
+        definition,
+        input,
+        source,
+        placements: definition
+            .artifacts
+            .iter()
+            .zip(&artifacts)
+            .map(|(a, p)| Placement::new(a, &p.build_commit))
+            .collect(),
+        predecessors: (0..definition.steps.len())
+            .map(|i| graph.predecessors(i))
+            .collect(),
+        ancestors: &ancestors,
+        step_index: &step_index,
+        owners: definition
+            .steps
+            .iter()
+            .map(|s| format!("step `{}`", s.name.value))
+            .collect(),
+        timeouts: definition.steps.iter().map(timeout_minutes).collect(),
+        step_params,
+        build_params,
+        keys: [Arc::from("params"), Arc::from("envs")],
+    };
+    let mut memo = preparer.memo();
+    let mut orders = Orders::default();
     let mut stages = Vec::with_capacity(definition.stages.len());
     for stage in &definition.stages {
-        stages.push(stage_plan(
-            definition,
-            stage,
-            input,
-            &artifacts,
-            (&graph, &ancestors, &step_index, &owners),
-            (source, templates),
-            &mut errors,
-        ));
+        memo.clear();
+        stages.push(synthesis.stage_plan(stage, (&mut memo, &mut orders), &mut errors));
     }
+    memo.clear();
+    let shared_builds: Vec<Option<ParamValue>> = definition
+        .artifacts
+        .iter()
+        .zip(&synthesis.build_params)
+        .map(|(artifact, prepared)| {
+            (!artifact.per_stage.value).then(|| {
+                let scope = base_scope(definition, input, &prepared.owner, &step_index);
+                let mut resolver = Resolver::new(scope, &mut memo);
+                synthesis.build(prepared, &mut resolver, &mut errors)
+            })
+        })
+        .collect();
     let mut artifact_plans = artifacts;
-    for (plan, artifact) in artifact_plans.iter_mut().zip(&definition.artifacts) {
-        if !artifact.per_stage.value {
-            let owner = format!("artifact `{}`", artifact.name.value);
-            let scope = base_scope(definition, input, &owner, &step_index);
-            plan.build_params = Some(build_params(
-                artifact,
-                &scope,
-                (source, templates),
-                &mut errors,
-            ));
-        }
+    for (plan, build_params) in artifact_plans.iter_mut().zip(shared_builds) {
+        plan.build_params = build_params;
     }
     if !errors.is_empty() {
         errors.sort_by(|a, b| (a.span.offset, &a.message).cmp(&(b.span.offset, &b.message)));
@@ -231,6 +258,55 @@ pub fn synthesize(
         artifacts: artifact_plans,
         stages,
     })
+}
+
+/// A step's timeout in minutes; `None` for waits on people (bake, approvals) which have none
+/// (L10).
+fn timeout_minutes(step: &Step) -> Option<u64> {
+    match &step.typed {
+        StepParams::Bake(_) => None,
+        StepParams::TestGate(t) => Some(
+            t.timeout
+                .as_ref()
+                .and_then(crate::pipeline::literal_minutes)
+                .unwrap_or(DEFAULT_TEST_TIMEOUT_MINUTES),
+        ),
+        _ => Some(
+            step.timeout_minutes()
+                .unwrap_or(DEFAULT_STEP_TIMEOUT_MINUTES),
+        ),
+    }
+}
+
+/// The prepared parameters of an artifact's build.
+struct BuildParams<'d> {
+    /// "artifact `Name`", for messages.
+    owner: String,
+    params: Prepared<'d>,
+    envs: Prepared<'d>,
+}
+
+/// What every stage's plan is made from.
+struct Synthesis<'d> {
+    definition: &'d PipelineDefinition,
+    input: &'d SynthesisInput,
+    source: Option<&'d str>,
+    /// Each artifact's placement.
+    placements: Vec<Placement<'d>>,
+    /// For each step, the steps it waits for (ascending).
+    predecessors: Vec<Vec<usize>>,
+    ancestors: &'d [Vec<bool>],
+    step_index: &'d StepIndex,
+    /// "step `Name`" of each step, for messages.
+    owners: Vec<String>,
+    /// Each step's timeout.
+    timeouts: Vec<Option<u64>>,
+    /// Each step's parameters.
+    step_params: Vec<Prepared<'d>>,
+    /// Each artifact's parameters.
+    build_params: Vec<BuildParams<'d>>,
+    /// The keys of build parameters: `params` and `envs`.
+    keys: [Arc<str>; 2],
 }
 
 fn base_scope<'a>(
@@ -314,35 +390,62 @@ fn decide(
         .collect())
 }
 
-/// Where an artifact built at `commit` is in a stage (reference 3.5 naming).
-pub(crate) fn location(
-    slug: &str,
-    stage: &Stage,
-    artifact: &Artifact,
-    commit: &str,
-) -> ArtifactLocation {
-    let id = &artifact.id.value;
-    match artifact.artifact_type.value {
-        ArtifactType::DockerBuild | ArtifactType::DockerImport => {
-            let repo = naming::stage_repository(slug, &stage.name.value, id);
-            ArtifactLocation {
-                image_url: format!(
-                    "{}.dkr.ecr.{}.amazonaws.com/{repo}:{commit}",
-                    stage.account_id.value, stage.region.value
-                ),
-                image_tag: commit.to_owned(),
-                ..ArtifactLocation::default()
-            }
+/// What the locations of an artifact in the stages are made from.
+struct Placement<'d> {
+    artifact: &'d Artifact,
+    /// The commit of the build the deployment uses.
+    commit: &'d str,
+    /// Bundles: the object key, the same in every stage.
+    key: Option<String>,
+}
+
+impl<'d> Placement<'d> {
+    fn new(artifact: &'d Artifact, commit: &'d str) -> Self {
+        let key = match artifact.artifact_type.value {
+            ArtifactType::DockerBuild | ArtifactType::DockerImport => None,
+            ArtifactType::BundleBuild | ArtifactType::BundleImport => Some(format!(
+                "{}/{commit}/{}",
+                artifact.id.value,
+                bundle_file_name(artifact)
+            )),
+        };
+        Placement {
+            artifact,
+            commit,
+            key,
         }
-        ArtifactType::BundleBuild | ArtifactType::BundleImport => {
-            let bucket = naming::stage_bucket(&stage.account_id.value, slug, &stage.name.value, id);
-            let file = bundle_file_name(artifact);
-            let key = format!("{id}/{commit}/{file}");
-            ArtifactLocation {
-                s3_url: format!("s3://{bucket}/{key}"),
-                s3_bucket: bucket,
-                s3_key: key,
-                ..ArtifactLocation::default()
+    }
+
+    /// Where the artifact is in `stage` (reference 3.5 naming).
+    fn location(&self, slug: &str, stage: &Stage) -> ArtifactLocation {
+        let id = &self.artifact.id.value;
+        let (account, region) = (&stage.account_id.value, &stage.region.value);
+        match &self.key {
+            None => {
+                let repo = naming::stage_repository(slug, &stage.name.value, id);
+                ArtifactLocation {
+                    image_url: [
+                        account,
+                        ".dkr.ecr.",
+                        region,
+                        ".amazonaws.com/",
+                        &repo,
+                        ":",
+                        self.commit,
+                    ]
+                    .concat(),
+                    image_tag: self.commit.to_owned(),
+                    ..ArtifactLocation::default()
+                }
+            }
+            Some(key) => {
+                let bucket = naming::stage_bucket(account, slug, &stage.name.value, id);
+                ArtifactLocation {
+                    s3_url: ["s3://", &bucket, "/", key].concat(),
+                    s3_bucket: bucket,
+                    s3_key: key.clone(),
+                    ..ArtifactLocation::default()
+                }
             }
         }
     }
@@ -360,7 +463,7 @@ fn bundle_file_name(artifact: &Artifact) -> String {
         .map_or_else(|| format!("{}.zip", artifact.id.value), str::to_owned)
 }
 
-fn report(errors: &mut Vec<Diagnostic>, source: Option<&str>, failures: Vec<(&Value, ExprError)>) {
+fn report(errors: &mut Vec<Diagnostic>, source: Option<&str>, failures: Failures<'_>) {
     for (value, e) in failures {
         let span = crate::expr::locate_error(source, value, &e);
         let mut d = Diagnostic::new(e.kind.code(), span, e.message);
@@ -369,153 +472,146 @@ fn report(errors: &mut Vec<Diagnostic>, source: Option<&str>, failures: Vec<(&Va
     }
 }
 
-fn resolve_map(
-    map: &ValueMap,
-    scope: &Scope<'_>,
-    (source, templates): (Option<&str>, &Templates),
-    errors: &mut Vec<Diagnostic>,
-) -> ParamValue {
-    let mut entries = Vec::with_capacity(map.len());
-    for (key, value) in map.iter() {
-        match resolve_value_with(value, scope, templates) {
-            Ok(v) => entries.push((key.value.clone(), v)),
-            Err(failures) => report(errors, source, failures),
-        }
+impl<'d> Synthesis<'d> {
+    /// The resolved `params` and `envs` of an artifact's build.
+    fn build(
+        &self,
+        prepared: &BuildParams<'d>,
+        resolver: &mut Resolver<'_, '_>,
+        errors: &mut Vec<Diagnostic>,
+    ) -> ParamValue {
+        let mut failures = Vec::new();
+        let params = prepared.params.resolve_entries(resolver, &mut failures);
+        let envs = prepared.envs.resolve_entries(resolver, &mut failures);
+        report(errors, self.source, failures);
+        let [params_key, envs_key] = &self.keys;
+        ParamValue::Map(Arc::new([
+            (Arc::clone(params_key), params),
+            (Arc::clone(envs_key), envs),
+        ]))
     }
-    ParamValue::Map(entries)
-}
 
-fn build_params(
-    artifact: &Artifact,
-    scope: &Scope<'_>,
-    (source, templates): (Option<&str>, &Templates),
-    errors: &mut Vec<Diagnostic>,
-) -> ParamValue {
-    ParamValue::Map(vec![
-        (
-            "params".to_owned(),
-            resolve_map(&artifact.params, scope, (source, templates), errors),
-        ),
-        (
-            "envs".to_owned(),
-            resolve_map(&artifact.envs, scope, (source, templates), errors),
-        ),
-    ])
-}
-
-fn stage_plan(
-    definition: &PipelineDefinition,
-    stage: &Stage,
-    input: &SynthesisInput,
-    artifacts: &[ArtifactPlan],
-    (graph, ancestors, step_index, owners): (&StepGraph, &[Vec<bool>], &StepIndex, &[String]),
-    (source, templates): (Option<&str>, &Templates),
-    errors: &mut Vec<Diagnostic>,
-) -> StagePlan {
-    let locations: BTreeMap<String, ArtifactLocation> = definition
-        .artifacts
-        .iter()
-        .zip(artifacts)
-        .map(|(a, p)| {
-            (
-                a.id.value.clone(),
-                location(&input.pipeline.slug, stage, a, &p.build_commit),
-            )
-        })
-        .collect();
-    let steps = &definition.steps;
-    let mut skipped = vec![false; steps.len()];
-    for entry in &stage.skip {
-        if let Some(i) = step_index.get(&entry.value) {
-            skipped[i] = true;
+    fn stage_plan(
+        &self,
+        stage: &Stage,
+        (memo, orders): (&mut StageMemo, &mut Orders),
+        errors: &mut Vec<Diagnostic>,
+    ) -> StagePlan {
+        let (definition, input, step_index) = (self.definition, self.input, self.step_index);
+        let locations: BTreeMap<String, ArtifactLocation> = self
+            .placements
+            .iter()
+            .map(|p| {
+                (
+                    p.artifact.id.value.clone(),
+                    p.location(&input.pipeline.slug, stage),
+                )
+            })
+            .collect();
+        let steps = &definition.steps;
+        let mut skipped = vec![false; steps.len()];
+        for entry in &stage.skip {
+            if let Some(i) = step_index.get(&entry.value) {
+                skipped[i] = true;
+            }
         }
-    }
-    let stage_scope = StageScope {
-        name: &stage.name.value,
-        account_id: &stage.account_id.value,
-        region: &stage.region.value,
-        vars: &stage.vars,
-        artifacts: &locations,
-    };
-    let mut builds = BTreeMap::new();
-    for artifact in definition.artifacts.iter().filter(|a| a.per_stage.value) {
-        let owner = format!("artifact `{}`", artifact.name.value);
-        let scope = Scope {
-            stage: Some(stage_scope),
-            ..base_scope(definition, input, &owner, step_index)
+        let stage_scope = StageScope {
+            name: &stage.name.value,
+            account_id: &stage.account_id.value,
+            region: &stage.region.value,
+            vars: &stage.vars,
+            artifacts: &locations,
         };
-        builds.insert(
-            artifact.id.value.clone(),
-            build_params(artifact, &scope, (source, templates), errors),
-        );
-    }
-    let effective = effective_predecessors(graph, &skipped);
-    let mut plans = Vec::with_capacity(steps.len());
-    for (index, step) in steps.iter().enumerate() {
-        let owner = &owners[index];
         let scope = Scope {
             stage: Some(stage_scope),
-            step: Some(StepScope {
+            ..base_scope(definition, input, "", step_index)
+        };
+        let mut resolver = Resolver::new(scope, memo);
+        let mut builds = BTreeMap::new();
+        for (artifact, prepared) in definition.artifacts.iter().zip(&self.build_params) {
+            if artifact.per_stage.value {
+                resolver.scope.owner = &prepared.owner;
+                resolver.scope.step = None;
+                builds.insert(
+                    artifact.id.value.clone(),
+                    self.build(prepared, &mut resolver, errors),
+                );
+            }
+        }
+        let effective = orders.get(&self.predecessors, &skipped);
+        let mut plans = Vec::with_capacity(steps.len());
+        for (index, step) in steps.iter().enumerate() {
+            resolver.scope.owner = &self.owners[index];
+            resolver.scope.step = Some(StepScope {
                 index,
-                ancestors: &ancestors[index],
+                ancestors: &self.ancestors[index],
                 skipped: &skipped,
-            }),
-            ..base_scope(definition, input, owner, step_index)
-        };
-        let params = if skipped[index] {
+            });
+            let mut failures = Vec::new();
+            let params = self.step_params[index].resolve_entries(&mut resolver, &mut failures);
             // A skipped step never runs; its parameters are shown as far as they resolve.
-            resolve_map(&step.params, &scope, (source, templates), &mut Vec::new())
-        } else {
-            resolve_map(&step.params, &scope, (source, templates), errors)
-        };
-        let timeout_minutes = match &step.typed {
-            StepParams::Bake(_) => None,
-            StepParams::TestGate(t) => Some(
-                t.timeout
-                    .as_ref()
-                    .and_then(crate::pipeline::literal_minutes)
-                    .unwrap_or(DEFAULT_TEST_TIMEOUT_MINUTES),
-            ),
-            _ => Some(
-                step.timeout_minutes()
-                    .unwrap_or(DEFAULT_STEP_TIMEOUT_MINUTES),
-            ),
-        };
-        let predecessors = effective[index].clone();
-        plans.push(StepPlan {
-            name: step.name.value.clone(),
-            id: step.id.as_ref().map(|i| i.value.clone()),
-            step_type: step.step_type.value.as_str().to_owned(),
-            after: predecessors
-                .iter()
-                .map(|&p| steps[p].key().to_owned())
-                .collect(),
-            skipped: skipped[index],
-            params,
-            index,
-            predecessors,
-            timeout_minutes,
-        });
+            if !skipped[index] {
+                report(errors, self.source, failures);
+            }
+            let predecessors = effective[index].clone();
+            plans.push(StepPlan {
+                name: step.name.value.clone(),
+                id: step.id.as_ref().map(|i| i.value.clone()),
+                step_type: step.step_type.value.as_str().to_owned(),
+                after: predecessors
+                    .iter()
+                    .map(|&p| steps[p].key().to_owned())
+                    .collect(),
+                skipped: skipped[index],
+                params,
+                index,
+                predecessors,
+                timeout_minutes: self.timeouts[index],
+            });
+        }
+        StagePlan {
+            name: stage.name.value.clone(),
+            account_id: stage.account_id.value.clone(),
+            region: stage.region.value.clone(),
+            deployment_time_window: definition.effective_window(stage),
+            steps: plans,
+            artifacts: locations,
+            builds,
+        }
     }
-    StagePlan {
-        name: stage.name.value.clone(),
-        account_id: stage.account_id.value.clone(),
-        region: stage.region.value.clone(),
-        deployment_time_window: definition.effective_window(stage),
-        steps: plans,
-        artifacts: locations,
-        builds,
+}
+
+/// The effective predecessors of the steps for each set of skipped steps met so far (stages
+/// often skip the same steps, or none).
+#[derive(Debug, Default)]
+struct Orders {
+    known: Vec<(Vec<bool>, Vec<Vec<usize>>)>,
+}
+
+impl Orders {
+    /// [`effective_predecessors`] for a stage that skips `skipped`.
+    fn get(&mut self, predecessors: &[Vec<usize>], skipped: &[bool]) -> &[Vec<usize>] {
+        let at = match self.known.iter().position(|(s, _)| s == skipped) {
+            Some(at) => at,
+            None => {
+                let effective = effective_predecessors(predecessors, skipped);
+                self.known.push((skipped.to_vec(), effective));
+                self.known.len() - 1
+            }
+        };
+        &self.known[at].1
     }
 }
 
 /// For each step, what it waits for once skipped steps are taken out: a skipped predecessor is
-/// replaced by that predecessor's own (effective) predecessors.
-fn effective_predecessors(graph: &StepGraph, skipped: &[bool]) -> Vec<Vec<usize>> {
+/// replaced by that predecessor's own (effective) predecessors. `predecessors[i]` are the steps
+/// step `i` waits for, in ascending order.
+fn effective_predecessors(predecessors: &[Vec<usize>], skipped: &[bool]) -> Vec<Vec<usize>> {
     let n = skipped.len();
     let mut memo: Vec<Option<Vec<usize>>> = vec![None; n];
     fn visit(
         i: usize,
-        graph: &StepGraph,
+        predecessors: &[Vec<usize>],
         skipped: &[bool],
         memo: &mut Vec<Option<Vec<usize>>>,
         depth: usize,
@@ -525,9 +621,9 @@ fn effective_predecessors(graph: &StepGraph, skipped: &[bool]) -> Vec<Vec<usize>
         }
         let mut out = Vec::new();
         if depth <= skipped.len() {
-            for p in graph.predecessors(i) {
+            for &p in &predecessors[i] {
                 if skipped[p] {
-                    out.extend(visit(p, graph, skipped, memo, depth + 1));
+                    out.extend(visit(p, predecessors, skipped, memo, depth + 1));
                 } else {
                     out.push(p);
                 }
@@ -539,6 +635,6 @@ fn effective_predecessors(graph: &StepGraph, skipped: &[bool]) -> Vec<Vec<usize>
         out
     }
     (0..n)
-        .map(|i| visit(i, graph, skipped, &mut memo, 0))
+        .map(|i| visit(i, predecessors, skipped, &mut memo, 0))
         .collect()
 }

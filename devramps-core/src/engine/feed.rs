@@ -57,11 +57,28 @@ impl EngineDriver {
             self.reload(pipeline).await?;
             return Ok(true);
         };
-        if self.backends.store.last_seq(pipeline).await? == applied {
+        let events = self.backends.store.read(pipeline, applied, None).await?;
+        if events.is_empty() {
             return Ok(false);
         }
-        // Until the machine can apply records incrementally, catching up is a reload.
-        self.reload(pipeline).await?;
+        let parsed: Result<Vec<Record>> = events
+            .into_iter()
+            .map(|e| {
+                serde_json::from_value(e.payload).map_err(|err| {
+                    Error::backend(
+                        "engine",
+                        format!("read record {} of `{pipeline}`", e.seq),
+                        err.to_string(),
+                    )
+                })
+            })
+            .collect();
+        match (parsed, self.machines.get_mut(pipeline)) {
+            (Ok(records), Some(machine)) => machine.apply(&records),
+            (Err(e), _) => return Err(e),
+            (Ok(_), None) => self.reload(pipeline).await?,
+        }
+        self.set_wake(pipeline, self.backends.clock.now());
         Ok(true)
     }
 

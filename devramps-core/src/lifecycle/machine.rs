@@ -283,6 +283,14 @@ impl Machine {
         }
     }
 
+    /// Applies records written after the ones the machine has seen (by another engine instance
+    /// sharing the store, L21), in log order: catching up costs what is new, not a replay.
+    pub fn apply<'a>(&mut self, records: impl IntoIterator<Item = &'a Record>) {
+        for record in records {
+            self.state.apply(record);
+        }
+    }
+
     /// The state.
     pub fn state(&self) -> &PipelineState {
         &self.state

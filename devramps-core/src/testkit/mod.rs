@@ -97,6 +97,7 @@ macro_rules! store_conformance_tests {
                 unknown_stream_is_empty,
                 streams_sorted_and_independent,
                 fencing_tokens,
+                empty_append_fences,
                 empty_append_checks_expected,
                 concurrent_appends_one_wins,
                 snapshot_roundtrip_or_not_supported,

@@ -359,6 +359,31 @@ pub async fn fencing_tokens(store: &dyn EventStore) {
     assert_eq!(seqs(store, s).await, [1, 2, 3], "fenced stream content");
 }
 
+/// An empty append presenting a higher token records the token without writing anything: a new
+/// lease holder fences the stream this way before it writes (L21), so the old holder's next
+/// append is refused.
+pub async fn empty_append_fences(store: &dyn EventStore) {
+    let s = "conformance/fence-empty";
+    ok(
+        store.append(s, 0, events(1, 1), fenced(1)).await,
+        "the first holder writes with token 1",
+    );
+    ok(
+        store.append(s, 1, vec![], fenced(2)).await,
+        "the new holder fences with an empty append of token 2",
+    );
+    assert_eq!(seqs(store, s).await, [1], "an empty append writes nothing");
+    assert_conflict(
+        store.append(s, 1, events(2, 1), fenced(1)).await,
+        "the old holder (token 1) after the fence",
+    );
+    ok(
+        store.append(s, 1, events(2, 1), fenced(2)).await,
+        "the new holder writes",
+    );
+    assert_eq!(seqs(store, s).await, [1, 2]);
+}
+
 /// Appending an empty list checks the expected last seq and writes nothing.
 pub async fn empty_append_checks_expected(store: &dyn EventStore) {
     let s = "conformance/empty-batch";

@@ -1534,3 +1534,16 @@ fn refused_l15_l17_l18_operations_with_nothing_to_act_on() {
     );
     assert_eq!(deployment(&r, 1)["synthesis"], "SUCCEEDED");
 }
+
+#[test]
+fn l15_an_alarm_that_fired_before_the_first_deployment_is_acted_on() {
+    let r = run("l15-alarm-before-first-deploy.yaml");
+    let added = matching(&r, &[("type", json!("blocker_added"))]);
+    assert_eq!(added.len(), 1);
+    assert_eq!(added[0]["stage"], "prod");
+    assert_eq!(added[0]["at"], "2026-01-05T17:01:00Z");
+    assert!(waited(&r, 1, "prod", "BLOCKER"));
+    assert_eq!(starts(&r, 1, "prod"), ["2026-01-05T18:00:00Z"]);
+    assert_eq!(stage(&r, 1, "prod-eu")["state"], "SUCCEEDED");
+    assert!(refusals(&r).is_empty());
+}

@@ -74,7 +74,11 @@ impl EngineDriver {
             })
             .collect();
         match (parsed, self.machines.get_mut(pipeline)) {
-            (Ok(records), Some(machine)) => machine.apply(&records),
+            (Ok(records), Some(machine)) => {
+                let in_force = machine.state().definition.clone();
+                machine.apply(&records);
+                self.check_alarms_if_redefined(pipeline, in_force.as_ref());
+            }
             (Err(e), _) => return Err(e),
             (Ok(_), None) => self.reload(pipeline).await?,
         }
@@ -209,6 +213,7 @@ impl EngineDriver {
             self.sync(pipeline).await?;
             let machine = self.machine(pipeline).await?;
             let expected = machine.state().applied;
+            let in_force = machine.state().definition.clone();
             let mut records = Vec::new();
             let mut commands = Vec::new();
             for input in inputs.iter().cloned() {
@@ -239,6 +244,7 @@ impl EngineDriver {
             match appended {
                 Ok(_) => {
                     self.recorded(pipeline, expected, inputs, &records, now, token);
+                    self.check_alarms_if_redefined(pipeline, in_force.as_ref());
                     self.start_commands(pipeline, commands, token);
                     self.set_wake(pipeline, now);
                     return Ok(records);
@@ -269,6 +275,28 @@ impl EngineDriver {
         Err(Error::Conflict {
             what: format!("the log of `{pipeline}` kept changing while recording an input"),
         })
+    }
+
+    /// A new definition in force may watch other alarms (or be the first one): their current
+    /// states are compared with the stages' on the next turn of the loop (L15). An alarm that
+    /// fired before the pipeline's first deployment is acted on this way.
+    fn check_alarms_if_redefined(
+        &mut self,
+        pipeline: &str,
+        before: Option<&std::sync::Arc<crate::pipeline::PipelineDefinition>>,
+    ) {
+        let after = self
+            .machines
+            .get(pipeline)
+            .and_then(|m| m.state().definition.as_ref());
+        let same = match (before, after) {
+            (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            self.alarm_checks.insert(pipeline.to_owned());
+        }
     }
 
     /// After a successful append: traces the records and tells the journal.

@@ -528,7 +528,14 @@ impl<'s> Sim<'s> {
             super::action::AlarmState::Alarm => AlarmState::Alarm,
             super::action::AlarmState::Ok => AlarmState::Ok,
         };
-        let watched = self.state.definition.as_ref().and_then(|d| {
+        // The stage's alarm as the engine will watch it: from the definition in force, or
+        // before any deployment from the scenario's pipeline.
+        let definition = self
+            .state
+            .definition
+            .as_deref()
+            .or(self.definition.as_ref());
+        let watched = definition.and_then(|d| {
             let s = d.stages.iter().find(|s| s.name.value == stage)?;
             Some(AlarmId {
                 name: s.auto_rollback_alarm_name.as_ref()?.value.clone(),

@@ -1547,3 +1547,14 @@ fn l15_an_alarm_that_fired_before_the_first_deployment_is_acted_on() {
     assert_eq!(stage(&r, 1, "prod-eu")["state"], "SUCCEEDED");
     assert!(refusals(&r).is_empty());
 }
+
+#[test]
+fn l14_l6_a_roll_forward_promoting_behind_a_newer_queued_revision_is_superseded() {
+    let r = run("l14-late-promotion.yaml");
+    assert_eq!(stage(&r, 2, "staging")["state"], "ROLLED_FORWARD");
+    assert_eq!(stage(&r, 2, "prod")["state"], "SKIPPED");
+    assert_eq!(stage(&r, 2, "prod")["superseded_by"], 3);
+    assert_eq!(stage(&r, 3, "prod")["state"], "NOT_STARTED");
+    assert_eq!(stage(&r, 3, "prod")["waiting_for"], "BLOCKER");
+    assert_eq!(r["stages"]["staging"]["current_revision"], 2);
+}

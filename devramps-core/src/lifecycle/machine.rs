@@ -626,30 +626,42 @@ impl Run<'_> {
         if let Some(old) = self.state().stage(stage).queued
             && old != revision
         {
+            // Only the newest survives: an older revision arriving late (a roll-forward that
+            // promotes, L14) is superseded by the newer one already waiting.
+            let (loser, winner) = if old < revision {
+                (old, revision)
+            } else {
+                (revision, old)
+            };
             self.set_stage(
                 Actor::System,
-                old,
+                loser,
                 stage,
                 Trigger::Supersede,
                 StageDetail {
-                    superseded_by: Some(revision),
-                    reason: Some(format!("superseded by revision {revision}")),
+                    superseded_by: Some(winner),
+                    reason: Some(format!("superseded by revision {winner}")),
                     ..StageDetail::default()
                 },
             );
-            self.abandon_after(old, stage, &format!("superseded by revision {revision}"));
+            self.abandon_after(loser, stage, &format!("superseded by revision {winner}"));
+            if loser == revision {
+                return;
+            }
         }
         // A deployment waiting for approval of its definition is superseded too (L18).
         let waiting: Vec<u64> = self
             .state()
-            .deployments
+            .awaiting_approval
             .range(..revision)
-            .filter(|(_, d)| {
-                d.stages.first().is_some_and(|s| {
-                    s.name == stage && s.waiting_for == Some(WaitingFor::PipelineApproval)
-                })
+            .copied()
+            .filter(|r| {
+                self.state()
+                    .deployments
+                    .get(r)
+                    .and_then(|d| d.stages.first())
+                    .is_some_and(|s| s.name == stage)
             })
-            .map(|(r, _)| *r)
             .collect();
         for old in waiting {
             self.set_stage(

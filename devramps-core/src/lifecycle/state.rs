@@ -205,6 +205,9 @@ pub struct PipelineState {
     pub applied: u64,
     /// In patch mode pushes to the tracked branch are recorded and ignored (L17).
     pub patch_mode: bool,
+    /// The deployments waiting for approval of their definition before their first stage
+    /// (L18); a newer deployment joining that stage supersedes them.
+    pub awaiting_approval: BTreeSet<u64>,
     /// The definition in force: the last that passed synthesis and, when it needed one, a
     /// person's approval (L18). Stage settings such as alarms (L15) come from it.
     pub definition: Option<Arc<PipelineDefinition>>,
@@ -561,6 +564,11 @@ impl PipelineState {
                 }
             }
             run.started_at = Some(at);
+        }
+        if state == StageState::NotStarted && waiting_for == Some(WaitingFor::PipelineApproval) {
+            self.awaiting_approval.insert(revision);
+        } else {
+            self.awaiting_approval.remove(&revision);
         }
         let runtime = self.stages.entry(stage.to_owned()).or_default();
         let queued_wait = matches!(

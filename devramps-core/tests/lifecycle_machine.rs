@@ -949,21 +949,14 @@ fn every_emergency_edge_of_the_transition_table_is_exercised() {
             );
         }
         feed(&mut events, &mut m, input.clone(), now, &hang_steps);
-        let out = m.handle(Input::Cancel(op(target, "staging")), now);
-        let stops: Vec<Command> = out.commands.clone();
-        events.extend(settle(&mut m, out, now, &all_ok));
-        for c in stops {
-            if let Command::Cancel { key } = c {
-                let out = m.handle(
-                    Input::Work {
-                        key,
-                        result: fail("cancelled"),
-                    },
-                    now,
-                );
-                events.extend(settle(&mut m, out, now, &all_ok));
-            }
-        }
+        feed(
+            &mut events,
+            &mut m,
+            Input::Cancel(op(target, "staging")),
+            now,
+            &all_ok,
+        );
+        stop_running(&mut events, &mut m, now, &all_ok);
         assert_eq!(stage_state(&m, target, "staging").0, StageState::Cancelled);
         feed(&mut events, &mut m, input, now, &all_ok);
     }
@@ -1014,21 +1007,14 @@ fn every_emergency_edge_of_the_transition_table_is_exercised() {
         m.state().deployments[&5].plan.is_none(),
         "the plan was released"
     );
-    let out = m.handle(Input::RollForward(op(5, "staging")), now);
-    let stops: Vec<Command> = out.commands.clone();
-    events.extend(out.records.into_iter().map(|r| r.event));
-    for c in stops {
-        if let Command::Cancel { key } = c {
-            let out = m.handle(
-                Input::Work {
-                    key,
-                    result: fail("cancelled"),
-                },
-                now,
-            );
-            events.extend(settle(&mut m, out, now, &hang_steps));
-        }
-    }
+    feed(
+        &mut events,
+        &mut m,
+        Input::RollForward(op(5, "staging")),
+        now,
+        &all_ok,
+    );
+    stop_running(&mut events, &mut m, now, &hang_steps);
     assert_eq!(stage_state(&m, 5, "staging").0, StageState::RollingForward);
     assert!(
         m.state().deployments[&5].plan.is_some(),
@@ -1041,17 +1027,7 @@ fn every_emergency_edge_of_the_transition_table_is_exercised() {
         now,
         &all_ok,
     );
-    let running: Vec<_> = m.pending_work();
-    for c in running {
-        let out = m.handle(
-            Input::Work {
-                key: c.key().clone(),
-                result: fail("cancelled"),
-            },
-            now,
-        );
-        events.extend(settle(&mut m, out, now, &all_ok));
-    }
+    stop_running(&mut events, &mut m, now, &all_ok);
     // r7 runs (hanging) and r8 waits in the queue behind it.
     feed(
         &mut events,
@@ -1080,16 +1056,7 @@ fn every_emergency_edge_of_the_transition_table_is_exercised() {
         &all_ok,
     );
     // r7 is being cancelled for it: its hanging step stops, then r8 rolls forward.
-    for c in m.pending_work() {
-        let out = m.handle(
-            Input::Work {
-                key: c.key().clone(),
-                result: fail("cancelled"),
-            },
-            now,
-        );
-        events.extend(settle(&mut m, out, now, &all_ok));
-    }
+    stop_running(&mut events, &mut m, now, &all_ok);
     assert_eq!(
         stage_state(&m, queued, "staging").0,
         StageState::RolledForward
@@ -1138,4 +1105,24 @@ fn feed(
         .collect();
     assert!(refused.is_empty(), "refused: {refused:?}");
     events.extend(settle(m, out, now, rule));
+}
+
+/// Every running execution stops (as runners told to cancel do); what follows is settled with
+/// `rule`.
+fn stop_running(
+    events: &mut Vec<Event>,
+    m: &mut Machine,
+    now: Timestamp,
+    rule: &dyn Fn(&Command) -> Option<WorkResult>,
+) {
+    for c in m.pending_work() {
+        let out = m.handle(
+            Input::Work {
+                key: c.key().clone(),
+                result: fail("cancelled"),
+            },
+            now,
+        );
+        events.extend(settle(m, out, now, rule));
+    }
 }

@@ -21,14 +21,7 @@ pub(super) const ATTEMPTS: usize = 5;
 /// borrows only the (shareable) backends across the read, and stays `Send`.
 async fn load(backends: &Backends, pipeline: &str) -> Result<Machine> {
     let events = backends.store.read_all(pipeline).await?;
-    let records: Vec<Record> = events
-        .into_iter()
-        .map(|e| {
-            serde_json::from_value(e.payload).map_err(|err| {
-                Error::backend("engine", format!("replay `{pipeline}`"), err.to_string())
-            })
-        })
-        .collect::<Result<_>>()?;
+    let records = super::records_of(pipeline, events)?;
     Ok(Machine::replay(pipeline, &records))
 }
 
@@ -61,18 +54,7 @@ impl EngineDriver {
         if events.is_empty() {
             return Ok(false);
         }
-        let parsed: Result<Vec<Record>> = events
-            .into_iter()
-            .map(|e| {
-                serde_json::from_value(e.payload).map_err(|err| {
-                    Error::backend(
-                        "engine",
-                        format!("read record {} of `{pipeline}`", e.seq),
-                        err.to_string(),
-                    )
-                })
-            })
-            .collect();
+        let parsed = super::records_of(pipeline, events);
         match (parsed, self.machines.get_mut(pipeline)) {
             (Ok(records), Some(machine)) => {
                 let in_force = machine.state().definition.clone();

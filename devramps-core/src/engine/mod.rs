@@ -192,22 +192,30 @@ impl Engine {
     /// The pipeline's log, from the store.
     pub async fn history(&self, pipeline: &str) -> Result<Vec<Record>> {
         let events = self.backends.store.read_all(pipeline).await?;
-        events
-            .into_iter()
-            .map(|e| {
-                serde_json::from_value(e.payload).map_err(|err| {
-                    Error::backend(
-                        "engine",
-                        format!("read record {} of `{pipeline}`", e.seq),
-                        err.to_string(),
-                    )
-                })
-            })
-            .collect()
+        records_of(pipeline, events)
     }
 
     /// Stops the driver after the request in progress; it releases the leases it holds.
     pub async fn stop(&self) -> Result<()> {
         self.ask(Request::Stop).await
     }
+}
+
+/// The records of stored events of `pipeline`, in order.
+pub(crate) fn records_of(
+    pipeline: &str,
+    events: Vec<crate::backend::StoredEvent>,
+) -> Result<Vec<Record>> {
+    events
+        .into_iter()
+        .map(|e| {
+            serde_json::from_value(e.payload).map_err(|err| {
+                Error::backend(
+                    "engine",
+                    format!("read record {} of `{pipeline}`", e.seq),
+                    err.to_string(),
+                )
+            })
+        })
+        .collect()
 }

@@ -690,18 +690,7 @@ impl Run<'_> {
                 Trigger::Start,
                 StageDetail::default(),
             ),
-            Some(waiting) => self.emit(
-                Actor::System,
-                Event::StageState {
-                    revision,
-                    stage: stage.to_owned(),
-                    state: StageState::NotStarted,
-                    waiting_for: Some(waiting),
-                    superseded_by: None,
-                    attempt: None,
-                    reason: None,
-                },
-            ),
+            Some(waiting) => self.wait(revision, stage, waiting),
         }
     }
 
@@ -812,21 +801,28 @@ impl Run<'_> {
                     .run(revision, stage)
                     .and_then(|r| r.waiting_for);
                 if current != Some(waiting) {
-                    self.emit(
-                        Actor::System,
-                        Event::StageState {
-                            revision,
-                            stage: stage.to_owned(),
-                            state: StageState::NotStarted,
-                            waiting_for: Some(waiting),
-                            superseded_by: None,
-                            attempt: None,
-                            reason: None,
-                        },
-                    );
+                    self.wait(revision, stage, waiting);
                 }
             }
         }
+    }
+}
+
+impl Run<'_> {
+    /// Records that the queued `revision` waits for `waiting` in `stage` (L7).
+    fn wait(&mut self, revision: u64, stage: &str, waiting: WaitingFor) {
+        self.emit(
+            Actor::System,
+            Event::StageState {
+                revision,
+                stage: stage.to_owned(),
+                state: StageState::NotStarted,
+                waiting_for: Some(waiting),
+                superseded_by: None,
+                attempt: None,
+                reason: None,
+            },
+        );
     }
 }
 

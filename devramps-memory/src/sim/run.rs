@@ -93,6 +93,27 @@ pub fn simulate_file(path: &Path) -> Result<Report, Vec<ScenarioError>> {
     Ok(simulate(&scenario, &pipeline_text))
 }
 
+/// The operations on one stage-deployment.
+#[derive(Clone, Copy, Debug)]
+enum StageOp {
+    Retry,
+    Cancel,
+    Rollback,
+    RollForward,
+}
+
+impl StageOp {
+    /// The scenario key.
+    fn name(self) -> &'static str {
+        match self {
+            StageOp::Retry => "retry",
+            StageOp::Cancel => "cancel",
+            StageOp::Rollback => "rollback",
+            StageOp::RollForward => "roll_forward",
+        }
+    }
+}
+
 /// One simulation in progress.
 struct Sim<'s> {
     scenario: &'s Scenario,
@@ -251,8 +272,8 @@ impl<'s> Sim<'s> {
             Action::Outcome(outcome) => self.outcome(outcome),
             Action::Approve(answer) => self.decide(answer, true),
             Action::Reject(answer) => self.decide(answer, false),
-            Action::Retry { commit, stage } => self.operate(commit, stage, true),
-            Action::Cancel { commit, stage } => self.operate(commit, stage, false),
+            Action::Retry { commit, stage } => self.operate(StageOp::Retry, commit, &stage.value),
+            Action::Cancel { commit, stage } => self.operate(StageOp::Cancel, commit, &stage.value),
             Action::StopPromotions { stage } => {
                 self.control(&stage.value, ControlAction::StopPromotions, None)
             }
@@ -275,8 +296,10 @@ impl<'s> Sim<'s> {
                     self.no_deployment(context, "bypass", commit);
                 }
             },
-            Action::Rollback { stage, to } => self.emergency(&stage.value, to, true),
-            Action::RollForward { stage, to } => self.emergency(&stage.value, to, false),
+            Action::Rollback { stage, to } => self.operate(StageOp::Rollback, to, &stage.value),
+            Action::RollForward { stage, to } => {
+                self.operate(StageOp::RollForward, to, &stage.value)
+            }
             Action::Alarm { stage, state } => self.alarm(&stage.value, *state),
             Action::Patch { commit, changed } => self.patch(commit, changed),
             Action::ReleasePatch => {
@@ -427,29 +450,33 @@ impl<'s> Sim<'s> {
         );
     }
 
-    fn operate(&mut self, commit: &str, stage: &str, retry: bool) {
+    /// `retry`, `cancel`, `rollback` or `roll_forward` of the newest deployment of `commit` in
+    /// `stage` (L11..L14).
+    fn operate(&mut self, kind: StageOp, commit: &str, stage: &str) {
         let context = EventReport {
             commit: Some(commit.to_owned()),
             stage: Some(stage.to_owned()),
             ..EventReport::default()
         };
-        let operation = if retry { "retry" } else { "cancel" };
         let Some(revision) = self.revision_of(commit) else {
-            return self.no_deployment(context, operation, commit);
+            return self.no_deployment(context, kind.name(), commit);
         };
-        let operate = Operate {
+        let op = Operate {
             revision,
             stage: stage.to_owned(),
             actor: Actor::User(DEFAULT_ACTOR.to_owned()),
             reason: None,
         };
         let before = self.state.applied;
-        let slug = &self.scenario.slug;
-        let result = if retry {
-            self.pool.run_until(self.engine.retry(slug, operate))
-        } else {
-            self.pool.run_until(self.engine.cancel(slug, operate))
-        };
+        let (engine, slug) = (self.engine.clone(), self.scenario.slug.clone());
+        let result = self.pool.run_until(async move {
+            match kind {
+                StageOp::Retry => engine.retry(&slug, op).await,
+                StageOp::Cancel => engine.cancel(&slug, op).await,
+                StageOp::Rollback => engine.rollback(&slug, op).await,
+                StageOp::RollForward => engine.roll_forward(&slug, op).await,
+            }
+        });
         self.answered(
             before,
             result,
@@ -483,40 +510,6 @@ impl<'s> Sim<'s> {
                 commit: commit.cloned(),
                 stage: Some(stage.to_owned()),
                 ..EventReport::default()
-            },
-        );
-    }
-
-    /// `rollback` / `roll_forward` to the newest deployment of `to` (L13, L14).
-    fn emergency(&mut self, stage: &str, to: &str, rollback: bool) {
-        let context = EventReport {
-            commit: Some(to.to_owned()),
-            stage: Some(stage.to_owned()),
-            ..EventReport::default()
-        };
-        let operation = if rollback { "rollback" } else { "roll_forward" };
-        let Some(revision) = self.revision_of(to) else {
-            return self.no_deployment(context, operation, to);
-        };
-        let op = Operate {
-            revision,
-            stage: stage.to_owned(),
-            actor: Actor::User(DEFAULT_ACTOR.to_owned()),
-            reason: None,
-        };
-        let before = self.state.applied;
-        let slug = &self.scenario.slug;
-        let result = if rollback {
-            self.pool.run_until(self.engine.rollback(slug, op))
-        } else {
-            self.pool.run_until(self.engine.roll_forward(slug, op))
-        };
-        self.answered(
-            before,
-            result,
-            EventReport {
-                revision: Some(revision),
-                ..context
             },
         );
     }

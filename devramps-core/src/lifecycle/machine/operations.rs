@@ -301,18 +301,7 @@ impl Run<'_> {
                 changes,
             },
         );
-        self.emit(
-            Actor::System,
-            Event::StageState {
-                revision,
-                stage: stage.to_owned(),
-                state: StageState::NotStarted,
-                waiting_for: Some(WaitingFor::PipelineApproval),
-                superseded_by: None,
-                attempt: None,
-                reason: None,
-            },
-        );
+        self.wait(revision, stage, WaitingFor::PipelineApproval);
         true
     }
 

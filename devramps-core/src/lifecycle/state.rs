@@ -213,6 +213,9 @@ pub struct PipelineState {
     pub definition: Option<Arc<PipelineDefinition>>,
     /// The text of the last accepted definition, shared by the deployments that have the same.
     last_definition: Option<Arc<str>>,
+    /// The text of the definition in force: a deployment with the same text changes nothing,
+    /// so it is neither compared (L18) nor put in force again.
+    definition_text: Option<Arc<str>>,
 }
 
 impl PipelineState {
@@ -314,8 +317,9 @@ impl PipelineState {
                     definition: parsed,
                 } = self.synthesize(*revision, commit, branch, &accepted);
                 // L18: a changed definition may wait for a person before it is in force.
+                let unchanged = self.definition_text.as_deref() == Some(&*accepted.definition);
                 let approval = match (&parsed, &self.definition) {
-                    (Some(new), Some(old)) => approval_needed(old, new),
+                    (Some(new), Some(old)) if !unchanged => approval_needed(old, new),
                     _ => None,
                 };
                 let awaiting = if approval.is_some() {
@@ -323,8 +327,9 @@ impl PipelineState {
                 } else {
                     None
                 };
-                if approval.is_none() && parsed.is_some() {
+                if approval.is_none() && parsed.is_some() && !unchanged {
                     self.definition = parsed;
+                    self.definition_text = Some(accepted.definition.clone());
                 }
                 if plan.is_some() && approval.is_none() {
                     self.stage_order = stage_names.clone();
@@ -495,10 +500,11 @@ impl PipelineState {
                 let awaiting = self
                     .deployments
                     .get_mut(revision)
-                    .and_then(|d| d.awaiting.take());
-                if let Some(def) = awaiting {
+                    .and_then(|d| Some((d.awaiting.take()?, d.accepted.definition.clone())));
+                if let Some((def, text)) = awaiting {
                     self.stage_order = def.stages.iter().map(|s| s.name.value.clone()).collect();
                     self.definition = Some(def);
+                    self.definition_text = Some(text);
                 }
             }
             Event::PipelineRejected { revision, .. } => {

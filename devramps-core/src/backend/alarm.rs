@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::lifecycle::AlarmState;
+use crate::pipeline::Stage;
 
 /// Which alarm: its name, in an account and region (a stage's `auto_rollback_alarm_name` lives
 /// in the stage's account and region).
@@ -21,6 +22,18 @@ pub struct AlarmId {
     pub account_id: String,
     /// The AWS region.
     pub region: String,
+}
+
+impl AlarmId {
+    /// The alarm `stage` watches (its `auto_rollback_alarm_name`, in the stage's account and
+    /// region), if it watches one.
+    pub fn of_stage(stage: &Stage) -> Option<AlarmId> {
+        Some(AlarmId {
+            name: stage.auto_rollback_alarm_name.as_ref()?.value.clone(),
+            account_id: stage.account_id.value.clone(),
+            region: stage.region.value.clone(),
+        })
+    }
 }
 
 /// One state change of an alarm.

@@ -280,17 +280,7 @@ impl EngineDriver {
         definition
             .stages
             .iter()
-            .filter_map(|s| {
-                let name = s.auto_rollback_alarm_name.as_ref()?;
-                Some((
-                    s.name.value.clone(),
-                    AlarmId {
-                        name: name.value.clone(),
-                        account_id: s.account_id.value.clone(),
-                        region: s.region.value.clone(),
-                    },
-                ))
-            })
+            .filter_map(|s| Some((s.name.value.clone(), AlarmId::of_stage(s)?)))
             .collect()
     }
 

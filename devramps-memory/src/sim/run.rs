@@ -528,14 +528,9 @@ impl<'s> Sim<'s> {
             .definition
             .as_deref()
             .or(self.definition.as_ref());
-        let watched = definition.and_then(|d| {
-            let s = d.stages.iter().find(|s| s.name.value == stage)?;
-            Some(AlarmId {
-                name: s.auto_rollback_alarm_name.as_ref()?.value.clone(),
-                account_id: s.account_id.value.clone(),
-                region: s.region.value.clone(),
-            })
-        });
+        let watched = definition
+            .and_then(|d| d.stages.iter().find(|s| s.name.value == stage))
+            .and_then(AlarmId::of_stage);
         if let Some(alarm) = watched {
             self.handles.alarms.set(alarm, state);
             return;

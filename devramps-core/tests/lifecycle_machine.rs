@@ -848,55 +848,18 @@ fn every_emergency_edge_of_the_transition_table_is_exercised() {
     // RollingForward -> RolledForward), back to r2 (RolledForward -> RollingBack), back to r1
     // (RolledBack -> RollingBack), forward to r2 (RolledBack -> RollingForward), back to r1,
     // forward to r2 again (RolledForward -> RollingForward).
-    feed(
-        &mut events,
-        &mut m,
+    let moves = [
         Input::RollBack(op(1, "staging")),
-        now,
-        &all_ok,
-    );
-    feed(
-        &mut events,
-        &mut m,
         Input::RollForward(op(2, "staging")),
-        now,
-        &all_ok,
-    );
-    feed(
-        &mut events,
-        &mut m,
         Input::RollBack(op(2, "staging")),
-        now,
-        &all_ok,
-    );
-    feed(
-        &mut events,
-        &mut m,
         Input::RollBack(op(1, "staging")),
-        now,
-        &all_ok,
-    );
-    feed(
-        &mut events,
-        &mut m,
         Input::RollForward(op(2, "staging")),
-        now,
-        &all_ok,
-    );
-    feed(
-        &mut events,
-        &mut m,
         Input::RollBack(op(1, "staging")),
-        now,
-        &all_ok,
-    );
-    feed(
-        &mut events,
-        &mut m,
         Input::RollForward(op(2, "staging")),
-        now,
-        &all_ok,
-    );
+    ];
+    for input in moves {
+        feed(&mut events, &mut m, input, now, &all_ok);
+    }
     assert_eq!(m.state().stage("staging").current, Some(2));
     // Failures: a rollback that fails (RollingBack -> Failed) and one to that failed attempt's
     // revision (Failed -> RollingBack); the same for roll-forwards.

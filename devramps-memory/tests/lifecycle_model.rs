@@ -218,18 +218,46 @@ impl Sut {
         self.pool.run_until_stalled();
     }
 
-    fn state(&mut self) -> PipelineState {
+    /// Runs one request of the engine to its answer; `what` names it when it fails.
+    fn call<T, F>(&mut self, what: &str, request: impl FnOnce(Engine) -> F) -> T
+    where
+        F: std::future::Future<Output = devramps_core::Result<T>>,
+    {
         let engine = self.engine.clone();
         self.pool
-            .run_until(async move { engine.state("app").await })
-            .expect("state")
+            .run_until(request(engine))
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
+    }
+
+    fn state(&mut self) -> PipelineState {
+        self.call("state", |engine| async move { engine.state("app").await })
     }
 
     fn history(&mut self) -> Vec<Record> {
-        let engine = self.engine.clone();
-        self.pool
-            .run_until(async move { engine.history("app").await })
-            .expect("history")
+        self.call(
+            "history",
+            |engine| async move { engine.history("app").await },
+        )
+    }
+
+    /// Writes commit `c<n>` on top of the newest one, changing the source and carrying the
+    /// current definition.
+    fn new_commit(&mut self, n: u64) -> String {
+        let id = format!("c{n}");
+        let parent = format!("c{}", self.head);
+        self.handles.source.commit_changes(
+            &id,
+            &parent,
+            [
+                ("/src/main.rs", Some(id.clone())),
+                (
+                    "/.devramps/app/pipeline.yaml",
+                    Some(self.definition.clone()),
+                ),
+            ],
+        );
+        self.head = n;
+        id
     }
 
     /// Steps waiting for a person or baking, as (revision, stage, step).
@@ -292,20 +320,7 @@ impl StateMachineTest for EngineUnderTest {
                 // The same choice as the model: the newest accepted commit again, or a new one.
                 let commit = match (sut.newest, same_commit) {
                     (Some(n), true) => format!("c{n}"),
-                    _ => {
-                        let id = format!("c{}", model.commits);
-                        let parent = format!("c{}", sut.head);
-                        sut.handles.source.commit_changes(
-                            &id,
-                            &parent,
-                            [
-                                ("/src/main.rs", Some(id.clone())),
-                                ("/.devramps/app/pipeline.yaml", Some(sut.definition.clone())),
-                            ],
-                        );
-                        sut.head = model.commits;
-                        id
-                    }
+                    _ => sut.new_commit(model.commits),
                 };
                 // A repeated delivery reuses the last id; a new one is the model's new count.
                 let _ = repeat_delivery;
@@ -320,10 +335,9 @@ impl StateMachineTest for EngineUnderTest {
                     commit: commit.clone(),
                     tag: String::new(),
                 };
-                let engine = sut.engine.clone();
-                sut.pool
-                    .run_until(async move { engine.push("app", push).await })
-                    .expect("the push is recorded");
+                sut.call("the push is recorded", |engine| async move {
+                    engine.push("app", push).await
+                });
             }
             Transition::Finish { pick, succeed } => {
                 let running = sut.handles.steps.running();
@@ -352,16 +366,13 @@ impl StateMachineTest for EngineUnderTest {
                         actor: Actor::User("prop".into()),
                         comment: None,
                     };
-                    let engine = sut.engine.clone();
-                    sut.pool
-                        .run_until(async move {
-                            if approve {
-                                engine.approve("app", decide).await
-                            } else {
-                                engine.reject("app", decide).await
-                            }
-                        })
-                        .expect("answered or refused");
+                    sut.call("answered or refused", |engine| async move {
+                        if approve {
+                            engine.approve("app", decide).await
+                        } else {
+                            engine.reject("app", decide).await
+                        }
+                    });
                 }
             }
             Transition::Cancel { revision, stage } | Transition::Retry { revision, stage } => {
@@ -371,17 +382,14 @@ impl StateMachineTest for EngineUnderTest {
                     actor: Actor::User("prop".into()),
                     reason: None,
                 };
-                let engine = sut.engine.clone();
                 let cancel = matches!(transition, Transition::Cancel { .. });
-                sut.pool
-                    .run_until(async move {
-                        if cancel {
-                            engine.cancel("app", op).await
-                        } else {
-                            engine.retry("app", op).await
-                        }
-                    })
-                    .expect("carried out or refused");
+                sut.call("carried out or refused", |engine| async move {
+                    if cancel {
+                        engine.cancel("app", op).await
+                    } else {
+                        engine.retry("app", op).await
+                    }
+                });
             }
             Transition::Jump => {
                 sut.settle();
@@ -404,16 +412,13 @@ impl StateMachineTest for EngineUnderTest {
                     actor: Actor::User("prop".into()),
                     reason: None,
                 };
-                let engine = sut.engine.clone();
-                sut.pool
-                    .run_until(async move {
-                        if rollback {
-                            engine.rollback("app", op).await
-                        } else {
-                            engine.roll_forward("app", op).await
-                        }
-                    })
-                    .expect("carried out or refused");
+                sut.call("carried out or refused", |engine| async move {
+                    if rollback {
+                        engine.rollback("app", op).await
+                    } else {
+                        engine.roll_forward("app", op).await
+                    }
+                });
             }
             Transition::Control {
                 action,
@@ -432,10 +437,9 @@ impl StateMachineTest for EngineUnderTest {
                     actor: Actor::User("prop".into()),
                     reason: None,
                 };
-                let engine = sut.engine.clone();
-                sut.pool
-                    .run_until(async move { engine.control("app", control).await })
-                    .expect("carried out or refused");
+                sut.call("carried out or refused", |engine| async move {
+                    engine.control("app", control).await
+                });
             }
             Transition::Alarm { firing } => {
                 let alarm = AlarmId {
@@ -451,35 +455,24 @@ impl StateMachineTest for EngineUnderTest {
                 sut.handles.alarms.set(alarm, state);
             }
             Transition::Patch { release } => {
-                let engine = sut.engine.clone();
                 if release {
                     let person = Person {
                         actor: Actor::User("prop".into()),
                         reason: None,
                     };
-                    sut.pool
-                        .run_until(async move { engine.release_patch("app", person).await })
-                        .expect("carried out or refused");
+                    sut.call("carried out or refused", |engine| async move {
+                        engine.release_patch("app", person).await
+                    });
                 } else {
-                    let id = format!("c{}", model.commits);
-                    let parent = format!("c{}", sut.head);
-                    sut.handles.source.commit_changes(
-                        &id,
-                        &parent,
-                        [
-                            ("/src/main.rs", Some(id.clone())),
-                            ("/.devramps/app/pipeline.yaml", Some(sut.definition.clone())),
-                        ],
-                    );
-                    sut.head = model.commits;
+                    let id = sut.new_commit(model.commits);
                     let patch = PatchRequest {
                         commit: id,
                         actor: Actor::User("prop".into()),
                         reason: None,
                     };
-                    sut.pool
-                        .run_until(async move { engine.patch("app", patch).await })
-                        .expect("the patch is recorded");
+                    sut.call("the patch is recorded", |engine| async move {
+                        engine.patch("app", patch).await
+                    });
                 }
             }
             Transition::Redefine { smaller } => {
@@ -495,23 +488,17 @@ impl StateMachineTest for EngineUnderTest {
                     actor: Actor::User("prop".into()),
                     comment: None,
                 };
-                let engine = sut.engine.clone();
-                sut.pool
-                    .run_until(async move {
-                        if approve {
-                            engine.approve_pipeline("app", decision).await
-                        } else {
-                            engine.reject_pipeline("app", decision).await
-                        }
-                    })
-                    .expect("carried out or refused");
+                sut.call("carried out or refused", |engine| async move {
+                    if approve {
+                        engine.approve_pipeline("app", decision).await
+                    } else {
+                        engine.reject_pipeline("app", decision).await
+                    }
+                });
             }
             Transition::Restart => {
                 sut.settle();
-                let engine = sut.engine.clone();
-                sut.pool
-                    .run_until(async move { engine.stop().await })
-                    .expect("stops");
+                sut.call("stops", |engine| async move { engine.stop().await });
                 let (pool, engine) = start(&sut.backends, "engine-restarted");
                 sut.pool = pool;
                 sut.engine = engine;

@@ -7,8 +7,8 @@ use jiff::Timestamp;
 
 use crate::{
     InMemoryAlarms, InMemoryEventStore, InMemoryLock, InMemoryMirror, InMemoryResources,
-    InMemorySecrets, InMemorySource, ManualClock, RecordingNotifier, ScriptedBuildRunner,
-    ScriptedInfra, ScriptedStepRunner,
+    InMemorySecrets, InMemorySource, ManualClock, ScriptedBuildRunner, ScriptedInfra,
+    ScriptedStepRunner,
 };
 
 /// Where the clock of [`backends`] starts: Monday 2026-01-05T17:00:00Z (09:00 in
@@ -40,8 +40,6 @@ pub struct MemoryHandles {
     pub infra: ScriptedInfra,
     /// Secrets.
     pub secrets: InMemorySecrets,
-    /// Notifications sent.
-    pub notifier: RecordingNotifier,
     /// Alarms: set their state here (L15).
     pub alarms: InMemoryAlarms,
 }
@@ -65,7 +63,6 @@ pub fn backends() -> (Backends, MemoryHandles) {
         mirror: InMemoryMirror::new(),
         infra: ScriptedInfra::new(),
         secrets: InMemorySecrets::new(),
-        notifier: RecordingNotifier::new(),
         alarms: InMemoryAlarms::new(),
     };
     let h = handles.clone();
@@ -80,7 +77,6 @@ pub fn backends() -> (Backends, MemoryHandles) {
         steps: StepRunners::new().with_fallback(Arc::new(h.steps)),
         secrets: Arc::new(h.secrets),
         clock: Arc::new(h.clock),
-        notifier: Arc::new(h.notifier),
         alarms: Arc::new(h.alarms),
     };
     (bundle, handles)

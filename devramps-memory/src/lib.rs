@@ -56,7 +56,7 @@ pub mod fault;
 mod infra;
 mod lock;
 mod mirror;
-mod notify;
+mod observer;
 mod resources;
 mod runner;
 mod script;
@@ -72,7 +72,7 @@ pub use fault::{Fault, FaultOptions, FaultSchedule, FaultyLock, FaultyStore, Inj
 pub use infra::{PlanCounts, ScriptedInfra};
 pub use lock::InMemoryLock;
 pub use mirror::InMemoryMirror;
-pub use notify::RecordingNotifier;
+pub use observer::{ObservedAppend, RecordingObserver};
 pub use resources::InMemoryResources;
 pub use runner::{
     Behavior, CANCELLED_REASON, DEFAULT_DURATION, RunAction, RunRecord, ScriptedBuildRunner,

@@ -229,6 +229,19 @@ impl Sut {
             .unwrap_or_else(|e| panic!("{what}: {e}"))
     }
 
+    /// Runs an operation: carried out, or refused with `Error::Refused` (its `refused` record
+    /// is in the log either way); anything else fails the test.
+    fn operate<F>(&mut self, request: impl FnOnce(Engine) -> F)
+    where
+        F: std::future::Future<Output = devramps_core::Result<Vec<Record>>>,
+    {
+        let engine = self.engine.clone();
+        match self.pool.run_until(request(engine)) {
+            Ok(_) | Err(devramps_core::Error::Refused { .. }) => {}
+            Err(e) => panic!("carried out or refused: {e}"),
+        }
+    }
+
     fn state(&mut self) -> PipelineState {
         self.call("state", |engine| async move { engine.state("app").await })
     }
@@ -383,7 +396,7 @@ impl StateMachineTest for EngineUnderTest {
                     reason: None,
                 };
                 let cancel = matches!(transition, Transition::Cancel { .. });
-                sut.call("carried out or refused", |engine| async move {
+                sut.operate(|engine| async move {
                     if cancel {
                         engine.cancel("app", op).await
                     } else {
@@ -412,7 +425,7 @@ impl StateMachineTest for EngineUnderTest {
                     actor: Actor::User("prop".into()),
                     reason: None,
                 };
-                sut.call("carried out or refused", |engine| async move {
+                sut.operate(|engine| async move {
                     if rollback {
                         engine.rollback("app", op).await
                     } else {
@@ -437,9 +450,7 @@ impl StateMachineTest for EngineUnderTest {
                     actor: Actor::User("prop".into()),
                     reason: None,
                 };
-                sut.call("carried out or refused", |engine| async move {
-                    engine.control("app", control).await
-                });
+                sut.operate(|engine| async move { engine.control("app", control).await });
             }
             Transition::Alarm { firing } => {
                 let alarm = AlarmId {
@@ -460,9 +471,7 @@ impl StateMachineTest for EngineUnderTest {
                         actor: Actor::User("prop".into()),
                         reason: None,
                     };
-                    sut.call("carried out or refused", |engine| async move {
-                        engine.release_patch("app", person).await
-                    });
+                    sut.operate(|engine| async move { engine.release_patch("app", person).await });
                 } else {
                     let id = sut.new_commit(model.commits);
                     let patch = PatchRequest {
@@ -488,7 +497,7 @@ impl StateMachineTest for EngineUnderTest {
                     actor: Actor::User("prop".into()),
                     comment: None,
                 };
-                sut.call("carried out or refused", |engine| async move {
+                sut.operate(|engine| async move {
                     if approve {
                         engine.approve_pipeline("app", decision).await
                     } else {

@@ -20,7 +20,7 @@ use devramps_core::backend::{
     AppendOptions, Backends, EventStore, EventStoreExt, ExecutionKey, Outcome, Runner, StepRunners,
     StoredEvent,
 };
-use devramps_core::engine::{Engine, EngineConfig, InputJournal, JournalEntry, PushRequest};
+use devramps_core::engine::{Appended, Engine, EngineConfig, Observer, PushRequest};
 use devramps_core::lifecycle::{
     Actor, Control, ControlAction, Decide, Event, Input, Machine, Operate, PipelineState, Record,
     StageState, StepState, TRANSITIONS, WaitingFor,
@@ -85,8 +85,8 @@ impl Journal {
     }
 }
 
-impl InputJournal for Journal {
-    fn recorded(&self, entry: &JournalEntry<'_>) {
+impl Observer for Journal {
+    fn appended(&self, entry: &Appended<'_>) {
         self.entries().push(Entry {
             instance: entry.instance.to_owned(),
             first_seq: entry.first_seq,
@@ -103,7 +103,7 @@ fn config(name: &str, journal: &Arc<Journal>) -> EngineConfig {
         instance: name.to_owned(),
         lease_ttl: TTL,
         poll_interval: Some(POLL),
-        journal: Some(journal.clone()),
+        observers: vec![journal.clone()],
         ..EngineConfig::default()
     }
 }
@@ -324,13 +324,15 @@ impl Cluster {
         self.pool.run_until_stalled();
     }
 
-    /// Runs a call on the pool; an error is kept (lost races after retries are allowed).
+    /// Runs a call on the pool; an error is kept (lost races after retries are allowed). A
+    /// refusal is an answer, not an error: its `refused` record is in the log.
     fn call<T>(
         &mut self,
         future: impl std::future::Future<Output = devramps_core::Result<T>>,
     ) -> Option<T> {
         match self.pool.run_until(future) {
             Ok(value) => Some(value),
+            Err(devramps_core::Error::Refused { .. }) => None,
             Err(e) => {
                 self.errors.push(e.to_string());
                 None

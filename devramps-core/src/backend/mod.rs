@@ -5,7 +5,6 @@
 mod alarm;
 mod clock;
 mod lock;
-mod notify;
 mod secret;
 mod source;
 mod store;
@@ -16,7 +15,6 @@ use std::sync::Arc;
 pub use alarm::{AlarmChange, AlarmId, AlarmSource, DynAlarmSource};
 pub use clock::{Clock, DynClock};
 pub use lock::{DeploymentLock, DynDeploymentLock, Lease};
-pub use notify::{DynNotifier, Notification, Notifier};
 pub use secret::{DynSecretSource, SecretScope, SecretSource};
 pub use source::{DirEntry, DynSourceRepository, SourceRepository, SourceRepositoryExt};
 pub use store::{AppendOptions, DynEventStore, EventStore, EventStoreExt, Snapshot, StoredEvent};
@@ -50,8 +48,6 @@ pub struct Backends {
     pub secrets: DynSecretSource,
     /// Time.
     pub clock: DynClock,
-    /// Notifications.
-    pub notifier: DynNotifier,
     /// Alarm state changes (L15).
     pub alarms: DynAlarmSource,
 }

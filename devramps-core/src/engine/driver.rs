@@ -1,51 +1,68 @@
 //! [`EngineDriver`]: the engine's loop. It serves the handle's requests, records inputs in the
 //! store (compare-and-swap, L21), runs the machine's commands and feeds their results back.
+//!
+//! The loop is fair: it takes one thing at a time from the handle's requests, the work that
+//! ended, the alarm changes and the timer, in that order of preference, except that after
+//! [`REQUEST_BURST`] requests in a row while something else is ready, the others go first
+//! once; a storm of requests cannot starve work results or timers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::pin::Pin;
+use std::task::Poll;
 
 use futures::channel::mpsc;
-use futures::future::{BoxFuture, Fuse, FutureExt};
-use futures::stream::{FuturesUnordered, StreamExt};
+use futures::future::{BoxFuture, Fuse, FusedFuture, FutureExt};
+use futures::stream::{BoxStream, FusedStream, FuturesUnordered, StreamExt};
 use jiff::Timestamp;
 
-use super::lease::{Flight, Landed, Leases, Origin};
+use super::lease::Landed;
+use super::pipeline::{Driven, Job, Origin};
 use super::{EngineConfig, Request};
-use crate::backend::{AlarmChange, AlarmId, Backends, ExecutionKey};
+use crate::backend::{AlarmChange, AlarmId, Backends};
 use crate::error::Result;
-use crate::lifecycle::{Actor, AlarmInput, Input, Machine};
+use crate::lifecycle::{Actor, AlarmInput, Input};
 
 /// The pending wake-up of the driver.
 type Timer = Pin<Box<Fuse<BoxFuture<'static, ()>>>>;
 
+/// How many requests in a row the loop serves while other things are ready.
+pub(super) const REQUEST_BURST: u32 = 16;
+
+/// What the loop takes next.
+enum Next {
+    Request(Option<Request>),
+    Landed(Landed),
+    Alarm(AlarmChange),
+    Tick,
+}
+
 /// The engine's loop; run it with [`EngineDriver::run`].
 pub struct EngineDriver {
-    rx: mpsc::UnboundedReceiver<Request>,
+    rx: mpsc::Receiver<Request>,
     pub(super) backends: Backends,
     pub(super) config: EngineConfig,
-    pub(super) machines: BTreeMap<String, Machine>,
-    /// Each pipeline's next wake-up, updated whenever its machine changes; `None` for the
-    /// pipelines this instance does not drive (timers are the holder's, L21).
-    pub(super) wakes: BTreeMap<String, Option<Timestamp>>,
+    /// Every pipeline this instance knows, by slug.
+    pub(super) pipelines: BTreeMap<String, Driven>,
+    /// The futures of work in flight, of every pipeline.
     pub(super) work: FuturesUnordered<BoxFuture<'static, Landed>>,
-    /// The executions this instance runs, by key (at most one future each).
-    pub(super) in_flight: BTreeMap<ExecutionKey, Flight>,
-    /// The executions whose results are being recorded.
-    pub(super) recording: BTreeSet<ExecutionKey>,
-    /// The leases this instance holds, and when to try again for those others hold.
-    pub(super) leases: Leases,
     /// When to poll next ([`EngineConfig::poll_interval`]).
     next_poll: Option<Timestamp>,
-    /// Pipelines whose alarms to compare with their state (they got a new holder, L15).
-    pub(super) alarm_checks: BTreeSet<String>,
+    /// Requests served in a row while something else was ready.
+    burst: u32,
 }
 
 impl std::fmt::Debug for EngineDriver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held: Vec<&String> = self
+            .pipelines
+            .iter()
+            .filter(|(_, p)| p.lease.is_some())
+            .map(|(k, _)| k)
+            .collect();
         f.debug_struct("EngineDriver")
             .field("instance", &self.config.instance)
-            .field("pipelines", &self.machines.keys().collect::<Vec<_>>())
-            .field("leases", &self.leases.held.keys().collect::<Vec<_>>())
+            .field("pipelines", &self.pipelines.keys().collect::<Vec<_>>())
+            .field("leases", &held)
             .field("work_in_flight", &self.work.len())
             .finish()
     }
@@ -53,7 +70,7 @@ impl std::fmt::Debug for EngineDriver {
 
 impl EngineDriver {
     pub(super) fn new(
-        rx: mpsc::UnboundedReceiver<Request>,
+        rx: mpsc::Receiver<Request>,
         backends: Backends,
         config: EngineConfig,
     ) -> Self {
@@ -61,14 +78,10 @@ impl EngineDriver {
             rx,
             backends,
             config,
-            machines: BTreeMap::new(),
-            wakes: BTreeMap::new(),
+            pipelines: BTreeMap::new(),
             work: FuturesUnordered::new(),
-            in_flight: BTreeMap::new(),
-            recording: BTreeSet::new(),
-            leases: Leases::default(),
             next_poll: None,
-            alarm_checks: BTreeSet::new(),
+            burst: 0,
         }
     }
 
@@ -79,8 +92,14 @@ impl EngineDriver {
         self.resume().await?;
         let mut timer: Option<(Timestamp, Timer)> = None;
         loop {
-            if !self.alarm_checks.is_empty() {
-                self.check_alarms().await;
+            let checks: Vec<String> = self
+                .pipelines
+                .iter()
+                .filter(|(_, p)| p.alarm_check)
+                .map(|(k, _)| k.clone())
+                .collect();
+            if !checks.is_empty() {
+                self.check_alarms(checks).await;
             }
             let wake = self.next_wake();
             if timer.as_ref().map(|(t, _)| *t) != wake {
@@ -91,27 +110,21 @@ impl EngineDriver {
                     (t, Box::pin(sleep.fuse()))
                 });
             }
-            let mut never = Box::pin(futures::future::pending::<()>().boxed().fuse());
-            let tick = match timer.as_mut() {
-                Some((_, t)) => t.as_mut(),
-                None => never.as_mut(),
-            };
-            futures::select_biased! {
-                request = self.rx.next() => match request {
-                    None => {
-                        self.release_leases().await;
-                        return Ok(());
-                    }
-                    Some(Request::Stop(reply)) => {
-                        self.release_leases().await;
-                        let _ = reply.send(Ok(()));
-                        return Ok(());
-                    }
-                    Some(request) => self.serve(request).await,
-                },
-                landed = self.work.select_next_some() => self.record_work(landed).await,
-                change = alarms.select_next_some() => self.alarm_changed(&change).await,
-                () = tick.fuse() => {
+            let next = self.next(&mut alarms, timer.as_mut().map(|(_, t)| t)).await;
+            match next {
+                Next::Request(None) => {
+                    self.release_leases().await;
+                    return Ok(());
+                }
+                Next::Request(Some(Request::Stop(reply))) => {
+                    self.release_leases().await;
+                    let _ = reply.send(Ok(()));
+                    return Ok(());
+                }
+                Next::Request(Some(request)) => self.serve(request).await,
+                Next::Landed(landed) => self.record_work(landed).await,
+                Next::Alarm(change) => self.alarm_changed(&change).await,
+                Next::Tick => {
                     timer = None;
                     self.wake_up().await;
                 }
@@ -119,19 +132,72 @@ impl EngineDriver {
         }
     }
 
+    /// Waits for the next thing to do, fairly (see the module docs).
+    async fn next(
+        &mut self,
+        alarms: &mut futures::stream::Fuse<BoxStream<'static, AlarmChange>>,
+        mut timer: Option<&mut Timer>,
+    ) -> Next {
+        let requests_last = self.burst >= REQUEST_BURST;
+        let (rx, work) = (&mut self.rx, &mut self.work);
+        let next = futures::future::poll_fn(|cx| {
+            let mut others = |cx: &mut std::task::Context<'_>| {
+                if !work.is_empty()
+                    && let Poll::Ready(Some(landed)) = work.poll_next_unpin(cx)
+                {
+                    return Some(Next::Landed(landed));
+                }
+                if !alarms.is_terminated()
+                    && let Poll::Ready(Some(change)) = alarms.poll_next_unpin(cx)
+                {
+                    return Some(Next::Alarm(change));
+                }
+                if let Some(t) = timer.as_mut()
+                    && !t.is_terminated()
+                    && t.as_mut().poll(cx).is_ready()
+                {
+                    return Some(Next::Tick);
+                }
+                None
+            };
+            if requests_last && let Some(next) = others(cx) {
+                return Poll::Ready(next);
+            }
+            if !rx.is_terminated()
+                && let Poll::Ready(request) = rx.poll_next_unpin(cx)
+            {
+                return Poll::Ready(Next::Request(request));
+            }
+            match others(cx) {
+                Some(next) => Poll::Ready(next),
+                None => Poll::Pending,
+            }
+        })
+        .await;
+        self.burst = match next {
+            Next::Request(_) => self.burst.saturating_add(1),
+            _ => 0,
+        };
+        if requests_last {
+            self.burst = 0;
+        }
+        next
+    }
+
     async fn serve(&mut self, request: Request) {
         match request {
             Request::Push(pipeline, push, reply) => {
-                let result = self.push(&pipeline, push).await;
-                let _ = reply.send(result);
+                self.submit(&pipeline, Job::Push(push), Some(reply)).await;
             }
             Request::Patch(pipeline, patch, reply) => {
-                let result = self.patch(&pipeline, patch).await;
-                let _ = reply.send(result);
+                self.submit(&pipeline, Job::Patch(patch), Some(reply)).await;
             }
             Request::Input(pipeline, input, reply) => {
-                let result = self.feed_all(&pipeline, vec![input], Origin::Outside).await;
-                let _ = reply.send(result);
+                let job = Job::Inputs {
+                    inputs: vec![input],
+                    origin: Origin::Outside,
+                };
+                self.submit(&pipeline, job, Some(reply)).await;
             }
             Request::State(pipeline, reply) => {
                 let result = match self.sync(&pipeline).await {
@@ -146,15 +212,13 @@ impl EngineDriver {
         }
     }
 
-    /// The earliest of the timers, the lease retries and the next poll.
+    /// The earliest of the pipelines' timers, retries and lease retries, and the next poll.
     fn next_wake(&self) -> Option<Timestamp> {
-        self.wakes
+        self.pipelines
             .values()
-            .flatten()
-            .chain(self.leases.retry.values())
-            .chain(&self.next_poll)
+            .filter_map(Driven::next_wake)
+            .chain(self.next_poll)
             .min()
-            .copied()
     }
 
     /// Loads every pipeline of the store, takes the leases nobody holds and re-attaches to the
@@ -169,45 +233,59 @@ impl EngineDriver {
         Ok(())
     }
 
-    /// Does what is due: polls, retries leases, fires timers.
+    /// Does what is due: polls, retries leases, records what waited for the store, fires
+    /// timers.
     async fn wake_up(&mut self) {
         let now = self.backends.clock.now();
         if self.next_poll.is_some_and(|t| t <= now) {
             self.poll(now).await;
         }
         let retries: Vec<String> = self
-            .leases
-            .retry
+            .pipelines
             .iter()
-            .filter(|(_, t)| **t <= now)
-            .map(|(p, _)| p.clone())
+            .filter(|(_, p)| p.lease_retry.is_some_and(|t| t <= now))
+            .map(|(k, _)| k.clone())
             .collect();
         for p in retries {
-            self.leases.retry.remove(&p);
+            self.pipeline(&p).lease_retry = None;
             self.take_lease(&p, now).await;
         }
-        let due: Vec<String> = self
-            .wakes
+        let backed_off: Vec<String> = self
+            .pipelines
             .iter()
-            .filter(|(_, w)| w.is_some_and(|w| w <= now))
-            .map(|(p, _)| p.clone())
+            .filter(|(_, p)| p.backoff.until().is_some_and(|t| t <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for p in backed_off {
+            self.retry_unrecorded(&p).await;
+        }
+        let due: Vec<String> = self
+            .pipelines
+            .iter()
+            .filter(|(_, p)| {
+                p.queue.is_empty() && !p.backoff.waiting(now) && p.wake.is_some_and(|w| w <= now)
+            })
+            .map(|(k, _)| k.clone())
             .collect();
         for p in due {
-            match self.feed_all(&p, vec![Input::Tick], Origin::Holder).await {
+            match self.feed_all(&p, &[Input::Tick], Origin::Holder).await {
                 // Nothing was due after all: forget the wake-up rather than spin.
                 Ok(records) if records.is_empty() => {
-                    if self
-                        .wakes
-                        .get(&p)
-                        .copied()
-                        .flatten()
-                        .is_some_and(|w| w <= now)
-                    {
-                        self.wakes.insert(p, None);
+                    let d = self.pipeline(&p);
+                    if d.wake.is_some_and(|w| w <= now) {
+                        d.wake = None;
                     }
                 }
-                Ok(_) => {}
-                Err(e) => tracing::error!(pipeline = %p, error = %e, "timer"),
+                Ok(_) => {
+                    let d = self.pipeline(&p);
+                    if d.parked.is_empty() {
+                        d.backoff.succeeded();
+                    }
+                }
+                Err(e) => {
+                    let due = self.pipeline(&p).backoff.failed(now, e.retry_after());
+                    tracing::warn!(pipeline = %p, error = %e, retry_at = %due, "timer: will retry");
+                }
             }
         }
     }
@@ -215,7 +293,7 @@ impl EngineDriver {
     /// Catches up with every pipeline of the store, takes the free leases, renews its own and
     /// re-attaches to work nobody runs (L21).
     async fn poll(&mut self, now: Timestamp) {
-        let mut pipelines: BTreeSet<String> = self.machines.keys().cloned().collect();
+        let mut pipelines: BTreeSet<String> = self.pipelines.keys().cloned().collect();
         match self.backends.store.streams().await {
             Ok(streams) => pipelines.extend(streams),
             Err(e) => tracing::warn!(error = %e, "poll: list the pipelines"),
@@ -228,15 +306,17 @@ impl EngineDriver {
             }
             if held {
                 self.start_pending(&p);
+                self.drain(&p).await;
             }
             self.set_wake(&p, now);
         }
         self.next_poll = self.config.poll_interval.map(|d| later(now, d));
     }
 
-    /// Records the results of work that ended (every result ready now together: one append
-    /// per pipeline). Results of work started under a lease that is no longer held are
-    /// dropped: the new holder re-attaches to that work (L20, L21).
+    /// Queues the results of work that ended (every result ready now together: one append
+    /// per pipeline) and records them. Results of work started under a lease that is no
+    /// longer held are dropped: the new holder re-attaches to that work (L20, L21). A result
+    /// the store could not take stays queued and is recorded later.
     async fn record_work(&mut self, landed: Landed) {
         let mut ready = vec![landed];
         while let Some(Some(more)) = self.work.next().now_or_never() {
@@ -252,27 +332,38 @@ impl EngineDriver {
                 continue;
             };
             // Only the execution tracked now: a lost lease aborted the others.
-            if self.in_flight.get(&key).is_none_or(|f| f.token != token) {
+            let Some(p) = self.pipelines.get_mut(&pipeline) else {
+                continue;
+            };
+            if p.in_flight.get(&key).is_none_or(|f| f.token != token) {
                 continue;
             }
-            self.in_flight.remove(&key);
+            p.in_flight.remove(&key);
             by_pipeline
                 .entry((pipeline, token))
                 .or_default()
                 .push(Input::Work { key, result });
         }
+        let mut touched = BTreeSet::new();
         for ((pipeline, token), inputs) in by_pipeline {
-            if let Err(e) = self.feed_all(&pipeline, inputs, Origin::Work(token)).await {
-                tracing::error!(pipeline = %pipeline, error = %e, "could not record work results");
-            }
+            let job = Job::Inputs {
+                inputs,
+                origin: Origin::Work(token),
+            };
+            self.pipeline(&pipeline).enqueue(job, None);
+            touched.insert(pipeline);
+        }
+        for pipeline in touched {
+            self.drain(&pipeline).await;
         }
     }
 
     /// The alarms the stages of `pipeline` watch (L15), from the definition in force.
     pub(super) fn watched_alarms(&self, pipeline: &str) -> Vec<(String, AlarmId)> {
         let Some(definition) = self
-            .machines
+            .pipelines
             .get(pipeline)
+            .and_then(|p| p.machine.as_ref())
             .and_then(|m| m.state().definition.clone())
         else {
             return Vec::new();
@@ -286,14 +377,16 @@ impl EngineDriver {
 
     /// Acts on alarms that changed while nobody drove the pipelines that got a new holder
     /// (L15).
-    async fn check_alarms(&mut self) {
-        for pipeline in std::mem::take(&mut self.alarm_checks) {
+    async fn check_alarms(&mut self, pipelines: Vec<String>) {
+        for pipeline in pipelines {
+            self.pipeline(&pipeline).alarm_check = false;
             for (stage, alarm) in self.watched_alarms(&pipeline) {
                 match self.backends.alarms.state(&alarm).await {
                     Ok(Some(state)) => {
                         let current = self
-                            .machines
+                            .pipelines
                             .get(&pipeline)
+                            .and_then(|p| p.machine.as_ref())
                             .map(|m| m.state().stage(&stage).alarm);
                         if current != Some(state) {
                             let input = Input::Alarm(AlarmInput {
@@ -301,11 +394,11 @@ impl EngineDriver {
                                 state,
                                 actor: Actor::System,
                             });
-                            if let Err(e) =
-                                self.feed_all(&pipeline, vec![input], Origin::Holder).await
-                            {
-                                tracing::error!(pipeline = %pipeline, error = %e, "could not record an alarm change");
-                            }
+                            let job = Job::Inputs {
+                                inputs: vec![input],
+                                origin: Origin::Holder,
+                            };
+                            self.submit(&pipeline, job, None).await;
                         }
                     }
                     Ok(None) => {}
@@ -320,7 +413,12 @@ impl EngineDriver {
     /// Feeds an alarm change to every stage that watches the alarm, in the pipelines this
     /// instance drives.
     async fn alarm_changed(&mut self, change: &AlarmChange) {
-        let pipelines: Vec<String> = self.leases.held.keys().cloned().collect();
+        let pipelines: Vec<String> = self
+            .pipelines
+            .iter()
+            .filter(|(_, p)| p.lease.is_some())
+            .map(|(k, _)| k.clone())
+            .collect();
         for pipeline in pipelines {
             for (stage, alarm) in self.watched_alarms(&pipeline) {
                 if alarm != change.alarm {
@@ -331,9 +429,11 @@ impl EngineDriver {
                     state: change.state,
                     actor: Actor::System,
                 });
-                if let Err(e) = self.feed_all(&pipeline, vec![input], Origin::Holder).await {
-                    tracing::error!(pipeline = %pipeline, error = %e, "could not record an alarm change");
-                }
+                let job = Job::Inputs {
+                    inputs: vec![input],
+                    origin: Origin::Holder,
+                };
+                self.submit(&pipeline, job, None).await;
             }
         }
     }

@@ -1,14 +1,15 @@
 //! Recording inputs: catching up with the log, reading what a push needs, and feeding inputs
-//! to the machine with compare-and-swap appends (L20, L21), journaled.
+//! to the machine with compare-and-swap appends (L20, L21), in arrival order, with retries
+//! when the store fails; observers are told after each durable append.
 
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
 use super::driver::EngineDriver;
-use super::lease::Origin;
-use super::{JournalEntry, PatchRequest, PushRequest};
-use crate::backend::{AppendOptions, Backends, EventStoreExt, ExecutionKey};
+use super::pipeline::{Driven, Job, Origin};
+use super::{Appended, PatchRequest, PushRequest, Reply};
+use crate::backend::{AppendOptions, Backends, EventStoreExt};
 use crate::error::{Error, Result};
 use crate::lifecycle::{Input, Machine, Patch, Push, Record};
 use crate::pipeline::{PIPELINE_DIR, PIPELINE_FILE};
@@ -26,27 +27,39 @@ async fn load(backends: &Backends, pipeline: &str) -> Result<Machine> {
 }
 
 impl EngineDriver {
+    /// The state kept about `pipeline`, created empty the first time.
+    pub(super) fn pipeline(&mut self, pipeline: &str) -> &mut Driven {
+        self.pipelines.entry(pipeline.to_owned()).or_default()
+    }
+
+    /// The last sequence number the machine of `pipeline` applied, when it is loaded.
+    pub(super) fn applied(&self, pipeline: &str) -> Option<u64> {
+        let machine = self.pipelines.get(pipeline)?.machine.as_ref()?;
+        Some(machine.state().applied)
+    }
+
     /// The machine of `pipeline`, loaded from the store the first time.
     pub(super) async fn machine(&mut self, pipeline: &str) -> Result<&mut Machine> {
-        if !self.machines.contains_key(pipeline) {
+        if self.applied(pipeline).is_none() {
             self.reload(pipeline).await?;
         }
-        self.machines
-            .get_mut(pipeline)
+        self.pipeline(pipeline)
+            .machine
+            .as_mut()
             .ok_or_else(|| Error::not_found(format!("pipeline `{pipeline}`")))
     }
 
     /// Rebuilds the machine of `pipeline` from the store.
     pub(super) async fn reload(&mut self, pipeline: &str) -> Result<()> {
         let machine = load(&self.backends, pipeline).await?;
-        self.machines.insert(pipeline.to_owned(), machine);
+        self.pipeline(pipeline).machine = Some(machine);
         self.set_wake(pipeline, self.backends.clock.now());
         Ok(())
     }
 
     /// Brings the machine of `pipeline` up to the store's log; returns whether it changed.
     pub(super) async fn catch_up(&mut self, pipeline: &str) -> Result<bool> {
-        let Some(applied) = self.machines.get(pipeline).map(|m| m.state().applied) else {
+        let Some(applied) = self.applied(pipeline) else {
             self.reload(pipeline).await?;
             return Ok(true);
         };
@@ -54,15 +67,11 @@ impl EngineDriver {
         if events.is_empty() {
             return Ok(false);
         }
-        let parsed = super::records_of(pipeline, events);
-        match (parsed, self.machines.get_mut(pipeline)) {
-            (Ok(records), Some(machine)) => {
-                let in_force = machine.state().definition.clone();
-                machine.apply(&records);
-                self.check_alarms_if_redefined(pipeline, in_force.as_ref());
-            }
-            (Err(e), _) => return Err(e),
-            (Ok(_), None) => self.reload(pipeline).await?,
+        let records = super::records_of(pipeline, events)?;
+        if let Some(machine) = self.pipeline(pipeline).machine.as_mut() {
+            let in_force = machine.state().definition.clone();
+            machine.apply(&records);
+            self.check_alarms_if_redefined(pipeline, in_force.as_ref());
         }
         self.set_wake(pipeline, self.backends.clock.now());
         Ok(true)
@@ -76,10 +85,80 @@ impl EngineDriver {
         Ok(())
     }
 
+    /// Queues `job` behind the pipeline's other unrecorded inputs and records what it can now:
+    /// at once when nothing waits ahead of it.
+    pub(super) async fn submit(
+        &mut self,
+        pipeline: &str,
+        job: Job,
+        reply: Option<Reply<Vec<Record>>>,
+    ) {
+        if self.pipeline(pipeline).enqueue(job, reply) {
+            self.drain(pipeline).await;
+        }
+    }
+
+    /// After the backoff: tries again what the store did not take.
+    pub(super) async fn retry_unrecorded(&mut self, pipeline: &str) {
+        let p = self.pipeline(pipeline);
+        p.backoff.expire();
+        p.unpark();
+        self.drain(pipeline).await;
+    }
+
+    /// Records the queued inputs of `pipeline` in order, until the queue is empty or the
+    /// store fails transiently on a person's or webhook's input, which then waits for the
+    /// backoff with everything behind it. A work result the store did not take is parked and
+    /// tried again after the backoff; it never holds up other inputs and is never dropped
+    /// while the lease it was started under is held.
+    pub(super) async fn drain(&mut self, pipeline: &str) {
+        while let Some(job) = self.pipeline(pipeline).queue.front().map(|q| q.job.clone()) {
+            let result = match &job {
+                Job::Push(push) => self.push(pipeline, push.clone()).await,
+                Job::Patch(patch) => self.patch(pipeline, patch.clone()).await,
+                Job::Inputs { inputs, origin } => self.feed_all(pipeline, inputs, *origin).await,
+            };
+            let now = self.backends.clock.now();
+            let p = self.pipeline(pipeline);
+            let Some(queued) = p.queue.pop_front() else {
+                return;
+            };
+            match result {
+                Err(e) if job.retried_after(&e) => {
+                    let due = p.backoff.failed(now, e.retry_after());
+                    tracing::warn!(pipeline = %pipeline, error = %e, retry_at = %due, "could not record; will retry");
+                    if matches!(
+                        job,
+                        Job::Inputs {
+                            origin: Origin::Work(_),
+                            ..
+                        }
+                    ) {
+                        p.parked.push(queued);
+                        continue;
+                    }
+                    p.queue.push_front(queued);
+                    return;
+                }
+                result => {
+                    if result.is_ok() && p.parked.is_empty() {
+                        p.backoff.succeeded();
+                    }
+                    for key in queued.job.work_keys() {
+                        p.recording.remove(key);
+                    }
+                    if let Some(reply) = queued.reply {
+                        let _ = reply.send(result);
+                    }
+                }
+            }
+        }
+    }
+
     /// Reads what synthesis needs for a push and feeds it to the machine.
     pub(super) async fn push(&mut self, pipeline: &str, push: PushRequest) -> Result<Vec<Record>> {
         let input = Input::Push(self.read_push(pipeline, push).await?);
-        self.feed_all(pipeline, vec![input], Origin::Outside).await
+        self.feed_all(pipeline, &[input], Origin::Outside).await
     }
 
     /// Reads the patch's commit and feeds it to the machine (L17). It deploys on the tracked
@@ -107,7 +186,7 @@ impl EngineDriver {
             actor: patch.actor,
             reason: patch.reason,
         });
-        self.feed_all(pipeline, vec![input], Origin::Outside).await
+        self.feed_all(pipeline, &[input], Origin::Outside).await
     }
 
     /// What the machine needs of a pushed commit: its full id, the definition at it, and the
@@ -145,24 +224,10 @@ impl EngineDriver {
     pub(super) async fn feed_all(
         &mut self,
         pipeline: &str,
-        inputs: Vec<Input>,
+        inputs: &[Input],
         origin: Origin,
     ) -> Result<Vec<Record>> {
-        // The executions whose results these are still run in the log until they are
-        // recorded: catching up meanwhile must not re-attach to them.
-        let keys: Vec<ExecutionKey> = inputs
-            .iter()
-            .filter_map(|i| match i {
-                Input::Work { key, .. } => Some(key.clone()),
-                _ => None,
-            })
-            .collect();
-        self.recording.extend(keys.iter().cloned());
-        let result = self.decide_and_append(pipeline, &inputs, origin).await;
-        for key in &keys {
-            self.recording.remove(key);
-        }
-        result
+        self.decide_and_append(pipeline, inputs, origin).await
     }
 
     async fn decide_and_append(
@@ -233,7 +298,7 @@ impl EngineDriver {
                 }
                 Err(e) => {
                     // The machine moved on but the store did not: rebuild it from the log.
-                    self.machines.remove(pipeline);
+                    self.pipeline(pipeline).machine = None;
                     let conflict = matches!(e, Error::Conflict { .. });
                     // A conflict is a lost race, or the store refusing our token because a
                     // newer holder wrote: the lease service tells which.
@@ -268,8 +333,9 @@ impl EngineDriver {
         before: Option<&std::sync::Arc<crate::pipeline::PipelineDefinition>>,
     ) {
         let after = self
-            .machines
+            .pipelines
             .get(pipeline)
+            .and_then(|p| p.machine.as_ref())
             .and_then(|m| m.state().definition.as_ref());
         let same = match (before, after) {
             (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
@@ -277,11 +343,11 @@ impl EngineDriver {
             _ => false,
         };
         if !same {
-            self.alarm_checks.insert(pipeline.to_owned());
+            self.pipeline(pipeline).alarm_check = true;
         }
     }
 
-    /// After a successful append: traces the records and tells the journal.
+    /// After a successful append: traces the records and tells the observers.
     fn recorded(
         &self,
         pipeline: &str,
@@ -303,16 +369,17 @@ impl EngineDriver {
                 "recorded"
             );
         }
-        if let Some(journal) = &self.config.journal {
-            journal.recorded(&JournalEntry {
-                pipeline,
-                instance: &self.config.instance,
-                first_seq: expected + 1,
-                inputs,
-                records,
-                now,
-                fencing_token: token,
-            });
+        let append = Appended {
+            pipeline,
+            instance: &self.config.instance,
+            first_seq: expected + 1,
+            inputs,
+            records,
+            now,
+            fencing_token: token,
+        };
+        for observer in &self.config.observers {
+            observer.appended(&append);
         }
     }
 }

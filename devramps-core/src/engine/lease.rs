@@ -7,31 +7,20 @@
 //! is lost (renewal refused, or an append refused for its token) aborts its work futures and
 //! drops their results: the new holder re-attaches to the same executions by their
 //! idempotency keys (L20).
+//!
+//! The decisions are small pure functions ([`renewal_due`], [`after_renewal_error`],
+//! [`retry_after_failed_acquire`]); the methods of the driver carry them out.
 
-use std::collections::BTreeMap;
-
-use futures::future::{AbortHandle, BoxFuture, FutureExt};
+use futures::future::{BoxFuture, FutureExt};
 use jiff::{SignedDuration, Timestamp};
 
 use super::driver::EngineDriver;
 use super::feed::ATTEMPTS;
+use super::pipeline::Flight;
 use super::work::{self, Done};
 use crate::backend::{AppendOptions, ExecutionKey, Lease};
 use crate::error::Error;
 use crate::lifecycle::{Command, StageState};
-
-/// Who may record an input (L21).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Origin {
-    /// A person's or a webhook's input: any instance records it, presenting its token when it
-    /// holds the lease.
-    Outside,
-    /// A timer or an alarm the instance observed: only the holder records it.
-    Holder,
-    /// Results of work started under the lease with this token: recorded only while that
-    /// lease is held, never by anyone else.
-    Work(u64),
-}
 
 /// How a work future of the driver ended.
 pub(super) enum Landed {
@@ -46,48 +35,62 @@ pub(super) enum Landed {
     Nothing,
 }
 
-/// An execution this instance runs.
-pub(super) struct Flight {
-    /// The token of the lease it was started under.
-    pub(super) token: u64,
-    abort: AbortHandle,
-}
-
-/// The leases of an instance.
-#[derive(Debug, Default)]
-pub(super) struct Leases {
-    /// Held, by pipeline.
-    pub(super) held: BTreeMap<String, Lease>,
-    /// Without polling: when to try again for a lease that was lost or that another instance
-    /// holds (when it expires).
-    pub(super) retry: BTreeMap<String, Timestamp>,
-}
-
-/// Whether half of the lease's time has passed.
-fn due_for_renewal(lease: &Lease, ttl: std::time::Duration, now: Timestamp) -> bool {
+/// Whether a held lease must be renewed at `now`: once half of its time has passed.
+pub(super) fn renewal_due(lease: &Lease, ttl: std::time::Duration, now: Timestamp) -> bool {
     let half = SignedDuration::try_from(ttl / 2).unwrap_or(SignedDuration::MAX);
     lease.expires_at.duration_since(now) <= half
+}
+
+/// What a failed renewal means for the holder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum RenewalVerdict {
+    /// Someone else holds the lease now: stop driving.
+    Lost,
+    /// Not known to be lost, and not expired: go on with the lease (the store still fences).
+    KeepWhileValid,
+    /// Not known to be lost, but expired: stop driving.
+    Expired,
+}
+
+/// What a renewal that failed with `error` at `now` means for `lease`.
+pub(super) fn after_renewal_error(lease: &Lease, error: &Error, now: Timestamp) -> RenewalVerdict {
+    match error {
+        Error::Conflict { .. } => RenewalVerdict::Lost,
+        _ if now < lease.expires_at => RenewalVerdict::KeepWhileValid,
+        _ => RenewalVerdict::Expired,
+    }
+}
+
+/// Without polling, when to try again for a lease that could not be taken: when the other
+/// holder's lease runs out, or half a TTL later after an error of the lease service.
+pub(super) fn retry_after_failed_acquire(
+    other_expires: Option<Timestamp>,
+    ttl: std::time::Duration,
+    now: Timestamp,
+) -> Timestamp {
+    match other_expires {
+        Some(t) => t,
+        None => now.checked_add(ttl / 2).unwrap_or(Timestamp::MAX),
+    }
 }
 
 impl EngineDriver {
     /// Sets the pipeline's next timer: only its holder fires timers.
     pub(super) fn set_wake(&mut self, pipeline: &str, now: Timestamp) {
-        let wake = if self.leases.held.contains_key(pipeline) {
-            self.machines.get(pipeline).and_then(|m| m.next_wake(now))
-        } else {
-            None
+        let p = self.pipeline(pipeline);
+        p.wake = match (&p.lease, &p.machine) {
+            (Some(_), Some(m)) => m.next_wake(now),
+            _ => None,
         };
-        self.wakes.insert(pipeline.to_owned(), wake);
     }
 
     /// The token of the pipeline's lease while this instance holds it, renewed once half of
     /// its time has passed; `None` when it holds no lease or the lease was lost.
     pub(super) async fn held_token(&mut self, pipeline: &str, now: Timestamp) -> Option<u64> {
-        let lease = self.leases.held.get(pipeline)?;
-        if !due_for_renewal(lease, self.config.lease_ttl, now) {
+        let lease = self.pipelines.get(pipeline)?.lease.clone()?;
+        if !renewal_due(&lease, self.config.lease_ttl, now) {
             return Some(lease.token);
         }
-        let lease = lease.clone();
         match self
             .backends
             .lock
@@ -96,35 +99,35 @@ impl EngineDriver {
         {
             Ok(renewed) => {
                 let token = renewed.token;
-                self.leases.held.insert(pipeline.to_owned(), renewed);
+                self.pipeline(pipeline).lease = Some(renewed);
                 Some(token)
             }
-            Err(Error::Conflict { .. }) => {
-                self.lose(pipeline);
-                None
-            }
-            // Not known to be lost: go on while it lasts (the store still fences).
-            Err(e) if now < lease.expires_at => {
-                tracing::warn!(pipeline = %pipeline, error = %e, "lease renewal");
-                Some(lease.token)
-            }
-            Err(e) => {
-                tracing::warn!(pipeline = %pipeline, error = %e, "lease renewal; the lease expired");
-                self.lose(pipeline);
-                None
-            }
+            Err(e) => match after_renewal_error(&lease, &e, now) {
+                RenewalVerdict::KeepWhileValid => {
+                    tracing::warn!(pipeline = %pipeline, error = %e, "lease renewal");
+                    Some(lease.token)
+                }
+                RenewalVerdict::Lost | RenewalVerdict::Expired => {
+                    tracing::warn!(pipeline = %pipeline, error = %e, "lease renewal: the lease is lost");
+                    self.lose(pipeline);
+                    None
+                }
+            },
         }
     }
 
     /// The token of the pipeline's lease: the one held, or a new one when the lease is free or
     /// expired (becoming the holder). `None` while another instance holds it.
     pub(super) async fn take_lease(&mut self, pipeline: &str, now: Timestamp) -> Option<u64> {
-        if self.leases.held.contains_key(pipeline)
-            && let Some(token) = self.held_token(pipeline, now).await
-        {
+        let held = self
+            .pipelines
+            .get(pipeline)
+            .is_some_and(|p| p.lease.is_some());
+        if held && let Some(token) = self.held_token(pipeline, now).await {
             return Some(token);
         }
         let (instance, ttl) = (&self.config.instance, self.config.lease_ttl);
+        let polling = self.config.poll_interval.is_some();
         match self
             .backends
             .lock
@@ -133,21 +136,18 @@ impl EngineDriver {
         {
             Ok(Some(lease)) => self.become_holder(pipeline, lease, now).await,
             Ok(None) => {
-                if self.config.poll_interval.is_none()
-                    && let Ok(Some(other)) = self.backends.lock.current(pipeline, now).await
+                if !polling && let Ok(Some(other)) = self.backends.lock.current(pipeline, now).await
                 {
-                    // Without polling, try again when the other holder's lease runs out.
-                    self.leases
-                        .retry
-                        .insert(pipeline.to_owned(), other.expires_at);
+                    self.pipeline(pipeline).lease_retry =
+                        Some(retry_after_failed_acquire(Some(other.expires_at), ttl, now));
                 }
                 None
             }
             Err(e) => {
                 tracing::warn!(pipeline = %pipeline, error = %e, "take the lease");
-                if self.config.poll_interval.is_none() {
-                    let retry = now.checked_add(ttl / 2).unwrap_or(Timestamp::MAX);
-                    self.leases.retry.insert(pipeline.to_owned(), retry);
+                if !polling {
+                    self.pipeline(pipeline).lease_retry =
+                        Some(retry_after_failed_acquire(None, ttl, now));
                 }
                 None
             }
@@ -165,13 +165,14 @@ impl EngineDriver {
         }
         tracing::info!(pipeline = %pipeline, instance = %self.config.instance, token = lease.token, "took the lease");
         let token = lease.token;
-        self.leases.retry.remove(pipeline);
-        self.leases.held.insert(pipeline.to_owned(), lease);
+        let p = self.pipeline(pipeline);
+        p.lease_retry = None;
+        p.lease = Some(lease);
         self.start_pending(pipeline);
         self.set_wake(pipeline, now);
         // Alarms that changed while nobody drove the pipeline are acted on now (L15).
         if !self.watched_alarms(pipeline).is_empty() {
-            self.alarm_checks.insert(pipeline.to_owned());
+            self.pipeline(pipeline).alarm_check = true;
         }
         Some(token)
     }
@@ -185,7 +186,7 @@ impl EngineDriver {
                 tracing::warn!(pipeline = %pipeline, error = %e, "catch up before fencing");
                 return false;
             }
-            let Some(expected) = self.machines.get(pipeline).map(|m| m.state().applied) else {
+            let Some(expected) = self.applied(pipeline) else {
                 return false;
             };
             if expected == 0 {
@@ -225,7 +226,7 @@ impl EngineDriver {
     /// still held (the conflict was a lost race) or lost (a newer holder's token was
     /// accepted).
     pub(super) async fn confirm_lease(&mut self, pipeline: &str, now: Timestamp) -> bool {
-        let Some(lease) = self.leases.held.get(pipeline).cloned() else {
+        let Some(lease) = self.pipelines.get(pipeline).and_then(|p| p.lease.clone()) else {
             return false;
         };
         match self
@@ -235,50 +236,52 @@ impl EngineDriver {
             .await
         {
             Ok(renewed) => {
-                self.leases.held.insert(pipeline.to_owned(), renewed);
+                self.pipeline(pipeline).lease = Some(renewed);
                 true
             }
-            Err(Error::Conflict { .. }) => {
-                self.lose(pipeline);
-                false
-            }
-            Err(e) => {
-                tracing::warn!(pipeline = %pipeline, error = %e, "confirm the lease");
-                true
-            }
+            Err(e) => match after_renewal_error(&lease, &e, now) {
+                RenewalVerdict::Lost => {
+                    self.lose(pipeline);
+                    false
+                }
+                _ => {
+                    tracing::warn!(pipeline = %pipeline, error = %e, "confirm the lease");
+                    true
+                }
+            },
         }
     }
 
-    /// Stops driving `pipeline`: aborts its work in flight (their results are dropped) and
-    /// its timers.
-    fn lose(&mut self, pipeline: &str) {
-        if self.leases.held.remove(pipeline).is_none() {
+    /// Stops driving `pipeline`: aborts its work in flight and drops the results not yet
+    /// recorded (the new holder re-attaches to that work), and stops its timers.
+    pub(super) fn lose(&mut self, pipeline: &str) {
+        let polling = self.config.poll_interval.is_some();
+        let now = self.backends.clock.now();
+        let p = self.pipeline(pipeline);
+        if p.lease.take().is_none() {
             return;
         }
-        tracing::info!(pipeline = %pipeline, instance = %self.config.instance, "lost the lease: stops driving");
-        let keys: Vec<ExecutionKey> = self
-            .in_flight
-            .keys()
-            .filter(|k| k.pipeline == pipeline)
-            .cloned()
-            .collect();
-        for key in keys {
-            if let Some(flight) = self.in_flight.remove(&key) {
-                flight.abort.abort();
-            }
+        for (_, flight) in std::mem::take(&mut p.in_flight) {
+            flight.abort.abort();
         }
-        self.wakes.insert(pipeline.to_owned(), None);
-        if self.config.poll_interval.is_none() {
+        p.drop_work_results();
+        p.wake = None;
+        if !polling {
             // Nothing else would bring it back: try for the lease again at once (it may be
             // free, or ours after all), and otherwise when the new holder's lease runs out.
-            let now = self.backends.clock.now();
-            self.leases.retry.insert(pipeline.to_owned(), now);
+            p.lease_retry = Some(now);
         }
+        tracing::info!(pipeline = %pipeline, instance = %self.config.instance, "lost the lease: stops driving");
     }
 
     /// Releases every lease held (on stop).
     pub(super) async fn release_leases(&mut self) {
-        for (pipeline, lease) in std::mem::take(&mut self.leases.held) {
+        let held: Vec<(String, Lease)> = self
+            .pipelines
+            .iter_mut()
+            .filter_map(|(name, p)| Some((name.clone(), p.lease.take()?)))
+            .collect();
+        for (pipeline, lease) in held {
             if let Err(e) = self.backends.lock.release(&lease).await {
                 tracing::warn!(pipeline = %pipeline, error = %e, "release the lease");
             }
@@ -293,21 +296,24 @@ impl EngineDriver {
         commands: Vec<Command>,
         token: Option<u64>,
     ) {
-        let Some(machine) = self.machines.get(pipeline) else {
+        let Some(p) = self.pipelines.get(pipeline) else {
+            return;
+        };
+        let Some(machine) = &p.machine else {
             return;
         };
         let mut launch = Vec::new();
+        let mut stops = Vec::new();
         for command in commands {
             if let Command::Cancel { key } = command {
-                let stop = work::stop(&self.backends, key);
-                self.work.push(Box::pin(stop.map(|()| Landed::Nothing)));
+                stops.push(work::stop(&self.backends, key));
                 continue;
             }
             if token.is_none() {
                 continue;
             }
             let key = command.key().clone();
-            if self.in_flight.contains_key(&key) {
+            if p.in_flight.contains_key(&key) {
                 tracing::debug!(execution = %key, "already running");
                 continue;
             }
@@ -316,9 +322,12 @@ impl EngineDriver {
                 launch.push((key, f));
             }
         }
+        for stop in stops {
+            self.work.push(Box::pin(stop.map(|()| Landed::Nothing)));
+        }
         if let Some(token) = token {
             for (key, f) in launch {
-                self.track(key, token, f);
+                self.track(pipeline, key, token, f);
             }
         }
     }
@@ -330,32 +339,34 @@ impl EngineDriver {
     pub(super) fn start_pending(&mut self, pipeline: &str) {
         // Never under a lease that ran out and was not renewed yet: it may be someone else's.
         let now = self.backends.clock.now();
-        let Some(token) = self
-            .leases
-            .held
-            .get(pipeline)
+        let Some(p) = self.pipelines.get(pipeline) else {
+            return;
+        };
+        let Some(token) = p
+            .lease
+            .as_ref()
             .filter(|l| now < l.expires_at)
             .map(|l| l.token)
         else {
             return;
         };
-        let Some(machine) = self.machines.get(pipeline) else {
+        let Some(machine) = &p.machine else {
             return;
         };
         let state = machine.state();
         let mut launch = Vec::new();
+        let mut stops = Vec::new();
         for command in machine.pending_work() {
             let key = command.key().clone();
             let stopping = state
                 .run(key.revision, &key.stage)
                 .is_some_and(|r| r.state == StageState::Cancelling);
-            if self.recording.contains(&key) {
+            if p.recording.contains(&key) {
                 continue;
             }
-            if self.in_flight.contains_key(&key) {
+            if p.in_flight.contains_key(&key) {
                 if stopping {
-                    let stop = work::stop(&self.backends, key);
-                    self.work.push(Box::pin(stop.map(|()| Landed::Nothing)));
+                    stops.push(work::stop(&self.backends, key));
                 }
                 continue;
             }
@@ -363,18 +374,87 @@ impl EngineDriver {
                 launch.push((key, f));
             }
         }
+        for stop in stops {
+            self.work.push(Box::pin(stop.map(|()| Landed::Nothing)));
+        }
         for (key, f) in launch {
-            self.track(key, token, f);
+            self.track(pipeline, key, token, f);
         }
     }
 
     /// Runs `future` as the execution `key`, under the lease with `token`.
-    fn track(&mut self, key: ExecutionKey, token: u64, future: BoxFuture<'static, Option<Done>>) {
+    fn track(
+        &mut self,
+        pipeline: &str,
+        key: ExecutionKey,
+        token: u64,
+        future: BoxFuture<'static, Option<Done>>,
+    ) {
         let (future, abort) = futures::future::abortable(future);
-        self.in_flight.insert(key, Flight { token, abort });
+        self.pipeline(pipeline)
+            .in_flight
+            .insert(key, Flight { token, abort });
         self.work.push(Box::pin(future.map(move |r| match r {
             Ok(Some(done)) => Landed::Done { token, done },
             _ => Landed::Nothing,
         })));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn lease(expires_at: Timestamp) -> Lease {
+        Lease {
+            key: "api".into(),
+            holder: "a".into(),
+            token: 7,
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn renewal_is_due_once_half_the_ttl_has_passed() {
+        let now = Timestamp::UNIX_EPOCH;
+        let ttl = Duration::from_secs(30);
+        let fresh = lease(now.checked_add(Duration::from_secs(30)).unwrap_or(now));
+        assert!(!renewal_due(&fresh, ttl, now));
+        let half = lease(now.checked_add(Duration::from_secs(15)).unwrap_or(now));
+        assert!(renewal_due(&half, ttl, now));
+        assert!(renewal_due(&lease(now), ttl, now));
+    }
+
+    #[test]
+    fn a_conflict_loses_the_lease_other_errors_keep_it_while_it_lasts() {
+        let now = Timestamp::UNIX_EPOCH;
+        let later = now.checked_add(Duration::from_secs(10)).unwrap_or(now);
+        let conflict = Error::Conflict { what: "x".into() };
+        let down = Error::unavailable("lock", "renew", "timeout");
+        assert_eq!(
+            after_renewal_error(&lease(later), &conflict, now),
+            RenewalVerdict::Lost
+        );
+        assert_eq!(
+            after_renewal_error(&lease(later), &down, now),
+            RenewalVerdict::KeepWhileValid
+        );
+        assert_eq!(
+            after_renewal_error(&lease(now), &down, later),
+            RenewalVerdict::Expired
+        );
+    }
+
+    #[test]
+    fn a_busy_lease_is_tried_again_when_it_runs_out_a_failed_call_after_half_a_ttl() {
+        let now = Timestamp::UNIX_EPOCH;
+        let ttl = Duration::from_secs(30);
+        let other = now.checked_add(Duration::from_secs(12)).unwrap_or(now);
+        assert_eq!(retry_after_failed_acquire(Some(other), ttl, now), other);
+        assert_eq!(
+            retry_after_failed_acquire(None, ttl, now).duration_since(now),
+            SignedDuration::from_secs(15)
+        );
     }
 }

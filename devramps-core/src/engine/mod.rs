@@ -31,18 +31,19 @@
 //!
 //! [`Command::Cancel`]: crate::lifecycle::Command::Cancel
 
+mod backoff;
 mod driver;
 mod feed;
-mod journal;
 mod lease;
+mod observe;
 mod ops;
+mod pipeline;
 mod work;
 
 pub use driver::EngineDriver;
-pub use journal::{InputJournal, JournalEntry};
+pub use observe::{Appended, DynObserver, Observer};
 pub use ops::PatchRequest;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
@@ -54,6 +55,9 @@ use crate::lifecycle::{Control, Decide, Input, Operate, PipelineState, Record};
 
 /// The default of [`EngineConfig::lease_ttl`]: 30 seconds.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
+
+/// The default of [`EngineConfig::request_queue`].
+pub const DEFAULT_REQUEST_QUEUE: usize = 1024;
 
 /// How an engine instance runs.
 #[derive(Clone, Debug)]
@@ -71,9 +75,13 @@ pub struct EngineConfig {
     /// (L21). `None` (the default) suits a single instance: it never wakes for that, and takes
     /// and renews leases only when it records an input. A zero interval counts as 1 ms.
     pub poll_interval: Option<Duration>,
-    /// Told about every append this instance makes, with the inputs that produced it: an
-    /// audit trail of inputs, or a way to check that replaying them gives the same log.
-    pub journal: Option<Arc<dyn InputJournal>>,
+    /// Told about every append this instance makes, with the inputs that produced it:
+    /// notifications, commit statuses, audit trails (see [`Observer`]).
+    pub observers: Vec<DynObserver>,
+    /// How many requests of the handles may wait for the driver (default
+    /// [`DEFAULT_REQUEST_QUEUE`]); beyond that, callers wait for room (back-pressure for a
+    /// server). At least 1.
+    pub request_queue: usize,
 }
 
 impl Default for EngineConfig {
@@ -83,7 +91,8 @@ impl Default for EngineConfig {
             instance: "engine-1".to_owned(),
             lease_ttl: DEFAULT_LEASE_TTL,
             poll_interval: None,
-            journal: None,
+            observers: Vec::new(),
+            request_queue: DEFAULT_REQUEST_QUEUE,
         }
     }
 }
@@ -101,7 +110,7 @@ pub struct PushRequest {
     pub tag: String,
 }
 
-type Reply<T> = oneshot::Sender<Result<T>>;
+pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
 
 enum Request {
     Push(String, PushRequest, Reply<Vec<Record>>),
@@ -112,16 +121,21 @@ enum Request {
 }
 
 /// A handle to a running engine. Cloning gives another handle to the same engine.
+///
+/// Every method that records an input returns the records it produced. An operation that the
+/// lifecycle rules refuse is recorded as a `refused` event and returns [`Error::Refused`] with
+/// the rule and the reason. While the store fails transiently, the input waits in the engine
+/// and is recorded once the store answers (the call returns then).
 #[derive(Clone, Debug)]
 pub struct Engine {
-    tx: mpsc::UnboundedSender<Request>,
+    tx: mpsc::Sender<Request>,
     backends: Backends,
 }
 
 impl Engine {
     /// A new engine over `backends`.
     pub fn new(backends: Backends, config: EngineConfig) -> (Engine, EngineDriver) {
-        let (tx, rx) = mpsc::unbounded();
+        let (tx, rx) = mpsc::channel(config.request_queue.max(1) - 1);
         let engine = Engine {
             tx,
             backends: backends.clone(),
@@ -130,8 +144,9 @@ impl Engine {
     }
 
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T> {
+        use futures::SinkExt;
         let (reply, answer) = oneshot::channel();
-        self.tx.unbounded_send(make(reply)).map_err(|_| {
+        self.tx.clone().send(make(reply)).await.map_err(|_| {
             Error::backend(
                 "engine",
                 "send a request",
@@ -147,6 +162,13 @@ impl Engine {
         })?
     }
 
+    /// Records a person's input; a refusal becomes [`Error::Refused`].
+    pub(crate) async fn record(&self, pipeline: &str, input: Input) -> Result<Vec<Record>> {
+        self.ask(|r| Request::Input(pipeline.to_owned(), input, r))
+            .await
+            .and_then(refusal_as_error)
+    }
+
     /// Submits a push to the pipeline `pipeline` (its slug); returns the records it produced.
     pub async fn push(&self, pipeline: &str, push: PushRequest) -> Result<Vec<Record>> {
         self.ask(|r| Request::Push(pipeline.to_owned(), push, r))
@@ -155,33 +177,28 @@ impl Engine {
 
     /// Approves a waiting step (L16).
     pub async fn approve(&self, pipeline: &str, decide: Decide) -> Result<Vec<Record>> {
-        self.ask(|r| Request::Input(pipeline.to_owned(), Input::Approve(decide), r))
-            .await
+        self.record(pipeline, Input::Approve(decide)).await
     }
 
     /// Rejects a waiting step (L16).
     pub async fn reject(&self, pipeline: &str, decide: Decide) -> Result<Vec<Record>> {
-        self.ask(|r| Request::Input(pipeline.to_owned(), Input::Reject(decide), r))
-            .await
+        self.record(pipeline, Input::Reject(decide)).await
     }
 
     /// Retries a stage-deployment (L11).
     pub async fn retry(&self, pipeline: &str, op: Operate) -> Result<Vec<Record>> {
-        self.ask(|r| Request::Input(pipeline.to_owned(), Input::Retry(op), r))
-            .await
+        self.record(pipeline, Input::Retry(op)).await
     }
 
     /// Cancels a stage-deployment (L12).
     pub async fn cancel(&self, pipeline: &str, op: Operate) -> Result<Vec<Record>> {
-        self.ask(|r| Request::Input(pipeline.to_owned(), Input::Cancel(op), r))
-            .await
+        self.record(pipeline, Input::Cancel(op)).await
     }
 
     /// Changes a stage's blockers: stop or resume promotions, unblock after rollback, bypass
     /// (L9).
     pub async fn control(&self, pipeline: &str, control: Control) -> Result<Vec<Record>> {
-        self.ask(|r| Request::Input(pipeline.to_owned(), Input::Control(control), r))
-            .await
+        self.record(pipeline, Input::Control(control)).await
     }
 
     /// The live state of a pipeline, after catching up with what other instances recorded.
@@ -198,6 +215,29 @@ impl Engine {
     /// Stops the driver after the request in progress; it releases the leases it holds.
     pub async fn stop(&self) -> Result<()> {
         self.ask(Request::Stop).await
+    }
+}
+
+/// `records`, or [`Error::Refused`] when the input was refused: the only record then is the
+/// `refused` event.
+pub(crate) fn refusal_as_error(records: Vec<Record>) -> Result<Vec<Record>> {
+    match records.as_slice() {
+        [
+            Record {
+                event:
+                    crate::lifecycle::Event::Refused {
+                        operation,
+                        rule,
+                        reason,
+                    },
+                ..
+            },
+        ] => Err(Error::Refused {
+            operation: operation.clone(),
+            rule: rule.clone(),
+            reason: reason.clone(),
+        }),
+        _ => Ok(records),
     }
 }
 

@@ -20,8 +20,7 @@ pub struct PatchRequest {
 
 impl Engine {
     async fn input(&self, pipeline: &str, input: Input) -> Result<Vec<Record>> {
-        self.ask(|r| Request::Input(pipeline.to_owned(), input, r))
-            .await
+        self.record(pipeline, input).await
     }
 
     /// Rolls `op.stage` back to `op.revision`, a revision that succeeded there (L13): what runs
@@ -48,6 +47,7 @@ impl Engine {
     pub async fn patch(&self, pipeline: &str, patch: PatchRequest) -> Result<Vec<Record>> {
         self.ask(|r| Request::Patch(pipeline.to_owned(), patch, r))
             .await
+            .and_then(super::refusal_as_error)
     }
 
     /// Ends patch mode (L17).

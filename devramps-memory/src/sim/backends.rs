@@ -21,8 +21,7 @@ use super::scenario::Defaults;
 use crate::clock::add;
 use crate::{
     Behavior, InMemoryAlarms, InMemoryEventStore, InMemoryLock, InMemoryMirror, InMemoryResources,
-    InMemorySource, ManualClock, Match, RecordingNotifier, ScriptedInfra, ScriptedRequest,
-    ScriptedRunner,
+    InMemorySource, ManualClock, Match, ScriptedInfra, ScriptedRequest, ScriptedRunner,
 };
 
 /// One scripted outcome, keyed by commit (the revision is not known when it is written).
@@ -303,7 +302,6 @@ pub(super) fn sim_backends(start: jiff::Timestamp, defaults: &Defaults) -> (Back
         })),
         secrets: Arc::new(SimSecrets),
         clock: dyn_clock,
-        notifier: Arc::new(RecordingNotifier::new()),
         alarms: Arc::new(alarms.clone()),
     };
     let handles = SimHandles {

@@ -639,6 +639,16 @@ impl<'s> Sim<'s> {
                     }
                 }
             }
+            // The refusal was recorded (one `refused` record right after `before`).
+            Err(devramps_core::Error::Refused { .. }) => self.annotations.push((
+                before + 1,
+                Annotation {
+                    revision: context.revision,
+                    commit: context.commit.clone(),
+                    stage: context.stage.clone(),
+                    step: context.step.clone(),
+                },
+            )),
             Err(e) => self.refuse(context, format!("the engine failed: {e}")),
         }
     }

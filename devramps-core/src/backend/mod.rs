@@ -4,6 +4,7 @@
 
 mod alarm;
 mod clock;
+mod forward;
 mod lock;
 mod notify;
 mod secret;

@@ -23,7 +23,6 @@
 pub mod lock;
 pub mod store;
 
-use std::sync::Arc;
 
 use crate::backend::{DeploymentLock, EventStore};
 
@@ -53,12 +52,6 @@ impl<T: EventStore> AsDynEventStore for T {
     }
 }
 
-impl AsDynEventStore for Arc<dyn EventStore> {
-    fn as_dyn_event_store(&self) -> &dyn EventStore {
-        &**self
-    }
-}
-
 /// Borrows a value as `&dyn DeploymentLock`: implemented for every [`DeploymentLock`] and for
 /// `Arc<dyn DeploymentLock>`.
 pub trait AsDynDeploymentLock {
@@ -69,12 +62,6 @@ pub trait AsDynDeploymentLock {
 impl<T: DeploymentLock> AsDynDeploymentLock for T {
     fn as_dyn_deployment_lock(&self) -> &dyn DeploymentLock {
         self
-    }
-}
-
-impl AsDynDeploymentLock for Arc<dyn DeploymentLock> {
-    fn as_dyn_deployment_lock(&self) -> &dyn DeploymentLock {
-        &**self
     }
 }
 

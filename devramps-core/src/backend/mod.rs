@@ -1,8 +1,9 @@
 //! Contracts of the backends the engine runs against. Each trait is small, dyn-compatible
 //! (`Arc<dyn Trait>`), documents its `# Contract`, and has an in-memory implementation in
-//! `devramps-memory`. [`Backends`] bundles one of each.
+//! `devramps-memory`. [`Backends`] bundles one of each, made with [`Backends::builder`].
 
 mod alarm;
+mod bundle;
 mod clock;
 mod forward;
 mod lock;
@@ -15,6 +16,7 @@ mod work;
 use std::sync::Arc;
 
 pub use alarm::{AlarmChange, AlarmId, AlarmSource, DynAlarmSource};
+pub use bundle::BackendsBuilder;
 pub use clock::{Clock, DynClock};
 pub use lock::{DeploymentLock, DynDeploymentLock, Lease};
 pub use notify::{DynNotifier, Notification, Notifier};
@@ -27,8 +29,12 @@ pub use work::{
     ResourceValidator, Runner, StageTarget, StepRequest, StepRunner, StepRunners,
 };
 
-/// One of each backend. Replace a piece with struct-update syntax:
-/// `Backends { store: my_store, ..devramps_memory::backends().0 }`.
+/// One of each backend. Build it with [`Backends::builder`]: every piece not given fails with
+/// [`Error::NotSupported`](crate::Error::NotSupported) when used, so nothing is faked by
+/// accident.
+///
+/// The fields are public for now so that existing callers can replace a piece with
+/// struct-update syntax; prefer the builder.
 #[derive(Clone, Debug)]
 pub struct Backends {
     /// The event log.

@@ -23,7 +23,6 @@
 pub mod lock;
 pub mod store;
 
-
 use crate::backend::{DeploymentLock, EventStore};
 
 /// Runs a future to completion on the current thread (re-exported from `futures`), so the

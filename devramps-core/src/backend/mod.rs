@@ -11,6 +11,8 @@ mod notify;
 mod secret;
 mod source;
 mod store;
+#[cfg(feature = "tokio")]
+mod tokio_clock;
 mod work;
 
 use std::sync::Arc;
@@ -22,6 +24,8 @@ pub use lock::{DeploymentLock, DynDeploymentLock, Lease};
 pub use notify::{DynNotifier, Notification, Notifier};
 pub use secret::{DynSecretSource, SecretScope, SecretSource};
 pub use source::{DirEntry, DynSourceRepository, SourceRepository, SourceRepositoryExt};
+#[cfg(feature = "tokio")]
+pub use tokio_clock::TokioClock;
 pub use store::{AppendOptions, DynEventStore, EventStore, EventStoreExt, Snapshot, StoredEvent};
 pub use work::{
     ArtifactMirror, BuildRequest, BuildRunner, DynBuildRunner, DynStepRunner, ExecutionKey,

@@ -24,9 +24,9 @@ pub use lock::{DeploymentLock, DynDeploymentLock, Lease};
 pub use notify::{DynNotifier, Notification, Notifier};
 pub use secret::{DynSecretSource, SecretScope, SecretSource};
 pub use source::{DirEntry, DynSourceRepository, SourceRepository, SourceRepositoryExt};
+pub use store::{AppendOptions, DynEventStore, EventStore, EventStoreExt, Snapshot, StoredEvent};
 #[cfg(feature = "tokio")]
 pub use tokio_clock::TokioClock;
-pub use store::{AppendOptions, DynEventStore, EventStore, EventStoreExt, Snapshot, StoredEvent};
 pub use work::{
     ArtifactMirror, BuildRequest, BuildRunner, DynBuildRunner, DynStepRunner, ExecutionKey,
     InfraPlan, InfraRequest, InfrastructureSynthesizer, MirrorRequest, Outcome, Outputs,

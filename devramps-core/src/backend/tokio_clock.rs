@@ -86,7 +86,9 @@ mod tests {
     async fn a_past_deadline_completes_at_once() {
         let clock = TokioClock::new();
         let started = Instant::now();
-        clock.sleep_until(clock.now() - Duration::from_secs(60)).await;
+        clock
+            .sleep_until(clock.now() - Duration::from_secs(60))
+            .await;
         assert!(started.elapsed() < Duration::from_secs(1));
     }
 

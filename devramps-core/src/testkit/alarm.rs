@@ -1,4 +1,4 @@
-//! Conformance cases of [`AlarmSource`]: states read back, subscriptions see later changes.
+//! Conformance cases of [`AlarmSource`](crate::backend::AlarmSource): states read back, subscriptions see later changes.
 //!
 //! Run them all with [`alarm_conformance_tests!`](crate::alarm_conformance_tests) over an
 //! [`AlarmFixture`].

@@ -1,4 +1,4 @@
-//! Conformance cases of [`SourceRepository`] over a small known history ([`HISTORY`]).
+//! Conformance cases of [`SourceRepository`](crate::backend::SourceRepository) over a small known history ([`HISTORY`]).
 //!
 //! Run them all with [`source_conformance_tests!`](crate::source_conformance_tests) over a
 //! [`SourceFixture`]: setup writes [`HISTORY`] into a fresh repository (a git repository on

@@ -39,7 +39,9 @@ use devramps_core::backend::{
 use devramps_core::engine::{Engine, EngineConfig, PushRequest};
 use devramps_core::lifecycle::{Command, Input, Machine, PipelineState, Record, StageState};
 use devramps_core::pipeline::{PIPELINE_DIR, PIPELINE_FILE};
-use devramps_memory::{Behavior, DEFAULT_START, InMemoryEventStore, MemoryHandles, backends};
+use devramps_memory::{
+    Behavior, DEFAULT_START, InMemoryEventStore, MemoryHandles, scripted_backends,
+};
 use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
 use jiff::{SignedDuration, Timestamp};
@@ -226,7 +228,7 @@ impl Rig {
     /// A rig whose step runner does `steps` unless scripted otherwise; `setup` adds commits
     /// before the engine starts.
     fn new(steps: Behavior, setup: impl FnOnce(&MemoryHandles)) -> Rig {
-        let (bundle, handles) = backends();
+        let (bundle, handles) = scripted_backends();
         handles.steps.set_default(steps);
         setup(&handles);
         let store = CountingStore::default();

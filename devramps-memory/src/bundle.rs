@@ -1,4 +1,5 @@
-//! [`backends`]: the whole in-memory bundle, with typed handles for scripting it.
+//! [`scripted_backends`]: the whole in-memory bundle, scripted runners included, with typed
+//! handles for scripting it.
 
 use std::sync::Arc;
 
@@ -11,11 +12,11 @@ use crate::{
     ScriptedStepRunner,
 };
 
-/// Where the clock of [`backends`] starts: Monday 2026-01-05T17:00:00Z (09:00 in
+/// Where the clock of [`scripted_backends`] starts: Monday 2026-01-05T17:00:00Z (09:00 in
 /// `America/Los_Angeles`, when Pacific working hours open).
 pub const DEFAULT_START: Timestamp = Timestamp::constant(1_767_632_400, 0);
 
-/// Typed access to the pieces of the bundle returned by [`backends`]. Each field is a clone
+/// Typed access to the pieces of the bundle returned by [`scripted_backends`]. Each field is a clone
 /// sharing state with the piece inside the bundle, so scripting or inspecting it here affects
 /// what the engine sees.
 #[derive(Clone, Debug)]
@@ -44,13 +45,16 @@ pub struct MemoryHandles {
     pub alarms: InMemoryAlarms,
 }
 
-/// Every backend in memory, on a [`ManualClock`] at [`DEFAULT_START`], with a scripted build
-/// runner and a scripted step runner registered as the fallback of every step type; and the
-/// handles to script and inspect them.
+/// Every backend in memory, on a [`ManualClock`] at [`DEFAULT_START`], **with scripted work**:
+/// builds, steps and Terraform do nothing real; unless scripted otherwise through the handles,
+/// every build and step succeeds one minute (of the manual clock) after it starts. Returns the
+/// bundle and the handles to script and inspect it.
 ///
-/// Replace a piece with struct-update syntax:
-/// `Backends { store: Arc::new(my_store), ..devramps_memory::backends().0 }`.
-pub fn backends() -> (Backends, MemoryHandles) {
+/// For tests, examples and simulation only: **never deploy with it**, nothing would be
+/// deployed. To embed devramps, build a bundle of real backends with
+/// [`Backends::builder`] (the in-memory store, lease service and source are real and may be
+/// given to it; a piece not given fails loudly instead of pretending).
+pub fn scripted_backends() -> (Backends, MemoryHandles) {
     let clock = ManualClock::new(DEFAULT_START);
     let handles = MemoryHandles {
         store: InMemoryEventStore::new(),
@@ -66,19 +70,18 @@ pub fn backends() -> (Backends, MemoryHandles) {
         alarms: InMemoryAlarms::new(),
     };
     let h = handles.clone();
-    let bundle = Backends {
-        store: Arc::new(h.store),
-        lock: Arc::new(h.lock),
-        source: Arc::new(h.source),
-        builds: Arc::new(h.builds),
-        resources: Arc::new(h.resources),
-        mirror: Arc::new(h.mirror),
-        infra: Arc::new(h.infra),
-        steps: StepRunners::new().with_fallback(Arc::new(h.steps)),
-        secrets: Arc::new(h.secrets),
-        clock: Arc::new(h.clock),
-        alarms: Arc::new(h.alarms),
-    };
+    let bundle = Backends::builder(Arc::new(h.clock))
+        .store(Arc::new(h.store))
+        .lock(Arc::new(h.lock))
+        .source(Arc::new(h.source))
+        .builds(Arc::new(h.builds))
+        .resources(Arc::new(h.resources))
+        .mirror(Arc::new(h.mirror))
+        .infra(Arc::new(h.infra))
+        .steps(StepRunners::new().with_fallback(Arc::new(h.steps)))
+        .secrets(Arc::new(h.secrets))
+        .alarms(Arc::new(h.alarms))
+        .build();
     (bundle, handles)
 }
 
@@ -93,7 +96,7 @@ mod tests {
 
     #[test]
     fn handles_share_state_with_the_bundle() {
-        let (bundle, handles) = backends();
+        let (bundle, handles) = scripted_backends();
         assert_eq!(bundle.clock.now().to_string(), "2026-01-05T17:00:00Z");
         handles.clock.advance(std::time::Duration::from_secs(5));
         assert_eq!(bundle.clock.now(), handles.clock.now());

@@ -7,17 +7,18 @@
 //! deterministic; nothing reads the system clock, spawns a task or needs a particular async
 //! runtime.
 //!
-//! [`backends`] builds the whole bundle on a [`ManualClock`] and returns typed handles to
-//! script it:
+//! [`scripted_backends`] builds the whole bundle on a [`ManualClock`], with scripted builds and
+//! steps (each succeeds a minute after it starts unless scripted otherwise; never deploy with
+//! it), and returns typed handles to script it:
 //!
 //! ```
 //! use std::time::Duration;
 //!
 //! use devramps_core::backend::{ExecutionKey, Outcome, StepRequest};
 //! use devramps_core::expr::FinalValue;
-//! use devramps_memory::{Behavior, Match, backends};
+//! use devramps_memory::{Behavior, Match, scripted_backends};
 //!
-//! let (bundle, handles) = backends();
+//! let (bundle, handles) = scripted_backends();
 //! handles.steps.script(
 //!     Match::step("deploy").in_stage("prod"),
 //!     Behavior::fail("health check failed", Duration::from_secs(300)),
@@ -66,7 +67,7 @@ mod source;
 mod store;
 
 pub use alarms::InMemoryAlarms;
-pub use bundle::{DEFAULT_START, MemoryHandles, backends};
+pub use bundle::{DEFAULT_START, MemoryHandles, scripted_backends};
 pub use clock::{ManualClock, Sleep};
 pub use fault::{Fault, FaultOptions, FaultSchedule, FaultyLock, FaultyStore, InjectedFault};
 pub use infra::{PlanCounts, ScriptedInfra};

@@ -1,10 +1,16 @@
-//! The conformance kit of `devramps_core::testkit`, run against the in-memory store and lock,
-//! and against their fault-injecting decorators with no faults scheduled; then tests that
-//! injected faults are reported and never half-applied.
+//! The conformance kit of `devramps_core::testkit`, run against every in-memory backend (the
+//! store and lock also through their fault-injecting decorators with no faults scheduled, on
+//! `futures::executor` and on tokio), and against a store without fencing or stream listing
+//! (its cases then check that it refuses loudly); then tests that injected faults are
+//! reported and never half-applied.
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "conformance/harnesses.rs"]
+mod harnesses;
+
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use devramps_core::Error;
@@ -26,8 +32,20 @@ mod in_memory_store_as_dyn {
     ) as devramps_core::backend::DynEventStore);
 }
 
+mod in_memory_store_on_tokio {
+    devramps_core::store_conformance_tests!(harness = super::harnesses::OnTokio::store());
+}
+
+mod store_without_fencing_or_listing {
+    devramps_core::store_conformance_tests!(harness = super::harnesses::Limited);
+}
+
 mod in_memory_lock {
     devramps_core::lock_conformance_tests!(devramps_memory::InMemoryLock::new());
+}
+
+mod in_memory_lock_on_tokio {
+    devramps_core::lock_conformance_tests!(harness = super::harnesses::OnTokio::lock());
 }
 
 mod faulty_store_without_faults {
@@ -53,6 +71,49 @@ mod faulty_lock_without_faults {
         devramps_memory::InMemoryLock::new(),
         devramps_memory::FaultOptions::default(),
     ));
+}
+
+mod in_memory_source {
+    devramps_core::source_conformance_tests!(super::harnesses::source());
+}
+
+mod scripted_step_runner {
+    devramps_core::runner_conformance_tests!(super::harnesses::step_runner());
+}
+
+mod scripted_build_runner {
+    devramps_core::runner_conformance_tests!(super::harnesses::build_runner());
+}
+
+mod in_memory_alarms {
+    devramps_core::alarm_conformance_tests!(super::harnesses::alarms());
+}
+
+mod in_memory_mirror {
+    devramps_core::mirror_conformance_tests!(super::harnesses::mirror());
+}
+
+mod engine_on_scripted_backends {
+    devramps_core::engine_conformance_tests!(super::harnesses::engine(0));
+}
+
+mod engine_on_faulty_store_with_latency {
+    devramps_core::engine_conformance_tests!(super::harnesses::engine(3));
+}
+
+mod engine_on_tokio {
+    devramps_core::engine_conformance_tests!(harness = super::harnesses::OnTokio::engine());
+}
+
+#[test]
+fn cleanup_runs_after_a_failed_case_and_the_failure_stands() {
+    let harness = harnesses::OnTokio::store();
+    let cleaned = harness.cleaned.clone();
+    let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        devramps_core::testkit::__run(harness, |_, _| Box::pin(async { panic!("a case failed") }))
+    }));
+    assert!(failed.is_err(), "the case's failure is not swallowed");
+    assert_eq!(cleaned.load(Ordering::SeqCst), 1, "cleanup ran once");
 }
 
 fn at_calls(calls: impl IntoIterator<Item = (u64, Fault)>) -> FaultOptions {

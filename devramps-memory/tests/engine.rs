@@ -6,7 +6,7 @@ use std::rc::Rc;
 use devramps_core::backend::Clock;
 use devramps_core::engine::{Engine, EngineConfig, PushRequest};
 use devramps_core::lifecycle::{Actor, Decide, Event, PipelineState, StageState};
-use devramps_memory::{MemoryHandles, backends};
+use devramps_memory::{MemoryHandles, scripted_backends};
 use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
 
@@ -43,7 +43,7 @@ fn settle(pool: &mut LocalPool, handles: &MemoryHandles, done: &Rc<RefCell<bool>
 }
 
 fn setup() -> (LocalPool, Engine, MemoryHandles) {
-    let (backends, handles) = backends();
+    let (backends, handles) = scripted_backends();
     handles.source.commit(
         "c1",
         None,
@@ -227,7 +227,7 @@ fn drive_until(
 
 #[test]
 fn l20_after_a_restart_the_engine_resumes_from_the_store_and_reattaches_to_running_work() {
-    let (backends, handles) = devramps_memory::backends();
+    let (backends, handles) = devramps_memory::scripted_backends();
     handles.source.commit(
         "c1",
         None,
@@ -335,7 +335,7 @@ fn the_engine_runs_on_tokio_too() {
         .build()
         .expect("tokio");
     runtime.block_on(async {
-        let (backends, handles) = devramps_memory::backends();
+        let (backends, handles) = devramps_memory::scripted_backends();
         handles
             .source
             .commit("c1", None, [("/.devramps/app/pipeline.yaml", PIPELINE)]);

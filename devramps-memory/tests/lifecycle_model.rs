@@ -15,7 +15,7 @@ use devramps_core::lifecycle::{
     Actor, AlarmState, Control, ControlAction, Decide, Event, Machine, Operate, Person,
     PipelineDecision, PipelineState, Record, StageState, StepState, WaitingFor,
 };
-use devramps_memory::{Behavior, MemoryHandles, backends};
+use devramps_memory::{Behavior, MemoryHandles, scripted_backends};
 use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
 use proptest::prelude::*;
@@ -300,7 +300,7 @@ impl StateMachineTest for EngineUnderTest {
     type Reference = Lifecycle;
 
     fn init_test(_: &Model) -> Sut {
-        let (backends, handles) = backends();
+        let (backends, handles) = scripted_backends();
         handles.source.commit(
             "c0",
             None,

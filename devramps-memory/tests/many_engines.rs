@@ -27,7 +27,8 @@ use devramps_core::lifecycle::{
 };
 use devramps_memory::{
     Behavior, Fault, FaultOptions, FaultSchedule, FaultyLock, FaultyStore, InMemoryEventStore,
-    InMemoryLock, Match, MemoryHandles, RunAction, ScriptedRequest, ScriptedStepRunner, backends,
+    InMemoryLock, Match, MemoryHandles, RunAction, ScriptedRequest, ScriptedStepRunner,
+    scripted_backends,
 };
 use futures::executor::LocalPool;
 use futures::future::RemoteHandle;
@@ -212,7 +213,7 @@ struct Cluster {
 
 impl Cluster {
     fn new(seed: u64, rng: &mut Rng) -> Cluster {
-        let (mut backends, handles) = backends();
+        let (mut backends, handles) = scripted_backends();
         let store = FaultyStore::new(
             handles.store.clone(),
             FaultOptions {
@@ -937,7 +938,7 @@ fn key(stage: &str, step: &str) -> ExecutionKey {
 
 #[test]
 fn l21_a_holder_whose_lease_was_taken_over_cannot_write() {
-    let (backends, handles) = backends();
+    let (backends, handles) = scripted_backends();
     handles.source.commit(
         "c1",
         None,
@@ -1101,7 +1102,7 @@ fn l21_a_holder_whose_lease_was_taken_over_cannot_write() {
 
 #[test]
 fn l12_l21_a_cancel_recorded_by_another_instance_stops_work_the_holder_starts_later() {
-    let (backends, handles) = backends();
+    let (backends, handles) = scripted_backends();
     handles.source.commit(
         "c1",
         None,
@@ -1178,7 +1179,7 @@ fn l12_l21_a_cancel_recorded_by_another_instance_stops_work_the_holder_starts_la
 
 #[test]
 fn l21_a_single_instance_whose_renewal_is_refused_takes_its_lease_again_and_finishes() {
-    let (backends, handles) = backends();
+    let (backends, handles) = scripted_backends();
     handles.source.commit(
         "c1",
         None,

@@ -11,7 +11,7 @@ use devramps_core::backend::{AppendOptions, Backends, Clock, EventStore, StoredE
 use devramps_core::engine::{Engine, EngineConfig, PushRequest};
 use devramps_core::lifecycle::{StageState, StepState};
 use devramps_core::{Error, Result};
-use devramps_memory::{InMemoryEventStore, MemoryHandles, backends};
+use devramps_memory::{InMemoryEventStore, MemoryHandles, scripted_backends};
 use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
 use jiff::Timestamp;
@@ -99,7 +99,7 @@ fn deploy_succeeded_in_staging(event: &serde_json::Value) -> bool {
 /// Deploys `c1` with the store failing `times` appends that record the staging deploy's
 /// success; returns the final state, the log, and when the appends failed.
 fn deploy_with_faults(times: u32) -> (StageState, StageState, Vec<serde_json::Value>, usize) {
-    let (base, handles): (Backends, MemoryHandles) = backends();
+    let (base, handles): (Backends, MemoryHandles) = scripted_backends();
     handles
         .source
         .commit("c1", None, [("/.devramps/app/pipeline.yaml", PIPELINE)]);

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use devramps_core::backend::Clock;
 use devramps_core::engine::{Engine, EngineConfig, PushRequest};
 use devramps_core::lifecycle::{Event, Record, StageState};
-use devramps_memory::{Match, MemoryHandles, backends};
+use devramps_memory::{Match, MemoryHandles, scripted_backends};
 use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
 
@@ -107,7 +107,7 @@ pub fn describe(record: &Record) -> Option<String> {
 
 /// Runs the quickstart and returns the pipeline's log.
 pub fn run(verbose: bool) -> Vec<Record> {
-    let (backends, handles) = backends();
+    let (backends, handles) = scripted_backends();
     script(&handles);
     let (engine, driver) = Engine::new(backends, EngineConfig::default());
     let mut pool = LocalPool::new();

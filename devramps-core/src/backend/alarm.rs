@@ -67,3 +67,22 @@ pub trait AlarmSource: Send + Sync + Debug + 'static {
 
 /// A shared [`AlarmSource`].
 pub type DynAlarmSource = Arc<dyn AlarmSource>;
+
+/// Forwards every method, so `Arc<A>` and `Box<A>` (including `Arc<dyn AlarmSource>`) are
+/// alarm sources too.
+macro_rules! forward_alarm_source {
+    ($($pointer:ident),*) => {$(
+        #[async_trait]
+        impl<T: AlarmSource + ?Sized> AlarmSource for $pointer<T> {
+            fn subscribe(&self) -> BoxStream<'static, AlarmChange> {
+                (**self).subscribe()
+            }
+
+            async fn state(&self, alarm: &AlarmId) -> Result<Option<AlarmState>> {
+                (**self).state(alarm).await
+            }
+        }
+    )*};
+}
+
+forward_alarm_source!(Arc, Box);

@@ -22,3 +22,22 @@ pub trait Clock: Send + Sync + Debug + 'static {
 
 /// A shared [`Clock`].
 pub type DynClock = Arc<dyn Clock>;
+
+/// Forwards every method, so `Arc<C>` and `Box<C>` (including `Arc<dyn Clock>`) are clocks
+/// too.
+macro_rules! forward_clock {
+    ($($pointer:ident),*) => {$(
+        #[async_trait]
+        impl<T: Clock + ?Sized> Clock for $pointer<T> {
+            fn now(&self) -> Timestamp {
+                (**self).now()
+            }
+
+            async fn sleep_until(&self, deadline: Timestamp) {
+                (**self).sleep_until(deadline).await
+            }
+        }
+    )*};
+}
+
+forward_clock!(Arc, Box);

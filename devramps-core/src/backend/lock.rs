@@ -59,3 +59,36 @@ pub trait DeploymentLock: Send + Sync + Debug + 'static {
 
 /// A shared [`DeploymentLock`].
 pub type DynDeploymentLock = Arc<dyn DeploymentLock>;
+
+/// Forwards every method, so `Arc<L>` and `Box<L>` (including `Arc<dyn DeploymentLock>`) are
+/// lease services too.
+macro_rules! forward_deployment_lock {
+    ($($pointer:ident),*) => {$(
+        #[async_trait]
+        impl<T: DeploymentLock + ?Sized> DeploymentLock for $pointer<T> {
+            async fn acquire(
+                &self,
+                key: &str,
+                holder: &str,
+                ttl: Duration,
+                now: Timestamp,
+            ) -> Result<Option<Lease>> {
+                (**self).acquire(key, holder, ttl, now).await
+            }
+
+            async fn renew(&self, lease: &Lease, ttl: Duration, now: Timestamp) -> Result<Lease> {
+                (**self).renew(lease, ttl, now).await
+            }
+
+            async fn release(&self, lease: &Lease) -> Result<()> {
+                (**self).release(lease).await
+            }
+
+            async fn current(&self, key: &str, now: Timestamp) -> Result<Option<Lease>> {
+                (**self).current(key, now).await
+            }
+        }
+    )*};
+}
+
+forward_deployment_lock!(Arc, Box);

@@ -1,31 +1,42 @@
 //! Contracts of the backends the engine runs against. Each trait is small, dyn-compatible
 //! (`Arc<dyn Trait>`), documents its `# Contract`, and has an in-memory implementation in
-//! `devramps-memory`. [`Backends`] bundles one of each.
+//! `devramps-memory`. [`Backends`] bundles one of each, made with [`Backends::builder`].
 
 mod alarm;
+mod bundle;
 mod clock;
+mod forward;
 mod lock;
 mod secret;
 mod source;
 mod store;
+#[cfg(feature = "tokio")]
+mod tokio_clock;
 mod work;
 
 use std::sync::Arc;
 
 pub use alarm::{AlarmChange, AlarmId, AlarmSource, DynAlarmSource};
+pub use bundle::BackendsBuilder;
 pub use clock::{Clock, DynClock};
 pub use lock::{DeploymentLock, DynDeploymentLock, Lease};
 pub use secret::{DynSecretSource, SecretScope, SecretSource};
 pub use source::{DirEntry, DynSourceRepository, SourceRepository, SourceRepositoryExt};
 pub use store::{AppendOptions, DynEventStore, EventStore, EventStoreExt, Snapshot, StoredEvent};
+#[cfg(feature = "tokio")]
+pub use tokio_clock::TokioClock;
 pub use work::{
     ArtifactMirror, BuildRequest, BuildRunner, DynBuildRunner, DynStepRunner, ExecutionKey,
     InfraPlan, InfraRequest, InfrastructureSynthesizer, MirrorRequest, Outcome, Outputs,
     ResourceValidator, Runner, StageTarget, StepRequest, StepRunner, StepRunners,
 };
 
-/// One of each backend. Replace a piece with struct-update syntax:
-/// `Backends { store: my_store, ..devramps_memory::backends().0 }`.
+/// One of each backend. Build it with [`Backends::builder`]: every piece not given fails with
+/// [`Error::NotSupported`](crate::Error::NotSupported) when used, so nothing is faked by
+/// accident.
+///
+/// The fields are public for now so that existing callers can replace a piece with
+/// struct-update syntax; prefer the builder.
 #[derive(Clone, Debug)]
 pub struct Backends {
     /// The event log.

@@ -36,3 +36,22 @@ pub trait SecretSource: Send + Sync + Debug + 'static {
 
 /// A shared [`SecretSource`].
 pub type DynSecretSource = Arc<dyn SecretSource>;
+
+/// Forwards every method, so `Arc<S>` and `Box<S>` (including `Arc<dyn SecretSource>`) are
+/// secret sources too.
+macro_rules! forward_secret_source {
+    ($($pointer:ident),*) => {$(
+        #[async_trait]
+        impl<T: SecretSource + ?Sized> SecretSource for $pointer<T> {
+            async fn secret(
+                &self,
+                scope: &SecretScope,
+                name: &str,
+            ) -> Result<Option<SecretString>> {
+                (**self).secret(scope, name).await
+            }
+        }
+    )*};
+}
+
+forward_secret_source!(Arc, Box);

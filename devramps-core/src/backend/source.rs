@@ -81,3 +81,34 @@ pub trait SourceRepositoryExt: SourceRepository {
 }
 
 impl<T: SourceRepository + ?Sized> SourceRepositoryExt for T {}
+
+/// Forwards every method, so `Arc<S>` and `Box<S>` (including `Arc<dyn SourceRepository>`)
+/// are repositories too.
+macro_rules! forward_source_repository {
+    ($($pointer:ident),*) => {$(
+        #[async_trait]
+        impl<T: SourceRepository + ?Sized> SourceRepository for $pointer<T> {
+            async fn resolve(&self, rev: &str) -> Result<String> {
+                (**self).resolve(rev).await
+            }
+
+            async fn read_file(&self, commit: &str, path: &str) -> Result<Option<Vec<u8>>> {
+                (**self).read_file(commit, path).await
+            }
+
+            async fn changed_paths(&self, from: &str, to: &str) -> Result<Vec<String>> {
+                (**self).changed_paths(from, to).await
+            }
+
+            async fn first_parent(&self, commit: &str) -> Result<Option<String>> {
+                (**self).first_parent(commit).await
+            }
+
+            async fn list_dir(&self, commit: &str, path: &str) -> Result<Vec<DirEntry>> {
+                (**self).list_dir(commit, path).await
+            }
+        }
+    )*};
+}
+
+forward_source_repository!(Arc, Box);

@@ -107,3 +107,49 @@ pub trait EventStoreExt: EventStore {
 }
 
 impl<T: EventStore + ?Sized> EventStoreExt for T {}
+
+/// Forwards every method, so `Arc<S>` and `Box<S>` (including `Arc<dyn EventStore>`) are
+/// stores too and a wrapper need not re-implement them.
+macro_rules! forward_event_store {
+    ($($pointer:ident),*) => {$(
+        #[async_trait]
+        impl<T: EventStore + ?Sized> EventStore for $pointer<T> {
+            async fn append(
+                &self,
+                stream: &str,
+                expected_last: u64,
+                events: Vec<serde_json::Value>,
+                options: AppendOptions,
+            ) -> Result<u64> {
+                (**self).append(stream, expected_last, events, options).await
+            }
+
+            async fn read(
+                &self,
+                stream: &str,
+                after: u64,
+                limit: Option<usize>,
+            ) -> Result<Vec<StoredEvent>> {
+                (**self).read(stream, after, limit).await
+            }
+
+            async fn last_seq(&self, stream: &str) -> Result<u64> {
+                (**self).last_seq(stream).await
+            }
+
+            async fn streams(&self) -> Result<Vec<String>> {
+                (**self).streams().await
+            }
+
+            async fn save_snapshot(&self, stream: &str, snapshot: Snapshot) -> Result<()> {
+                (**self).save_snapshot(stream, snapshot).await
+            }
+
+            async fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>> {
+                (**self).load_snapshot(stream).await
+            }
+        }
+    )*};
+}
+
+forward_event_store!(Arc, Box);

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use crate::Error;
 use crate::backend::{DeploymentLock, Lease};
 
-use super::ok;
+use super::{Capabilities, ok};
 
 const TTL: Duration = Duration::from_secs(30);
 const KEY: &str = "conformance/prod";
@@ -35,7 +35,7 @@ async fn must_acquire(lock: &dyn DeploymentLock, holder: &str, now: Timestamp) -
 }
 
 /// A free key is acquired: the lease names the key and holder and expires `ttl` after `now`.
-pub async fn acquire_free_key(lock: &dyn DeploymentLock) {
+pub async fn acquire_free_key(lock: &dyn DeploymentLock, _: &Capabilities) {
     assert_eq!(
         ok(lock.current(KEY, at(0)).await, "current"),
         None,
@@ -53,7 +53,7 @@ pub async fn acquire_free_key(lock: &dyn DeploymentLock) {
 }
 
 /// While a lease is live, another holder gets `Ok(None)` and the lease is unchanged.
-pub async fn second_holder_refused_while_live(lock: &dyn DeploymentLock) {
+pub async fn second_holder_refused_while_live(lock: &dyn DeploymentLock, _: &Capabilities) {
     let lease = must_acquire(lock, "engine-a", at(0)).await;
     assert_eq!(
         acquire(lock, "engine-b", at(10)).await,
@@ -79,7 +79,7 @@ pub async fn second_holder_refused_while_live(lock: &dyn DeploymentLock) {
 }
 
 /// Re-acquiring by the holder of a live lease extends it and keeps its token.
-pub async fn reacquire_by_holder_extends(lock: &dyn DeploymentLock) {
+pub async fn reacquire_by_holder_extends(lock: &dyn DeploymentLock, _: &Capabilities) {
     let first = must_acquire(lock, "engine-a", at(0)).await;
     let again = must_acquire(lock, "engine-a", at(20)).await;
     assert_eq!(again.token, first.token, "an extension keeps the token");
@@ -96,7 +96,7 @@ pub async fn reacquire_by_holder_extends(lock: &dyn DeploymentLock) {
 }
 
 /// An expired lease is taken by another holder with a greater token.
-pub async fn expired_lease_taken_with_greater_token(lock: &dyn DeploymentLock) {
+pub async fn expired_lease_taken_with_greater_token(lock: &dyn DeploymentLock, _: &Capabilities) {
     let a = must_acquire(lock, "engine-a", at(0)).await;
     assert_eq!(
         ok(lock.current(KEY, at(31)).await, "current"),
@@ -118,7 +118,7 @@ pub async fn expired_lease_taken_with_greater_token(lock: &dyn DeploymentLock) {
 }
 
 /// `renew` extends a live lease with the same token.
-pub async fn renew_extends_live_lease(lock: &dyn DeploymentLock) {
+pub async fn renew_extends_live_lease(lock: &dyn DeploymentLock, _: &Capabilities) {
     let a = must_acquire(lock, "engine-a", at(0)).await;
     let renewed = ok(lock.renew(&a, TTL, at(25)).await, "renew at 25");
     assert_eq!(renewed.token, a.token, "renewal keeps the token");
@@ -132,7 +132,7 @@ pub async fn renew_extends_live_lease(lock: &dyn DeploymentLock) {
 }
 
 /// `renew` of a lost lease (expired and taken, or released) fails with [`Error::Conflict`].
-pub async fn renew_after_loss_conflicts(lock: &dyn DeploymentLock) {
+pub async fn renew_after_loss_conflicts(lock: &dyn DeploymentLock, _: &Capabilities) {
     let a = must_acquire(lock, "engine-a", at(0)).await;
     let b = must_acquire(lock, "engine-b", at(40)).await;
     match lock.renew(&a, TTL, at(41)).await {
@@ -152,7 +152,7 @@ pub async fn renew_after_loss_conflicts(lock: &dyn DeploymentLock) {
 }
 
 /// Releasing the current lease frees the key at once.
-pub async fn release_frees_key(lock: &dyn DeploymentLock) {
+pub async fn release_frees_key(lock: &dyn DeploymentLock, _: &Capabilities) {
     let a = must_acquire(lock, "engine-a", at(0)).await;
     ok(lock.release(&a).await, "release");
     assert_eq!(
@@ -168,7 +168,7 @@ pub async fn release_frees_key(lock: &dyn DeploymentLock) {
 }
 
 /// Releasing a lease that is no longer current does nothing.
-pub async fn release_stale_lease_does_nothing(lock: &dyn DeploymentLock) {
+pub async fn release_stale_lease_does_nothing(lock: &dyn DeploymentLock, _: &Capabilities) {
     let a = must_acquire(lock, "engine-a", at(0)).await;
     let b = must_acquire(lock, "engine-b", at(31)).await;
     ok(lock.release(&a).await, "releasing a stale lease succeeds");
@@ -188,7 +188,7 @@ pub async fn release_stale_lease_does_nothing(lock: &dyn DeploymentLock) {
 
 /// Tokens strictly increase across many acquisitions by changing holders (after expiry and
 /// after release).
-pub async fn tokens_strictly_increase(lock: &dyn DeploymentLock) {
+pub async fn tokens_strictly_increase(lock: &dyn DeploymentLock, _: &Capabilities) {
     let mut last: Option<u64> = None;
     let mut now = 0;
     for round in 0..20u64 {
@@ -213,4 +213,54 @@ pub async fn tokens_strictly_increase(lock: &dyn DeploymentLock) {
             now += 31;
         }
     }
+}
+
+/// `renew` of a lease by someone who is not its holder (a forged or confused lease) fails with
+/// [`Error::Conflict`] and leaves the real lease alone.
+pub async fn renew_by_another_holder_conflicts(lock: &dyn DeploymentLock, _: &Capabilities) {
+    let a = must_acquire(lock, "engine-a", at(0)).await;
+    let forged = Lease {
+        holder: "engine-b".to_owned(),
+        ..a.clone()
+    };
+    match lock.renew(&forged, TTL, at(5)).await {
+        Err(Error::Conflict { .. }) => {}
+        other => panic!("renewing another holder's lease: expected Conflict, got {other:?}"),
+    }
+    ok(
+        lock.release(&forged).await,
+        "releasing another holder's lease",
+    );
+    assert_eq!(
+        ok(lock.current(KEY, at(6)).await, "current"),
+        Some(a),
+        "a forged renew or release leaves the real lease alone"
+    );
+}
+
+/// Keys are independent: leases of different keys are held at once by different holders,
+/// and releasing one leaves the other.
+pub async fn keys_are_independent(lock: &dyn DeploymentLock, _: &Capabilities) {
+    let a = must_acquire(lock, "engine-a", at(0)).await;
+    let other = ok(
+        lock.acquire("conformance/staging", "engine-b", TTL, at(1))
+            .await,
+        "acquire another key",
+    );
+    let Some(other) = other else {
+        panic!("another key is free while {KEY} is held");
+    };
+    assert_eq!(other.key, "conformance/staging", "lease key");
+    ok(lock.release(&a).await, "release a");
+    assert_eq!(
+        ok(lock.current("conformance/staging", at(2)).await, "current"),
+        Some(other),
+        "releasing one key leaves another"
+    );
+}
+
+/// The lease service a harness made, as the cases take it.
+#[doc(hidden)]
+pub fn subject<B: DeploymentLock>(backend: &B) -> &dyn DeploymentLock {
+    backend
 }

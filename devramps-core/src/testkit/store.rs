@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::Error;
 use crate::backend::{AppendOptions, EventStore, EventStoreExt, Snapshot, StoredEvent};
 
-use super::ok;
+use super::{Capabilities, ok};
 
 fn event(n: u64) -> Value {
     json!({ "type": "Conformance", "n": n })
@@ -21,6 +21,42 @@ fn events(from: u64, count: u64) -> Vec<Value> {
 fn fenced(token: u64) -> AppendOptions {
     AppendOptions {
         fencing_token: Some(token),
+    }
+}
+
+#[track_caller]
+fn assert_not_supported<T: std::fmt::Debug>(result: crate::Result<T>, what: &str) {
+    match result {
+        Err(Error::NotSupported { .. }) => {}
+        other => {
+            panic!("{what}: the capability is off, expected Error::NotSupported, got {other:?}")
+        }
+    }
+}
+
+/// Without fencing, an append presenting a token fails loudly and writes nothing.
+async fn fencing_refused(store: &dyn EventStore, s: &str) {
+    let before = seqs(store, s).await;
+    assert_not_supported(
+        store
+            .append(s, before.len() as u64, events(100, 1), fenced(1))
+            .await,
+        "append with a fencing token",
+    );
+    assert_eq!(
+        seqs(store, s).await,
+        before,
+        "a refused fenced append writes nothing"
+    );
+}
+
+/// The stream listing, or `None` (checked to fail loudly) without the capability.
+async fn listed(store: &dyn EventStore, caps: &Capabilities) -> Option<Vec<String>> {
+    if caps.list_streams {
+        Some(ok(store.streams().await, "streams"))
+    } else {
+        assert_not_supported(store.streams().await, "streams");
+        None
     }
 }
 
@@ -41,7 +77,7 @@ async fn seqs(store: &dyn EventStore, stream: &str) -> Vec<u64> {
 
 /// Appending to an empty stream expects 0, numbers events from 1 and returns the last number;
 /// expecting anything else on an empty stream is a conflict.
-pub async fn append_to_empty_stream(store: &dyn EventStore) {
+pub async fn append_to_empty_stream(store: &dyn EventStore, _: &Capabilities) {
     let s = "conformance/empty";
     assert_conflict(
         store
@@ -83,7 +119,7 @@ pub async fn append_to_empty_stream(store: &dyn EventStore) {
 
 /// An append whose expected last sequence number is stale (or ahead) fails with
 /// [`Error::Conflict`] and writes nothing.
-pub async fn cas_conflict_writes_nothing(store: &dyn EventStore) {
+pub async fn cas_conflict_writes_nothing(store: &dyn EventStore, _: &Capabilities) {
     let s = "conformance/cas";
     ok(
         store
@@ -120,7 +156,7 @@ pub async fn cas_conflict_writes_nothing(store: &dyn EventStore) {
 
 /// A batch is written entirely or not at all: a successful batch is read back whole and in
 /// order, and a refused batch (conflict or fencing) leaves no event of it behind.
-pub async fn append_is_atomic(store: &dyn EventStore) {
+pub async fn append_is_atomic(store: &dyn EventStore, caps: &Capabilities) {
     let s = "conformance/atomic";
     let last = ok(
         store
@@ -144,14 +180,24 @@ pub async fn append_is_atomic(store: &dyn EventStore) {
             .await,
         "stale batch",
     );
-    ok(
-        store.append(s, 5, events(6, 1), fenced(7)).await,
-        "append with token 7",
-    );
-    assert_conflict(
-        store.append(s, 6, events(20, 3), fenced(6)).await,
-        "fenced-off batch",
-    );
+    if caps.fencing {
+        ok(
+            store.append(s, 5, events(6, 1), fenced(7)).await,
+            "append with token 7",
+        );
+        assert_conflict(
+            store.append(s, 6, events(20, 3), fenced(6)).await,
+            "fenced-off batch",
+        );
+    } else {
+        fencing_refused(store, s).await;
+        ok(
+            store
+                .append(s, 5, events(6, 1), AppendOptions::default())
+                .await,
+            "append of one more",
+        );
+    }
     assert_eq!(
         seqs(store, s).await,
         [1, 2, 3, 4, 5, 6],
@@ -161,7 +207,7 @@ pub async fn append_is_atomic(store: &dyn EventStore) {
 
 /// `read(stream, after, limit)` returns the events with `seq > after`, in order, at most
 /// `limit` of them.
-pub async fn read_after_and_limit(store: &dyn EventStore) {
+pub async fn read_after_and_limit(store: &dyn EventStore, _: &Capabilities) {
     let s = "conformance/read";
     ok(
         store
@@ -205,7 +251,7 @@ pub async fn read_after_and_limit(store: &dyn EventStore) {
 }
 
 /// Sequence numbers run 1, 2, 3, ... without gaps across appends of various sizes.
-pub async fn seq_contiguous(store: &dyn EventStore) {
+pub async fn seq_contiguous(store: &dyn EventStore, _: &Capabilities) {
     let s = "conformance/contiguous";
     let mut last = 0;
     for size in [1, 3, 0, 2, 5, 1] {
@@ -237,7 +283,7 @@ pub async fn seq_contiguous(store: &dyn EventStore) {
 }
 
 /// A stream never written is empty: no events, last seq 0, not listed, no snapshot.
-pub async fn unknown_stream_is_empty(store: &dyn EventStore) {
+pub async fn unknown_stream_is_empty(store: &dyn EventStore, caps: &Capabilities) {
     let s = "conformance/never-written";
     assert!(
         ok(store.read(s, 0, None).await, "read").is_empty(),
@@ -248,11 +294,12 @@ pub async fn unknown_stream_is_empty(store: &dyn EventStore) {
         0,
         "unknown stream's last seq"
     );
-    let streams = ok(store.streams().await, "streams");
-    assert!(
-        !streams.iter().any(|x| x == s),
-        "unknown stream is listed: {streams:?}"
-    );
+    if let Some(streams) = listed(store, caps).await {
+        assert!(
+            !streams.iter().any(|x| x == s),
+            "unknown stream is listed: {streams:?}"
+        );
+    }
     assert_eq!(
         ok(store.load_snapshot(s).await, "load_snapshot"),
         None,
@@ -261,7 +308,7 @@ pub async fn unknown_stream_is_empty(store: &dyn EventStore) {
 }
 
 /// `streams` lists every non-empty stream, sorted; streams are independent logs.
-pub async fn streams_sorted_and_independent(store: &dyn EventStore) {
+pub async fn streams_sorted_and_independent(store: &dyn EventStore, caps: &Capabilities) {
     for (s, count) in [
         ("conformance/b", 2),
         ("conformance/a", 1),
@@ -289,20 +336,21 @@ pub async fn streams_sorted_and_independent(store: &dyn EventStore) {
             .await,
         "empty append to a new stream",
     );
-    let streams = ok(store.streams().await, "streams");
-    let mut sorted = streams.clone();
-    sorted.sort();
-    assert_eq!(streams, sorted, "streams must be sorted");
-    let ours: Vec<&str> = streams
-        .iter()
-        .map(String::as_str)
-        .filter(|s| s.starts_with("conformance/"))
-        .collect();
-    assert_eq!(
-        ours,
-        ["conformance/a", "conformance/b", "conformance/c/x"],
-        "every non-empty stream is listed once; an empty append creates no stream"
-    );
+    if let Some(streams) = listed(store, caps).await {
+        let mut sorted = streams.clone();
+        sorted.sort();
+        assert_eq!(streams, sorted, "streams must be sorted");
+        let ours: Vec<&str> = streams
+            .iter()
+            .map(String::as_str)
+            .filter(|s| s.starts_with("conformance/"))
+            .collect();
+        assert_eq!(
+            ours,
+            ["conformance/a", "conformance/b", "conformance/c/x"],
+            "every non-empty stream is listed once; an empty append creates no stream"
+        );
+    }
     assert_eq!(
         seqs(store, "conformance/a").await,
         [1],
@@ -312,8 +360,11 @@ pub async fn streams_sorted_and_independent(store: &dyn EventStore) {
 
 /// A fencing token lower than one accepted before is refused (writing nothing); equal and
 /// higher tokens are accepted; tokens are per stream; a failed append accepts no token.
-pub async fn fencing_tokens(store: &dyn EventStore) {
+pub async fn fencing_tokens(store: &dyn EventStore, caps: &Capabilities) {
     let (s, other) = ("conformance/fenced", "conformance/fenced-other");
+    if !caps.fencing {
+        return fencing_refused(store, s).await;
+    }
     ok(
         store.append(s, 0, events(1, 1), fenced(5)).await,
         "append with token 5",
@@ -362,8 +413,17 @@ pub async fn fencing_tokens(store: &dyn EventStore) {
 /// An empty append presenting a higher token records the token without writing anything: a new
 /// lease holder fences the stream this way before it writes (L21), so the old holder's next
 /// append is refused.
-pub async fn empty_append_fences(store: &dyn EventStore) {
+pub async fn empty_append_fences(store: &dyn EventStore, caps: &Capabilities) {
     let s = "conformance/fence-empty";
+    if !caps.fencing {
+        ok(
+            store
+                .append(s, 0, events(1, 1), AppendOptions::default())
+                .await,
+            "an unfenced append",
+        );
+        return fencing_refused(store, s).await;
+    }
     ok(
         store.append(s, 0, events(1, 1), fenced(1)).await,
         "the first holder writes with token 1",
@@ -385,7 +445,7 @@ pub async fn empty_append_fences(store: &dyn EventStore) {
 }
 
 /// Appending an empty list checks the expected last seq and writes nothing.
-pub async fn empty_append_checks_expected(store: &dyn EventStore) {
+pub async fn empty_append_checks_expected(store: &dyn EventStore, _: &Capabilities) {
     let s = "conformance/empty-batch";
     assert_eq!(
         ok(
@@ -422,7 +482,7 @@ pub async fn empty_append_checks_expected(store: &dyn EventStore) {
 
 /// Two writers appending concurrently with the same expected seq: exactly one wins, the
 /// other gets [`Error::Conflict`], and only the winner's events are stored.
-pub async fn concurrent_appends_one_wins(store: &dyn EventStore) {
+pub async fn concurrent_appends_one_wins(store: &dyn EventStore, _: &Capabilities) {
     let s = "conformance/race";
     ok(
         store
@@ -463,7 +523,7 @@ pub async fn concurrent_appends_one_wins(store: &dyn EventStore) {
 
 /// Snapshots either round-trip (latest saved wins, per stream) or are unsupported:
 /// `save_snapshot` fails with [`Error::NotSupported`] and `load_snapshot` returns `None`.
-pub async fn snapshot_roundtrip_or_not_supported(store: &dyn EventStore) {
+pub async fn snapshot_roundtrip_or_not_supported(store: &dyn EventStore, _: &Capabilities) {
     let s = "conformance/snap";
     ok(
         store
@@ -517,4 +577,10 @@ pub async fn snapshot_roundtrip_or_not_supported(store: &dyn EventStore) {
         [1, 2, 3],
         "snapshots do not change the log"
     );
+}
+
+/// The store a harness made, as the cases take it.
+#[doc(hidden)]
+pub fn subject<B: EventStore>(backend: &B) -> &dyn EventStore {
+    backend
 }

@@ -1,0 +1,69 @@
+//! Forwarding impls of the work contracts ([`Runner`], [`ResourceValidator`],
+//! [`ArtifactMirror`], [`InfrastructureSynthesizer`]) for `Arc<T>` and `Box<T>`, so that a
+//! shared or boxed backend (including a trait object) is a backend too and a wrapper need not
+//! re-implement every method. The other contracts have theirs next to their trait.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::work::{
+    ArtifactMirror, ExecutionKey, InfraPlan, InfraRequest, InfrastructureSynthesizer,
+    MirrorRequest, Outcome, Outputs, ResourceValidator, Runner, StageTarget,
+};
+use crate::error::Result;
+use crate::pipeline::ArtifactType;
+
+macro_rules! forward_work {
+    ($($pointer:ident),*) => {$(
+        #[async_trait]
+        impl<R, T> Runner<R> for $pointer<T>
+        where
+            R: Send + Sync + 'static,
+            T: Runner<R> + ?Sized,
+        {
+            async fn start(&self, request: R) -> Result<()> {
+                (**self).start(request).await
+            }
+
+            async fn wait(&self, key: &ExecutionKey) -> Result<Outcome> {
+                (**self).wait(key).await
+            }
+
+            async fn cancel(&self, key: &ExecutionKey) -> Result<()> {
+                (**self).cancel(key).await
+            }
+        }
+
+        #[async_trait]
+        impl<T: ResourceValidator + ?Sized> ResourceValidator for $pointer<T> {
+            async fn validate(
+                &self,
+                target: &StageTarget,
+                artifacts: &[(String, ArtifactType)],
+            ) -> Result<Vec<String>> {
+                (**self).validate(target, artifacts).await
+            }
+        }
+
+        #[async_trait]
+        impl<T: ArtifactMirror + ?Sized> ArtifactMirror for $pointer<T> {
+            async fn mirror(&self, request: &MirrorRequest) -> Result<()> {
+                (**self).mirror(request).await
+            }
+        }
+
+        #[async_trait]
+        impl<T: InfrastructureSynthesizer + ?Sized> InfrastructureSynthesizer for $pointer<T> {
+            async fn plan(&self, request: &InfraRequest) -> Result<InfraPlan> {
+                (**self).plan(request).await
+            }
+
+            async fn apply(&self, request: &InfraRequest, plan: &InfraPlan) -> Result<Outputs> {
+                (**self).apply(request, plan).await
+            }
+        }
+    )*};
+}
+
+forward_work!(Arc, Box);

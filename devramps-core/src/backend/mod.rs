@@ -13,6 +13,10 @@ mod work;
 
 use std::sync::Arc;
 
+pub use crate::exec::{
+    BuildRequest, ExecutionKey, InfraPlan, InfraRequest, MirrorRequest, Outcome, Outputs,
+    StageTarget, StepRequest, Unit,
+};
 pub use alarm::{AlarmChange, AlarmId, AlarmSource, DynAlarmSource};
 pub use clock::{Clock, DynClock};
 pub use lock::{DeploymentLock, DynDeploymentLock, Lease};
@@ -21,9 +25,8 @@ pub use secret::{DynSecretSource, SecretScope, SecretSource};
 pub use source::{DirEntry, DynSourceRepository, SourceRepository, SourceRepositoryExt};
 pub use store::{AppendOptions, DynEventStore, EventStore, EventStoreExt, Snapshot, StoredEvent};
 pub use work::{
-    ArtifactMirror, BuildRequest, BuildRunner, DynBuildRunner, DynStepRunner, ExecutionKey,
-    InfraPlan, InfraRequest, InfrastructureSynthesizer, MirrorRequest, Outcome, Outputs,
-    ResourceValidator, Runner, StageTarget, StepRequest, StepRunner, StepRunners,
+    ArtifactMirror, BuildRunner, DynBuildRunner, DynStepRunner, InfrastructureSynthesizer,
+    ResourceValidator, Runner, StepRunner, StepRunners,
 };
 
 /// One of each backend. Replace a piece with struct-update syntax:

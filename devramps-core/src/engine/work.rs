@@ -7,7 +7,7 @@ use futures::future::{BoxFuture, FutureExt};
 
 use crate::backend::{
     Backends, BuildRequest, ExecutionKey, InfraRequest, MirrorRequest, Outcome, SecretScope,
-    StageTarget, StepRequest,
+    StageTarget, StepRequest, Unit,
 };
 use crate::expr::{Deferred, ParamValue, Resolution};
 use crate::lifecycle::{Command, PipelineState, WorkResult};
@@ -91,7 +91,7 @@ pub(crate) fn start(
         revision = key.revision,
         stage = %key.stage,
         attempt = key.attempt,
-        step = %key.step
+        step = %key.unit
     );
     let future = work(backends, pipeline.to_owned(), state, command, stopping)?;
     Some(Box::pin(tracing::Instrument::instrument(
@@ -111,7 +111,7 @@ pub(crate) fn stop(backends: &Backends, key: ExecutionKey) -> BoxFuture<'static,
 }
 
 async fn cancel(backends: &Backends, key: &ExecutionKey) -> crate::Result<()> {
-    if key.step.starts_with("build:") {
+    if let Unit::Build { .. } = key.unit {
         return backends.builds.cancel(key).await;
     }
     for runner in backends.steps.all() {

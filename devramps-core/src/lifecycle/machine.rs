@@ -13,7 +13,7 @@ use super::record::{Event, Record};
 use super::state::PipelineState;
 use super::table::{Trigger, next_state};
 use super::types::{Actor, AlarmState, Emergency, Phase, StageState, StepState, WaitingFor};
-use crate::backend::{ExecutionKey, InfraPlan, Outcome};
+use crate::exec::{ExecutionKey, InfraPlan, Outcome, Unit};
 use crate::expr::{Organization, ParamValue};
 use crate::pipeline::{ApprovalPolicy, BuiltinStep, TimeWindow, YamlEnum};
 use crate::plan::{Decision, StepPlan};
@@ -188,19 +188,19 @@ pub struct Operate {
 /// Work for the engine.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
-    /// Build an artifact (`key.step` is `build:<artifact>`).
+    /// Build an artifact (`key.unit` is [`Unit::Build`]).
     Build {
         /// Idempotency key.
         key: ExecutionKey,
         /// Artifact id.
         artifact: String,
     },
-    /// Check the stage's resources (`key.step` is `validate`).
+    /// Check the stage's resources (`key.unit` is [`Unit::Validate`]).
     ValidateResources {
         /// Idempotency key.
         key: ExecutionKey,
     },
-    /// Mirror the artifacts into the stage (`key.step` is `mirror`).
+    /// Mirror the artifacts into the stage (`key.unit` is [`Unit::Mirror`]).
     Mirror {
         /// Idempotency key.
         key: ExecutionKey,
@@ -375,20 +375,22 @@ impl Machine {
                 if !run.state.holds_lock() {
                     continue;
                 }
-                let key = |step: &str| self.key(deployment.revision, &run.name, run.attempt, step);
+                let key = |unit: Unit| self.key(deployment.revision, &run.name, run.attempt, unit);
                 for (artifact, state) in &run.builds {
                     if *state == StepState::Running {
                         out.push(Command::Build {
-                            key: key(&format!("build:{artifact}")),
+                            key: key(Unit::build(artifact)),
                             artifact: artifact.clone(),
                         });
                     }
                 }
                 match run.phase {
                     Some(Phase::ResourceValidation) => out.push(Command::ValidateResources {
-                        key: key("validate"),
+                        key: key(Unit::Validate),
                     }),
-                    Some(Phase::Mirroring) => out.push(Command::Mirror { key: key("mirror") }),
+                    Some(Phase::Mirroring) => out.push(Command::Mirror {
+                        key: key(Unit::Mirror),
+                    }),
                     _ => {}
                 }
                 let stage_plan = &plan.stages[index];
@@ -396,7 +398,7 @@ impl Machine {
                     if s.state != StepState::Running || is_bake(step) {
                         continue;
                     }
-                    let k = key(step.key());
+                    let k = key(Unit::step(step.key()));
                     out.push(if is_terraform(step) {
                         if s.approved {
                             Command::ApplyInfra { key: k, step: i }
@@ -416,14 +418,8 @@ impl Machine {
         out
     }
 
-    fn key(&self, revision: u64, stage: &str, attempt: u32, step: &str) -> ExecutionKey {
-        ExecutionKey {
-            pipeline: self.slug.clone(),
-            revision,
-            stage: stage.to_owned(),
-            attempt,
-            step: step.to_owned(),
-        }
+    fn key(&self, revision: u64, stage: &str, attempt: u32, unit: Unit) -> ExecutionKey {
+        ExecutionKey::new(&self.slug, revision, stage, attempt, unit)
     }
 }
 

@@ -20,9 +20,9 @@ impl Run<'_> {
         Some((index, plan.stages[index].clone()))
     }
 
-    fn key_of(&self, revision: u64, stage: &str, step: &str) -> ExecutionKey {
+    fn key_of(&self, revision: u64, stage: &str, unit: Unit) -> ExecutionKey {
         let attempt = self.state().run(revision, stage).map_or(1, |r| r.attempt);
-        self.machine.key(revision, stage, attempt, step)
+        self.machine.key(revision, stage, attempt, unit)
     }
 
     /// Moves a running stage-deployment on as far as it can go now.
@@ -95,11 +95,11 @@ impl Run<'_> {
         }
         match phase {
             Phase::ResourceValidation => {
-                let key = self.key_of(revision, stage, "validate");
+                let key = self.key_of(revision, stage, Unit::Validate);
                 self.command(Command::ValidateResources { key });
             }
             Phase::Mirroring => {
-                let key = self.key_of(revision, stage, "mirror");
+                let key = self.key_of(revision, stage, Unit::Mirror);
                 self.command(Command::Mirror { key });
             }
             _ => {}
@@ -179,7 +179,7 @@ impl Run<'_> {
                             stage: at.clone(),
                         },
                     );
-                    let key = self.key_of(revision, stage, &format!("build:{artifact}"));
+                    let key = self.key_of(revision, stage, Unit::build(artifact));
                     self.command(Command::Build {
                         key,
                         artifact: artifact.clone(),
@@ -301,7 +301,7 @@ impl Run<'_> {
                     StepState::TimedOut,
                     Some(format!("exceeded its {minutes}-minute timeout")),
                 );
-                let key = self.key_of(revision, stage, step.key());
+                let key = self.key_of(revision, stage, Unit::step(step.key()));
                 self.command(Command::Cancel { key });
             }
             let _ = i;
@@ -364,7 +364,7 @@ impl Run<'_> {
         if is_bake(step) {
             return;
         }
-        let key = self.key_of(revision, stage, step.key());
+        let key = self.key_of(revision, stage, Unit::step(step.key()));
         if is_terraform(step) {
             self.command(Command::PlanInfra { key, step: index });
         } else {
@@ -451,7 +451,8 @@ impl Run<'_> {
             return; // A result of an older attempt, or after the stage ended: nothing to do.
         }
         let cancelling = run.state == StageState::Cancelling;
-        if let Some(artifact) = key.step.strip_prefix("build:") {
+        if let Unit::Build { artifact } = &key.unit {
+            let artifact = artifact.as_str();
             if run.builds.get(artifact) != Some(&StepState::Running) {
                 return;
             }
@@ -478,8 +479,9 @@ impl Run<'_> {
             );
             return;
         }
-        match (key.step.as_str(), run.phase) {
-            ("validate", Some(Phase::ResourceValidation)) | ("mirror", Some(Phase::Mirroring)) => {
+        match (&key.unit, run.phase) {
+            (Unit::Validate, Some(Phase::ResourceValidation))
+            | (Unit::Mirror, Some(Phase::Mirroring)) => {
                 if cancelling {
                     return;
                 }
@@ -489,7 +491,7 @@ impl Run<'_> {
                         self.enter(revision, stage, next);
                     }
                     WorkResult::Done(Outcome::Failed { reason }) => {
-                        let what = if key.step == "validate" {
+                        let what = if key.unit == Unit::Validate {
                             "resource validation"
                         } else {
                             "artifact mirroring"
@@ -510,7 +512,10 @@ impl Run<'_> {
         let Some((_, plan)) = self.plan_stage(revision, stage) else {
             return;
         };
-        let Some(index) = plan.steps.iter().position(|s| s.key() == key.step) else {
+        let Some(step_key) = key.unit.step_key() else {
+            return;
+        };
+        let Some(index) = plan.steps.iter().position(|s| s.key() == step_key) else {
             return;
         };
         let step = &plan.steps[index];
@@ -666,7 +671,7 @@ impl Run<'_> {
             StepState::Running,
             Some(format!("approved by {}", d.actor)),
         );
-        let exec = self.key_of(d.revision, &d.stage, &key);
+        let exec = self.key_of(d.revision, &d.stage, Unit::step(&key));
         if is_terraform(&step) {
             self.command(Command::ApplyInfra {
                 key: exec,
@@ -852,7 +857,7 @@ impl Run<'_> {
         };
         for (artifact, state) in &run.builds {
             if *state == StepState::Running {
-                let key = self.key_of(op.revision, &op.stage, &format!("build:{artifact}"));
+                let key = self.key_of(op.revision, &op.stage, Unit::build(artifact));
                 self.command(Command::Cancel { key });
             }
         }
@@ -860,12 +865,12 @@ impl Run<'_> {
             run.phase,
             Some(Phase::ResourceValidation | Phase::Mirroring)
         ) {
-            let step = if run.phase == Some(Phase::Mirroring) {
-                "mirror"
+            let unit = if run.phase == Some(Phase::Mirroring) {
+                Unit::Mirror
             } else {
-                "validate"
+                Unit::Validate
             };
-            let key = self.key_of(op.revision, &op.stage, step);
+            let key = self.key_of(op.revision, &op.stage, unit);
             self.command(Command::Cancel { key });
         }
         for (step, s) in plan.steps.iter().zip(&run.steps) {
@@ -880,7 +885,7 @@ impl Run<'_> {
                     );
                 }
                 StepState::Running => {
-                    let key = self.key_of(op.revision, &op.stage, step.key());
+                    let key = self.key_of(op.revision, &op.stage, Unit::step(step.key()));
                     self.command(Command::Cancel { key });
                 }
                 StepState::WaitingApproval => {

@@ -14,9 +14,9 @@ use super::state::PipelineState;
 use super::table::{Trigger, next_state};
 use super::types::{Actor, AlarmState, Emergency, Phase, StageState, StepState, WaitingFor};
 use crate::exec::{ExecutionKey, InfraPlan, Outcome, Unit};
-use crate::expr::{Organization, ParamValue};
-use crate::pipeline::{ApprovalPolicy, BuiltinStep, TimeWindow, YamlEnum};
-use crate::plan::{Decision, StepPlan};
+use crate::expr::Organization;
+use crate::pipeline::{ApprovalPolicy, TimeWindow};
+use crate::plan::{Decision, StepKind, StepPlan};
 
 /// A push of a commit to a branch, with what synthesis needs (read by the engine).
 #[derive(Clone, Debug, PartialEq)]
@@ -395,11 +395,11 @@ impl Machine {
                 }
                 let stage_plan = &plan.stages[index];
                 for (i, (step, s)) in stage_plan.steps.iter().zip(&run.steps).enumerate() {
-                    if s.state != StepState::Running || is_bake(step) {
+                    if s.state != StepState::Running || step.kind.is_bake() {
                         continue;
                     }
                     let k = key(Unit::step(step.key()));
-                    out.push(if is_terraform(step) {
+                    out.push(if step.kind.is_terraform() {
                         if s.approved {
                             Command::ApplyInfra { key: k, step: i }
                         } else {
@@ -423,43 +423,25 @@ impl Machine {
     }
 }
 
-fn is_bake(step: &StepPlan) -> bool {
-    step.step_type == BuiltinStep::ApprovalBake.as_str()
-}
-
-fn is_terraform(step: &StepPlan) -> bool {
-    step.step_type == BuiltinStep::TerraformSynthesize.as_str()
-}
-
-fn is_test_gate(step: &StepPlan) -> bool {
-    step.step_type == BuiltinStep::ApprovalTest.as_str()
-}
-
-fn param<'a>(step: &'a StepPlan, name: &str) -> Option<&'a ParamValue> {
-    step.params.get(name)
-}
-
 /// A bake's end, or a step's timeout (L10); approval waits have none.
 fn step_deadline(step: &StepPlan, started: Option<Timestamp>) -> Option<Timestamp> {
     let started = started?;
-    let minutes = if is_bake(step) {
-        match param(step, "duration_minutes") {
-            Some(ParamValue::Int(m)) => *m,
-            _ => 0,
-        }
-    } else {
-        i64::try_from(step.timeout_minutes?).unwrap_or(i64::MAX / 120)
+    let minutes = match step.kind {
+        StepKind::Bake { minutes } => minutes,
+        _ => step.timeout_minutes?,
     };
+    let minutes = i64::try_from(minutes).unwrap_or(i64::MAX / 120);
     started
         .checked_add(SignedDuration::from_mins(minutes.clamp(0, 10_000_000)))
         .ok()
 }
 
+/// When a Terraform step's plan waits for a person.
 fn approval_policy(step: &StepPlan) -> ApprovalPolicy {
-    match param(step, "requires_approval") {
-        Some(ParamValue::String(s)) => {
-            ApprovalPolicy::parse(s).unwrap_or(ApprovalPolicy::DestructiveChangesOnly)
-        }
+    match step.kind {
+        StepKind::Terraform {
+            requires_approval, ..
+        } => requires_approval,
         _ => ApprovalPolicy::DestructiveChangesOnly,
     }
 }

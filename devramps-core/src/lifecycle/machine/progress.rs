@@ -210,7 +210,9 @@ impl Run<'_> {
         plan.steps
             .iter()
             .enumerate()
-            .filter(|(_, s)| !s.skipped && (is_terraform(s) == (phase == Phase::Infrastructure)))
+            .filter(|(_, s)| {
+                !s.skipped && (s.kind.is_terraform() == (phase == Phase::Infrastructure))
+            })
             .map(|(i, _)| i)
             .collect()
     }
@@ -284,7 +286,7 @@ impl Run<'_> {
             if deadline > self.now {
                 continue;
             }
-            if is_bake(step) {
+            if step.kind.is_bake() {
                 self.set_step(
                     revision,
                     stage,
@@ -341,7 +343,7 @@ impl Run<'_> {
                 matches!(
                     run.steps[p].state,
                     StepState::Succeeded | StepState::Skipped
-                ) || (phase == Phase::Infrastructure && !is_terraform(&plan.steps[p]))
+                ) || (phase == Phase::Infrastructure && !plan.steps[p].kind.is_terraform())
             });
             if ready {
                 self.start_step(revision, stage, i, &plan.steps[i]);
@@ -361,11 +363,11 @@ impl Run<'_> {
 
     fn start_step(&mut self, revision: u64, stage: &str, index: usize, step: &StepPlan) {
         self.set_step(revision, stage, step.key(), StepState::Running, None);
-        if is_bake(step) {
+        if step.kind.is_bake() {
             return;
         }
         let key = self.key_of(revision, stage, Unit::step(step.key()));
-        if is_terraform(step) {
+        if step.kind.is_terraform() {
             self.command(Command::PlanInfra { key, step: index });
         } else {
             self.command(Command::RunStep {
@@ -551,7 +553,7 @@ impl Run<'_> {
             WorkResult::Done(Outcome::Failed { reason }) => {
                 if cancelling {
                     self.set_step(revision, stage, &name, StepState::Cancelled, Some(reason));
-                } else if is_test_gate(step) {
+                } else if step.kind.is_test_gate() {
                     // A failed test gate waits for a person: approve to continue, reject to fail (L16).
                     let reason = format!("tests failed: {reason}");
                     self.wait_for_approval(revision, stage, name, Some(reason));
@@ -619,7 +621,7 @@ impl Run<'_> {
         };
         let state = run.steps.get(index).map(|s| s.state);
         let waiting = state == Some(StepState::WaitingApproval);
-        let baking = state == Some(StepState::Running) && is_bake(&step);
+        let baking = state == Some(StepState::Running) && step.kind.is_bake();
         let running = run.state.holds_lock() && run.state != StageState::Cancelling;
         if !running || !(waiting || baking) {
             return self.refuse(
@@ -654,7 +656,7 @@ impl Run<'_> {
             self.set_step(d.revision, &d.stage, &key, StepState::Failed, Some(reason));
             return;
         }
-        if baking || is_test_gate(&step) {
+        if baking || step.kind.is_test_gate() {
             self.set_step(
                 d.revision,
                 &d.stage,
@@ -672,7 +674,7 @@ impl Run<'_> {
             Some(format!("approved by {}", d.actor)),
         );
         let exec = self.key_of(d.revision, &d.stage, Unit::step(&key));
-        if is_terraform(&step) {
+        if step.kind.is_terraform() {
             self.command(Command::ApplyInfra {
                 key: exec,
                 step: index,
@@ -875,7 +877,7 @@ impl Run<'_> {
         }
         for (step, s) in plan.steps.iter().zip(&run.steps) {
             match s.state {
-                StepState::Running if is_bake(step) => {
+                StepState::Running if step.kind.is_bake() => {
                     self.set_step(
                         op.revision,
                         &op.stage,

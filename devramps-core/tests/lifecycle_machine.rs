@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use devramps_core::backend::{InfraPlan, Outcome, Unit};
 use devramps_core::expr::Organization;
 use devramps_core::lifecycle::{
-    Actor, Command, Control, ControlAction, Decide, Event, Input, Machine, Operate, Output, Push,
-    StageState, StepState, WaitingFor, WorkResult,
+    Actor, BuildWork, Command, Control, ControlAction, Decide, Event, Input, Machine, Operate,
+    Output, Push, StageState, StepState, StepWork, WaitingFor, WorkResult,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -178,7 +178,7 @@ fn l6_only_the_newest_queued_commit_deploys_and_superseded_first_stage_builds_ne
     // Revision 1 starts in staging and hangs in its build.
     let out = m.handle(push("c1", TWO_STAGES), t0());
     let build_key = out.commands.iter().find_map(|c| match c {
-        Command::Build { key, .. } => Some(key.clone()),
+        Command::Build(BuildWork { key, .. }) => Some(key.clone()),
         _ => None,
     });
     let build_key = build_key.expect("revision 1 builds its image");
@@ -222,7 +222,7 @@ fn l10_a_failed_step_fails_the_stage_skips_the_rest_and_stops_the_deployment() {
     let mut m = Machine::new("app");
     let out = m.handle(push("c1", TWO_STAGES), t0());
     settle(&mut m, out, t0(), |c| match c {
-        Command::RunStep { key, .. } if key.unit == Unit::step("A") => Some(fail("boom")),
+        Command::RunStep(StepWork { key, .. }) if key.unit == Unit::step("A") => Some(fail("boom")),
         _ => Some(ok()),
     });
     assert_eq!(stage_state(&m, 1, "staging").0, StageState::Failed);
@@ -315,7 +315,7 @@ fn l11_retry_reruns_every_step_and_is_refused_when_a_newer_revision_waits() {
     let out = m.handle(push("c1", TWO_STAGES), t0());
     let mut failed_once = false;
     settle(&mut m, out, t0(), |c| match c {
-        Command::RunStep { key, .. } if key.unit == Unit::step("B") && !failed_once => {
+        Command::RunStep(StepWork { key, .. }) if key.unit == Unit::step("B") && !failed_once => {
             failed_once = true;
             Some(fail("flaky"))
         }
@@ -514,7 +514,7 @@ fn terraform_runs_first_and_waits_for_approval_only_for_destructive_plans() {
             t0(),
         );
         assert!(applied.commands.iter().any(
-            |c| matches!(c, Command::RunStep { key, .. } if key.unit == Unit::step("Deploy"))
+            |c| matches!(c, Command::RunStep(StepWork { key, .. }) if key.unit == Unit::step("Deploy"))
         ));
         let out = m.handle(
             Input::Work {
@@ -587,11 +587,12 @@ fn l19_replaying_the_log_gives_the_live_state() {
     let mut pending = out.commands;
     let mut pushed = false;
     while let Some(c) = pending.pop() {
-        if let Command::RunStep { key, .. }
-        | Command::Build { key, .. }
-        | Command::ValidateResources { key }
-        | Command::Mirror { key } = c
+        if let Command::RunStep(_)
+        | Command::Build(_)
+        | Command::ValidateResources(_)
+        | Command::Mirror(_) = &c
         {
+            let key = c.key().clone();
             let result = if key.unit == Unit::step("B") && key.stage == "prod" {
                 fail("x")
             } else {
@@ -701,7 +702,7 @@ fn every_edge_of_the_transition_table_for_the_normal_flow_is_exercised() {
     let mut m = Machine::new("app");
     let out = m.handle(push("c1", TWO_STAGES), t0());
     let first_build = out.commands.iter().find_map(|c| match c {
-        Command::Build { key, .. } => Some(key.clone()),
+        Command::Build(BuildWork { key, .. }) => Some(key.clone()),
         _ => None,
     });
     events.extend(out.records.into_iter().map(|r| r.event));
@@ -722,7 +723,7 @@ fn every_edge_of_the_transition_table_for_the_normal_flow_is_exercised() {
     );
     let mut failed_once = false;
     events.extend(settle(&mut m, out, t0(), |c| match c {
-        Command::RunStep { key, .. } if key.revision == 3 && !failed_once => {
+        Command::RunStep(StepWork { key, .. }) if key.revision == 3 && !failed_once => {
             failed_once = true;
             Some(fail("x"))
         }
@@ -931,7 +932,7 @@ fn every_emergency_edge_of_the_transition_table_is_exercised() {
         push("c3", TWO_STAGES),
         now,
         &|c: &Command| match c {
-            Command::RunStep { key, .. } if key.stage == "prod" => None,
+            Command::RunStep(StepWork { key, .. }) if key.stage == "prod" => None,
             _ => Some(ok()),
         },
     );

@@ -14,8 +14,8 @@ use futures::future::{AbortHandle, BoxFuture, FutureExt};
 use jiff::{SignedDuration, Timestamp};
 
 use super::driver::EngineDriver;
+use super::execute::{self, Done};
 use super::feed::ATTEMPTS;
-use super::work::{self, Done};
 use crate::backend::{AppendOptions, ExecutionKey, Lease};
 use crate::error::Error;
 use crate::lifecycle::{Command, StageState};
@@ -293,13 +293,13 @@ impl EngineDriver {
         commands: Vec<Command>,
         token: Option<u64>,
     ) {
-        let Some(machine) = self.machines.get(pipeline) else {
+        if !self.machines.contains_key(pipeline) {
             return;
-        };
+        }
         let mut launch = Vec::new();
         for command in commands {
             if let Command::Cancel { key } = command {
-                let stop = work::stop(&self.backends, key);
+                let stop = execute::stop(&self.backends, key);
                 self.work.push(Box::pin(stop.map(|()| Landed::Nothing)));
                 continue;
             }
@@ -311,10 +311,10 @@ impl EngineDriver {
                 tracing::debug!(execution = %key, "already running");
                 continue;
             }
-            if let Some(f) = work::start(&self.backends, pipeline, machine.state(), command, false)
-            {
-                launch.push((key, f));
-            }
+            launch.push((
+                key,
+                execute::start(&self.backends, pipeline, command, false),
+            ));
         }
         if let Some(token) = token {
             for (key, f) in launch {
@@ -354,14 +354,15 @@ impl EngineDriver {
             }
             if self.in_flight.contains_key(&key) {
                 if stopping {
-                    let stop = work::stop(&self.backends, key);
+                    let stop = execute::stop(&self.backends, key);
                     self.work.push(Box::pin(stop.map(|()| Landed::Nothing)));
                 }
                 continue;
             }
-            if let Some(f) = work::start(&self.backends, pipeline, state, command, stopping) {
-                launch.push((key, f));
-            }
+            launch.push((
+                key,
+                execute::start(&self.backends, pipeline, command, stopping),
+            ));
         }
         for (key, f) in launch {
             self.track(key, token, f);

@@ -32,11 +32,11 @@
 //! [`Command::Cancel`]: crate::lifecycle::Command::Cancel
 
 mod driver;
+mod execute;
 mod feed;
 mod journal;
 mod lease;
 mod ops;
-mod work;
 
 pub use driver::EngineDriver;
 pub use journal::{InputJournal, JournalEntry};

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 
+use super::command::Command;
 use super::record::{Event, Record};
 use super::state::PipelineState;
 use super::table::{Trigger, next_state};
@@ -185,71 +186,6 @@ pub struct Operate {
     pub reason: Option<String>,
 }
 
-/// Work for the engine.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Command {
-    /// Build an artifact (`key.unit` is [`Unit::Build`]).
-    Build {
-        /// Idempotency key.
-        key: ExecutionKey,
-        /// Artifact id.
-        artifact: String,
-    },
-    /// Check the stage's resources (`key.unit` is [`Unit::Validate`]).
-    ValidateResources {
-        /// Idempotency key.
-        key: ExecutionKey,
-    },
-    /// Mirror the artifacts into the stage (`key.unit` is [`Unit::Mirror`]).
-    Mirror {
-        /// Idempotency key.
-        key: ExecutionKey,
-    },
-    /// Plan a Terraform step.
-    PlanInfra {
-        /// Idempotency key.
-        key: ExecutionKey,
-        /// Index of the step in the stage plan.
-        step: usize,
-    },
-    /// Apply a Terraform step's plan.
-    ApplyInfra {
-        /// Idempotency key.
-        key: ExecutionKey,
-        /// Index of the step in the stage plan.
-        step: usize,
-    },
-    /// Run a step through the step runners.
-    RunStep {
-        /// Idempotency key.
-        key: ExecutionKey,
-        /// Index of the step in the stage plan.
-        step: usize,
-        /// Whether a person approved it.
-        approved: bool,
-    },
-    /// Stop an execution.
-    Cancel {
-        /// Idempotency key.
-        key: ExecutionKey,
-    },
-}
-
-impl Command {
-    /// The execution the command concerns.
-    pub fn key(&self) -> &ExecutionKey {
-        match self {
-            Command::Build { key, .. }
-            | Command::ValidateResources { key }
-            | Command::Mirror { key }
-            | Command::PlanInfra { key, .. }
-            | Command::ApplyInfra { key, .. }
-            | Command::RunStep { key, .. }
-            | Command::Cancel { key } => key,
-        }
-    }
-}
-
 /// What one input produced.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Output {
@@ -365,53 +301,38 @@ impl Machine {
     }
 
     /// The work in flight, as commands: after a restart the engine re-attaches to it (L20).
+    /// Each is the command issued when that work started.
     pub fn pending_work(&self) -> Vec<Command> {
         let mut out = Vec::new();
         for deployment in self.state.active_deployments() {
             let Some(plan) = &deployment.plan else {
                 continue;
             };
+            let revision = deployment.revision;
             for (index, run) in deployment.stages.iter().enumerate() {
                 if !run.state.holds_lock() {
                     continue;
                 }
-                let key = |unit: Unit| self.key(deployment.revision, &run.name, run.attempt, unit);
+                let stage = run.name.as_str();
                 for (artifact, state) in &run.builds {
                     if *state == StepState::Running {
-                        out.push(Command::Build {
-                            key: key(Unit::build(artifact)),
-                            artifact: artifact.clone(),
-                        });
+                        out.extend(self.build_command(revision, stage, artifact));
                     }
                 }
                 match run.phase {
-                    Some(Phase::ResourceValidation) => out.push(Command::ValidateResources {
-                        key: key(Unit::Validate),
-                    }),
-                    Some(Phase::Mirroring) => out.push(Command::Mirror {
-                        key: key(Unit::Mirror),
-                    }),
+                    Some(Phase::ResourceValidation) => {
+                        out.extend(self.validate_command(revision, stage));
+                    }
+                    Some(Phase::Mirroring) => out.extend(self.mirror_command(revision, stage)),
                     _ => {}
                 }
-                let stage_plan = &plan.stages[index];
+                let Some(stage_plan) = plan.stages.get(index) else {
+                    continue;
+                };
                 for (i, (step, s)) in stage_plan.steps.iter().zip(&run.steps).enumerate() {
-                    if s.state != StepState::Running || step.kind.is_bake() {
-                        continue;
+                    if s.state == StepState::Running && !step.kind.is_bake() {
+                        out.extend(self.step_command(revision, stage, i, s.approved));
                     }
-                    let k = key(Unit::step(step.key()));
-                    out.push(if step.kind.is_terraform() {
-                        if s.approved {
-                            Command::ApplyInfra { key: k, step: i }
-                        } else {
-                            Command::PlanInfra { key: k, step: i }
-                        }
-                    } else {
-                        Command::RunStep {
-                            key: k,
-                            step: i,
-                            approved: s.approved,
-                        }
-                    });
                 }
             }
         }
@@ -470,6 +391,11 @@ impl Run<'_> {
 
     fn command(&mut self, command: Command) {
         self.out.commands.push(command);
+    }
+
+    /// Issues a command made by the machine (none when the plan lacks what it names).
+    fn issue(&mut self, command: Option<Command>) {
+        self.out.commands.extend(command);
     }
 
     fn set_stage(
@@ -829,5 +755,6 @@ impl StageDetail {
     }
 }
 
+mod commands;
 mod operations;
 mod progress;

@@ -95,12 +95,12 @@ impl Run<'_> {
         }
         match phase {
             Phase::ResourceValidation => {
-                let key = self.key_of(revision, stage, Unit::Validate);
-                self.command(Command::ValidateResources { key });
+                let command = self.machine.validate_command(revision, stage);
+                self.issue(command);
             }
             Phase::Mirroring => {
-                let key = self.key_of(revision, stage, Unit::Mirror);
-                self.command(Command::Mirror { key });
+                let command = self.machine.mirror_command(revision, stage);
+                self.issue(command);
             }
             _ => {}
         }
@@ -179,11 +179,8 @@ impl Run<'_> {
                             stage: at.clone(),
                         },
                     );
-                    let key = self.key_of(revision, stage, Unit::build(artifact));
-                    self.command(Command::Build {
-                        key,
-                        artifact: artifact.clone(),
-                    });
+                    let command = self.machine.build_command(revision, stage, artifact);
+                    self.issue(command);
                     running = true;
                 }
                 Some(StepState::Running) => running = true,
@@ -366,16 +363,8 @@ impl Run<'_> {
         if step.kind.is_bake() {
             return;
         }
-        let key = self.key_of(revision, stage, Unit::step(step.key()));
-        if step.kind.is_terraform() {
-            self.command(Command::PlanInfra { key, step: index });
-        } else {
-            self.command(Command::RunStep {
-                key,
-                step: index,
-                approved: false,
-            });
-        }
+        let command = self.machine.step_command(revision, stage, index, false);
+        self.issue(command);
     }
 
     fn succeed(&mut self, revision: u64, stage: &str) {
@@ -538,8 +527,8 @@ impl Run<'_> {
                     );
                     self.wait_for_approval(revision, stage, name, Some(reason));
                 } else {
-                    let key = key.clone();
-                    self.command(Command::ApplyInfra { key, step: index });
+                    let command = self.machine.step_command(revision, stage, index, true);
+                    self.issue(command);
                 }
             }
             WorkResult::Done(Outcome::Succeeded { outputs }) => {
@@ -673,19 +662,8 @@ impl Run<'_> {
             StepState::Running,
             Some(format!("approved by {}", d.actor)),
         );
-        let exec = self.key_of(d.revision, &d.stage, Unit::step(&key));
-        if step.kind.is_terraform() {
-            self.command(Command::ApplyInfra {
-                key: exec,
-                step: index,
-            });
-        } else {
-            self.command(Command::RunStep {
-                key: exec,
-                step: index,
-                approved: true,
-            });
-        }
+        let command = self.machine.step_command(d.revision, &d.stage, index, true);
+        self.issue(command);
     }
 
     /// Records that an operation was refused, naming the rule and why.

@@ -694,8 +694,8 @@ pub fn finish_setup_work(
     commands
         .iter()
         .filter_map(|c| match c {
-            Command::ValidateResources { key } | Command::Mirror { key } => Some(Input::Work {
-                key: key.clone(),
+            Command::ValidateResources(_) | Command::Mirror(_) => Some(Input::Work {
+                key: c.key().clone(),
                 result: WorkResult::Done(Outcome::Succeeded {
                     outputs: std::collections::BTreeMap::new(),
                 }),

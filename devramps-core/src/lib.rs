@@ -39,6 +39,7 @@ pub use error::{BoxError, Error, Result};
 pub mod backend;
 pub mod engine;
 mod error;
+pub mod exec;
 pub mod expr;
 pub mod lifecycle;
 pub mod pipeline;

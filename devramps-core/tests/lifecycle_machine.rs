@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use devramps_core::backend::{InfraPlan, Outcome};
+use devramps_core::backend::{InfraPlan, Outcome, Unit};
 use devramps_core::expr::Organization;
 use devramps_core::lifecycle::{
-    Actor, Command, Control, ControlAction, Decide, Event, Input, Machine, Operate, Output, Push,
-    StageState, StepState, WaitingFor, WorkResult,
+    Actor, BuildWork, Command, Control, ControlAction, Decide, Event, Input, Machine, Operate,
+    Output, Push, StageState, StepState, StepWork, WaitingFor, WorkResult,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -178,7 +178,7 @@ fn l6_only_the_newest_queued_commit_deploys_and_superseded_first_stage_builds_ne
     // Revision 1 starts in staging and hangs in its build.
     let out = m.handle(push("c1", TWO_STAGES), t0());
     let build_key = out.commands.iter().find_map(|c| match c {
-        Command::Build { key, .. } => Some(key.clone()),
+        Command::Build(BuildWork { key, .. }) => Some(key.clone()),
         _ => None,
     });
     let build_key = build_key.expect("revision 1 builds its image");
@@ -222,7 +222,7 @@ fn l10_a_failed_step_fails_the_stage_skips_the_rest_and_stops_the_deployment() {
     let mut m = Machine::new("app");
     let out = m.handle(push("c1", TWO_STAGES), t0());
     settle(&mut m, out, t0(), |c| match c {
-        Command::RunStep { key, .. } if key.step == "A" => Some(fail("boom")),
+        Command::RunStep(StepWork { key, .. }) if key.unit == Unit::step("A") => Some(fail("boom")),
         _ => Some(ok()),
     });
     assert_eq!(stage_state(&m, 1, "staging").0, StageState::Failed);
@@ -262,7 +262,7 @@ fn l10_a_step_over_its_timeout_is_cancelled_and_the_stage_times_out() {
     assert!(
         out.commands
             .iter()
-            .any(|c| matches!(c, Command::Cancel { key } if key.step == "A"))
+            .any(|c| matches!(c, Command::Cancel { key } if key.unit == Unit::step("A")))
     );
     assert_eq!(stage_state(&m, 1, "staging").0, StageState::TimedOut);
     assert_eq!(stage_state(&m, 1, "prod").1, Some(WaitingFor::Never));
@@ -315,7 +315,7 @@ fn l11_retry_reruns_every_step_and_is_refused_when_a_newer_revision_waits() {
     let out = m.handle(push("c1", TWO_STAGES), t0());
     let mut failed_once = false;
     settle(&mut m, out, t0(), |c| match c {
-        Command::RunStep { key, .. } if key.step == "B" && !failed_once => {
+        Command::RunStep(StepWork { key, .. }) if key.unit == Unit::step("B") && !failed_once => {
             failed_once = true;
             Some(fail("flaky"))
         }
@@ -364,7 +364,7 @@ fn l16_a_bake_succeeds_when_its_time_is_up_or_when_approved_early_and_fails_when
     m.handle(push("c1", BAKE), t0());
     let out = m.handle(
         Input::Work {
-            key: key("validate"),
+            key: key(Unit::Validate),
             result: ok(),
         },
         t0(),
@@ -378,7 +378,7 @@ fn l16_a_bake_succeeds_when_its_time_is_up_or_when_approved_early_and_fails_when
     m.handle(push("c1", BAKE), t0());
     let out = m.handle(
         Input::Work {
-            key: key("validate"),
+            key: key(Unit::Validate),
             result: ok(),
         },
         t0(),
@@ -398,7 +398,7 @@ fn l16_a_bake_succeeds_when_its_time_is_up_or_when_approved_early_and_fails_when
     m.handle(push("c1", BAKE), t0());
     let out = m.handle(
         Input::Work {
-            key: key("validate"),
+            key: key(Unit::Validate),
             result: ok(),
         },
         t0(),
@@ -408,14 +408,8 @@ fn l16_a_bake_succeeds_when_its_time_is_up_or_when_approved_early_and_fails_when
     assert_eq!(stage_state(&m, 1, "prod").0, StageState::Failed);
 }
 
-fn key(step: &str) -> devramps_core::backend::ExecutionKey {
-    devramps_core::backend::ExecutionKey {
-        pipeline: "app".into(),
-        revision: 1,
-        stage: "prod".into(),
-        attempt: 1,
-        step: step.into(),
-    }
+fn key(unit: Unit) -> devramps_core::backend::ExecutionKey {
+    devramps_core::backend::ExecutionKey::new("app", 1, "prod", 1, unit)
 }
 
 const TERRAFORM: &str = r#"
@@ -457,14 +451,14 @@ fn terraform_runs_first_and_waits_for_approval_only_for_destructive_plans() {
         m.handle(push("c1", TERRAFORM), t0());
         let out = m.handle(
             Input::Work {
-                key: key("validate"),
+                key: key(Unit::Validate),
                 result: ok(),
             },
             t0(),
         );
         let out2 = m.handle(
             Input::Work {
-                key: key("mirror"),
+                key: key(Unit::Mirror),
                 result: ok(),
             },
             t0(),
@@ -478,7 +472,7 @@ fn terraform_runs_first_and_waits_for_approval_only_for_destructive_plans() {
         );
         let planned = m.handle(
             Input::Work {
-                key: key("infra"),
+                key: key(Unit::step("infra")),
                 result: WorkResult::Planned(plan),
             },
             t0(),
@@ -514,20 +508,17 @@ fn terraform_runs_first_and_waits_for_approval_only_for_destructive_plans() {
             [("cluster".to_owned(), serde_json::json!("c1"))].into();
         let applied = m.handle(
             Input::Work {
-                key: key("infra"),
+                key: key(Unit::step("infra")),
                 result: WorkResult::Done(Outcome::Succeeded { outputs }),
             },
             t0(),
         );
-        assert!(
-            applied
-                .commands
-                .iter()
-                .any(|c| matches!(c, Command::RunStep { key, .. } if key.step == "Deploy"))
-        );
+        assert!(applied.commands.iter().any(
+            |c| matches!(c, Command::RunStep(StepWork { key, .. }) if key.unit == Unit::step("Deploy"))
+        ));
         let out = m.handle(
             Input::Work {
-                key: key("Deploy"),
+                key: key(Unit::step("Deploy")),
                 result: ok(),
             },
             t0(),
@@ -596,12 +587,13 @@ fn l19_replaying_the_log_gives_the_live_state() {
     let mut pending = out.commands;
     let mut pushed = false;
     while let Some(c) = pending.pop() {
-        if let Command::RunStep { key, .. }
-        | Command::Build { key, .. }
-        | Command::ValidateResources { key }
-        | Command::Mirror { key } = c
+        if let Command::RunStep(_)
+        | Command::Build(_)
+        | Command::ValidateResources(_)
+        | Command::Mirror(_) = &c
         {
-            let result = if key.step == "B" && key.stage == "prod" {
+            let key = c.key().clone();
+            let result = if key.unit == Unit::step("B") && key.stage == "prod" {
                 fail("x")
             } else {
                 ok()
@@ -710,7 +702,7 @@ fn every_edge_of_the_transition_table_for_the_normal_flow_is_exercised() {
     let mut m = Machine::new("app");
     let out = m.handle(push("c1", TWO_STAGES), t0());
     let first_build = out.commands.iter().find_map(|c| match c {
-        Command::Build { key, .. } => Some(key.clone()),
+        Command::Build(BuildWork { key, .. }) => Some(key.clone()),
         _ => None,
     });
     events.extend(out.records.into_iter().map(|r| r.event));
@@ -731,7 +723,7 @@ fn every_edge_of_the_transition_table_for_the_normal_flow_is_exercised() {
     );
     let mut failed_once = false;
     events.extend(settle(&mut m, out, t0(), |c| match c {
-        Command::RunStep { key, .. } if key.revision == 3 && !failed_once => {
+        Command::RunStep(StepWork { key, .. }) if key.revision == 3 && !failed_once => {
             failed_once = true;
             Some(fail("x"))
         }
@@ -940,7 +932,7 @@ fn every_emergency_edge_of_the_transition_table_is_exercised() {
         push("c3", TWO_STAGES),
         now,
         &|c: &Command| match c {
-            Command::RunStep { key, .. } if key.stage == "prod" => None,
+            Command::RunStep(StepWork { key, .. }) if key.stage == "prod" => None,
             _ => Some(ok()),
         },
     );

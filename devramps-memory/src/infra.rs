@@ -24,7 +24,7 @@ struct State {
 }
 
 /// An [`InfrastructureSynthesizer`] whose plans and outputs are scripted per execution
-/// [`Match`] (for example `Match::step("infra:terraform").in_stage("prod")`).
+/// [`Match`] (for example `Match::step("terraform").in_stage("prod")`).
 ///
 /// - `plan` returns the scripted counts (default: no changes) with the id
 ///   `plan:<execution key>`; planning the same key again returns the same plan.
@@ -117,7 +117,7 @@ impl InfrastructureSynthesizer for ScriptedInfra {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use devramps_core::backend::StageTarget;
+    use devramps_core::backend::{StageTarget, Unit};
     use devramps_core::expr::FinalValue;
     use futures::executor::block_on;
     use serde_json::json;
@@ -125,24 +125,13 @@ mod tests {
     use super::*;
 
     fn request(stage: &str) -> InfraRequest {
-        InfraRequest {
-            key: ExecutionKey {
-                pipeline: "api".into(),
-                revision: 1,
-                stage: stage.into(),
-                attempt: 1,
-                step: "infra:terraform".into(),
-            },
-            target: StageTarget {
-                pipeline: "api".into(),
-                stage: stage.into(),
-                account_id: "1".into(),
-                region: "us-east-1".into(),
-            },
-            source: "/infra".into(),
-            commit: "c1".into(),
-            variables: FinalValue::Plain(json!({})),
-        }
+        InfraRequest::new(
+            ExecutionKey::new("api", 1, stage, 1, Unit::step("terraform")),
+            StageTarget::new("api", stage, "1", "us-east-1"),
+            "/infra",
+            "c1",
+            FinalValue::Plain(json!({})),
+        )
     }
 
     #[test]
@@ -150,8 +139,8 @@ mod tests {
         let infra = ScriptedInfra::new();
         let outputs = Outputs::from([("bucket".to_owned(), json!("b-1"))]);
         infra
-            .script_plan(Match::step("infra:terraform").in_stage("prod"), 1, 2, 0)
-            .script_outputs(Match::step("infra:terraform"), outputs.clone());
+            .script_plan(Match::step("terraform").in_stage("prod"), 1, 2, 0)
+            .script_outputs(Match::step("terraform"), outputs.clone());
         block_on(async {
             let staging = infra.plan(&request("staging")).await.unwrap();
             assert!(!staging.has_changes(), "default plan has no changes");

@@ -14,7 +14,7 @@
 //! ```
 //! use std::time::Duration;
 //!
-//! use devramps_core::backend::{ExecutionKey, Outcome, StepRequest};
+//! use devramps_core::backend::{ExecutionKey, Outcome, StepRequest, Unit};
 //! use devramps_core::expr::FinalValue;
 //! use devramps_memory::{Behavior, Match, scripted_backends};
 //!
@@ -23,22 +23,15 @@
 //!     Match::step("deploy").in_stage("prod"),
 //!     Behavior::fail("health check failed", Duration::from_secs(300)),
 //! );
-//! let key = ExecutionKey {
-//!     pipeline: "api".into(),
-//!     revision: 1,
-//!     stage: "prod".into(),
-//!     attempt: 1,
-//!     step: "deploy".into(),
-//! };
+//! let key = ExecutionKey::new("api", 1, "prod", 1, Unit::step("deploy"));
 //! let runner = bundle.steps.get("DEVRAMPS:ECS:DEPLOY").unwrap();
 //! futures::executor::block_on(async {
 //!     runner
-//!         .start(StepRequest {
-//!             key: key.clone(),
-//!             step_type: "DEVRAMPS:ECS:DEPLOY".into(),
-//!             params: FinalValue::Plain(serde_json::json!({})),
-//!             approved: false,
-//!         })
+//!         .start(StepRequest::new(
+//!             key.clone(),
+//!             "DEVRAMPS:ECS:DEPLOY",
+//!             FinalValue::Plain(serde_json::json!({})),
+//!         ))
 //!         .await
 //!         .unwrap();
 //!     // The step runs for five minutes of the manual clock.

@@ -90,21 +90,16 @@ mod tests {
     #[test]
     fn mirroring_twice_copies_once() {
         let mirror = InMemoryMirror::new();
-        let request = MirrorRequest {
-            target: StageTarget {
-                pipeline: "api".into(),
-                stage: "prod".into(),
-                account_id: "1".into(),
-                region: "us-east-1".into(),
-            },
-            artifact: "web".into(),
-            artifact_type: ArtifactType::DockerBuild,
-            build_commit: "c1".into(),
-            destination: ArtifactLocation {
+        let request = MirrorRequest::new(
+            StageTarget::new("api", "prod", "1", "us-east-1"),
+            "web",
+            ArtifactType::DockerBuild,
+            "c1",
+            ArtifactLocation {
                 image_url: "1.dkr.ecr/web:c1".into(),
                 ..ArtifactLocation::default()
             },
-        };
+        );
         assert!(!mirror.contains(&request));
         futures::executor::block_on(async {
             mirror.mirror(&request).await.unwrap();

@@ -77,12 +77,7 @@ mod tests {
     #[test]
     fn reports_only_what_was_marked_missing() {
         let resources = InMemoryResources::new();
-        let target = StageTarget {
-            pipeline: "api".into(),
-            stage: "prod".into(),
-            account_id: "111111111111".into(),
-            region: "us-east-1".into(),
-        };
+        let target = StageTarget::new("api", "prod", "111111111111", "us-east-1");
         let artifacts = [
             ("web".to_owned(), ArtifactType::DockerBuild),
             ("lambda".to_owned(), ArtifactType::BundleBuild),

@@ -1,6 +1,6 @@
 //! Selecting executions by their key: [`Match`], shared by the scripted backends.
 
-use devramps_core::backend::ExecutionKey;
+use devramps_core::backend::{ExecutionKey, Unit};
 
 /// Which executions a scripted behaviour applies to: every field left `None` matches
 /// anything. When several scripts match a key, the most specific (most fields set) wins, and
@@ -23,8 +23,8 @@ pub struct Match {
     pub stage: Option<String>,
     /// Attempt, from 1.
     pub attempt: Option<u32>,
-    /// The key's `step`: a step key, `build:<artifact id>` or `infra:<step key>`.
-    pub step: Option<String>,
+    /// The key's unit: a step (by its key), a build, validation or mirroring.
+    pub unit: Option<Unit>,
 }
 
 impl Match {
@@ -33,10 +33,16 @@ impl Match {
         Match::default()
     }
 
-    /// Matches the executions of `step` (a key's `step` field).
+    /// Matches the executions of the step whose key (id, else name) is `step`; Terraform
+    /// steps included.
     pub fn step(step: impl Into<String>) -> Self {
+        Match::unit(Unit::step(step))
+    }
+
+    /// Matches the executions of `unit` (a build, validation, mirroring or a step).
+    pub fn unit(unit: Unit) -> Self {
         Match {
-            step: Some(step.into()),
+            unit: Some(unit),
             ..Match::default()
         }
     }
@@ -48,7 +54,7 @@ impl Match {
             revision: Some(key.revision),
             stage: Some(key.stage.clone()),
             attempt: Some(key.attempt),
-            step: Some(key.step.clone()),
+            unit: Some(key.unit.clone()),
         }
     }
 
@@ -82,7 +88,7 @@ impl Match {
             && self.revision.is_none_or(|r| r == key.revision)
             && self.stage.as_ref().is_none_or(|s| *s == key.stage)
             && self.attempt.is_none_or(|a| a == key.attempt)
-            && self.step.as_ref().is_none_or(|s| *s == key.step)
+            && self.unit.as_ref().is_none_or(|u| *u == key.unit)
     }
 
     fn specificity(&self) -> usize {
@@ -91,7 +97,7 @@ impl Match {
             self.revision.is_some(),
             self.stage.is_some(),
             self.attempt.is_some(),
-            self.step.is_some(),
+            self.unit.is_some(),
         ]
         .into_iter()
         .filter(|set| *set)
@@ -114,13 +120,7 @@ mod tests {
     use super::*;
 
     fn key(stage: &str, attempt: u32, step: &str) -> ExecutionKey {
-        ExecutionKey {
-            pipeline: "api".into(),
-            revision: 3,
-            stage: stage.into(),
-            attempt,
-            step: step.into(),
-        }
+        ExecutionKey::new("api", 3, stage, attempt, Unit::step(step))
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use devramps_core::backend::Clock;
+use devramps_core::backend::{Clock, Unit};
 use devramps_core::engine::{Engine, EngineConfig, PushRequest};
 use devramps_core::lifecycle::{Actor, Decide, Event, PipelineState, StageState};
 use devramps_memory::{MemoryHandles, scripted_backends};
@@ -123,7 +123,7 @@ fn a_push_deploys_to_prod_through_every_phase() {
         .steps
         .started()
         .into_iter()
-        .filter(|k| k.step == "deploy")
+        .filter(|k| k.unit == Unit::step("deploy"))
         .collect();
     assert_eq!(deploy_requests.len(), 2);
     let prod = deploy_requests
@@ -309,7 +309,7 @@ fn l20_after_a_restart_the_engine_resumes_from_the_store_and_reattaches_to_runni
         .steps
         .log()
         .iter()
-        .filter(|r| r.key.stage == "prod" && r.key.step == "deploy")
+        .filter(|r| r.key.stage == "prod" && r.key.unit == Unit::step("deploy"))
         .count();
     assert!(
         reattached >= 2,
@@ -319,7 +319,7 @@ fn l20_after_a_restart_the_engine_resumes_from_the_store_and_reattaches_to_runni
         .steps
         .started()
         .into_iter()
-        .filter(|k| k.stage == "prod" && k.step == "deploy")
+        .filter(|k| k.stage == "prod" && k.unit == Unit::step("deploy"))
         .count();
     assert_eq!(
         starts, 1,

@@ -18,7 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use devramps_core::backend::{
     AppendOptions, Backends, EventStore, EventStoreExt, ExecutionKey, Outcome, Runner, StepRunners,
-    StoredEvent,
+    StoredEvent, Unit,
 };
 use devramps_core::engine::{Appended, Engine, EngineConfig, Observer, PushRequest};
 use devramps_core::lifecycle::{
@@ -262,7 +262,7 @@ impl Cluster {
                 handles.steps.script(deploy.in_stage(stage), behavior);
             }
             if rng.chance(5) {
-                let build = Match::step("build:image").revision(revision);
+                let build = Match::unit(Unit::build("image")).revision(revision);
                 let failing = Behavior::fail("scripted build failure", Duration::from_secs(20));
                 handles.builds.script(build, failing);
             }
@@ -926,14 +926,8 @@ impl EventStore for GatedStore {
     }
 }
 
-fn key(stage: &str, step: &str) -> ExecutionKey {
-    ExecutionKey {
-        pipeline: SLUG.to_owned(),
-        revision: 1,
-        stage: stage.to_owned(),
-        attempt: 1,
-        step: step.to_owned(),
-    }
+fn key(stage: &str, unit: Unit) -> ExecutionKey {
+    ExecutionKey::new(SLUG, 1, stage, 1, unit)
 }
 
 #[test]
@@ -978,7 +972,7 @@ fn l21_a_holder_whose_lease_was_taken_over_cannot_write() {
     pool.run_until(async move { engine.push(SLUG, push).await })
         .expect("A records the push");
     // A drives: the build, validation and mirroring pass, staging's deploy starts.
-    let deploy = key("staging", "deploy");
+    let deploy = key("staging", Unit::step("deploy"));
     for _ in 0..100 {
         pool.run_until_stalled();
         if a_runner.running().contains(&deploy) {
@@ -1152,7 +1146,7 @@ fn l12_l21_a_cancel_recorded_by_another_instance_stops_work_the_holder_starts_la
     let engine = b.clone();
     pool.run_until(async move { engine.cancel(SLUG, op).await })
         .expect("B records the cancel");
-    let build = key("staging", "build:image");
+    let build = key("staging", Unit::build("image"));
     // A polls, catches up and re-attaches to the build of a cancelling stage-deployment: it
     // starts it and stops it at once, so the cancel completes (L12).
     handles.clock.advance(POLL);

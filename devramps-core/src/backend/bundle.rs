@@ -340,7 +340,7 @@ mod tests {
             revision: 1,
             stage: "prod".into(),
             attempt: 1,
-            step: "deploy".into(),
+            unit: crate::exec::Unit::step("deploy"),
         };
         block_on(async {
             let append = b.store.append("api", 0, vec![], AppendOptions::default());

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::work::{
+use super::{
     ArtifactMirror, ExecutionKey, InfraPlan, InfraRequest, InfrastructureSynthesizer,
     MirrorRequest, Outcome, Outputs, ResourceValidator, Runner, StageTarget,
 };

@@ -16,6 +16,10 @@ mod work;
 
 use std::sync::Arc;
 
+pub use crate::exec::{
+    BuildRequest, ExecutionKey, InfraPlan, InfraRequest, MirrorRequest, Outcome, Outputs,
+    StageTarget, StepRequest, Unit,
+};
 pub use alarm::{AlarmChange, AlarmId, AlarmSource, DynAlarmSource};
 pub use bundle::BackendsBuilder;
 pub use clock::{Clock, DynClock};
@@ -26,9 +30,8 @@ pub use store::{AppendOptions, DynEventStore, EventStore, EventStoreExt, Snapsho
 #[cfg(feature = "tokio")]
 pub use tokio_clock::TokioClock;
 pub use work::{
-    ArtifactMirror, BuildRequest, BuildRunner, DynBuildRunner, DynStepRunner, ExecutionKey,
-    InfraPlan, InfraRequest, InfrastructureSynthesizer, MirrorRequest, Outcome, Outputs,
-    ResourceValidator, Runner, StageTarget, StepRequest, StepRunner, StepRunners,
+    ArtifactMirror, BuildRunner, DynBuildRunner, DynStepRunner, InfrastructureSynthesizer,
+    ResourceValidator, Runner, StepRunner, StepRunners,
 };
 
 /// One of each backend. Build it with [`Backends::builder`]: every piece not given fails with

@@ -15,9 +15,9 @@ use futures::future::{BoxFuture, FutureExt};
 use jiff::{SignedDuration, Timestamp};
 
 use super::driver::EngineDriver;
+use super::execute::{self, Done};
 use super::feed::ATTEMPTS;
 use super::pipeline::Flight;
-use super::work::{self, Done};
 use crate::backend::{AppendOptions, ExecutionKey, Lease};
 use crate::error::Error;
 use crate::lifecycle::{Command, StageState};
@@ -299,14 +299,11 @@ impl EngineDriver {
         let Some(p) = self.pipelines.get(pipeline) else {
             return;
         };
-        let Some(machine) = &p.machine else {
-            return;
-        };
         let mut launch = Vec::new();
         let mut stops = Vec::new();
         for command in commands {
             if let Command::Cancel { key } = command {
-                stops.push(work::stop(&self.backends, key));
+                stops.push(execute::stop(&self.backends, key));
                 continue;
             }
             if token.is_none() {
@@ -317,10 +314,10 @@ impl EngineDriver {
                 tracing::debug!(execution = %key, "already running");
                 continue;
             }
-            if let Some(f) = work::start(&self.backends, pipeline, machine.state(), command, false)
-            {
-                launch.push((key, f));
-            }
+            launch.push((
+                key,
+                execute::start(&self.backends, pipeline, command, false),
+            ));
         }
         for stop in stops {
             self.work.push(Box::pin(stop.map(|()| Landed::Nothing)));
@@ -366,13 +363,14 @@ impl EngineDriver {
             }
             if p.in_flight.contains_key(&key) {
                 if stopping {
-                    stops.push(work::stop(&self.backends, key));
+                    stops.push(execute::stop(&self.backends, key));
                 }
                 continue;
             }
-            if let Some(f) = work::start(&self.backends, pipeline, state, command, stopping) {
-                launch.push((key, f));
-            }
+            launch.push((
+                key,
+                execute::start(&self.backends, pipeline, command, stopping),
+            ));
         }
         for stop in stops {
             self.work.push(Box::pin(stop.map(|()| Landed::Nothing)));

@@ -33,12 +33,12 @@
 
 mod backoff;
 mod driver;
+mod execute;
 mod feed;
 mod lease;
 mod observe;
 mod ops;
 mod pipeline;
-mod work;
 
 pub use driver::EngineDriver;
 pub use observe::{Appended, DynObserver, Observer};

@@ -177,7 +177,7 @@ mod tests {
             revision: 1,
             stage: "staging".into(),
             attempt: 1,
-            step: step.into(),
+            unit: crate::exec::Unit::step(step),
         }
     }
 

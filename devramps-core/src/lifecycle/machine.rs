@@ -9,14 +9,15 @@ use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 
+use super::command::Command;
 use super::record::{Event, Record};
 use super::state::PipelineState;
 use super::table::{Trigger, next_state};
 use super::types::{Actor, AlarmState, Emergency, Phase, StageState, StepState, WaitingFor};
-use crate::backend::{ExecutionKey, InfraPlan, Outcome};
-use crate::expr::{Organization, ParamValue};
-use crate::pipeline::{ApprovalPolicy, BuiltinStep, TimeWindow, YamlEnum};
-use crate::plan::{Decision, StepPlan};
+use crate::exec::{ExecutionKey, InfraPlan, Outcome, Unit};
+use crate::expr::Organization;
+use crate::pipeline::{ApprovalPolicy, TimeWindow};
+use crate::plan::{Decision, StepKind, StepPlan};
 
 /// A push of a commit to a branch, with what synthesis needs (read by the engine).
 #[derive(Clone, Debug, PartialEq)]
@@ -185,71 +186,6 @@ pub struct Operate {
     pub reason: Option<String>,
 }
 
-/// Work for the engine.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Command {
-    /// Build an artifact (`key.step` is `build:<artifact>`).
-    Build {
-        /// Idempotency key.
-        key: ExecutionKey,
-        /// Artifact id.
-        artifact: String,
-    },
-    /// Check the stage's resources (`key.step` is `validate`).
-    ValidateResources {
-        /// Idempotency key.
-        key: ExecutionKey,
-    },
-    /// Mirror the artifacts into the stage (`key.step` is `mirror`).
-    Mirror {
-        /// Idempotency key.
-        key: ExecutionKey,
-    },
-    /// Plan a Terraform step.
-    PlanInfra {
-        /// Idempotency key.
-        key: ExecutionKey,
-        /// Index of the step in the stage plan.
-        step: usize,
-    },
-    /// Apply a Terraform step's plan.
-    ApplyInfra {
-        /// Idempotency key.
-        key: ExecutionKey,
-        /// Index of the step in the stage plan.
-        step: usize,
-    },
-    /// Run a step through the step runners.
-    RunStep {
-        /// Idempotency key.
-        key: ExecutionKey,
-        /// Index of the step in the stage plan.
-        step: usize,
-        /// Whether a person approved it.
-        approved: bool,
-    },
-    /// Stop an execution.
-    Cancel {
-        /// Idempotency key.
-        key: ExecutionKey,
-    },
-}
-
-impl Command {
-    /// The execution the command concerns.
-    pub fn key(&self) -> &ExecutionKey {
-        match self {
-            Command::Build { key, .. }
-            | Command::ValidateResources { key }
-            | Command::Mirror { key }
-            | Command::PlanInfra { key, .. }
-            | Command::ApplyInfra { key, .. }
-            | Command::RunStep { key, .. }
-            | Command::Cancel { key } => key,
-        }
-    }
-}
-
 /// What one input produced.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Output {
@@ -365,105 +301,68 @@ impl Machine {
     }
 
     /// The work in flight, as commands: after a restart the engine re-attaches to it (L20).
+    /// Each is the command issued when that work started.
     pub fn pending_work(&self) -> Vec<Command> {
         let mut out = Vec::new();
         for deployment in self.state.active_deployments() {
             let Some(plan) = &deployment.plan else {
                 continue;
             };
+            let revision = deployment.revision;
             for (index, run) in deployment.stages.iter().enumerate() {
                 if !run.state.holds_lock() {
                     continue;
                 }
-                let key = |step: &str| self.key(deployment.revision, &run.name, run.attempt, step);
+                let stage = run.name.as_str();
                 for (artifact, state) in &run.builds {
                     if *state == StepState::Running {
-                        out.push(Command::Build {
-                            key: key(&format!("build:{artifact}")),
-                            artifact: artifact.clone(),
-                        });
+                        out.extend(self.build_command(revision, stage, artifact));
                     }
                 }
                 match run.phase {
-                    Some(Phase::ResourceValidation) => out.push(Command::ValidateResources {
-                        key: key("validate"),
-                    }),
-                    Some(Phase::Mirroring) => out.push(Command::Mirror { key: key("mirror") }),
+                    Some(Phase::ResourceValidation) => {
+                        out.extend(self.validate_command(revision, stage));
+                    }
+                    Some(Phase::Mirroring) => out.extend(self.mirror_command(revision, stage)),
                     _ => {}
                 }
-                let stage_plan = &plan.stages[index];
+                let Some(stage_plan) = plan.stages.get(index) else {
+                    continue;
+                };
                 for (i, (step, s)) in stage_plan.steps.iter().zip(&run.steps).enumerate() {
-                    if s.state != StepState::Running || is_bake(step) {
-                        continue;
+                    if s.state == StepState::Running && !step.kind.is_bake() {
+                        out.extend(self.step_command(revision, stage, i, s.approved));
                     }
-                    let k = key(step.key());
-                    out.push(if is_terraform(step) {
-                        if s.approved {
-                            Command::ApplyInfra { key: k, step: i }
-                        } else {
-                            Command::PlanInfra { key: k, step: i }
-                        }
-                    } else {
-                        Command::RunStep {
-                            key: k,
-                            step: i,
-                            approved: s.approved,
-                        }
-                    });
                 }
             }
         }
         out
     }
 
-    fn key(&self, revision: u64, stage: &str, attempt: u32, step: &str) -> ExecutionKey {
-        ExecutionKey {
-            pipeline: self.slug.clone(),
-            revision,
-            stage: stage.to_owned(),
-            attempt,
-            step: step.to_owned(),
-        }
+    fn key(&self, revision: u64, stage: &str, attempt: u32, unit: Unit) -> ExecutionKey {
+        ExecutionKey::new(&self.slug, revision, stage, attempt, unit)
     }
-}
-
-fn is_bake(step: &StepPlan) -> bool {
-    step.step_type == BuiltinStep::ApprovalBake.as_str()
-}
-
-fn is_terraform(step: &StepPlan) -> bool {
-    step.step_type == BuiltinStep::TerraformSynthesize.as_str()
-}
-
-fn is_test_gate(step: &StepPlan) -> bool {
-    step.step_type == BuiltinStep::ApprovalTest.as_str()
-}
-
-fn param<'a>(step: &'a StepPlan, name: &str) -> Option<&'a ParamValue> {
-    step.params.get(name)
 }
 
 /// A bake's end, or a step's timeout (L10); approval waits have none.
 fn step_deadline(step: &StepPlan, started: Option<Timestamp>) -> Option<Timestamp> {
     let started = started?;
-    let minutes = if is_bake(step) {
-        match param(step, "duration_minutes") {
-            Some(ParamValue::Int(m)) => *m,
-            _ => 0,
-        }
-    } else {
-        i64::try_from(step.timeout_minutes?).unwrap_or(i64::MAX / 120)
+    let minutes = match step.kind {
+        StepKind::Bake { minutes } => minutes,
+        _ => step.timeout_minutes?,
     };
+    let minutes = i64::try_from(minutes).unwrap_or(i64::MAX / 120);
     started
         .checked_add(SignedDuration::from_mins(minutes.clamp(0, 10_000_000)))
         .ok()
 }
 
+/// When a Terraform step's plan waits for a person.
 fn approval_policy(step: &StepPlan) -> ApprovalPolicy {
-    match param(step, "requires_approval") {
-        Some(ParamValue::String(s)) => {
-            ApprovalPolicy::parse(s).unwrap_or(ApprovalPolicy::DestructiveChangesOnly)
-        }
+    match step.kind {
+        StepKind::Terraform {
+            requires_approval, ..
+        } => requires_approval,
         _ => ApprovalPolicy::DestructiveChangesOnly,
     }
 }
@@ -492,6 +391,11 @@ impl Run<'_> {
 
     fn command(&mut self, command: Command) {
         self.out.commands.push(command);
+    }
+
+    /// Issues a command made by the machine (none when the plan lacks what it names).
+    fn issue(&mut self, command: Option<Command>) {
+        self.out.commands.extend(command);
     }
 
     fn set_stage(
@@ -851,5 +755,6 @@ impl StageDetail {
     }
 }
 
+mod commands;
 mod operations;
 mod progress;

@@ -1,5 +1,6 @@
 //! The deployment lifecycle of `lifecycle.md`: its states and names, and the time windows (L8).
 
+mod command;
 mod machine;
 mod record;
 mod state;
@@ -7,9 +8,10 @@ mod table;
 mod types;
 mod window;
 
+pub use command::{BuildWork, Command, InfraWork, MirrorWork, StepOutputs, StepWork, ValidateWork};
 pub use machine::{
-    AlarmInput, Command, Control, ControlAction, Decide, Input, Machine, Operate, Output, Patch,
-    Person, PipelineDecision, Push, WorkResult,
+    AlarmInput, Control, ControlAction, Decide, Input, Machine, Operate, Output, Patch, Person,
+    PipelineDecision, Push, WorkResult,
 };
 pub use record::{Event, Record};
 pub use state::{Deployment, PipelineState, StageRun, StageRuntime, StepRun};

@@ -20,10 +20,12 @@
 //! assert_eq!(plan.stages[1].steps[2].params.to_json()["revision"], 7);
 //! ```
 
+mod kind;
 pub mod naming;
 mod rebuild;
 mod synth;
 
+pub use kind::StepKind;
 pub use rebuild::{Decision, RebuildMatcher, RebuildReason, is_glob};
 pub use synth::{
     ArtifactPlan, Changes, DEFAULT_STEP_TIMEOUT_MINUTES, DEFAULT_TEST_TIMEOUT_MINUTES, Plan,

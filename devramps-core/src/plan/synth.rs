@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::kind::StepKind;
 use super::naming;
 use super::rebuild::{Decision, RebuildMatcher, RebuildReason};
 use crate::expr::{
@@ -160,6 +161,10 @@ pub struct StepPlan {
     /// Timeout in minutes; `None` for waits on people (bake, approvals) which have none (L10).
     #[serde(skip)]
     pub timeout_minutes: Option<u64>,
+    /// What the step is, from its type and parameters (not printed: `type` and `params` say
+    /// it).
+    #[serde(skip)]
+    pub kind: StepKind,
 }
 
 impl StepPlan {
@@ -554,6 +559,7 @@ impl<'d> Synthesis<'d> {
                 report(errors, self.source, failures);
             }
             let predecessors = effective[index].clone();
+            let kind = StepKind::of(&step.step_type.value, &params);
             plans.push(StepPlan {
                 name: step.name.value.clone(),
                 id: step.id.as_ref().map(|i| i.value.clone()),
@@ -567,6 +573,7 @@ impl<'d> Synthesis<'d> {
                 index,
                 predecessors,
                 timeout_minutes: self.timeouts[index],
+                kind,
             });
         }
         StagePlan {

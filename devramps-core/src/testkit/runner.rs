@@ -49,7 +49,7 @@ fn key(step: &str, attempt: u32) -> ExecutionKey {
         revision: 1,
         stage: "prod".to_owned(),
         attempt,
-        step: step.to_owned(),
+        unit: crate::exec::Unit::step(step),
     }
 }
 

@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use devramps_core::backend::Clock;
+use devramps_core::backend::{Clock, Unit};
 use devramps_core::expr::FinalValue;
 use futures::FutureExt;
 use futures::executor::block_on;
@@ -18,22 +18,15 @@ fn setup() -> (ManualClock, ScriptedStepRunner) {
 }
 
 fn key(stage: &str, attempt: u32, step: &str) -> ExecutionKey {
-    ExecutionKey {
-        pipeline: "api".into(),
-        revision: 1,
-        stage: stage.into(),
-        attempt,
-        step: step.into(),
-    }
+    ExecutionKey::new("api", 1, stage, attempt, Unit::step(step))
 }
 
 fn request(key: &ExecutionKey) -> StepRequest {
-    StepRequest {
-        key: key.clone(),
-        step_type: "CUSTOM:SCRIPT:DEPLOY".into(),
-        params: FinalValue::Plain(json!({})),
-        approved: false,
-    }
+    StepRequest::new(
+        key.clone(),
+        "CUSTOM:SCRIPT:DEPLOY",
+        FinalValue::Plain(json!({})),
+    )
 }
 
 fn failed(reason: &str) -> Outcome {

@@ -10,7 +10,7 @@ use devramps_core::Result;
 use devramps_core::backend::{
     Backends, BuildRequest, Clock, DynClock, EventStoreExt, ExecutionKey, InfraPlan, InfraRequest,
     InfrastructureSynthesizer, Outcome, Outputs, ResourceValidator, Runner, SecretScope,
-    SecretSource, StageTarget, StepRequest, StepRunners,
+    SecretSource, StageTarget, StepRequest, StepRunners, Unit,
 };
 use devramps_core::expr::SecretString;
 use devramps_core::lifecycle::{Event, Record};
@@ -31,8 +31,8 @@ pub(super) struct Script {
     pub(super) commit: String,
     /// The stage; `None` matches every stage (builds of shared artifacts).
     pub(super) stage: Option<String>,
-    /// The execution key's step: a step key, or `build:<artifact id>`.
-    pub(super) step: String,
+    /// The execution key's unit: a step or a build.
+    pub(super) unit: Unit,
     /// The attempt.
     pub(super) attempt: u32,
     /// How it ends.
@@ -99,7 +99,7 @@ impl Scripts {
             .rev()
             .find(|s| {
                 s.commit == commit
-                    && s.step == key.step
+                    && s.unit == key.unit
                     && s.attempt == key.attempt
                     && s.stage.as_ref().is_none_or(|stage| *stage == key.stage)
             })

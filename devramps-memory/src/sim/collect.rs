@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use devramps_core::backend::Unit;
 use devramps_core::lifecycle::{Emergency, Event, PipelineState, Record, StageState, WaitingFor};
 use jiff::Timestamp;
 use serde::Serialize;
@@ -314,7 +315,7 @@ fn event_report(record: &Record, commit_of: &impl Fn(u64) -> Option<String>) -> 
         } => {
             at_revision(&mut event, *revision);
             event.stage = stage.clone();
-            event.step = Some(format!("build:{artifact}"));
+            event.step = Some(Unit::build(artifact).to_string());
             event.state = Some("RUNNING".to_owned());
         }
         Event::BuildFinished {
@@ -326,7 +327,7 @@ fn event_report(record: &Record, commit_of: &impl Fn(u64) -> Option<String>) -> 
         } => {
             at_revision(&mut event, *revision);
             event.stage = stage.clone();
-            event.step = Some(format!("build:{artifact}"));
+            event.step = Some(Unit::build(artifact).to_string());
             event.state = Some(if *succeeded { "SUCCEEDED" } else { "FAILED" }.to_owned());
             event.reason = reason.clone();
         }
@@ -336,7 +337,7 @@ fn event_report(record: &Record, commit_of: &impl Fn(u64) -> Option<String>) -> 
             commit,
         } => {
             at_revision(&mut event, *revision);
-            event.step = Some(format!("build:{artifact}"));
+            event.step = Some(Unit::build(artifact).to_string());
             event.reason = Some(format!("reuses the build of commit {commit}"));
         }
         Event::StepState {

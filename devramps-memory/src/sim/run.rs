@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use devramps_core::backend::AlarmId;
 use devramps_core::backend::Clock;
+use devramps_core::backend::{AlarmId, Unit};
 use devramps_core::engine::{Engine, EngineConfig, EngineDriver, PatchRequest, PushRequest};
 use devramps_core::lifecycle::{
     Actor, AlarmInput, AlarmState, Control, ControlAction, Decide, Event, Operate, Person,
@@ -393,21 +393,22 @@ impl<'s> Sim<'s> {
 
     fn outcome(&mut self, outcome: &ScriptedOutcome) {
         let definition = self.definition.as_ref();
-        let step = match &outcome.target {
-            StepRef::Step(step) => definition
-                .and_then(|d| d.step(&step.value))
-                .map_or_else(|| step.value.clone(), |s| s.key().to_owned()),
-            StepRef::Build(artifact) => {
-                let id = definition
+        let unit = match &outcome.target {
+            StepRef::Step(step) => Unit::step(
+                definition
+                    .and_then(|d| d.step(&step.value))
+                    .map_or_else(|| step.value.clone(), |s| s.key().to_owned()),
+            ),
+            StepRef::Build(artifact) => Unit::build(
+                definition
                     .and_then(|d| d.artifact(&artifact.value))
-                    .map_or_else(|| artifact.value.clone(), |a| a.id.value.clone());
-                format!("build:{id}")
-            }
+                    .map_or_else(|| artifact.value.clone(), |a| a.id.value.clone()),
+            ),
         };
         self.handles.scripts.add(Script {
             commit: outcome.commit.clone(),
             stage: outcome.stage.as_ref().map(|s| s.value.clone()),
-            step,
+            unit,
             attempt: outcome.attempt,
             result: outcome.result,
             duration: outcome.duration,

@@ -167,11 +167,12 @@ pub(crate) fn step_runner() -> RunnerFixture<StepRequest> {
     };
     RunnerFixture {
         runner,
-        request: Box::new(|key| StepRequest {
-            key,
-            step_type: "CUSTOM:CONFORMANCE".to_owned(),
-            params: FinalValue::Plain(serde_json::json!({})),
-            approved: false,
+        request: Box::new(|key| {
+            StepRequest::new(
+                key,
+                "CUSTOM:CONFORMANCE",
+                FinalValue::Plain(serde_json::json!({})),
+            )
         }),
         time: manual(handles.clock),
     }
@@ -184,12 +185,14 @@ pub(crate) fn build_runner() -> RunnerFixture<BuildRequest> {
     runner.script(Match::step(SLOW), Behavior::hang());
     RunnerFixture {
         runner: Arc::new(runner),
-        request: Box::new(|key| BuildRequest {
-            key,
-            artifact: "image".to_owned(),
-            artifact_type: ArtifactType::DockerBuild,
-            commit: "c1".to_owned(),
-            params: FinalValue::Plain(serde_json::json!({})),
+        request: Box::new(|key| {
+            BuildRequest::new(
+                key,
+                "image",
+                ArtifactType::DockerBuild,
+                "c1",
+                FinalValue::Plain(serde_json::json!({})),
+            )
         }),
         time: manual(clock),
     }
@@ -216,22 +219,17 @@ pub(crate) fn mirror() -> MirrorFixture {
     let image_url = "222222222222.dkr.ecr.us-east-1.amazonaws.com/api:c1".to_owned();
     MirrorFixture {
         mirror: Arc::new(mirror),
-        request: MirrorRequest {
-            target: StageTarget {
-                pipeline: "api".to_owned(),
-                stage: "prod".to_owned(),
-                account_id: "222222222222".to_owned(),
-                region: "us-east-1".to_owned(),
-            },
-            artifact: "image".to_owned(),
-            artifact_type: ArtifactType::DockerBuild,
-            build_commit: "c1".to_owned(),
-            destination: ArtifactLocation {
+        request: MirrorRequest::new(
+            StageTarget::new("api", "prod", "222222222222", "us-east-1"),
+            "image",
+            ArtifactType::DockerBuild,
+            "c1",
+            ArtifactLocation {
                 image_url,
                 image_tag: "c1".to_owned(),
                 ..ArtifactLocation::default()
             },
-        },
+        ),
         holds: Box::new(move |request| {
             let held = probe.contains(request);
             Box::pin(async move { Ok(held) })

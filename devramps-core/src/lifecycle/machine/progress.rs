@@ -20,9 +20,9 @@ impl Run<'_> {
         Some((index, plan.stages[index].clone()))
     }
 
-    fn key_of(&self, revision: u64, stage: &str, step: &str) -> ExecutionKey {
+    fn key_of(&self, revision: u64, stage: &str, unit: Unit) -> ExecutionKey {
         let attempt = self.state().run(revision, stage).map_or(1, |r| r.attempt);
-        self.machine.key(revision, stage, attempt, step)
+        self.machine.key(revision, stage, attempt, unit)
     }
 
     /// Moves a running stage-deployment on as far as it can go now.
@@ -95,12 +95,12 @@ impl Run<'_> {
         }
         match phase {
             Phase::ResourceValidation => {
-                let key = self.key_of(revision, stage, "validate");
-                self.command(Command::ValidateResources { key });
+                let command = self.machine.validate_command(revision, stage);
+                self.issue(command);
             }
             Phase::Mirroring => {
-                let key = self.key_of(revision, stage, "mirror");
-                self.command(Command::Mirror { key });
+                let command = self.machine.mirror_command(revision, stage);
+                self.issue(command);
             }
             _ => {}
         }
@@ -179,11 +179,8 @@ impl Run<'_> {
                             stage: at.clone(),
                         },
                     );
-                    let key = self.key_of(revision, stage, &format!("build:{artifact}"));
-                    self.command(Command::Build {
-                        key,
-                        artifact: artifact.clone(),
-                    });
+                    let command = self.machine.build_command(revision, stage, artifact);
+                    self.issue(command);
                     running = true;
                 }
                 Some(StepState::Running) => running = true,
@@ -210,7 +207,9 @@ impl Run<'_> {
         plan.steps
             .iter()
             .enumerate()
-            .filter(|(_, s)| !s.skipped && (is_terraform(s) == (phase == Phase::Infrastructure)))
+            .filter(|(_, s)| {
+                !s.skipped && (s.kind.is_terraform() == (phase == Phase::Infrastructure))
+            })
             .map(|(i, _)| i)
             .collect()
     }
@@ -284,7 +283,7 @@ impl Run<'_> {
             if deadline > self.now {
                 continue;
             }
-            if is_bake(step) {
+            if step.kind.is_bake() {
                 self.set_step(
                     revision,
                     stage,
@@ -301,7 +300,7 @@ impl Run<'_> {
                     StepState::TimedOut,
                     Some(format!("exceeded its {minutes}-minute timeout")),
                 );
-                let key = self.key_of(revision, stage, step.key());
+                let key = self.key_of(revision, stage, Unit::step(step.key()));
                 self.command(Command::Cancel { key });
             }
             let _ = i;
@@ -341,7 +340,7 @@ impl Run<'_> {
                 matches!(
                     run.steps[p].state,
                     StepState::Succeeded | StepState::Skipped
-                ) || (phase == Phase::Infrastructure && !is_terraform(&plan.steps[p]))
+                ) || (phase == Phase::Infrastructure && !plan.steps[p].kind.is_terraform())
             });
             if ready {
                 self.start_step(revision, stage, i, &plan.steps[i]);
@@ -361,19 +360,11 @@ impl Run<'_> {
 
     fn start_step(&mut self, revision: u64, stage: &str, index: usize, step: &StepPlan) {
         self.set_step(revision, stage, step.key(), StepState::Running, None);
-        if is_bake(step) {
+        if step.kind.is_bake() {
             return;
         }
-        let key = self.key_of(revision, stage, step.key());
-        if is_terraform(step) {
-            self.command(Command::PlanInfra { key, step: index });
-        } else {
-            self.command(Command::RunStep {
-                key,
-                step: index,
-                approved: false,
-            });
-        }
+        let command = self.machine.step_command(revision, stage, index, false);
+        self.issue(command);
     }
 
     fn succeed(&mut self, revision: u64, stage: &str) {
@@ -451,7 +442,8 @@ impl Run<'_> {
             return; // A result of an older attempt, or after the stage ended: nothing to do.
         }
         let cancelling = run.state == StageState::Cancelling;
-        if let Some(artifact) = key.step.strip_prefix("build:") {
+        if let Unit::Build { artifact } = &key.unit {
+            let artifact = artifact.as_str();
             if run.builds.get(artifact) != Some(&StepState::Running) {
                 return;
             }
@@ -478,8 +470,9 @@ impl Run<'_> {
             );
             return;
         }
-        match (key.step.as_str(), run.phase) {
-            ("validate", Some(Phase::ResourceValidation)) | ("mirror", Some(Phase::Mirroring)) => {
+        match (&key.unit, run.phase) {
+            (Unit::Validate, Some(Phase::ResourceValidation))
+            | (Unit::Mirror, Some(Phase::Mirroring)) => {
                 if cancelling {
                     return;
                 }
@@ -489,7 +482,7 @@ impl Run<'_> {
                         self.enter(revision, stage, next);
                     }
                     WorkResult::Done(Outcome::Failed { reason }) => {
-                        let what = if key.step == "validate" {
+                        let what = if key.unit == Unit::Validate {
                             "resource validation"
                         } else {
                             "artifact mirroring"
@@ -510,7 +503,10 @@ impl Run<'_> {
         let Some((_, plan)) = self.plan_stage(revision, stage) else {
             return;
         };
-        let Some(index) = plan.steps.iter().position(|s| s.key() == key.step) else {
+        let Some(step_key) = key.unit.step_key() else {
+            return;
+        };
+        let Some(index) = plan.steps.iter().position(|s| s.key() == step_key) else {
             return;
         };
         let step = &plan.steps[index];
@@ -531,8 +527,8 @@ impl Run<'_> {
                     );
                     self.wait_for_approval(revision, stage, name, Some(reason));
                 } else {
-                    let key = key.clone();
-                    self.command(Command::ApplyInfra { key, step: index });
+                    let command = self.machine.step_command(revision, stage, index, true);
+                    self.issue(command);
                 }
             }
             WorkResult::Done(Outcome::Succeeded { outputs }) => {
@@ -546,7 +542,7 @@ impl Run<'_> {
             WorkResult::Done(Outcome::Failed { reason }) => {
                 if cancelling {
                     self.set_step(revision, stage, &name, StepState::Cancelled, Some(reason));
-                } else if is_test_gate(step) {
+                } else if step.kind.is_test_gate() {
                     // A failed test gate waits for a person: approve to continue, reject to fail (L16).
                     let reason = format!("tests failed: {reason}");
                     self.wait_for_approval(revision, stage, name, Some(reason));
@@ -614,7 +610,7 @@ impl Run<'_> {
         };
         let state = run.steps.get(index).map(|s| s.state);
         let waiting = state == Some(StepState::WaitingApproval);
-        let baking = state == Some(StepState::Running) && is_bake(&step);
+        let baking = state == Some(StepState::Running) && step.kind.is_bake();
         let running = run.state.holds_lock() && run.state != StageState::Cancelling;
         if !running || !(waiting || baking) {
             return self.refuse(
@@ -649,7 +645,7 @@ impl Run<'_> {
             self.set_step(d.revision, &d.stage, &key, StepState::Failed, Some(reason));
             return;
         }
-        if baking || is_test_gate(&step) {
+        if baking || step.kind.is_test_gate() {
             self.set_step(
                 d.revision,
                 &d.stage,
@@ -666,19 +662,8 @@ impl Run<'_> {
             StepState::Running,
             Some(format!("approved by {}", d.actor)),
         );
-        let exec = self.key_of(d.revision, &d.stage, &key);
-        if is_terraform(&step) {
-            self.command(Command::ApplyInfra {
-                key: exec,
-                step: index,
-            });
-        } else {
-            self.command(Command::RunStep {
-                key: exec,
-                step: index,
-                approved: true,
-            });
-        }
+        let command = self.machine.step_command(d.revision, &d.stage, index, true);
+        self.issue(command);
     }
 
     /// Records that an operation was refused, naming the rule and why.
@@ -852,7 +837,7 @@ impl Run<'_> {
         };
         for (artifact, state) in &run.builds {
             if *state == StepState::Running {
-                let key = self.key_of(op.revision, &op.stage, &format!("build:{artifact}"));
+                let key = self.key_of(op.revision, &op.stage, Unit::build(artifact));
                 self.command(Command::Cancel { key });
             }
         }
@@ -860,17 +845,17 @@ impl Run<'_> {
             run.phase,
             Some(Phase::ResourceValidation | Phase::Mirroring)
         ) {
-            let step = if run.phase == Some(Phase::Mirroring) {
-                "mirror"
+            let unit = if run.phase == Some(Phase::Mirroring) {
+                Unit::Mirror
             } else {
-                "validate"
+                Unit::Validate
             };
-            let key = self.key_of(op.revision, &op.stage, step);
+            let key = self.key_of(op.revision, &op.stage, unit);
             self.command(Command::Cancel { key });
         }
         for (step, s) in plan.steps.iter().zip(&run.steps) {
             match s.state {
-                StepState::Running if is_bake(step) => {
+                StepState::Running if step.kind.is_bake() => {
                     self.set_step(
                         op.revision,
                         &op.stage,
@@ -880,7 +865,7 @@ impl Run<'_> {
                     );
                 }
                 StepState::Running => {
-                    let key = self.key_of(op.revision, &op.stage, step.key());
+                    let key = self.key_of(op.revision, &op.stage, Unit::step(step.key()));
                     self.command(Command::Cancel { key });
                 }
                 StepState::WaitingApproval => {

@@ -1,0 +1,236 @@
+//! Turning the machine's commands into futures over the backends. A command carries its whole
+//! request; this only fetches the secrets it needs, resolves the deferred values and calls the
+//! backend. It never reads the machine's state or the plan.
+
+use std::collections::BTreeMap;
+
+use futures::future::{BoxFuture, FutureExt};
+
+use crate::backend::{
+    Backends, BuildRequest, ExecutionKey, InfraRequest, Outcome, SecretScope, StepRequest, Unit,
+};
+use crate::expr::{Deferred, FinalValue, ParamValue, Resolution};
+use crate::lifecycle::{
+    BuildWork, Command, InfraWork, MirrorWork, StepOutputs, StepWork, ValidateWork, WorkResult,
+};
+
+/// A finished piece of work: which pipeline, which execution, how it ended.
+pub(crate) type Done = (String, ExecutionKey, WorkResult);
+
+fn failed(reason: impl Into<String>) -> WorkResult {
+    WorkResult::Done(Outcome::Failed {
+        reason: reason.into(),
+    })
+}
+
+fn succeeded() -> WorkResult {
+    WorkResult::Done(Outcome::Succeeded {
+        outputs: BTreeMap::new(),
+    })
+}
+
+/// Fetches the secrets `value` needs and resolves every deferred value (step outputs from
+/// `outputs`).
+async fn resolve(
+    backends: &Backends,
+    key: &ExecutionKey,
+    value: &ParamValue,
+    outputs: StepOutputs,
+) -> Result<FinalValue, String> {
+    let mut resolution = Resolution {
+        outputs,
+        ..Resolution::default()
+    };
+    for deferred in value.deferred() {
+        match deferred {
+            Deferred::Secret(name) if !resolution.secrets.contains_key(name) => {
+                if let Some(v) = backends
+                    .secrets
+                    .secret(&SecretScope::Organization, name)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    resolution.secrets.insert(name.clone(), v);
+                }
+            }
+            Deferred::StageSecret(name) if !resolution.stage_secrets.contains_key(name) => {
+                let scope = SecretScope::Stage {
+                    pipeline: key.pipeline.clone(),
+                    stage: key.stage.clone(),
+                };
+                if let Some(v) = backends
+                    .secrets
+                    .secret(&scope, name)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    resolution.stage_secrets.insert(name.clone(), v);
+                }
+            }
+            _ => {}
+        }
+    }
+    resolution.resolve(value).map_err(|e| e.to_string())
+}
+
+/// The future that carries out `command` for `pipeline`; it ends with the work's result
+/// (`None` for cancellations, whose effect shows in the cancelled execution's own result).
+///
+/// With `stopping`, a build or step is told to stop as soon as it is started (or re-attached): a
+/// stage-deployment that is `CANCELLING` while its work is re-attached, by a new lease holder
+/// or after a restart, may never have received the cancel (L12).
+pub(crate) fn start(
+    backends: &Backends,
+    pipeline: &str,
+    command: Command,
+    stopping: bool,
+) -> BoxFuture<'static, Option<Done>> {
+    if let Command::Cancel { key } = command {
+        return Box::pin(stop(backends, key).map(|()| None));
+    }
+    let backends = backends.clone();
+    let slug = pipeline.to_owned();
+    let key = command.key().clone();
+    let span = tracing::info_span!(
+        "work",
+        pipeline = %key.pipeline,
+        revision = key.revision,
+        stage = %key.stage,
+        attempt = key.attempt,
+        step = %key.unit
+    );
+    Box::pin(tracing::Instrument::instrument(
+        async move {
+            let result = execute(&backends, command, stopping).await;
+            Some((slug, key, result))
+        },
+        span,
+    ))
+}
+
+/// The future that tells the execution `key` to stop (whoever started it).
+pub(crate) fn stop(backends: &Backends, key: ExecutionKey) -> BoxFuture<'static, ()> {
+    let backends = backends.clone();
+    Box::pin(async move {
+        if let Err(e) = cancel(&backends, &key).await {
+            tracing::warn!(execution = %key, error = %e, "cancel failed");
+        }
+    })
+}
+
+async fn cancel(backends: &Backends, key: &ExecutionKey) -> crate::Result<()> {
+    if let Unit::Build { .. } = key.unit {
+        return backends.builds.cancel(key).await;
+    }
+    for runner in backends.steps.all() {
+        runner.cancel(key).await?;
+    }
+    Ok(())
+}
+
+async fn execute(backends: &Backends, command: Command, stopping: bool) -> WorkResult {
+    match command {
+        Command::Build(work) => build(backends, work, stopping).await,
+        Command::ValidateResources(work) => validate(backends, work).await,
+        Command::Mirror(work) => mirror(backends, work).await,
+        Command::PlanInfra(work) => infra(backends, work, false).await,
+        Command::ApplyInfra(work) => infra(backends, work, true).await,
+        Command::RunStep(work) => step(backends, work, stopping).await,
+        Command::Cancel { .. } => failed("cancel"),
+    }
+}
+
+async fn build(backends: &Backends, work: BuildWork, stopping: bool) -> WorkResult {
+    let params = match resolve(backends, &work.key, &work.params, StepOutputs::new()).await {
+        Ok(params) => params,
+        Err(e) => return failed(e),
+    };
+    let key = work.key;
+    let request = BuildRequest::new(
+        key.clone(),
+        work.artifact,
+        work.artifact_type,
+        work.commit,
+        params,
+    );
+    let stop = stopping.then(|| backends.builds.cancel(&key));
+    run(
+        backends.builds.start(request),
+        stop,
+        backends.builds.wait(&key),
+    )
+    .await
+}
+
+async fn validate(backends: &Backends, work: ValidateWork) -> WorkResult {
+    match backends
+        .resources
+        .validate(&work.target, &work.artifacts)
+        .await
+    {
+        Ok(missing) if missing.is_empty() => succeeded(),
+        Ok(missing) => failed(format!("missing resources: {}", missing.join(", "))),
+        Err(e) => failed(e.to_string()),
+    }
+}
+
+async fn mirror(backends: &Backends, work: MirrorWork) -> WorkResult {
+    for request in &work.artifacts {
+        if let Err(e) = backends.mirror.mirror(request).await {
+            return failed(format!("mirroring `{}` failed: {e}", request.artifact));
+        }
+    }
+    succeeded()
+}
+
+async fn infra(backends: &Backends, work: InfraWork, apply: bool) -> WorkResult {
+    let variables = match resolve(backends, &work.key, &work.variables, work.outputs).await {
+        Ok(variables) => variables,
+        Err(e) => return failed(e),
+    };
+    let request = InfraRequest::new(work.key, work.target, work.source, work.commit, variables);
+    match backends.infra.plan(&request).await {
+        Err(e) => failed(e.to_string()),
+        Ok(p) if !apply => WorkResult::Planned(p),
+        Ok(p) => match backends.infra.apply(&request, &p).await {
+            Ok(outputs) => WorkResult::Done(Outcome::Succeeded { outputs }),
+            Err(e) => failed(e.to_string()),
+        },
+    }
+}
+
+async fn step(backends: &Backends, work: StepWork, stopping: bool) -> WorkResult {
+    let runner = match backends.steps.get(&work.step_type) {
+        Ok(runner) => runner,
+        Err(e) => return failed(e.to_string()),
+    };
+    let params = match resolve(backends, &work.key, &work.params, work.outputs).await {
+        Ok(params) => params,
+        Err(e) => return failed(e),
+    };
+    let key = work.key;
+    let request = StepRequest::new(key.clone(), work.step_type, params).approved(work.approved);
+    let stop = stopping.then(|| runner.cancel(&key));
+    run(runner.start(request), stop, runner.wait(&key)).await
+}
+
+/// Starts (or re-attaches to) an execution, stops it at once when asked, and waits for its
+/// outcome.
+async fn run(
+    start: impl std::future::Future<Output = crate::Result<()>>,
+    stop: Option<impl std::future::Future<Output = crate::Result<()>>>,
+    wait: impl std::future::Future<Output = crate::Result<Outcome>>,
+) -> WorkResult {
+    if let Err(e) = start.await {
+        return failed(e.to_string());
+    }
+    if let Some(stop) = stop
+        && let Err(e) = stop.await
+    {
+        tracing::warn!(error = %e, "cancel after re-attaching failed");
+    }
+    match wait.await {
+        Ok(outcome) => WorkResult::Done(outcome),
+        Err(e) => failed(e.to_string()),
+    }
+}

@@ -1,0 +1,12 @@
+//! The vocabulary the lifecycle machine and the backends share: typed execution identities
+//! ([`ExecutionKey`], [`Unit`]), the requests the engine sends to the backends, and how
+//! executions end ([`Outcome`], [`InfraPlan`]). No behaviour lives here; the backend traits
+//! are in [`crate::backend`], which re-exports these types.
+
+mod key;
+mod outcome;
+mod request;
+
+pub use key::{ExecutionKey, Unit};
+pub use outcome::{InfraPlan, Outcome, Outputs};
+pub use request::{BuildRequest, InfraRequest, MirrorRequest, StageTarget, StepRequest};

@@ -1,0 +1,65 @@
+//! How executions end: outcomes with outputs, and Terraform plans.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::pipeline::ApprovalPolicy;
+
+/// Outputs of a finished execution, readable as `steps.<step>.<name>`.
+pub type Outputs = BTreeMap<String, serde_json::Value>;
+
+/// How an execution ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Outcome {
+    /// Done; with outputs.
+    Succeeded {
+        /// Named outputs.
+        outputs: Outputs,
+    },
+    /// Failed.
+    Failed {
+        /// What went wrong.
+        reason: String,
+    },
+    /// The step asks a person to approve before it goes on (custom steps' `prepare`).
+    ApprovalRequired {
+        /// What the person should look at.
+        context: Option<String>,
+    },
+}
+
+/// A Terraform plan's summary.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InfraPlan {
+    /// Identifies the plan for `apply`.
+    pub id: String,
+    /// Resources to create.
+    pub create: u32,
+    /// Resources to update in place.
+    pub update: u32,
+    /// Resources to destroy (replacements count here and in `create`).
+    pub delete: u32,
+}
+
+impl InfraPlan {
+    /// Whether anything changes.
+    pub fn has_changes(&self) -> bool {
+        self.create + self.update + self.delete > 0
+    }
+
+    /// Whether the plan modifies or destroys existing resources.
+    pub fn is_destructive(&self) -> bool {
+        self.update + self.delete > 0
+    }
+
+    /// Whether applying it waits for a person under `policy` (reference scenarios 30, 31).
+    pub fn needs_approval(&self, policy: ApprovalPolicy) -> bool {
+        match policy {
+            ApprovalPolicy::Always => self.has_changes(),
+            ApprovalPolicy::Never => false,
+            ApprovalPolicy::DestructiveChangesOnly => self.is_destructive(),
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! What the engine asks of the backends: requests with final values, and the stage they
+//! concern.
+
+use serde::Serialize;
+
+use super::ExecutionKey;
+use crate::expr::{ArtifactLocation, FinalValue};
+use crate::pipeline::ArtifactType;
+
+/// A stage's account and region.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct StageTarget {
+    /// Pipeline slug.
+    pub pipeline: String,
+    /// Stage name.
+    pub stage: String,
+    /// AWS account.
+    pub account_id: String,
+    /// AWS region.
+    pub region: String,
+}
+
+impl StageTarget {
+    /// Stage `stage` of `pipeline`, in `account_id` and `region`.
+    pub fn new(
+        pipeline: impl Into<String>,
+        stage: impl Into<String>,
+        account_id: impl Into<String>,
+        region: impl Into<String>,
+    ) -> Self {
+        StageTarget {
+            pipeline: pipeline.into(),
+            stage: stage.into(),
+            account_id: account_id.into(),
+            region: region.into(),
+        }
+    }
+}
+
+/// An artifact build.
+#[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
+pub struct BuildRequest {
+    /// Idempotency key (its unit is the build of `artifact`).
+    pub key: ExecutionKey,
+    /// Artifact id.
+    pub artifact: String,
+    /// Artifact type.
+    pub artifact_type: ArtifactType,
+    /// Commit to build.
+    pub commit: String,
+    /// Resolved `params` and `envs` (secrets redacted when printed).
+    pub params: FinalValue,
+}
+
+impl BuildRequest {
+    /// A build of `artifact` (of type `artifact_type`) at `commit`, with `params`.
+    pub fn new(
+        key: ExecutionKey,
+        artifact: impl Into<String>,
+        artifact_type: ArtifactType,
+        commit: impl Into<String>,
+        params: FinalValue,
+    ) -> Self {
+        BuildRequest {
+            key,
+            artifact: artifact.into(),
+            artifact_type,
+            commit: commit.into(),
+            params,
+        }
+    }
+}
+
+/// One step execution.
+#[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
+pub struct StepRequest {
+    /// Idempotency key.
+    pub key: ExecutionKey,
+    /// The step type as written (`DEVRAMPS:ECS:DEPLOY`, `CUSTOM:...`).
+    pub step_type: String,
+    /// Final parameters (secrets redacted when printed; [`FinalValue::expose_json`] for the
+    /// runner).
+    pub params: FinalValue,
+    /// Set when a person approved a step that asked for approval.
+    pub approved: bool,
+}
+
+impl StepRequest {
+    /// A run of a step of `step_type` with `params`, not approved by anyone.
+    pub fn new(key: ExecutionKey, step_type: impl Into<String>, params: FinalValue) -> Self {
+        StepRequest {
+            key,
+            step_type: step_type.into(),
+            params,
+            approved: false,
+        }
+    }
+
+    /// Marks the run as approved by a person (or not).
+    pub fn approved(mut self, approved: bool) -> Self {
+        self.approved = approved;
+        self
+    }
+}
+
+/// One artifact to copy into a stage.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct MirrorRequest {
+    /// The stage.
+    pub target: StageTarget,
+    /// Artifact id.
+    pub artifact: String,
+    /// Artifact type.
+    pub artifact_type: ArtifactType,
+    /// The commit of the build to copy.
+    pub build_commit: String,
+    /// Where it goes in the stage.
+    pub destination: ArtifactLocation,
+}
+
+impl MirrorRequest {
+    /// A copy of the build of `artifact` at `build_commit` to `destination` in `target`.
+    pub fn new(
+        target: StageTarget,
+        artifact: impl Into<String>,
+        artifact_type: ArtifactType,
+        build_commit: impl Into<String>,
+        destination: ArtifactLocation,
+    ) -> Self {
+        MirrorRequest {
+            target,
+            artifact: artifact.into(),
+            artifact_type,
+            build_commit: build_commit.into(),
+            destination,
+        }
+    }
+}
+
+/// One Terraform step in one stage.
+#[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
+pub struct InfraRequest {
+    /// Idempotency key.
+    pub key: ExecutionKey,
+    /// The stage.
+    pub target: StageTarget,
+    /// Repository path of the Terraform root.
+    pub source: String,
+    /// The commit.
+    pub commit: String,
+    /// Final variables.
+    pub variables: FinalValue,
+}
+
+impl InfraRequest {
+    /// Terraform at `source` of `commit` in `target`, with `variables`.
+    pub fn new(
+        key: ExecutionKey,
+        target: StageTarget,
+        source: impl Into<String>,
+        commit: impl Into<String>,
+        variables: FinalValue,
+    ) -> Self {
+        InfraRequest {
+            key,
+            target,
+            source: source.into(),
+            commit: commit.into(),
+            variables,
+        }
+    }
+}

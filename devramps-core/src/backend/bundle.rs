@@ -10,10 +10,9 @@ use futures::stream::BoxStream;
 use super::{
     AlarmChange, AlarmId, AlarmSource, ArtifactMirror, Backends, BuildRequest, DeploymentLock,
     DirEntry, DynAlarmSource, DynBuildRunner, DynClock, DynDeploymentLock, DynEventStore,
-    DynSecretSource, DynSourceRepository, EventStore, ExecutionKey, InfraPlan,
-    InfraRequest, InfrastructureSynthesizer, Lease, MirrorRequest, Outcome,
-    Outputs, ResourceValidator, Runner, SecretScope, SecretSource, SourceRepository, StageTarget,
-    StepRunners, StoredEvent,
+    DynSecretSource, DynSourceRepository, EventStore, ExecutionKey, InfraPlan, InfraRequest,
+    InfrastructureSynthesizer, Lease, MirrorRequest, Outcome, Outputs, ResourceValidator, Runner,
+    SecretScope, SecretSource, SourceRepository, StageTarget, StepRunners, StoredEvent,
 };
 use crate::error::{Error, Result};
 use crate::expr::SecretString;

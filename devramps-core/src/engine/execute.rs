@@ -6,8 +6,11 @@ use std::collections::BTreeMap;
 
 use futures::future::{BoxFuture, FutureExt};
 
+use super::backoff::Backoff;
+
 use crate::backend::{
-    Backends, BuildRequest, ExecutionKey, InfraRequest, Outcome, SecretScope, StepRequest, Unit,
+    Backends, BuildRequest, ExecutionKey, InfraRequest, Outcome, Runner, SecretScope, StepRequest,
+    Unit,
 };
 use crate::expr::{Deferred, FinalValue, ParamValue, Resolution};
 use crate::lifecycle::{
@@ -153,21 +156,15 @@ async fn build(backends: &Backends, work: BuildWork, stopping: bool) -> WorkResu
         work.commit,
         params,
     );
-    let stop = stopping.then(|| backends.builds.cancel(&key));
-    run(
-        backends.builds.start(request),
-        stop,
-        backends.builds.wait(&key),
-    )
-    .await
+    run(backends, &*backends.builds, &key, request, stopping).await
 }
 
 async fn validate(backends: &Backends, work: ValidateWork) -> WorkResult {
-    match backends
-        .resources
-        .validate(&work.target, &work.artifacts)
-        .await
-    {
+    let validated = retrying(backends, "validate resources", || {
+        backends.resources.validate(&work.target, &work.artifacts)
+    })
+    .await;
+    match validated {
         Ok(missing) if missing.is_empty() => succeeded(),
         Ok(missing) => failed(format!("missing resources: {}", missing.join(", "))),
         Err(e) => failed(e.to_string()),
@@ -176,7 +173,7 @@ async fn validate(backends: &Backends, work: ValidateWork) -> WorkResult {
 
 async fn mirror(backends: &Backends, work: MirrorWork) -> WorkResult {
     for request in &work.artifacts {
-        if let Err(e) = backends.mirror.mirror(request).await {
+        if let Err(e) = retrying(backends, "mirror", || backends.mirror.mirror(request)).await {
             return failed(format!("mirroring `{}` failed: {e}", request.artifact));
         }
     }
@@ -189,10 +186,10 @@ async fn infra(backends: &Backends, work: InfraWork, apply: bool) -> WorkResult 
         Err(e) => return failed(e),
     };
     let request = InfraRequest::new(work.key, work.target, work.source, work.commit, variables);
-    match backends.infra.plan(&request).await {
+    match retrying(backends, "plan", || backends.infra.plan(&request)).await {
         Err(e) => failed(e.to_string()),
         Ok(p) if !apply => WorkResult::Planned(p),
-        Ok(p) => match backends.infra.apply(&request, &p).await {
+        Ok(p) => match retrying(backends, "apply", || backends.infra.apply(&request, &p)).await {
             Ok(outputs) => WorkResult::Done(Outcome::Succeeded { outputs }),
             Err(e) => failed(e.to_string()),
         },
@@ -210,26 +207,48 @@ async fn step(backends: &Backends, work: StepWork, stopping: bool) -> WorkResult
     };
     let key = work.key;
     let request = StepRequest::new(key.clone(), work.step_type, params).approved(work.approved);
-    let stop = stopping.then(|| runner.cancel(&key));
-    run(runner.start(request), stop, runner.wait(&key)).await
+    run(backends, &**runner, &key, request, stopping).await
+}
+
+/// Calls `call` until it answers something other than a transient error
+/// ([`Error::Unavailable`](crate::Error::Unavailable)), waiting with backoff on the backends'
+/// clock in between: a backend that is briefly down delays work, it never fails it.
+async fn retrying<T, F, Fut>(backends: &Backends, what: &str, mut call: F) -> crate::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::Result<T>>,
+{
+    let mut backoff = Backoff::default();
+    loop {
+        match call().await {
+            Err(e) if e.is_transient() => {
+                let due = backoff.failed(backends.clock.now(), e.retry_after());
+                tracing::warn!(error = %e, what, retry_at = %due, "transient failure; will retry");
+                backends.clock.sleep_until(due).await;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Starts (or re-attaches to) an execution, stops it at once when asked, and waits for its
-/// outcome.
-async fn run(
-    start: impl std::future::Future<Output = crate::Result<()>>,
-    stop: Option<impl std::future::Future<Output = crate::Result<()>>>,
-    wait: impl std::future::Future<Output = crate::Result<Outcome>>,
+/// outcome. A transient failure of the runner is retried: `start` again (a re-attach, by the
+/// runner's contract), `wait` again; it never fails the execution.
+async fn run<R: Clone + Send + Sync + 'static>(
+    backends: &Backends,
+    runner: &dyn Runner<R>,
+    key: &ExecutionKey,
+    request: R,
+    stopping: bool,
 ) -> WorkResult {
-    if let Err(e) = start.await {
+    let started = retrying(backends, "start", || runner.start(request.clone())).await;
+    if let Err(e) = started {
         return failed(e.to_string());
     }
-    if let Some(stop) = stop
-        && let Err(e) = stop.await
-    {
+    if stopping && let Err(e) = runner.cancel(key).await {
         tracing::warn!(error = %e, "cancel after re-attaching failed");
     }
-    match wait.await {
+    match retrying(backends, "wait", || runner.wait(key)).await {
         Ok(outcome) => WorkResult::Done(outcome),
         Err(e) => failed(e.to_string()),
     }

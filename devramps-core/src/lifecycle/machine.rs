@@ -11,6 +11,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::record::{Event, Record};
 use super::state::PipelineState;
+use super::step_table::{StepTrigger, next_step_state};
 use super::table::{Trigger, next_state};
 use super::types::{Actor, AlarmState, Emergency, Phase, StageState, StepState, WaitingFor};
 use crate::backend::{ExecutionKey, InfraPlan, Outcome};

@@ -3,6 +3,7 @@
 mod machine;
 mod record;
 mod state;
+mod step_table;
 mod table;
 mod types;
 mod window;
@@ -13,6 +14,7 @@ pub use machine::{
 };
 pub use record::{Event, Record};
 pub use state::{Deployment, PipelineState, StageRun, StageRuntime, StepRun};
+pub use step_table::{STEP_TRANSITIONS, StepTransition, StepTrigger, next_step_state, step_edge};
 pub use table::{TRANSITIONS, Trigger, mermaid, next_state};
 pub use types::{Actor, AlarmState, Blocker, Emergency, Phase, StageState, StepState, WaitingFor};
 pub use window::PACIFIC_ZONE;

@@ -1,5 +1,6 @@
 //! The deployment lifecycle of `lifecycle.md`: its states and names, and the time windows (L8).
 
+mod diagram;
 mod machine;
 mod record;
 mod state;
@@ -8,6 +9,7 @@ mod table;
 mod types;
 mod window;
 
+pub use diagram::{diagram, step_mermaid};
 pub use machine::{
     AlarmInput, Command, Control, ControlAction, Decide, Input, Machine, Operate, Output, Patch,
     Person, PipelineDecision, Push, WorkResult,

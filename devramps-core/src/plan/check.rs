@@ -22,7 +22,15 @@ use crate::pipeline::{
 ///
 /// ```
 /// use devramps_core::plan;
-/// let text = "version: \"1.0.0\"\npipeline:\n  cloud_provider: AWS\n  pipeline_updates_require_approval: NEVER\n  stages: [{name: s, account_id: \"111111111111\", region: us-east-1}]\n  steps: [{name: D, type: CUSTOM:SCRIPT:DEPLOY, params: {a: \"${{ vars.nope }}\"}}]\n";
+/// let text = r#"
+/// version: "1.0.0"
+/// pipeline:
+///   cloud_provider: AWS
+///   pipeline_updates_require_approval: NEVER
+///   stages: [{ name: s, account_id: "111111111111", region: us-east-1 }]
+///   steps: [{ name: D, type: "CUSTOM:D", params: { a: "${{ vars.nope }}" } }]
+///   artifacts: {}
+/// "#;
 /// let checked = plan::check(text);
 /// assert_eq!(checked.diagnostics[0].code.as_str(), "E0606");
 /// assert!(devramps_core::pipeline::check(text).is_valid(), "the structure alone is fine");

@@ -7,7 +7,7 @@
 //!
 //! This floor knows nothing of expressions or pipelines; `expr`, `pipeline` and the rest of
 //! the crate build on it. Its types are also re-exported from
-//! [`pipeline`](crate::pipeline), where they used to live.
+//! `devramps_core::pipeline`, where they used to live.
 
 pub(crate) mod diagnostic;
 pub(crate) mod span;

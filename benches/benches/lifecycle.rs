@@ -636,7 +636,7 @@ fn summary_storm(kind: &str) {
         storm as f64 / secs,
         secs * 1e6 / storm as f64,
     );
-    let parse = |text: &str| devramps_core::pipeline::parse(black_box(text)).is_ok();
+    let parse = |text: &str| devramps_core::plan::parse(black_box(text)).is_ok();
     assert!(parse(&definition), "the storm pipeline parses");
     let parses = scale(10_000);
     let parse = median_secs(5, || {
@@ -647,7 +647,7 @@ fn summary_storm(kind: &str) {
         start.elapsed()
     });
     println!(
-        "lifecycle (a) for reference: `pipeline::parse` of the storm pipeline's definition ({} bytes) takes {:.1} us (median of 5 x {parses}); a push parses it twice (the tracked branch, then the fold before synthesis){kind}",
+        "lifecycle (a) for reference: `plan::parse` of the storm pipeline's definition ({} bytes) takes {:.1} us (median of 5 x {parses}); a push parses it twice (the tracked branch, then the fold before synthesis){kind}",
         definition.len(),
         parse * 1e6 / parses as f64,
     );

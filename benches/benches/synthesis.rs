@@ -16,7 +16,8 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group};
 use devramps_benches::{changed_paths, interleaved_medians, large_pipeline, rebuild_pipeline};
 use devramps_core::expr::{Organization, PipelineInfo, Trigger};
-use devramps_core::pipeline::{PipelineDefinition, parse};
+use devramps_core::pipeline::PipelineDefinition;
+use devramps_core::plan::parse;
 use devramps_core::plan::{Changes, RebuildMatcher, SynthesisInput, synthesize};
 
 const BASE: &str = "1111111111111111111111111111111111111111";

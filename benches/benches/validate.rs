@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group};
 use devramps_benches::large_pipeline;
-use devramps_core::pipeline::check;
+use devramps_core::plan::check;
 
 /// Size of the benchmark input.
 const STAGES: usize = 50;

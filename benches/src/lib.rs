@@ -484,7 +484,7 @@ pub fn large_pipeline(stages: usize, steps: usize, artifacts: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::large_pipeline;
-    use devramps_core::pipeline::check;
+    use devramps_core::plan::check;
 
     /// The benchmark input must stay valid: no error and no warning.
     fn assert_valid(stages: usize, steps: usize, artifacts: usize) {
@@ -620,7 +620,7 @@ mod rebuild_input_tests {
 
     #[test]
     fn rebuild_inputs_are_valid_and_match() {
-        let definition = devramps_core::pipeline::parse(&rebuild_pipeline(30, 1)).expect("valid");
+        let definition = devramps_core::plan::parse(&rebuild_pipeline(30, 1)).expect("valid");
         assert_eq!(definition.artifacts.len(), 30);
         let matcher =
             devramps_core::plan::RebuildMatcher::new(&definition.artifacts).expect("compiles");
@@ -732,7 +732,7 @@ mod lifecycle_input_tests {
         for (stages, steps, parallel) in [(1, 1, false), (2, 1, false), (3, 5, false), (1, 5, true)]
         {
             let text = lifecycle_pipeline(stages, steps, parallel);
-            let checked = devramps_core::pipeline::check(&text);
+            let checked = devramps_core::plan::check(&text);
             assert!(
                 checked.diagnostics.is_empty(),
                 "{text}\n{:?}",

@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use devramps_core::pipeline::{Code, Diagnostic, Span, check, validate_slug};
+use devramps_core::pipeline::{Code, Diagnostic, Span, validate_slug};
+use devramps_core::plan::check;
 
 use crate::output::{Format, Status, emit, usage_error, use_color};
 use crate::report::{PipelineReport, to_json};

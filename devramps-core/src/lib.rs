@@ -6,7 +6,7 @@
 //! repository. It depends on no async runtime, opens no sockets and reads no clock.
 //!
 //! ```
-//! use devramps_core::pipeline::{self, Severity};
+//! use devramps_core::{pipeline::Severity, plan};
 //!
 //! let yaml = r#"
 //! version: "1.0.0"
@@ -22,13 +22,14 @@
 //!       type: CUSTOM:SCRIPT:DEPLOY
 //!   artifacts: {}
 //! "#;
-//! let checked = pipeline::check(yaml);
+//! // The full check of `devramps validate`: structure (`pipeline::check`) and expressions.
+//! let checked = plan::check(yaml);
 //! assert!(checked.diagnostics.iter().all(|d| d.severity != Severity::Error));
 //! let definition = checked.definition.expect("valid pipeline");
 //! assert_eq!(definition.stages[0].name.value, "staging");
 //!
 //! // Every problem of a file is reported at once, each with a stable code and a location.
-//! let broken = pipeline::check("version: \"2.0\"\npipeline:\n  cloud_provider: GCP\n");
+//! let broken = plan::check("version: \"2.0\"\npipeline:\n  cloud_provider: GCP\n");
 //! let codes: Vec<&str> = broken.diagnostics.iter().map(|d| d.code.as_str()).collect();
 //! assert!(codes.contains(&"E0007") && codes.contains(&"E0008"));
 //! ```
@@ -44,5 +45,6 @@ pub mod expr;
 pub mod lifecycle;
 pub mod pipeline;
 pub mod plan;
+pub mod source;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -22,7 +22,8 @@ use devramps_core::expr::{
     Accessor, ArtifactLocation, Call, Expr, ExprKind, Ident, Organization, Part, Path,
     PipelineInfo, Scope, StageScope, StepScope, Template, Trigger, parse_template, resolve_str,
 };
-use devramps_core::pipeline::{PipelineDefinition, parse};
+use devramps_core::pipeline::PipelineDefinition;
+use devramps_core::plan::parse;
 use proptest::prelude::*;
 
 /// 256 cases unless `PROPTEST_CASES` says otherwise (proptest reads it in `default()`). Failures
@@ -263,13 +264,11 @@ fn check_resolution(definition: &PipelineDefinition, text: &str) -> Result<(), T
             skipped: &skipped,
         }),
         owner: "step `Deploy`",
-        step_index: None,
     };
     let shared = Scope {
         stage: None,
         step: None,
         owner: "artifact `API Image`",
-        step_index: None,
         ..scope
     };
     for scope in [scope, shared] {

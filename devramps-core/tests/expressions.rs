@@ -1,10 +1,11 @@
-//! Expression errors as `pipeline::check` reports them: one test per error kind (`E0601` to
+//! Expression errors as `plan::check` reports them: one test per error kind (`E0601` to
 //! `E0609`), each asserting the exact code, the 1-based line and column of the offending name
 //! inside the expression (counted by hand in the comments), and parts of the message and help.
 //! Then the valid forms: escapes, bracket and id access to artifacts, per-stage artifacts.
 
 use devramps_core::expr::{Organization, PipelineInfo, Trigger};
-use devramps_core::pipeline::{Diagnostic, check};
+use devramps_core::pipeline::Diagnostic;
+use devramps_core::plan::check;
 use devramps_core::plan::{Changes, SynthesisInput, synthesize};
 
 /// Two stages with variables, 13 lines: the text a test appends starts on line 14.

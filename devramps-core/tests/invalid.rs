@@ -19,7 +19,8 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use devramps_core::pipeline::{Code, Diagnostic, Severity, check, discover, validate_slug};
+use devramps_core::pipeline::{Code, Diagnostic, Severity, discover, validate_slug};
+use devramps_core::plan::check;
 
 /// The fewest files the corpus may hold; fewer means files were lost.
 const MIN_FILES: usize = 45;

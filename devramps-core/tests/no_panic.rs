@@ -20,7 +20,8 @@
 
 use std::time::{Duration, Instant};
 
-use devramps_core::pipeline::{Checked, Diagnostic, check};
+use devramps_core::pipeline::{Checked, Diagnostic};
+use devramps_core::plan::check;
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::test_runner::{

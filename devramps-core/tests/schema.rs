@@ -1,5 +1,5 @@
 //! The JSON Schema of `pipeline.yaml` (`devramps schema`) agrees with the parser
-//! (`devramps_core::pipeline::check`).
+//! (`devramps_core::plan::check`).
 //!
 //! The split between the two: the schema encodes every check that concerns one value at a time
 //! (required and unknown fields, types, enumerations, patterns, the parameters of the known step
@@ -18,8 +18,9 @@ use std::sync::LazyLock;
 use devramps_core::pipeline::{
     ApprovalPolicy, Architecture, ArtifactType, BuiltinStep, Checked, CloudProvider,
     EphemeralTriggerKind, HostSize, NotificationEvent, OnRelease, ReleaseKind, SCHEMA, TestType,
-    TimeWindow, YamlEnum, check, json_schema, yaml_to_json,
+    TimeWindow, YamlEnum, json_schema, yaml_to_json,
 };
+use devramps_core::plan::check;
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ use devramps_core::expr::{
     FinalValue, Organization, ParamValue, PipelineInfo, Resolution, ResolveError, SecretString,
     Trigger,
 };
-use devramps_core::pipeline::{PipelineDefinition, check};
+use devramps_core::pipeline::PipelineDefinition;
+use devramps_core::plan::check;
 use devramps_core::plan::{Changes, Plan, SynthesisInput, synthesize};
 use serde_json::json;
 

@@ -8,7 +8,8 @@ use devramps_core::expr::{
     Deferred, FinalValue, Organization, ParamValue, PipelineInfo, Resolution, ResolveError,
     SecretString, Trigger,
 };
-use devramps_core::pipeline::{PipelineDefinition, check};
+use devramps_core::pipeline::PipelineDefinition;
+use devramps_core::plan::check;
 use devramps_core::plan::{
     ArtifactPlan, Changes, Decision, Plan, RebuildReason, StagePlan, StepPlan, SynthesisInput,
     synthesize,

@@ -29,7 +29,7 @@ pub fn run(repo: &Path) -> std::io::Result<Vec<Outcome>> {
     let mut outcomes = Vec::new();
     for found in pipeline::discover(repo)? {
         let text = std::fs::read_to_string(&found.path)?;
-        let checked = pipeline::check(&text);
+        let checked = devramps_core::plan::check(&text);
         for d in &checked.diagnostics {
             println!("{}:{d}", found.path.display());
         }

@@ -1,4 +1,4 @@
-//! Fuzz target: `devramps_core::pipeline::check` on arbitrary UTF-8 text.
+//! Fuzz target: `devramps_core::plan::check` (structure and expressions) on arbitrary UTF-8 text.
 //!
 //! Besides not panicking, every result must hold the invariants of
 //! `devramps-core/tests/no_panic.rs`: a rejected file has at least one error, and every
@@ -6,7 +6,8 @@
 //! ends on character boundaries.
 #![no_main]
 
-use devramps_core::pipeline::{Diagnostic, check};
+use devramps_core::pipeline::Diagnostic;
+use devramps_core::plan::check;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -176,7 +176,7 @@ impl EngineDriver {
         push.branch = push
             .definition
             .as_deref()
-            .and_then(|d| crate::pipeline::parse(d).ok())
+            .and_then(|d| crate::plan::parse(d).ok())
             .map_or_else(
                 || crate::pipeline::DEFAULT_TRACKED_BRANCH.to_owned(),
                 |d| d.tracked_branch().to_owned(),

@@ -8,7 +8,7 @@ use super::ast::{Accessor, Expr, ExprKind, Ident, Part, Template};
 use super::parse::{SyntaxError, parse_template};
 use super::scope::{ArtifactLocation, Scope};
 use super::value::{Deferred, ParamValue, TextPart};
-use crate::pipeline::{Code, Value, ValueKind, ValueMap, find_step, suggest};
+use crate::source::{Code, Value, ValueKind, ValueMap, suggest};
 
 /// The namespaces an expression can start with.
 pub const NAMESPACES: &[&str] = &[
@@ -298,17 +298,9 @@ fn eval_stage(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Para
                 ));
             };
             let key = which.key();
-            let found = match scope.step_index.and_then(|i| i.artifact(&key.name)) {
-                Some(index) => index.map(|i| &scope.definition.artifacts[i]),
-                None => scope.definition.artifact(&key.name),
-            };
+            let found = scope.definition.artifact(&key.name);
             let Some(artifact) = found else {
-                let names: Vec<&str> = scope
-                    .definition
-                    .artifacts
-                    .iter()
-                    .flat_map(|a| [a.name.value.as_str(), a.id.value.as_str()])
-                    .collect();
+                let names: Vec<&str> = scope.definition.artifact_names();
                 return Err(ExprError::new(
                     ExprErrorKind::UnknownArtifact,
                     key.range.clone(),
@@ -317,7 +309,7 @@ fn eval_stage(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Para
                 .suggest(&key.name, &names));
             };
             let empty = ArtifactLocation::default();
-            let location = stage.artifacts.get(&artifact.id.value).unwrap_or(&empty);
+            let location = stage.artifacts.get(artifact.key).unwrap_or(&empty);
             match rest.split_first() {
                 None => Ok(ParamValue::map(ArtifactLocation::FIELDS.iter().map(|f| {
                     (*f, ParamValue::from(location.field(f).unwrap_or_default()))
@@ -328,17 +320,14 @@ fn eval_stage(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Para
                         return Err(ExprError::new(
                             ExprErrorKind::UnknownProperty,
                             k.range.clone(),
-                            format!(
-                                "artifact `{}` has no property `{}`",
-                                artifact.name.value, k.name
-                            ),
+                            format!("artifact `{}` has no property `{}`", artifact.name, k.name),
                         )
                         .suggest(&k.name, ArtifactLocation::FIELDS));
                     };
                     scalar(
                         ParamValue::from(value),
                         rest,
-                        format_args!("stage.artifacts[\"{}\"].{}", artifact.name.value, k.name),
+                        format_args!("stage.artifacts[\"{}\"].{}", artifact.name, k.name),
                     )
                 }
             }
@@ -479,19 +468,9 @@ fn eval_steps(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Para
             ));
         }
     };
-    let steps = &scope.definition.steps;
-    let found = match scope.step_index {
-        Some(index) => index.get(&target.name),
-        None => find_step(steps, &target.name),
-    };
+    let found = scope.definition.step(&target.name);
     let Some(index) = found else {
-        let names: Vec<&str> = steps
-            .iter()
-            .flat_map(|s| {
-                std::iter::once(s.name.value.as_str())
-                    .chain(s.id.as_ref().map(|i| i.value.as_str()))
-            })
-            .collect();
+        let names: Vec<&str> = scope.definition.step_names();
         return Err(ExprError::new(
             ExprErrorKind::BadStepReference,
             target.range.clone(),
@@ -499,13 +478,16 @@ fn eval_steps(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Para
         )
         .suggest(&target.name, &names));
     };
-    let producer = &steps[index];
-    let current = &steps[step_scope.index];
+    let producer = scope.definition.step_at(index).unwrap_or_default();
+    let current = scope
+        .definition
+        .step_at(step_scope.index)
+        .unwrap_or_default();
     if index == step_scope.index {
         return Err(ExprError::new(
             ExprErrorKind::BadStepReference,
             target.range.clone(),
-            format!("step `{}` cannot use its own outputs", current.name.value),
+            format!("step `{}` cannot use its own outputs", current.name),
         ));
     }
     if !step_scope.ancestors.get(index).copied().unwrap_or(false) {
@@ -514,13 +496,12 @@ fn eval_steps(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Para
             target.range.clone(),
             format!(
                 "step `{}` uses outputs of `{}`, which does not finish before it starts",
-                current.name.value, producer.name.value
+                current.name, producer.name
             ),
         )
         .help(format!(
             "add `{}` to the `goes_after` of `{}`",
-            producer.key(),
-            current.name.value
+            producer.key, current.name
         )));
     }
     if step_scope.skipped.get(index).copied().unwrap_or(false) {
@@ -530,16 +511,16 @@ fn eval_steps(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Para
             target.range.clone(),
             format!(
                 "step `{}` uses outputs of `{}`, which stage `{stage}` skips",
-                current.name.value, producer.name.value
+                current.name, producer.name
             ),
         )
         .help(format!(
             "remove `{}` from the stage's `skip`, or stop using its outputs",
-            producer.key()
+            producer.key
         )));
     }
     Ok(Deferred::Output {
-        step: producer.key().to_owned(),
+        step: producer.key.to_owned(),
         field: field.name.clone(),
     }
     .into())

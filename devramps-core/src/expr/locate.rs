@@ -4,7 +4,7 @@
 use std::ops::Range;
 
 use super::parse::expression_opens;
-use crate::pipeline::{Span, Value};
+use crate::source::{Span, Value};
 
 /// The source span of `range` (a byte range in the string `text`, the content of `value`).
 /// Falls back to the value's own span when the source is unknown or the string was written

@@ -20,7 +20,6 @@
 //! ```
 
 mod ast;
-mod check;
 mod eval;
 mod locate;
 mod parse;
@@ -37,19 +36,19 @@ pub use eval::{
 pub use parse::{SyntaxError, has_expressions, parse_template};
 pub use resolve::{FinalValue, Resolution, ResolveError};
 pub use scope::{
-    ArtifactLocation, Organization, PipelineInfo, Scope, StageScope, StepScope, Trigger,
+    ArtifactLocation, Definition, Named, Organization, PipelineInfo, Scope, StageScope, StepScope,
+    Trigger,
 };
 pub use value::{Deferred, ParamValue, SecretString, TextPart};
 
-pub(crate) use check::check_definition;
 pub(crate) use prepared::{Failures, Prepared, Preparer, Resolver, StageMemo};
 
 /// Where in the source an expression error is: `value` is the string that holds it.
 pub(crate) fn locate_error(
     source: Option<&str>,
-    value: &crate::pipeline::Value,
+    value: &crate::source::Value,
     error: &ExprError,
-) -> crate::pipeline::Span {
+) -> crate::source::Span {
     locate::locate(
         source,
         value,
@@ -57,5 +56,3 @@ pub(crate) fn locate_error(
         &error.range,
     )
 }
-#[allow(unused_imports)]
-pub(crate) use check::{StageView, skipped, stage_views};

@@ -23,9 +23,9 @@ use std::sync::Arc;
 use super::ast::{Expr, ExprKind, Part, Template};
 use super::eval::{ExprError, evaluate, literal, literal_map, resolve_parts};
 use super::parse::parse_template;
-use super::scope::Scope;
+use super::scope::{Definition, Scope};
 use super::value::ParamValue;
-use crate::pipeline::{Step, StepIndex, Value, ValueKind, ValueMap, find_step};
+use crate::source::{Value, ValueKind, ValueMap};
 
 /// Errors found while resolving, with the string each one is in.
 pub(crate) type Failures<'v> = Vec<(&'v Value, ExprError)>;
@@ -269,19 +269,16 @@ impl<'m, 's> Resolver<'m, 's> {
 /// Prepares parameter trees; expressions with the same text share a [`StageMemo`] slot.
 #[derive(Debug)]
 pub(crate) struct Preparer<'d> {
-    steps: &'d [Step],
-    step_index: Option<&'d StepIndex>,
+    definition: &'d dyn Definition,
     /// The slot of each expression, by its text (as written between `${{` and `}}`).
     slots: HashMap<&'d str, usize>,
 }
 
 impl<'d> Preparer<'d> {
-    /// A preparer for a definition's parameters; `steps.<step>` is looked up in `step_index`
-    /// when given.
-    pub(crate) fn new(steps: &'d [Step], step_index: Option<&'d StepIndex>) -> Self {
+    /// A preparer for a definition's parameters; `steps.<step>` is looked up in `definition`.
+    pub(crate) fn new(definition: &'d dyn Definition) -> Self {
         Preparer {
-            steps,
-            step_index,
+            definition,
             slots: HashMap::new(),
         }
     }
@@ -390,10 +387,7 @@ impl<'d> Preparer<'d> {
             },
             "steps" => Reads {
                 stage: false,
-                step: Some(first.and_then(|target| match self.step_index {
-                    Some(index) => index.get(target),
-                    None => find_step(self.steps, target),
-                })),
+                step: Some(first.and_then(|target| self.definition.step(target))),
             },
             _ => Reads::default(),
         }

@@ -1,11 +1,48 @@
 //! What expressions can see: the namespaces `stage`, `pipeline`, `organization`, `trigger`,
 //! `vars` and `steps`, for one stage and one step.
+//!
+//! Expressions know nothing of pipelines: what they need of a definition (its artifacts and
+//! steps, by name or id) they ask through the [`Definition`] trait, which the floors above
+//! implement for their definition types.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::Serialize;
 
-use crate::pipeline::{PipelineDefinition, StepIndex, ValueMap};
+use crate::source::ValueMap;
+
+/// What expressions read of a pipeline definition: its artifacts and its steps.
+///
+/// `devramps_core::plan` implements it for the typed `PipelineDefinition` (a linear search),
+/// and for a definition with an index of its steps and artifacts (lookups in constant time).
+pub trait Definition: fmt::Debug {
+    /// The artifact whose display name or id is `reference` (a name wins over an id); its
+    /// [`Named::key`] is its id.
+    fn artifact(&self, reference: &str) -> Option<Named<'_>>;
+
+    /// Every artifact's name and id, in order, as candidates for "did you mean".
+    fn artifact_names(&self) -> Vec<&str>;
+
+    /// The index of the step whose id or name is `reference` (an id wins over a name).
+    fn step(&self, reference: &str) -> Option<usize>;
+
+    /// The names of step `index`: its display name, and its key (its id, else its name).
+    fn step_at(&self, index: usize) -> Option<Named<'_>>;
+
+    /// Every step's name and id (when it has one), in order, as candidates for "did you mean".
+    fn step_names(&self) -> Vec<&str>;
+}
+
+/// How an artifact or a step is called: its display name, and the key other places refer to it
+/// by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Named<'a> {
+    /// The display name.
+    pub name: &'a str,
+    /// The key: an artifact's id; a step's id, else its name.
+    pub key: &'a str,
+}
 
 /// `pipeline.*`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -129,7 +166,7 @@ pub struct StepScope<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct Scope<'a> {
     /// The definition (for artifact and step names).
-    pub definition: &'a PipelineDefinition,
+    pub definition: &'a dyn Definition,
     /// `pipeline.*`.
     pub pipeline: &'a PipelineInfo,
     /// `organization.*`.
@@ -142,7 +179,4 @@ pub struct Scope<'a> {
     pub step: Option<StepScope<'a>>,
     /// What is being evaluated, for messages: "artifact `API Image`", "step `Deploy`".
     pub owner: &'a str,
-    /// An index of the definition's steps, to resolve `steps.<step>` in constant time (a
-    /// linear search is used without it).
-    pub step_index: Option<&'a StepIndex>,
 }

@@ -12,6 +12,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::command::Command;
 use super::record::{Event, Record};
 use super::state::PipelineState;
+use super::step_table::{StepTrigger, next_step_state};
 use super::table::{Trigger, next_state};
 use super::types::{Actor, AlarmState, Emergency, Phase, StageState, StepState, WaitingFor};
 use crate::exec::{ExecutionKey, InfraPlan, Outcome, Unit};
@@ -437,7 +438,7 @@ impl Run<'_> {
         let tracked = push
             .definition
             .as_deref()
-            .and_then(|d| crate::pipeline::parse(d).ok())
+            .and_then(|d| crate::plan::parse(d).ok())
             .map(|d| d.tracked_branch().to_owned());
         let ignore = if push.definition.is_none() {
             Some("the commit has no pipeline definition".to_owned())

@@ -634,7 +634,7 @@ impl PipelineState {
             .pipeline
             .clone()
             .unwrap_or_else(|| PipelineInfo::from_slug("app"));
-        match crate::pipeline::parse(&accepted.definition) {
+        match crate::plan::parse(&accepted.definition) {
             Ok(def) => {
                 let input = SynthesisInput {
                     pipeline,

@@ -148,6 +148,20 @@ impl StepState {
     pub fn is_active(self) -> bool {
         matches!(self, StepState::Running | StepState::WaitingApproval)
     }
+
+    /// The spelling of `lifecycle.md` and of the records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Pending => "PENDING",
+            StepState::Running => "RUNNING",
+            StepState::WaitingApproval => "WAITING_APPROVAL",
+            StepState::Succeeded => "SUCCEEDED",
+            StepState::Failed => "FAILED",
+            StepState::Skipped => "SKIPPED",
+            StepState::Cancelled => "CANCELLED",
+            StepState::TimedOut => "TIMED_OUT",
+        }
+    }
 }
 
 /// The phases of a stage-deployment, in order (L4).
@@ -331,6 +345,24 @@ impl<'de> Deserialize<'de> for Actor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn step_states_are_spelled_as_recorded() {
+        use StepState::*;
+        for state in [
+            Pending,
+            Running,
+            WaitingApproval,
+            Succeeded,
+            Failed,
+            Skipped,
+            Cancelled,
+            TimedOut,
+        ] {
+            let recorded = serde_json::to_value(state).expect("serializes");
+            assert_eq!(recorded.as_str(), Some(state.as_str()));
+        }
+    }
 
     #[test]
     fn lock_holders_are_exactly_the_running_states_of_l5() {

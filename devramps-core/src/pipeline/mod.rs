@@ -1,16 +1,18 @@
 //! The `pipeline.yaml` model: parsing with source locations, validation, discovery.
 //!
 //! - [`check`] reads YAML text and returns the [`PipelineDefinition`] (when valid) together with
-//!   every [`Diagnostic`] found, each with a stable [`Code`] and a [`Span`].
+//!   every [`Diagnostic`] found, each with a stable [`Code`] and a [`Span`]. It checks the
+//!   structure; [`plan::check`](crate::plan::check) adds the checks of every `${{ }}`
+//!   expression (what `devramps validate` runs).
 //! - [`discover`] finds the pipelines of a repository (`.devramps/<slug>/pipeline.yaml`).
 //! - [`StepGraph`] orders a pipeline's steps.
 //! - [`diff_definitions`] lists what changed between two definitions and whether the update is
 //!   destructive (lifecycle rule L18).
 //!
-//! YAML is read in one place (the private `yaml` module); the rest of the crate works on the
-//! [`Value`] tree, so embedders can also build a definition from JSON through serde.
+//! YAML is read in one place (the [`source`](crate::source) floor below); the rest of the crate
+//! works on the [`Value`] tree, so embedders can also build a definition from JSON through serde.
+//! Spans, values and diagnostics live in that floor and are re-exported here.
 
-mod diagnostic;
 mod diff;
 mod discover;
 mod enums;
@@ -18,12 +20,15 @@ mod graph;
 mod model;
 mod read;
 mod schema;
-mod span;
 mod validate;
-mod value;
-mod yaml;
 
-pub use diagnostic::{Code, Diagnostic, Diagnostics, Severity, suggest};
+// The floor below, under the names this module's files use (`super::span::Span`, ...).
+use crate::source::{diagnostic, span, value, yaml};
+
+pub use crate::source::{
+    Code, Diagnostic, Diagnostics, Severity, Span, Spanned, Value, ValueKind, ValueMap, parse_yaml,
+    suggest,
+};
 pub use diff::{
     ChangeClass, ChangeKind, ChangeSubject, DefinitionChange, DefinitionChanges, diff_definitions,
 };
@@ -40,8 +45,6 @@ pub use model::{
     TestGateParams, normalize_id,
 };
 pub use schema::{SCHEMA, json_schema, yaml_to_json};
-pub use span::{Span, Spanned};
-pub use value::{Value, ValueKind, ValueMap};
 
 use diagnostic::Sink;
 pub(crate) use model::literal_u64 as literal_minutes;
@@ -67,13 +70,24 @@ impl Checked {
     }
 }
 
-/// Parses and validates the YAML text of a `pipeline.yaml`, reporting every problem at once.
+/// Parses the YAML text of a `pipeline.yaml` and checks its structure, reporting every problem
+/// at once. Expressions are not checked here: [`plan::check`](crate::plan::check) runs this and
+/// the expression checks.
 ///
 /// Never panics; malformed YAML gives one `E0001` diagnostic.
 pub fn check(text: &str) -> Checked {
+    check_with(text, &|_, _| Vec::new())
+}
+
+/// More checks run on a definition once it is read (even when it has errors), with the source
+/// text when there is one; their diagnostics join the others.
+pub(crate) type MoreChecks<'a> = &'a dyn Fn(&PipelineDefinition, Option<&str>) -> Vec<Diagnostic>;
+
+/// [`check`], with `more` checks run on the definition read.
+pub(crate) fn check_with(text: &str, more: MoreChecks<'_>) -> Checked {
     let mut sink = Sink::default();
     match yaml::parse(text, &mut sink) {
-        Some(root) => finish(&root, sink, Some(text)),
+        Some(root) => finish(&root, sink, Some(text), more),
         None => Checked {
             definition: None,
             diagnostics: sink.items,
@@ -81,7 +95,8 @@ pub fn check(text: &str) -> Checked {
     }
 }
 
-/// Parses and validates YAML text; the definition, or all diagnostics if any is an error.
+/// Parses YAML text and checks its structure (see [`check`]); the definition, or all
+/// diagnostics if any is an error.
 ///
 /// ```
 /// let err = devramps_core::pipeline::parse("pipeline: {}").unwrap_err();
@@ -91,35 +106,21 @@ pub fn parse(text: &str) -> Result<PipelineDefinition, Diagnostics> {
     check(text).into_result()
 }
 
-/// Reads YAML text into a spanned [`Value`] tree, as the pipeline parser does (YAML 1.2
-/// booleans; duplicate and non-string keys are errors). For other YAML inputs of devramps, such
-/// as simulation scenarios, so that their errors point at lines and columns too.
-///
-/// ```
-/// let v = devramps_core::pipeline::parse_yaml("a:\n  b: [1, 2]\n").unwrap();
-/// let b = v.as_map().unwrap().get("a").unwrap().as_map().unwrap().get("b").unwrap();
-/// assert_eq!((b.span.line, b.span.column), (2, 6));
-/// assert!(devramps_core::pipeline::parse_yaml("a: [").is_err());
-/// ```
-pub fn parse_yaml(text: &str) -> Result<Value, Diagnostics> {
-    let mut sink = Sink::default();
-    match yaml::parse(text, &mut sink) {
-        Some(root) if !sink.items.iter().any(Diagnostic::is_error) => Ok(root),
-        _ => Err(Diagnostics(sink.items)),
-    }
-}
-
-/// Validates a value tree built by another front end (spans may be unknown).
+/// Checks the structure of a value tree built by another front end (spans may be unknown).
 pub fn check_value(root: &Value) -> Checked {
-    finish(root, Sink::default(), None)
+    check_value_with(root, &|_, _| Vec::new())
 }
 
-fn finish(root: &Value, mut sink: Sink, source: Option<&str>) -> Checked {
+/// [`check_value`], with `more` checks run on the definition read.
+pub(crate) fn check_value_with(root: &Value, more: MoreChecks<'_>) -> Checked {
+    finish(root, Sink::default(), None, more)
+}
+
+fn finish(root: &Value, mut sink: Sink, source: Option<&str>, more: MoreChecks<'_>) -> Checked {
     let draft = read::read_document(root, &mut sink);
     if let Some(draft) = &draft {
         validate::validate(&draft.definition, &mut sink);
-        sink.items
-            .extend(crate::expr::check_definition(&draft.definition, source));
+        sink.items.extend(more(&draft.definition, source));
     }
     let mut diagnostics = sink.items;
     diagnostics.sort_by_key(|d| (d.span.offset, d.span.line, d.span.column));

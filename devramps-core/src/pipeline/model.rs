@@ -2,7 +2,8 @@
 //!
 //! Build it with [`check`](super::check) (YAML text, with diagnostics) or with serde from any
 //! self-describing format (`serde_json::from_str::<PipelineDefinition>(..)`), which runs the
-//! same checks and fails with the diagnostics' messages.
+//! same structural checks and fails with the diagnostics' messages. Expressions are checked one
+//! floor up, by [`plan::check`](crate::plan::check) and [`plan::check_value`](crate::plan::check_value).
 
 use serde::{Deserialize, Deserializer};
 
@@ -84,8 +85,10 @@ impl PipelineDefinition {
     }
 }
 
-/// Plain serde: reads any self-describing format into a value tree and runs the same checks as
-/// the YAML path. Errors carry the diagnostics' messages (without file locations).
+/// Plain serde: reads any self-describing format into a value tree and runs the same structural
+/// checks as [`check`](super::check) (expressions are checked by
+/// [`plan::check_value`](crate::plan::check_value)). Errors carry the diagnostics' messages
+/// (without file locations).
 impl<'de> Deserialize<'de> for PipelineDefinition {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(deserializer)?;

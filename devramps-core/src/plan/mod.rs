@@ -2,12 +2,15 @@
 //! [`Plan`]: expressions resolved except secrets and step outputs, the step order of every
 //! stage, and a rebuild-or-reuse decision for every artifact.
 //!
+//! [`check`] is the full check of a definition (`devramps validate`): the structural checks of
+//! [`pipeline::check`](crate::pipeline::check) and the checks of every expression.
+//!
 //! ```
 //! use devramps_core::expr::{Organization, PipelineInfo, Trigger};
 //! use devramps_core::plan::{synthesize, Changes, Decision, SynthesisInput};
 //!
 //! let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/repo/.devramps/api/pipeline.yaml")).unwrap();
-//! let definition = devramps_core::pipeline::parse(&text).unwrap();
+//! let definition = devramps_core::plan::parse(&text).unwrap();
 //! let input = SynthesisInput {
 //!     pipeline: PipelineInfo::from_slug("api"),
 //!     organization: Organization::default(),
@@ -21,11 +24,15 @@
 //! ```
 
 mod kind;
+mod check;
+mod definition;
 pub mod naming;
 mod rebuild;
 mod synth;
 
 pub use kind::StepKind;
+pub use check::{check, check_value, parse};
+
 pub use rebuild::{Decision, RebuildMatcher, RebuildReason, is_glob};
 pub use synth::{
     ArtifactPlan, Changes, DEFAULT_STEP_TIMEOUT_MINUTES, DEFAULT_TEST_TIMEOUT_MINUTES, Plan,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::kind::StepKind;
+use super::definition::Indexed;
 use super::naming;
 use super::rebuild::{Decision, RebuildMatcher, RebuildReason};
 use crate::expr::{
@@ -186,8 +187,12 @@ pub fn synthesize(
     let graph = StepGraph::of(definition);
     let ancestors = graph.ancestors();
     let step_index = StepIndex::of(definition);
+    let indexed = Indexed {
+        definition,
+        index: &step_index,
+    };
     // Every parameter tree is prepared once and resolved for each stage (see `Prepared`).
-    let mut preparer = Preparer::new(&definition.steps, Some(&step_index));
+    let mut preparer = Preparer::new(&indexed);
     let step_params: Vec<Prepared<'_>> = definition
         .steps
         .iter()
@@ -216,7 +221,7 @@ pub fn synthesize(
             .map(|i| graph.predecessors(i))
             .collect(),
         ancestors: &ancestors,
-        step_index: &step_index,
+        indexed,
         owners: definition
             .steps
             .iter()
@@ -241,7 +246,7 @@ pub fn synthesize(
         .zip(&synthesis.build_params)
         .map(|(artifact, prepared)| {
             (!artifact.per_stage.value).then(|| {
-                let scope = base_scope(definition, input, &prepared.owner, &step_index);
+                let scope = base_scope(&indexed, input, &prepared.owner);
                 let mut resolver = Resolver::new(scope, &mut memo);
                 synthesis.build(prepared, &mut resolver, &mut errors)
             })
@@ -301,7 +306,8 @@ struct Synthesis<'d> {
     /// For each step, the steps it waits for (ascending).
     predecessors: Vec<Vec<usize>>,
     ancestors: &'d [Vec<bool>],
-    step_index: &'d StepIndex,
+    /// The definition with its index, as expressions read it.
+    indexed: Indexed<'d>,
     /// "step `Name`" of each step, for messages.
     owners: Vec<String>,
     /// Each step's timeout.
@@ -315,20 +321,18 @@ struct Synthesis<'d> {
 }
 
 fn base_scope<'a>(
-    definition: &'a PipelineDefinition,
+    indexed: &'a Indexed<'_>,
     input: &'a SynthesisInput,
     owner: &'a str,
-    step_index: &'a StepIndex,
 ) -> Scope<'a> {
     Scope {
-        definition,
+        definition: indexed,
         pipeline: &input.pipeline,
         organization: &input.organization,
         trigger: &input.trigger,
         stage: None,
         step: None,
         owner,
-        step_index: Some(step_index),
     }
 }
 
@@ -502,7 +506,7 @@ impl<'d> Synthesis<'d> {
         (memo, orders): (&mut StageMemo, &mut Orders),
         errors: &mut Vec<Diagnostic>,
     ) -> StagePlan {
-        let (definition, input, step_index) = (self.definition, self.input, self.step_index);
+        let (definition, input, step_index) = (self.definition, self.input, self.indexed.index);
         let locations: BTreeMap<String, ArtifactLocation> = self
             .placements
             .iter()
@@ -529,7 +533,7 @@ impl<'d> Synthesis<'d> {
         };
         let scope = Scope {
             stage: Some(stage_scope),
-            ..base_scope(definition, input, "", step_index)
+            ..base_scope(&self.indexed, input, "")
         };
         let mut resolver = Resolver::new(scope, memo);
         let mut builds = BTreeMap::new();

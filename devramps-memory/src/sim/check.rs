@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use devramps_core::pipeline::{PipelineDefinition, Span, Spanned, check, suggest};
+use devramps_core::pipeline::{PipelineDefinition, Span, Spanned, suggest};
+use devramps_core::plan::check;
 
 use super::action::{Action, StepRef};
 use super::error::ScenarioError;

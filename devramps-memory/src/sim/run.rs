@@ -147,7 +147,7 @@ impl<'s> Sim<'s> {
         let mut sim = Sim {
             scenario,
             pipeline_text: pipeline_text.to_owned(),
-            definition: devramps_core::pipeline::parse(pipeline_text).ok(),
+            definition: devramps_core::plan::parse(pipeline_text).ok(),
             handles,
             engine,
             pool,

@@ -81,7 +81,7 @@ impl Run<'_> {
                     revision,
                     stage,
                     plan.steps[i].key(),
-                    StepState::Skipped,
+                    StepTrigger::SkipInRollback,
                     Some("a rollback skips infrastructure synthesis (L13)".into()),
                 );
             }
@@ -232,15 +232,16 @@ impl Run<'_> {
         }
     }
 
+    /// Moves a step along the edge `trigger` of the step table ([`next_step_state`]).
     fn set_step(
         &mut self,
         revision: u64,
         stage: &str,
         step: &str,
-        state: StepState,
+        trigger: StepTrigger,
         reason: Option<String>,
     ) {
-        self.set_step_with(revision, stage, step, state, reason, BTreeMap::new());
+        self.set_step_with(revision, stage, step, trigger, reason, BTreeMap::new());
     }
 
     fn set_step_with(
@@ -248,10 +249,17 @@ impl Run<'_> {
         revision: u64,
         stage: &str,
         step: &str,
-        state: StepState,
+        trigger: StepTrigger,
         reason: Option<String>,
         outputs: BTreeMap<String, serde_json::Value>,
     ) {
+        let Some(from) = self.step_state(revision, stage, step) else {
+            return;
+        };
+        let Some(state) = next_step_state(from, trigger) else {
+            debug_assert!(false, "no step transition from {from:?} on {trigger:?}");
+            return;
+        };
         self.emit(
             Actor::System,
             Event::StepState {
@@ -263,6 +271,20 @@ impl Run<'_> {
                 reason,
             },
         );
+    }
+
+    /// The state of `step` (its key) in the current attempt of a stage-deployment.
+    fn step_state(&self, revision: u64, stage: &str, step: &str) -> Option<StepState> {
+        let deployment = self.state().deployments.get(&revision)?;
+        let plan = deployment
+            .plan
+            .as_ref()?
+            .stages
+            .iter()
+            .find(|s| s.name == stage)?;
+        let index = plan.steps.iter().position(|s| s.key() == step)?;
+        let run = self.state().run(revision, stage)?;
+        run.steps.get(index).map(|s| s.state)
     }
 
     fn progress_steps(&mut self, revision: u64, stage: &str, phase: Phase) {
@@ -288,7 +310,7 @@ impl Run<'_> {
                     revision,
                     stage,
                     step.key(),
-                    StepState::Succeeded,
+                    StepTrigger::BakeElapsed,
                     Some("bake time elapsed".into()),
                 );
             } else {
@@ -297,7 +319,7 @@ impl Run<'_> {
                     revision,
                     stage,
                     step.key(),
-                    StepState::TimedOut,
+                    StepTrigger::TimeOut,
                     Some(format!("exceeded its {minutes}-minute timeout")),
                 );
                 let key = self.key_of(revision, stage, Unit::step(step.key()));
@@ -359,7 +381,7 @@ impl Run<'_> {
     }
 
     fn start_step(&mut self, revision: u64, stage: &str, index: usize, step: &StepPlan) {
-        self.set_step(revision, stage, step.key(), StepState::Running, None);
+        self.set_step(revision, stage, step.key(), StepTrigger::Start, None);
         if step.kind.is_bake() {
             return;
         }
@@ -403,7 +425,7 @@ impl Run<'_> {
             Some(StageState::RollingBack | StageState::RollingForward)
         );
         let trigger = if emergency { Trigger::Fail } else { trigger };
-        self.skip_pending(revision, stage);
+        self.skip_pending(revision, stage, StepTrigger::SkipAfterFailure);
         self.set_stage(
             Actor::System,
             revision,
@@ -417,7 +439,8 @@ impl Run<'_> {
         }
     }
 
-    fn skip_pending(&mut self, revision: u64, stage: &str) {
+    /// Skips the steps not started, for `why` (one of the `Skip*` triggers).
+    fn skip_pending(&mut self, revision: u64, stage: &str, why: StepTrigger) {
         let Some((_, plan)) = self.plan_stage(revision, stage) else {
             return;
         };
@@ -426,7 +449,7 @@ impl Run<'_> {
         };
         for (step, s) in plan.steps.iter().zip(&run.steps) {
             if s.state == StepState::Pending {
-                self.set_step(revision, stage, step.key(), StepState::Skipped, None);
+                self.set_step(revision, stage, step.key(), why, None);
             }
         }
     }
@@ -532,27 +555,27 @@ impl Run<'_> {
                 }
             }
             WorkResult::Done(Outcome::Succeeded { outputs }) => {
-                let state = if cancelling {
-                    StepState::Cancelled
+                let trigger = if cancelling {
+                    StepTrigger::Cancel
                 } else {
-                    StepState::Succeeded
+                    StepTrigger::Succeed
                 };
-                self.set_step_with(revision, stage, &name, state, None, outputs);
+                self.set_step_with(revision, stage, &name, trigger, None, outputs);
             }
             WorkResult::Done(Outcome::Failed { reason }) => {
                 if cancelling {
-                    self.set_step(revision, stage, &name, StepState::Cancelled, Some(reason));
+                    self.set_step(revision, stage, &name, StepTrigger::Cancel, Some(reason));
                 } else if step.kind.is_test_gate() {
                     // A failed test gate waits for a person: approve to continue, reject to fail (L16).
                     let reason = format!("tests failed: {reason}");
                     self.wait_for_approval(revision, stage, name, Some(reason));
                 } else {
-                    self.set_step(revision, stage, &name, StepState::Failed, Some(reason));
+                    self.set_step(revision, stage, &name, StepTrigger::Fail, Some(reason));
                 }
             }
             WorkResult::Done(Outcome::ApprovalRequired { context }) => {
                 if cancelling {
-                    self.set_step(revision, stage, &name, StepState::Cancelled, None);
+                    self.set_step(revision, stage, &name, StepTrigger::Cancel, None);
                     return;
                 }
                 self.wait_for_approval(revision, stage, name, context);
@@ -572,7 +595,7 @@ impl Run<'_> {
             revision,
             stage,
             &step,
-            StepState::WaitingApproval,
+            StepTrigger::AskApproval,
             reason.clone(),
         );
         self.emit(
@@ -642,7 +665,13 @@ impl Run<'_> {
         self.emit(d.actor.clone(), event);
         if !approve {
             let reason = format!("rejected by {}", d.actor);
-            self.set_step(d.revision, &d.stage, &key, StepState::Failed, Some(reason));
+            self.set_step(
+                d.revision,
+                &d.stage,
+                &key,
+                StepTrigger::Reject,
+                Some(reason),
+            );
             return;
         }
         if baking || step.kind.is_test_gate() {
@@ -650,7 +679,7 @@ impl Run<'_> {
                 d.revision,
                 &d.stage,
                 &key,
-                StepState::Succeeded,
+                StepTrigger::Pass,
                 Some(format!("approved by {}", d.actor)),
             );
             return;
@@ -659,7 +688,7 @@ impl Run<'_> {
             d.revision,
             &d.stage,
             &key,
-            StepState::Running,
+            StepTrigger::Approve,
             Some(format!("approved by {}", d.actor)),
         );
         let command = self.machine.step_command(d.revision, &d.stage, index, true);
@@ -860,7 +889,7 @@ impl Run<'_> {
                         op.revision,
                         &op.stage,
                         step.key(),
-                        StepState::Cancelled,
+                        StepTrigger::Cancel,
                         None,
                     );
                 }
@@ -873,7 +902,7 @@ impl Run<'_> {
                         op.revision,
                         &op.stage,
                         step.key(),
-                        StepState::Cancelled,
+                        StepTrigger::Cancel,
                         None,
                     );
                 }
@@ -892,7 +921,7 @@ impl Run<'_> {
         if builds_running || steps_running {
             return;
         }
-        self.skip_pending(revision, stage);
+        self.skip_pending(revision, stage, StepTrigger::SkipAfterCancel);
         self.set_stage(
             Actor::System,
             revision,

@@ -1,19 +1,55 @@
-//! Static checks of every expression of a definition, as `devramps validate` runs them: each
-//! step's parameters in every stage (and ephemeral environment), each artifact's parameters
-//! once (or per stage for `per_stage` artifacts).
+//! The full check of a definition, as `devramps validate` runs it: its structure
+//! ([`pipeline::check`]) and every expression: each step's parameters in every stage (and
+//! ephemeral environment), each artifact's parameters once (or per stage for `per_stage`
+//! artifacts).
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::ast::{Expr, ExprKind, Template};
-use super::eval::{ExprError, evaluate};
-use super::locate::locate;
-use super::parse::{has_expressions, parse_template};
-use super::scope::{
-    ArtifactLocation, Organization, PipelineInfo, Scope, StageScope, StepScope, Trigger,
+use super::definition::Indexed;
+use crate::expr::{
+    ArtifactLocation, Expr, ExprError, ExprKind, Organization, PipelineInfo, Scope, StageScope,
+    StepScope, Template, Trigger, evaluate, has_expressions, parse_template,
 };
 use crate::pipeline::{
-    Diagnostic, PipelineDefinition, Spanned, StepGraph, StepIndex, Value, ValueKind, ValueMap,
+    self, Checked, Diagnostic, Diagnostics, PipelineDefinition, Spanned, StepGraph, StepIndex,
+    Value, ValueKind, ValueMap,
 };
+
+/// Parses and validates the YAML text of a `pipeline.yaml`, reporting every problem at once:
+/// the structural checks of [`pipeline::check`] and the checks of every `${{ }}` expression.
+///
+/// Never panics; malformed YAML gives one `E0001` diagnostic.
+///
+/// ```
+/// use devramps_core::plan;
+/// let text = r#"
+/// version: "1.0.0"
+/// pipeline:
+///   cloud_provider: AWS
+///   pipeline_updates_require_approval: NEVER
+///   stages: [{ name: s, account_id: "111111111111", region: us-east-1 }]
+///   steps: [{ name: D, type: "CUSTOM:D", params: { a: "${{ vars.nope }}" } }]
+///   artifacts: {}
+/// "#;
+/// let checked = plan::check(text);
+/// assert_eq!(checked.diagnostics[0].code.as_str(), "E0606");
+/// assert!(devramps_core::pipeline::check(text).is_valid(), "the structure alone is fine");
+/// ```
+pub fn check(text: &str) -> Checked {
+    pipeline::check_with(text, &check_definition)
+}
+
+/// Parses and validates YAML text (see [`check`]); the definition, or all diagnostics if any
+/// is an error.
+pub fn parse(text: &str) -> Result<PipelineDefinition, Diagnostics> {
+    check(text).into_result()
+}
+
+/// Validates a value tree built by another front end (spans may be unknown), expressions
+/// included.
+pub fn check_value(root: &Value) -> Checked {
+    pipeline::check_value_with(root, &check_definition)
+}
 
 /// A stage or an ephemeral environment, as far as expressions see it.
 #[derive(Clone, Debug)]
@@ -88,8 +124,7 @@ pub(crate) fn check_definition(
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let mut report = |value: &Value, error: ExprError, out: &mut Vec<Diagnostic>| {
-        let text = value.as_str().unwrap_or_default();
-        let span = locate(source, value, text, &error.range);
+        let span = crate::expr::locate_error(source, value, &error);
         if seen.insert((span, error.message.clone())) {
             let mut d = Diagnostic::new(error.kind.code(), span, error.message);
             d.help = error.help;
@@ -98,19 +133,22 @@ pub(crate) fn check_definition(
     };
     let views = stage_views(definition);
     let step_index = StepIndex::of(definition);
+    let indexed = Indexed {
+        definition,
+        index: &step_index,
+    };
     let skips: Vec<Vec<bool>> = views
         .iter()
         .map(|(_, v)| skipped(&step_index, definition.steps.len(), v.skip))
         .collect();
     let base = |owner: &'static str| Scope {
-        definition,
+        definition: &indexed,
         pipeline: &pipeline,
         organization: &organization,
         trigger: &trigger,
         stage: None,
         step: None,
         owner,
-        step_index: Some(&step_index),
     };
     // Each template is parsed once. Expressions that read `vars` (which differ per stage) or a
     // step's outputs (whose producer a stage may skip) are evaluated in every stage that needs

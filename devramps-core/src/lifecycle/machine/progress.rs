@@ -72,6 +72,9 @@ impl Run<'_> {
         if phase == Phase::Build && self.is_first_stage(revision, stage) {
             self.record_reuses(revision);
         }
+        if phase == Phase::Steps {
+            self.record_skip_list(revision, stage);
+        }
         if rollback && phase == Phase::Infrastructure {
             let Some((_, plan)) = self.plan_stage(revision, stage) else {
                 return;
@@ -103,6 +106,23 @@ impl Run<'_> {
                 self.command(Command::Mirror { key });
             }
             _ => {}
+        }
+    }
+
+    /// *Step Skipped* for every step the stage's `skip` list names, as its deployment steps
+    /// begin. Those steps are `SKIPPED` from the stage's start; this records why.
+    fn record_skip_list(&mut self, revision: u64, stage: &str) {
+        let Some((_, plan)) = self.plan_stage(revision, stage) else {
+            return;
+        };
+        for step in plan.steps.iter().filter(|s| s.skipped) {
+            self.set_step(
+                revision,
+                stage,
+                step.key(),
+                StepState::Skipped,
+                Some(format!("in the `skip` list of stage `{stage}`")),
+            );
         }
     }
 

@@ -85,6 +85,12 @@ pub(crate) fn check_definition(
         .iter()
         .map(|a| (a.id.value.clone(), ArtifactLocation::default()))
         .collect();
+    let pre_mirror: BTreeMap<String, ArtifactLocation> = definition
+        .artifacts
+        .iter()
+        .filter(|a| !a.per_stage.value)
+        .map(|a| (a.id.value.clone(), ArtifactLocation::default()))
+        .collect();
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let mut report = |value: &Value, error: ExprError, out: &mut Vec<Diagnostic>| {
@@ -107,6 +113,7 @@ pub(crate) fn check_definition(
         pipeline: &pipeline,
         organization: &organization,
         trigger: &trigger,
+        pre_mirror_artifacts: &pre_mirror,
         stage: None,
         step: None,
         owner,

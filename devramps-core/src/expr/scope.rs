@@ -136,6 +136,9 @@ pub struct Scope<'a> {
     pub organization: &'a Organization,
     /// `trigger.*`.
     pub trigger: &'a Trigger,
+    /// `pipeline.pre_mirror_artifacts`, by artifact id: where each shared artifact is in the
+    /// CI/CD account before mirroring (per-stage artifacts have no such copy).
+    pub pre_mirror_artifacts: &'a BTreeMap<String, ArtifactLocation>,
     /// `stage.*` and `vars.*`; `None` for artifacts built once for all stages.
     pub stage: Option<StageScope<'a>>,
     /// `steps.*`; `None` outside step parameters (artifact parameters).

@@ -197,16 +197,25 @@ pub fn synthesize(
             envs: preparer.prepare_map(&a.envs),
         })
         .collect();
+    let placements: Vec<Placement<'_>> = definition
+        .artifacts
+        .iter()
+        .zip(&artifacts)
+        .map(|(a, p)| Placement::new(a, &p.build_commit))
+        .collect();
     let synthesis = Synthesis {
         definition,
         input,
         source,
-        placements: definition
-            .artifacts
+        pre_mirror: placements
             .iter()
-            .zip(&artifacts)
-            .map(|(a, p)| Placement::new(a, &p.build_commit))
+            .filter(|p| !p.artifact.per_stage.value)
+            .map(|p| {
+                let at = p.pre_mirror_location(&input.pipeline.slug, &input.organization);
+                (p.artifact.id.value.clone(), at)
+            })
             .collect(),
+        placements,
         predecessors: (0..definition.steps.len())
             .map(|i| graph.predecessors(i))
             .collect(),
@@ -236,7 +245,7 @@ pub fn synthesize(
         .zip(&synthesis.build_params)
         .map(|(artifact, prepared)| {
             (!artifact.per_stage.value).then(|| {
-                let scope = base_scope(definition, input, &prepared.owner, &step_index);
+                let scope = base_scope(&synthesis, &prepared.owner);
                 let mut resolver = Resolver::new(scope, &mut memo);
                 synthesis.build(prepared, &mut resolver, &mut errors)
             })
@@ -293,6 +302,8 @@ struct Synthesis<'d> {
     source: Option<&'d str>,
     /// Each artifact's placement.
     placements: Vec<Placement<'d>>,
+    /// `pipeline.pre_mirror_artifacts`: each shared artifact in the CI/CD account, by id.
+    pre_mirror: BTreeMap<String, ArtifactLocation>,
     /// For each step, the steps it waits for (ascending).
     predecessors: Vec<Vec<usize>>,
     ancestors: &'d [Vec<bool>],
@@ -309,21 +320,18 @@ struct Synthesis<'d> {
     keys: [Arc<str>; 2],
 }
 
-fn base_scope<'a>(
-    definition: &'a PipelineDefinition,
-    input: &'a SynthesisInput,
-    owner: &'a str,
-    step_index: &'a StepIndex,
-) -> Scope<'a> {
+fn base_scope<'a>(synthesis: &'a Synthesis<'_>, owner: &'a str) -> Scope<'a> {
+    let input = synthesis.input;
     Scope {
-        definition,
+        definition: synthesis.definition,
         pipeline: &input.pipeline,
         organization: &input.organization,
         trigger: &input.trigger,
+        pre_mirror_artifacts: &synthesis.pre_mirror,
         stage: None,
         step: None,
         owner,
-        step_index: Some(step_index),
+        step_index: Some(synthesis.step_index),
     }
 }
 
@@ -420,9 +428,33 @@ impl<'d> Placement<'d> {
     fn location(&self, slug: &str, stage: &Stage) -> ArtifactLocation {
         let id = &self.artifact.id.value;
         let (account, region) = (&stage.account_id.value, &stage.region.value);
+        let repo = || naming::stage_repository(slug, &stage.name.value, id);
+        let bucket = || naming::stage_bucket(account, slug, &stage.name.value, id);
+        self.at(account, region, repo, bucket)
+    }
+
+    /// Where a shared artifact is in the CI/CD account before mirroring: its root repository
+    /// or bucket (reference 3.5 naming), with the same tag or key as in the stages.
+    fn pre_mirror_location(&self, slug: &str, org: &Organization) -> ArtifactLocation {
+        let id = &self.artifact.id.value;
+        let (account, region) = (&org.cicd_account_id, &org.cicd_account_region);
+        let repo = || naming::root_repository(slug, id);
+        let bucket = || naming::root_bucket(account, slug, id);
+        self.at(account, region, repo, bucket)
+    }
+
+    /// The location in `account` and `region`, in the repository or bucket named by `repo` or
+    /// `bucket` (whichever the artifact's type uses).
+    fn at(
+        &self,
+        account: &str,
+        region: &str,
+        repo: impl FnOnce() -> String,
+        bucket: impl FnOnce() -> String,
+    ) -> ArtifactLocation {
         match &self.key {
             None => {
-                let repo = naming::stage_repository(slug, &stage.name.value, id);
+                let repo = repo();
                 ArtifactLocation {
                     image_url: [
                         account,
@@ -439,7 +471,7 @@ impl<'d> Placement<'d> {
                 }
             }
             Some(key) => {
-                let bucket = naming::stage_bucket(account, slug, &stage.name.value, id);
+                let bucket = bucket();
                 ArtifactLocation {
                     s3_url: ["s3://", &bucket, "/", key].concat(),
                     s3_bucket: bucket,
@@ -524,7 +556,7 @@ impl<'d> Synthesis<'d> {
         };
         let scope = Scope {
             stage: Some(stage_scope),
-            ..base_scope(definition, input, "", step_index)
+            ..base_scope(self, "")
         };
         let mut resolver = Resolver::new(scope, memo);
         let mut builds = BTreeMap::new();

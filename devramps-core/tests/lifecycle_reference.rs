@@ -107,7 +107,10 @@ fn reference_23_a_skip_list_step_is_recorded_skipped_when_the_deployment_steps_b
         assert_eq!(skipped.len(), 1, "{stage}: {skipped:?}");
         assert_eq!(skipped[0].0, step);
         let reason = skipped[0].2.as_deref().unwrap_or_default();
-        assert!(reason.contains("skip") && reason.contains(stage), "{reason}");
+        assert!(
+            reason.contains("skip") && reason.contains(stage),
+            "{reason}"
+        );
         let ran: Vec<_> = step_events(&events, stage)
             .into_iter()
             .filter(|(s, state, _)| s == other && *state == StepState::Succeeded)
@@ -120,12 +123,12 @@ fn reference_23_a_skip_list_step_is_recorded_skipped_when_the_deployment_steps_b
         matches!(e, Event::PhaseStarted { stage, phase, .. }
             if stage == "staging" && format!("{phase:?}") == "Steps")
     });
-    let skipped = position(&|e| {
-        matches!(e, Event::StepState { stage, state: StepState::Skipped, .. } if stage == "staging")
-    });
-    let running = position(&|e| {
-        matches!(e, Event::StepState { stage, state: StepState::Running, .. } if stage == "staging")
-    });
+    let skipped = position(
+        &|e| matches!(e, Event::StepState { stage, state: StepState::Skipped, .. } if stage == "staging"),
+    );
+    let running = position(
+        &|e| matches!(e, Event::StepState { stage, state: StepState::Running, .. } if stage == "staging"),
+    );
     assert!(
         phase < skipped && skipped < running,
         "{phase:?} {skipped:?} {running:?}"

@@ -352,7 +352,10 @@ fn acceptance_23_skip_list_steps_do_not_run_and_emit_step_skipped() {
         assert_eq!(events.len(), 1, "{stage_name}: {events:#?}");
         assert_eq!(events[0]["state"], "SKIPPED");
         let reason = events[0]["reason"].as_str().expect("a reason");
-        assert!(reason.contains("skip") && reason.contains(stage_name), "{reason}");
+        assert!(
+            reason.contains("skip") && reason.contains(stage_name),
+            "{reason}"
+        );
         // Recorded as the deployment steps begin: when Deploy starts.
         assert_eq!(
             events[0]["at"].as_str(),

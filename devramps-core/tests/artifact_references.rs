@@ -185,3 +185,49 @@ fn a_per_stage_artifact_has_no_pre_mirror_copy_and_a_misspelt_property_is_named(
         "{all}"
     );
 }
+
+#[test]
+fn ids_as_the_devramps_guide_writes_them_are_kept_and_normalized_only_in_aws_names() {
+    let plan = plan_of(
+        r#"  steps:
+    - name: Deploy
+      type: CUSTOM:DEPLOY
+      params:
+        bucket: ${{ stage.artifacts.frontend_bundle.s3_bucket }}
+        url: ${{ stage.artifacts.frontend_bundle.s3_url }}
+        image: ${{ stage.artifacts.Api_Image.image_url }}
+  artifacts:
+    Frontend Bundle:
+      id: frontend_bundle
+      type: DEVRAMPS:BUNDLE:BUILD
+      params: {build_commands: make, file_path: /dist/site.zip}
+    API:
+      id: Api_Image
+      type: DEVRAMPS:DOCKER:BUILD
+      params: {dockerfile: /Dockerfile}
+"#,
+        &input(&[], Changes::unknown()),
+    );
+    let ids: Vec<&str> = plan.artifacts.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["frontend_bundle", "Api_Image"], "kept as written");
+    let p = params(&plan, "prod", 0);
+    let bucket = "222222222222-api-prod-frontend-bundle";
+    assert_eq!(p["bucket"], bucket);
+    assert_eq!(
+        p["url"],
+        format!("s3://{bucket}/frontend_bundle/{SHA}/site.zip")
+    );
+    assert_eq!(
+        p["image"],
+        format!("222222222222.dkr.ecr.us-west-2.amazonaws.com/api-prod-api-image:{SHA}")
+    );
+    // Valid AWS names: bucket names lowercase letters, digits and hyphens; so are ECR names here.
+    let valid = |name: &str| {
+        name.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    assert!(valid(bucket));
+    let repository = p["image"].as_str().and_then(|u| u.split('/').nth(1));
+    let repository = repository.and_then(|r| r.split(':').next()).expect("repo");
+    assert!(valid(repository), "{repository}");
+}

@@ -101,21 +101,30 @@ fn read_artifact(
             Some((id, true))
         }
         Some(id) => {
-            if !id
-                .value
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            {
+            // Kept as written (DevRamps' guide writes `frontend_bundle`); only AWS resource
+            // names normalize it (`plan::naming`), so it needs a letter or digit to keep there.
+            let mut bytes = id.value.bytes();
+            let usable = bytes
+                .clone()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && bytes.any(|b| b.is_ascii_alphanumeric());
+            if !usable {
+                let fixed = normalize_id(&id.value);
                 sink.push(
                     Diagnostic::new(
                         Code::InvalidArtifactId,
                         id.span,
                         format!(
-                            "artifact id `{}` may only use lowercase letters, digits and hyphens",
+                            "artifact id `{}` may only use letters, digits, `-` and `_`, with at \
+                             least one letter or digit",
                             id.value
                         ),
                     )
-                    .with_help(format!("try `{}`", normalize_id(&id.value))),
+                    .with_help(if fixed.is_empty() {
+                        "use letters or digits".to_owned()
+                    } else {
+                        format!("try `{fixed}`")
+                    }),
                 );
             }
             Some((id, true))

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::ast::{Expr, ExprKind, Template};
-use super::eval::{ExprError, evaluate};
+use super::eval::{ExprError, ExprErrorKind, evaluate};
 use super::locate::locate;
 use super::parse::{has_expressions, parse_template};
 use super::scope::{
@@ -65,10 +65,13 @@ pub(crate) fn skipped(index: &StepIndex, steps: usize, skip: &[Spanned<String>])
     out
 }
 
-/// Checks every expression; pushes one diagnostic per distinct problem.
+/// Checks every expression; pushes one diagnostic per distinct problem. An unknown artifact
+/// for which `follow_on` holds (given the name as written) is not reported: the caller already
+/// reported why that artifact is unknown.
 pub(crate) fn check_definition(
     definition: &PipelineDefinition,
     source: Option<&str>,
+    follow_on: &dyn Fn(&str) -> bool,
 ) -> Vec<Diagnostic> {
     let pipeline = PipelineInfo::from_slug("pipeline");
     let organization = Organization::default();
@@ -95,6 +98,13 @@ pub(crate) fn check_definition(
     let mut seen = HashSet::new();
     let mut report = |value: &Value, error: ExprError, out: &mut Vec<Diagnostic>| {
         let text = value.as_str().unwrap_or_default();
+        if error.kind == ExprErrorKind::UnknownArtifact
+            && text
+                .get(error.range.clone())
+                .is_some_and(|key| follow_on(key.trim_matches('"')))
+        {
+            return;
+        }
         let span = locate(source, value, text, &error.range);
         if seen.insert((span, error.message.clone())) {
             let mut d = Diagnostic::new(error.kind.code(), span, error.message);

@@ -118,8 +118,13 @@ fn finish(root: &Value, mut sink: Sink, source: Option<&str>) -> Checked {
     let draft = read::read_document(root, &mut sink);
     if let Some(draft) = &draft {
         validate::validate(&draft.definition, &mut sink);
-        sink.items
-            .extend(crate::expr::check_definition(&draft.definition, source));
+        // A reference to an artifact that could not be read only repeats that problem.
+        let follow_on = |name: &str| draft.unreadable_artifacts.covers(name);
+        sink.items.extend(crate::expr::check_definition(
+            &draft.definition,
+            source,
+            &follow_on,
+        ));
     }
     let mut diagnostics = sink.items;
     diagnostics.sort_by_key(|d| (d.span.offset, d.span.line, d.span.column));

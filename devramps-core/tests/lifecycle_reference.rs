@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use devramps_core::backend::Outcome;
 use devramps_core::expr::Organization;
 use devramps_core::lifecycle::{
-    Command, Event, Input, Machine, Output, Push, StageState, StepState, WorkResult,
+    Actor, Blocker, Command, Control, ControlAction, Event, Input, Machine, Output, Push,
+    StageState, StepState, WaitingFor, WorkResult,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -138,5 +139,87 @@ fn reference_23_a_skip_list_step_is_recorded_skipped_when_the_deployment_steps_b
         step_events(&events, "prod")
             .iter()
             .all(|(_, state, _)| *state != StepState::Skipped)
+    );
+}
+
+const TWO_STAGES: &str = r#"
+version: "1.0.0"
+pipeline:
+  cloud_provider: AWS
+  pipeline_updates_require_approval: NEVER
+  stages:
+    - { name: staging, account_id: "111111111111", region: us-east-1 }
+    - { name: prod, account_id: "222222222222", region: us-east-1 }
+  steps:
+    - { name: A, type: "CUSTOM:A" }
+  artifacts: {}
+"#;
+
+fn control(stage: &str, action: ControlAction) -> Input {
+    Input::Control(Control {
+        stage: stage.into(),
+        action,
+        actor: Actor::User("ana".into()),
+        reason: Some("freeze prod for the launch".into()),
+    })
+}
+
+#[test]
+fn l9_promotions_can_be_stopped_before_the_first_deployment_and_hold_from_it_on() {
+    let mut m = Machine::new("app");
+    let out = m.handle(control("prod", ControlAction::StopPromotions), t0());
+    assert!(
+        out.records
+            .iter()
+            .all(|r| !matches!(r.event, Event::Refused { .. })),
+        "{:?}",
+        out.records
+    );
+    assert!(
+        out.records
+            .iter()
+            .any(|r| matches!(&r.event, Event::BlockerAdded { stage, blocker: Blocker::StopPromotions, .. } if stage == "prod"))
+    );
+    // The first deployment runs in staging and queues at prod behind the blocker.
+    let out = m.handle(push("c1", TWO_STAGES), t0());
+    settle(&mut m, out, t0());
+    let run = |m: &Machine, stage: &str| {
+        let r = m.state().run(1, stage).expect("run");
+        (r.state, r.waiting_for)
+    };
+    assert_eq!(run(&m, "staging").0, StageState::Succeeded);
+    assert_eq!(
+        run(&m, "prod"),
+        (StageState::NotStarted, Some(WaitingFor::Blocker))
+    );
+    // Resumed: prod deploys.
+    let out = m.handle(control("prod", ControlAction::ResumePromotions), t0());
+    settle(&mut m, out, t0());
+    assert_eq!(run(&m, "prod").0, StageState::Succeeded);
+}
+
+#[test]
+fn l9_other_operations_on_an_unknown_stage_are_still_refused() {
+    let mut m = Machine::new("app");
+    for action in [ControlAction::ResumePromotions, ControlAction::Unblock] {
+        let out = m.handle(control("prod", action), t0());
+        assert!(
+            out.records
+                .iter()
+                .any(|r| matches!(r.event, Event::Refused { .. })),
+            "{action:?}: {:?}",
+            out.records
+        );
+    }
+    // Once a definition is in force, a stage it does not have is a mistake (a typo).
+    let out = m.handle(push("c1", TWO_STAGES), t0());
+    settle(&mut m, out, t0());
+    let out = m.handle(control("prdo", ControlAction::StopPromotions), t0());
+    assert!(
+        out.records
+            .iter()
+            .any(|r| matches!(r.event, Event::Refused { .. })),
+        "{:?}",
+        out.records
     );
 }

@@ -947,7 +947,11 @@ impl Run<'_> {
             ControlAction::Unblock => "unblock",
             ControlAction::Bypass { .. } => "bypass",
         };
-        if !self.state().stages.contains_key(&c.stage) {
+        // Promotions may be stopped before the first deployment (L9): no stage is known yet,
+        // and the blocker holds from that deployment on.
+        let before_first = self.state().stage_order.is_empty();
+        let freeze_ahead = before_first && c.action == ControlAction::StopPromotions;
+        if !self.state().stages.contains_key(&c.stage) && !freeze_ahead {
             return self.refuse(
                 &c.actor,
                 operation,

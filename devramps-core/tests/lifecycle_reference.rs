@@ -223,3 +223,77 @@ fn l9_other_operations_on_an_unknown_stage_are_still_refused() {
         out.records
     );
 }
+
+const PER_STAGE: &str = r#"
+version: "1.0.0"
+pipeline:
+  cloud_provider: AWS
+  pipeline_updates_require_approval: NEVER
+  stages:
+    - { name: staging, account_id: "111111111111", region: us-east-1 }
+    - { name: prod, account_id: "222222222222", region: us-east-1 }
+  steps:
+    - name: Upload
+      type: "CUSTOM:UPLOAD"
+      params: { site: "${{ stage.artifacts.site.s3_url }}" }
+  artifacts:
+    Site:
+      type: DEVRAMPS:BUNDLE:BUILD
+      per_stage: true
+      rebuild_when_changed: [/web]
+      params: { build_commands: make, file_path: /site.zip }
+"#;
+
+fn push_changed(commit: &str, base: &str, paths: &[&str]) -> Input {
+    let mut input = push(commit, PER_STAGE);
+    if let Input::Push(p) = &mut input {
+        let paths = paths.iter().map(|p| (*p).to_owned()).collect();
+        p.changed = [(base.to_owned(), paths)].into();
+    }
+    input
+}
+
+/// The (artifact, stage) of every build started.
+fn builds(events: &[Event]) -> Vec<(String, Option<String>)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::BuildStarted {
+                artifact, stage, ..
+            } => Some((artifact.clone(), stage.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn l4_an_unchanged_per_stage_artifact_is_reused_in_each_stage() {
+    let mut m = Machine::new("app");
+    let out = m.handle(push("c1", PER_STAGE), t0());
+    let first = settle(&mut m, out, t0());
+    let site = |stage: &str| ("site".to_owned(), Some(stage.to_owned()));
+    assert_eq!(builds(&first), [site("staging"), site("prod")]);
+    assert_eq!(m.bases(), ["c1"]);
+    // c2 touches nothing under /web: neither stage builds, both use c1's builds.
+    let out = m.handle(push_changed("c2", "c1", &["/docs/readme.md"]), t0());
+    let second = settle(&mut m, out, t0());
+    assert_eq!(builds(&second), []);
+    assert_eq!(
+        m.state().run(2, "prod").map(|r| r.state),
+        Some(StageState::Succeeded)
+    );
+    let plan = m.state().deployments[&2].plan.clone().expect("a plan");
+    for stage in &plan.stages {
+        assert_eq!(stage.reused.get("site").map(String::as_str), Some("c1"));
+        assert!(
+            stage.artifacts["site"].s3_key.contains("/c1/"),
+            "{}: {:?}",
+            stage.name,
+            stage.artifacts["site"]
+        );
+    }
+    // c3 touches /web: each stage builds again.
+    let out = m.handle(push_changed("c3", "c1", &["/web/index.html"]), t0());
+    let third = settle(&mut m, out, t0());
+    assert_eq!(builds(&third), [site("staging"), site("prod")]);
+}

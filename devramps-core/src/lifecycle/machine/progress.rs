@@ -171,9 +171,22 @@ impl Run<'_> {
             return Vec::new();
         };
         let first = self.is_first_stage(revision, stage);
+        // A per-stage artifact is decided in each stage: this one may reuse its own last build.
+        let reused = plan
+            .stages
+            .iter()
+            .find(|s| s.name == stage)
+            .map(|s| &s.reused);
+        let rebuilt_here = |a: &&crate::plan::ArtifactPlan| {
+            if a.per_stage {
+                !reused.is_some_and(|r| r.contains_key(&a.id))
+            } else {
+                a.decision == Decision::Rebuild && first
+            }
+        };
         plan.artifacts
             .iter()
-            .filter(|a| a.decision == Decision::Rebuild && (a.per_stage || first))
+            .filter(rebuilt_here)
             .map(|a| (a.id.clone(), a.per_stage.then(|| stage.to_owned())))
             .filter(|(id, at)| {
                 self.state().builds.get(&(id.clone(), at.clone())) != Some(&deployment.commit)

@@ -37,6 +37,7 @@ fn synthesis_input(definition: &PipelineDefinition) -> SynthesisInput {
             .iter()
             .map(|a| (a.id.value.clone(), BASE.to_owned()))
             .collect(),
+        previous_stage_builds: Default::default(),
         changes: Changes::since(BASE, changed_paths(1_000)),
     }
 }

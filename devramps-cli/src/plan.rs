@@ -291,6 +291,7 @@ async fn plan(args: &PlanArgs) -> Result<Outcome, String> {
         organization: organization.clone(),
         trigger: trigger.clone(),
         previous_builds,
+        previous_stage_builds: Default::default(),
         changes,
     };
     let source_text = report.source.as_deref();

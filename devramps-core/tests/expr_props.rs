@@ -251,6 +251,7 @@ fn check_resolution(definition: &PipelineDefinition, text: &str) -> Result<(), T
         pipeline: &pipeline,
         organization: &organization,
         trigger: &trigger,
+        pre_mirror_artifacts: &artifacts,
         stage: Some(StageScope {
             name: &stage.name.value,
             account_id: &stage.account_id.value,

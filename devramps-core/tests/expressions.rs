@@ -872,6 +872,7 @@ fn input() -> SynthesisInput {
             revision: 4,
         },
         previous_builds: Default::default(),
+        previous_stage_builds: Default::default(),
         changes: Changes::unknown(),
     }
 }

@@ -514,7 +514,7 @@ const STRUCTURAL: &[(&str, &str, &str, &str)] = &[
     ("relative rebuild_when_changed", "rebuild_when_changed: [/api]", "rebuild_when_changed: [api]", "E0303"),
     ("rebuild_when_changed a string", "rebuild_when_changed: [/api]", "rebuild_when_changed: /api", "E0003"),
     ("artifact without type", "      type: DEVRAMPS:DOCKER:BUILD\n", "", "E0004"),
-    ("artifact id in capitals", "      per_stage: false\n", "      per_stage: false\n      id: API\n", "E0302"),
+    ("artifact id with a dot", "      per_stage: false\n", "      per_stage: false\n      id: api.image\n", "E0302"),
     ("artifact name giving no id", "    API:\n", "    \"!!!\":\n", "E0302"),
     ("per_stage quoted yes", "per_stage: false", "per_stage: \"yes\"", "E0003"),
     ("per_stage yes (a YAML 1.2 string)", "per_stage: false", "per_stage: yes", "E0003"),

@@ -78,6 +78,7 @@ fn plan() -> Plan {
             revision: 1,
         },
         previous_builds: BTreeMap::new(),
+        previous_stage_builds: BTreeMap::new(),
         changes: Changes::unknown(),
     };
     synthesize(&definition(), Some(PIPELINE), &input).expect("synthesizes")

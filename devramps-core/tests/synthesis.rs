@@ -158,6 +158,7 @@ fn input(previous_builds: &[(&str, &str)], changes: Changes) -> SynthesisInput {
             .iter()
             .map(|(id, commit)| ((*id).to_owned(), (*commit).to_owned()))
             .collect(),
+        previous_stage_builds: Default::default(),
         changes,
     }
 }

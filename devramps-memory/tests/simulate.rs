@@ -337,6 +337,38 @@ fn acceptance_21_steps_without_goes_after_run_in_list_order() {
 }
 
 #[test]
+fn acceptance_23_skip_list_steps_do_not_run_and_emit_step_skipped() {
+    let r = run("23-skip-list.yaml");
+    assert_eq!(stage(&r, 1, "prod")["state"], "SUCCEEDED");
+    for (stage_name, skipped, ran) in [("staging", "Bake", "smoke"), ("qa", "smoke", "Bake")] {
+        let events = matching(
+            &r,
+            &[
+                ("type", json!("step_state")),
+                ("stage", json!(stage_name)),
+                ("step", json!(skipped)),
+            ],
+        );
+        assert_eq!(events.len(), 1, "{stage_name}: {events:#?}");
+        assert_eq!(events[0]["state"], "SKIPPED");
+        let reason = events[0]["reason"].as_str().expect("a reason");
+        assert!(
+            reason.contains("skip") && reason.contains(stage_name),
+            "{reason}"
+        );
+        // Recorded as the deployment steps begin: when Deploy starts.
+        assert_eq!(
+            events[0]["at"].as_str(),
+            Some(step_time(&r, 1, stage_name, "Deploy", "RUNNING").as_str())
+        );
+        step_time(&r, 1, stage_name, ran, "SUCCEEDED");
+    }
+    for step in ["Deploy", "smoke", "Bake"] {
+        step_time(&r, 1, "prod", step, "SUCCEEDED");
+    }
+}
+
+#[test]
 fn acceptance_32_bake_elapses_is_approved_or_is_rejected() {
     let r = run("32-bake.yaml");
     // Untouched: 5 minutes after it started.

@@ -4,6 +4,7 @@
 
 use std::ops::Range;
 
+use super::artifact_ref::eval_artifact;
 use super::ast::{Accessor, Expr, ExprKind, Ident, Part, Template};
 use super::parse::{SyntaxError, parse_template};
 use super::scope::{ArtifactLocation, Scope};
@@ -22,7 +23,7 @@ pub const NAMESPACES: &[&str] = &[
 /// The functions.
 pub const FUNCTIONS: &[&str] = &["secret", "stage_secret"];
 const STAGE_FIELDS: &[&str] = &["name", "account_id", "region", "artifacts", "secrets"];
-const PIPELINE_FIELDS: &[&str] = &["name", "slug"];
+const PIPELINE_FIELDS: &[&str] = &["name", "slug", "pre_mirror_artifacts"];
 const ORG_FIELDS: &[&str] = &[
     "name",
     "slug",
@@ -87,7 +88,11 @@ pub struct ExprError {
 }
 
 impl ExprError {
-    fn new(kind: ExprErrorKind, range: Range<usize>, message: impl Into<String>) -> Self {
+    pub(super) fn new(
+        kind: ExprErrorKind,
+        range: Range<usize>,
+        message: impl Into<String>,
+    ) -> Self {
         ExprError {
             kind,
             message: message.into(),
@@ -96,12 +101,12 @@ impl ExprError {
         }
     }
 
-    fn help(mut self, help: impl Into<String>) -> Self {
+    pub(super) fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
     }
 
-    fn suggest(self, word: &str, candidates: &[&str]) -> Self {
+    pub(super) fn suggest(self, word: &str, candidates: &[&str]) -> Self {
         match suggest(word, candidates.iter().copied()) {
             Some(s) => self.help(format!("did you mean `{s}`?")),
             None if candidates.is_empty() => self,
@@ -159,18 +164,7 @@ pub fn evaluate(expr: &Expr, scope: &Scope<'_>) -> Result<ParamValue, ExprError>
             let rest = path.accessors.as_slice();
             match root.name.as_str() {
                 "stage" => eval_stage(root, rest, scope),
-                "pipeline" => {
-                    let (field, rest) = field(root, rest, "pipeline", PIPELINE_FIELDS)?;
-                    let value = match field.name.as_str() {
-                        "name" => &scope.pipeline.name,
-                        _ => &scope.pipeline.slug,
-                    };
-                    scalar(
-                        ParamValue::from(value.as_str()),
-                        rest,
-                        format_args!("pipeline.{}", field.name),
-                    )
-                }
+                "pipeline" => eval_pipeline(root, rest, scope),
                 "organization" => eval_organization(root, rest, scope),
                 "trigger" => {
                     let (field, rest) = field(root, rest, "trigger", TRIGGER_FIELDS)?;
@@ -231,7 +225,7 @@ fn field<'e>(
 
 /// A scalar result: no accessor may follow.
 /// `path` names the value in the error, and is formatted only then.
-fn scalar(
+pub(super) fn scalar(
     value: ParamValue,
     rest: &[Accessor],
     path: std::fmt::Arguments<'_>,
@@ -289,50 +283,59 @@ fn eval_stage(root: &Ident, rest: &[Accessor], scope: &Scope<'_>) -> Result<Para
         "secrets" => {
             secret_key(field, rest, "stage.secrets").map(|n| Deferred::StageSecret(n).into())
         }
-        _ => {
-            let Some((which, rest)) = rest.split_first() else {
-                return Err(ExprError::new(
-                    ExprErrorKind::UnknownProperty,
-                    field.range.clone(),
-                    "`stage.artifacts` needs an artifact: `stage.artifacts[\"Name\"].image_url`",
-                ));
-            };
-            let key = which.key();
-            let found = scope.definition.artifact(&key.name);
-            let Some(artifact) = found else {
-                let names: Vec<&str> = scope.definition.artifact_names();
-                return Err(ExprError::new(
-                    ExprErrorKind::UnknownArtifact,
-                    key.range.clone(),
-                    format!("unknown artifact `{}`", key.name),
-                )
-                .suggest(&key.name, &names));
-            };
-            let empty = ArtifactLocation::default();
-            let location = stage.artifacts.get(artifact.key).unwrap_or(&empty);
-            match rest.split_first() {
-                None => Ok(ParamValue::map(ArtifactLocation::FIELDS.iter().map(|f| {
-                    (*f, ParamValue::from(location.field(f).unwrap_or_default()))
-                }))),
-                Some((f, rest)) => {
-                    let k = f.key();
-                    let Some(value) = location.field(&k.name) else {
-                        return Err(ExprError::new(
-                            ExprErrorKind::UnknownProperty,
-                            k.range.clone(),
-                            format!("artifact `{}` has no property `{}`", artifact.name, k.name),
-                        )
-                        .suggest(&k.name, ArtifactLocation::FIELDS));
-                    };
-                    scalar(
-                        ParamValue::from(value),
-                        rest,
-                        format_args!("stage.artifacts[\"{}\"].{}", artifact.name, k.name),
-                    )
-                }
-            }
-        }
+        _ => eval_artifact(field, rest, "stage.artifacts", scope, |artifact, _| {
+            Ok(stage.artifacts.get(artifact.key).unwrap_or(&EMPTY_LOCATION))
+        }),
     }
+}
+
+/// Where an artifact is when no location is known (static checks).
+static EMPTY_LOCATION: ArtifactLocation = ArtifactLocation {
+    image_url: String::new(),
+    image_tag: String::new(),
+    s3_url: String::new(),
+    s3_bucket: String::new(),
+    s3_key: String::new(),
+};
+
+/// `pipeline.name`, `pipeline.slug`, and `pipeline.pre_mirror_artifacts[...]`: where a shared
+/// artifact is in the CI/CD account, before it is mirrored to the stages.
+fn eval_pipeline(
+    root: &Ident,
+    rest: &[Accessor],
+    scope: &Scope<'_>,
+) -> Result<ParamValue, ExprError> {
+    let (field, rest) = field(root, rest, "pipeline", PIPELINE_FIELDS)?;
+    let value = match field.name.as_str() {
+        "name" => &scope.pipeline.name,
+        "slug" => &scope.pipeline.slug,
+        _ => {
+            let path = "pipeline.pre_mirror_artifacts";
+            return eval_artifact(field, rest, path, scope, |artifact, key| {
+                if scope.definition.artifact_per_stage(artifact.key) {
+                    return Err(ExprError::new(
+                        ExprErrorKind::NotAvailable,
+                        key.range.clone(),
+                        format!(
+                            "artifact `{}` is built for each stage and never mirrored: it has \
+                             no copy in the CI/CD account",
+                            artifact.name
+                        ),
+                    )
+                    .help(format!("use `stage.artifacts[\"{}\"]`", artifact.name)));
+                }
+                Ok(scope
+                    .pre_mirror_artifacts
+                    .get(artifact.key)
+                    .unwrap_or(&EMPTY_LOCATION))
+            });
+        }
+    };
+    scalar(
+        ParamValue::from(value.as_str()),
+        rest,
+        format_args!("pipeline.{}", field.name),
+    )
 }
 
 fn secret_key(field: &Ident, rest: &[Accessor], path: &str) -> Result<String, ExprError> {

@@ -19,6 +19,7 @@
 //! # let _ = ParamValue::Null;
 //! ```
 
+mod artifact_ref;
 mod ast;
 mod eval;
 mod locate;

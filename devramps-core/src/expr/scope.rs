@@ -24,6 +24,10 @@ pub trait Definition: fmt::Debug {
     /// Every artifact's name and id, in order, as candidates for "did you mean".
     fn artifact_names(&self) -> Vec<&str>;
 
+    /// Whether the artifact with id `key` is built for each stage (`per_stage`), so that it has
+    /// no copy in the CI/CD account.
+    fn artifact_per_stage(&self, key: &str) -> bool;
+
     /// The index of the step whose id or name is `reference` (an id wins over a name).
     fn step(&self, reference: &str) -> Option<usize>;
 
@@ -173,6 +177,9 @@ pub struct Scope<'a> {
     pub organization: &'a Organization,
     /// `trigger.*`.
     pub trigger: &'a Trigger,
+    /// `pipeline.pre_mirror_artifacts`, by artifact id: where each shared artifact is in the
+    /// CI/CD account before mirroring (per-stage artifacts have no such copy).
+    pub pre_mirror_artifacts: &'a BTreeMap<String, ArtifactLocation>,
     /// `stage.*` and `vars.*`; `None` for artifacts built once for all stages.
     pub stage: Option<StageScope<'a>>,
     /// `steps.*`; `None` outside step parameters (artifact parameters).

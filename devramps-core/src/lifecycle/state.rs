@@ -270,6 +270,19 @@ impl PipelineState {
             .collect()
     }
 
+    /// The previous builds of `per_stage` artifacts as synthesis takes them: by (artifact id,
+    /// stage).
+    pub fn previous_stage_builds(&self) -> BTreeMap<(String, String), String> {
+        self.builds
+            .iter()
+            .filter_map(|((id, stage), commit)| {
+                stage
+                    .as_ref()
+                    .map(|stage| ((id.clone(), stage.clone()), commit.clone()))
+            })
+            .collect()
+    }
+
     /// Applies one record. Records that do not fit the state (a writer bug) are ignored here;
     /// the machine checks its own records before emitting them.
     pub fn apply(&mut self, record: &Record) {
@@ -646,6 +659,7 @@ impl PipelineState {
                         revision,
                     },
                     previous_builds: self.previous_builds(),
+                    previous_stage_builds: self.previous_stage_builds(),
                     changes: Changes {
                         since: accepted.changed.clone(),
                     },

@@ -76,12 +76,13 @@ impl Checked {
 ///
 /// Never panics; malformed YAML gives one `E0001` diagnostic.
 pub fn check(text: &str) -> Checked {
-    check_with(text, &|_, _| Vec::new())
+    check_with(text, &|_, _, _| Vec::new())
 }
 
 /// More checks run on a definition once it is read (even when it has errors), with the source
 /// text when there is one; their diagnostics join the others.
-pub(crate) type MoreChecks<'a> = &'a dyn Fn(&PipelineDefinition, Option<&str>) -> Vec<Diagnostic>;
+pub(crate) type MoreChecks<'a> =
+    &'a dyn Fn(&PipelineDefinition, Option<&str>, &dyn Fn(&str) -> bool) -> Vec<Diagnostic>;
 
 /// [`check`], with `more` checks run on the definition read.
 pub(crate) fn check_with(text: &str, more: MoreChecks<'_>) -> Checked {
@@ -108,7 +109,7 @@ pub fn parse(text: &str) -> Result<PipelineDefinition, Diagnostics> {
 
 /// Checks the structure of a value tree built by another front end (spans may be unknown).
 pub fn check_value(root: &Value) -> Checked {
-    check_value_with(root, &|_, _| Vec::new())
+    check_value_with(root, &|_, _, _| Vec::new())
 }
 
 /// [`check_value`], with `more` checks run on the definition read.
@@ -120,7 +121,10 @@ fn finish(root: &Value, mut sink: Sink, source: Option<&str>, more: MoreChecks<'
     let draft = read::read_document(root, &mut sink);
     if let Some(draft) = &draft {
         validate::validate(&draft.definition, &mut sink);
-        sink.items.extend(more(&draft.definition, source));
+        // A reference to an artifact that could not be read only repeats that problem.
+        let follow_on = |name: &str| draft.unreadable_artifacts.covers(name);
+        sink.items
+            .extend(more(&draft.definition, source, &follow_on));
     }
     let mut diagnostics = sink.items;
     diagnostics.sort_by_key(|d| (d.span.offset, d.span.line, d.span.column));

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::diagnostic::{Code, Diagnostic, Sink, suggest};
 use super::graph::{EdgeOrigin, StepGraph, StepIndex};
-use super::model::{PipelineDefinition, Step};
+use super::model::{PipelineDefinition, Step, normalize_id};
 use super::span::{Span, Spanned};
 
 /// Runs every cross-part check (on a draft: items with broken parts have empty placeholders,
@@ -169,30 +169,42 @@ fn check_step_names(definition: &PipelineDefinition, sink: &mut Sink) {
     }
 }
 
+/// Ids must differ, and must still differ once normalized for AWS resource names
+/// (`frontend_bundle` and `frontend-bundle` would share a repository and a bucket).
 fn check_artifact_ids(definition: &PipelineDefinition, sink: &mut Sink) {
-    let mut seen: HashMap<&str, &str> = HashMap::new();
+    let mut seen: HashMap<String, (&str, &str)> = HashMap::new();
     for artifact in &definition.artifacts {
-        match seen.get(artifact.id.value.as_str()) {
-            Some(other) => {
+        let id = artifact.id.value.as_str();
+        // An id without letters or digits (already E0302) is compared as written.
+        let normalized = Some(normalize_id(id))
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| id.to_owned());
+        match seen.get(&normalized) {
+            Some(&(other, other_id)) => {
                 let how = if artifact.id_written {
                     ""
                 } else {
                     " (derived from its name)"
                 };
-                sink.push(
-                    Diagnostic::new(
-                        Code::DuplicateArtifactId,
-                        artifact.id.span,
-                        format!(
-                            "artifact `{}` has id `{}`{how}, which artifact `{other}` already uses",
-                            artifact.name.value, artifact.id.value
-                        ),
+                let message = if other_id == id {
+                    format!(
+                        "artifact `{}` has id `{id}`{how}, which artifact `{other}` already uses",
+                        artifact.name.value
                     )
-                    .with_help("give one of them a distinct `id`"),
+                } else {
+                    format!(
+                        "artifact `{}` has id `{id}`{how}, which names the same AWS resources \
+                         as id `{other_id}` of artifact `{other}` (both become `{normalized}`)",
+                        artifact.name.value
+                    )
+                };
+                sink.push(
+                    Diagnostic::new(Code::DuplicateArtifactId, artifact.id.span, message)
+                        .with_help("give one of them a distinct `id`"),
                 );
             }
             None => {
-                seen.insert(&artifact.id.value, &artifact.name.value);
+                seen.insert(normalized, (&artifact.name.value, id));
             }
         }
     }

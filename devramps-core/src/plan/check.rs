@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use super::definition::Indexed;
 use crate::expr::{
-    ArtifactLocation, Expr, ExprError, ExprKind, Organization, PipelineInfo, Scope, StageScope,
-    StepScope, Template, Trigger, evaluate, has_expressions, parse_template,
+    ArtifactLocation, Expr, ExprError, ExprErrorKind, ExprKind, Organization, PipelineInfo, Scope,
+    StageScope, StepScope, Template, Trigger, evaluate, has_expressions, parse_template,
 };
 use crate::pipeline::{
     self, Checked, Diagnostic, Diagnostics, PipelineDefinition, Spanned, StepGraph, StepIndex,
@@ -101,10 +101,13 @@ pub(crate) fn skipped(index: &StepIndex, steps: usize, skip: &[Spanned<String>])
     out
 }
 
-/// Checks every expression; pushes one diagnostic per distinct problem.
+/// Checks every expression; pushes one diagnostic per distinct problem. An unknown artifact
+/// for which `follow_on` holds (given the name as written) is not reported: the caller already
+/// reported why that artifact is unknown.
 pub(crate) fn check_definition(
     definition: &PipelineDefinition,
     source: Option<&str>,
+    follow_on: &dyn Fn(&str) -> bool,
 ) -> Vec<Diagnostic> {
     let pipeline = PipelineInfo::from_slug("pipeline");
     let organization = Organization::default();
@@ -121,9 +124,23 @@ pub(crate) fn check_definition(
         .iter()
         .map(|a| (a.id.value.clone(), ArtifactLocation::default()))
         .collect();
+    let pre_mirror: BTreeMap<String, ArtifactLocation> = definition
+        .artifacts
+        .iter()
+        .filter(|a| !a.per_stage.value)
+        .map(|a| (a.id.value.clone(), ArtifactLocation::default()))
+        .collect();
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let mut report = |value: &Value, error: ExprError, out: &mut Vec<Diagnostic>| {
+        let text = value.as_str().unwrap_or_default();
+        if error.kind == ExprErrorKind::UnknownArtifact
+            && text
+                .get(error.range.clone())
+                .is_some_and(|key| follow_on(key.trim_matches('"')))
+        {
+            return;
+        }
         let span = crate::expr::locate_error(source, value, &error);
         if seen.insert((span, error.message.clone())) {
             let mut d = Diagnostic::new(error.kind.code(), span, error.message);
@@ -146,6 +163,7 @@ pub(crate) fn check_definition(
         pipeline: &pipeline,
         organization: &organization,
         trigger: &trigger,
+        pre_mirror_artifacts: &pre_mirror,
         stage: None,
         step: None,
         owner,

@@ -20,6 +20,12 @@ impl Definition for PipelineDefinition {
             .collect()
     }
 
+    fn artifact_per_stage(&self, key: &str) -> bool {
+        self.artifacts
+            .iter()
+            .any(|a| a.id.value == key && a.per_stage.value)
+    }
+
     fn step(&self, reference: &str) -> Option<usize> {
         find_step(&self.steps, reference)
     }
@@ -67,6 +73,10 @@ impl Definition for Indexed<'_> {
 
     fn artifact_names(&self) -> Vec<&str> {
         self.definition.artifact_names()
+    }
+
+    fn artifact_per_stage(&self, key: &str) -> bool {
+        self.definition.artifact_per_stage(key)
     }
 
     fn step(&self, reference: &str) -> Option<usize> {

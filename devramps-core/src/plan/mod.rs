@@ -16,6 +16,7 @@
 //!     organization: Organization::default(),
 //!     trigger: Trigger { sha: "c0ffee".repeat(7)[..40].to_owned(), branch: "main".into(), tag: String::new(), revision: 7 },
 //!     previous_builds: [("api-image".to_owned(), "b".repeat(40))].into(),
+//!     previous_stage_builds: Default::default(),
 //!     changes: Changes::since("b".repeat(40), ["/docs/readme.md"]),
 //! };
 //! let plan = synthesize(&definition, Some(&text), &input).unwrap();
@@ -23,15 +24,16 @@
 //! assert_eq!(plan.stages[1].steps[2].params.to_json()["revision"], 7);
 //! ```
 
-mod kind;
 mod check;
+mod decide;
 mod definition;
+mod kind;
 pub mod naming;
 mod rebuild;
 mod synth;
 
-pub use kind::StepKind;
 pub use check::{check, check_value, parse};
+pub use kind::StepKind;
 
 pub use rebuild::{Decision, RebuildMatcher, RebuildReason, is_glob};
 pub use synth::{

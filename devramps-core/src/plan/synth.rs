@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::kind::StepKind;
+use super::decide::{Decisions, decide};
 use super::definition::Indexed;
+use super::kind::StepKind;
 use super::naming;
-use super::rebuild::{Decision, RebuildMatcher, RebuildReason};
+use super::rebuild::{Decision, RebuildReason};
 use crate::expr::{
     ArtifactLocation, Failures, Organization, ParamValue, PipelineInfo, Prepared, Preparer,
     Resolver, Scope, StageMemo, StageScope, StepScope, Trigger,
@@ -32,8 +33,12 @@ pub struct SynthesisInput {
     pub organization: Organization,
     /// `trigger.*`: the commit being deployed, its branch, tag and revision.
     pub trigger: Trigger,
-    /// The commit of each artifact's last successful build, by artifact id.
+    /// The commit of each shared artifact's last successful build, by artifact id.
     pub previous_builds: BTreeMap<String, String>,
+    /// The commit of each `per_stage` artifact's last successful build in each stage, by
+    /// (artifact id, stage name): per-stage builds are previous builds of their stage. A stage
+    /// without one falls back to `previous_builds` by id.
+    pub previous_stage_builds: BTreeMap<(String, String), String>,
     /// The paths changed since those commits.
     pub changes: Changes,
 }
@@ -135,6 +140,10 @@ pub struct StagePlan {
     /// Resolved build parameters of the per-stage artifacts, by artifact id.
     #[serde(skip)]
     pub builds: BTreeMap<String, ParamValue>,
+    /// The per-stage artifacts this stage reuses (not built again), by artifact id, with the
+    /// commit of the build reused.
+    #[serde(skip)]
+    pub reused: BTreeMap<String, String>,
 }
 
 /// One step of a stage.
@@ -183,7 +192,10 @@ pub fn synthesize(
     input: &SynthesisInput,
 ) -> Result<Plan, Diagnostics> {
     let mut errors: Vec<Diagnostic> = Vec::new();
-    let artifacts = decide(definition, input).map_err(Diagnostics)?;
+    let Decisions {
+        artifacts,
+        stage_reuses,
+    } = decide(definition, input).map_err(Diagnostics)?;
     let graph = StepGraph::of(definition);
     let ancestors = graph.ancestors();
     let step_index = StepIndex::of(definition);
@@ -207,16 +219,27 @@ pub fn synthesize(
             envs: preparer.prepare_map(&a.envs),
         })
         .collect();
+    let placements: Vec<Placement<'_>> = definition
+        .artifacts
+        .iter()
+        .zip(&artifacts)
+        .map(|(a, p)| Placement::new(a, &p.build_commit))
+        .collect();
+    let stage_reuses = &stage_reuses;
     let synthesis = Synthesis {
         definition,
         input,
         source,
-        placements: definition
-            .artifacts
+        pre_mirror: placements
             .iter()
-            .zip(&artifacts)
-            .map(|(a, p)| Placement::new(a, &p.build_commit))
+            .filter(|p| !p.artifact.per_stage.value)
+            .map(|p| {
+                let at = p.pre_mirror_location(&input.pipeline.slug, &input.organization);
+                (p.artifact.id.value.clone(), at)
+            })
             .collect(),
+        placements,
+        stage_reuses,
         predecessors: (0..definition.steps.len())
             .map(|i| graph.predecessors(i))
             .collect(),
@@ -246,7 +269,7 @@ pub fn synthesize(
         .zip(&synthesis.build_params)
         .map(|(artifact, prepared)| {
             (!artifact.per_stage.value).then(|| {
-                let scope = base_scope(&indexed, input, &prepared.owner);
+                let scope = base_scope(&synthesis, &prepared.owner);
                 let mut resolver = Resolver::new(scope, &mut memo);
                 synthesis.build(prepared, &mut resolver, &mut errors)
             })
@@ -303,6 +326,10 @@ struct Synthesis<'d> {
     source: Option<&'d str>,
     /// Each artifact's placement.
     placements: Vec<Placement<'d>>,
+    /// The per-stage artifacts each stage reuses: (artifact id, stage) to the commit reused.
+    stage_reuses: &'d BTreeMap<(String, String), String>,
+    /// `pipeline.pre_mirror_artifacts`: each shared artifact in the CI/CD account, by id.
+    pre_mirror: BTreeMap<String, ArtifactLocation>,
     /// For each step, the steps it waits for (ascending).
     predecessors: Vec<Vec<usize>>,
     ancestors: &'d [Vec<bool>],
@@ -320,83 +347,18 @@ struct Synthesis<'d> {
     keys: [Arc<str>; 2],
 }
 
-fn base_scope<'a>(
-    indexed: &'a Indexed<'_>,
-    input: &'a SynthesisInput,
-    owner: &'a str,
-) -> Scope<'a> {
+fn base_scope<'a>(synthesis: &'a Synthesis<'_>, owner: &'a str) -> Scope<'a> {
+    let input = synthesis.input;
     Scope {
-        definition: indexed,
+        definition: &synthesis.indexed,
         pipeline: &input.pipeline,
         organization: &input.organization,
         trigger: &input.trigger,
+        pre_mirror_artifacts: &synthesis.pre_mirror,
         stage: None,
         step: None,
         owner,
     }
-}
-
-/// Rebuild decisions: one pass over the changed paths per distinct base commit.
-fn decide(
-    definition: &PipelineDefinition,
-    input: &SynthesisInput,
-) -> Result<Vec<ArtifactPlan>, Vec<Diagnostic>> {
-    let matcher = RebuildMatcher::new(&definition.artifacts)?;
-    let mut matched_by_base: BTreeMap<&str, Vec<Vec<&str>>> = BTreeMap::new();
-    for base in input.previous_builds.values() {
-        if let Some(paths) = input.changes.since.get(base)
-            && !matched_by_base.contains_key(base.as_str())
-        {
-            matched_by_base.insert(base, matcher.matches(paths));
-        }
-    }
-    let current = &input.trigger.sha;
-    Ok(definition
-        .artifacts
-        .iter()
-        .enumerate()
-        .map(|(i, artifact)| {
-            let previous = input.previous_builds.get(&artifact.id.value);
-            let (decision, reason, matched) = match (previous, &artifact.rebuild_when_changed) {
-                (None, _) => (
-                    Decision::Rebuild,
-                    RebuildReason::NoPreviousBuild,
-                    Vec::new(),
-                ),
-                (Some(_), None) => (
-                    Decision::Rebuild,
-                    RebuildReason::NoRebuildWhenChanged,
-                    Vec::new(),
-                ),
-                (Some(base), Some(_)) => match matched_by_base.get(base.as_str()) {
-                    None => (Decision::Rebuild, RebuildReason::ChangesUnknown, Vec::new()),
-                    Some(per_artifact) if per_artifact[i].is_empty() => {
-                        (Decision::Reuse, RebuildReason::Unchanged, Vec::new())
-                    }
-                    Some(per_artifact) => (
-                        Decision::Rebuild,
-                        RebuildReason::PathsChanged,
-                        per_artifact[i].iter().map(|p| (*p).to_owned()).collect(),
-                    ),
-                },
-            };
-            let build_commit = match (decision, previous) {
-                (Decision::Reuse, Some(base)) => base.clone(),
-                _ => current.clone(),
-            };
-            ArtifactPlan {
-                id: artifact.id.value.clone(),
-                name: artifact.name.value.clone(),
-                artifact_type: artifact.artifact_type.value,
-                per_stage: artifact.per_stage.value,
-                decision,
-                matched,
-                reason,
-                build_commit,
-                build_params: None,
-            }
-        })
-        .collect())
 }
 
 /// What the locations of an artifact in the stages are made from.
@@ -425,13 +387,42 @@ impl<'d> Placement<'d> {
         }
     }
 
+    /// This placement with the build of `commit` (a per-stage artifact a stage reuses).
+    fn of_commit(&self, commit: &'d str) -> Self {
+        Placement::new(self.artifact, commit)
+    }
+
     /// Where the artifact is in `stage` (reference 3.5 naming).
     fn location(&self, slug: &str, stage: &Stage) -> ArtifactLocation {
         let id = &self.artifact.id.value;
         let (account, region) = (&stage.account_id.value, &stage.region.value);
+        let repo = || naming::stage_repository(slug, &stage.name.value, id);
+        let bucket = || naming::stage_bucket(account, slug, &stage.name.value, id);
+        self.at(account, region, repo, bucket)
+    }
+
+    /// Where a shared artifact is in the CI/CD account before mirroring: its root repository
+    /// or bucket (reference 3.5 naming), with the same tag or key as in the stages.
+    fn pre_mirror_location(&self, slug: &str, org: &Organization) -> ArtifactLocation {
+        let id = &self.artifact.id.value;
+        let (account, region) = (&org.cicd_account_id, &org.cicd_account_region);
+        let repo = || naming::root_repository(slug, id);
+        let bucket = || naming::root_bucket(account, slug, id);
+        self.at(account, region, repo, bucket)
+    }
+
+    /// The location in `account` and `region`, in the repository or bucket named by `repo` or
+    /// `bucket` (whichever the artifact's type uses).
+    fn at(
+        &self,
+        account: &str,
+        region: &str,
+        repo: impl FnOnce() -> String,
+        bucket: impl FnOnce() -> String,
+    ) -> ArtifactLocation {
         match &self.key {
             None => {
-                let repo = naming::stage_repository(slug, &stage.name.value, id);
+                let repo = repo();
                 ArtifactLocation {
                     image_url: [
                         account,
@@ -448,7 +439,7 @@ impl<'d> Placement<'d> {
                 }
             }
             Some(key) => {
-                let bucket = naming::stage_bucket(account, slug, &stage.name.value, id);
+                let bucket = bucket();
                 ArtifactLocation {
                     s3_url: ["s3://", &bucket, "/", key].concat(),
                     s3_bucket: bucket,
@@ -507,14 +498,23 @@ impl<'d> Synthesis<'d> {
         errors: &mut Vec<Diagnostic>,
     ) -> StagePlan {
         let (definition, input, step_index) = (self.definition, self.input, self.indexed.index);
+        let mut reused = BTreeMap::new();
         let locations: BTreeMap<String, ArtifactLocation> = self
             .placements
             .iter()
             .map(|p| {
-                (
-                    p.artifact.id.value.clone(),
-                    p.location(&input.pipeline.slug, stage),
-                )
+                let id = &p.artifact.id.value;
+                let reuse = self
+                    .stage_reuses
+                    .get(&(id.clone(), stage.name.value.clone()));
+                let location = match reuse {
+                    Some(commit) => {
+                        reused.insert(id.clone(), commit.clone());
+                        p.of_commit(commit).location(&input.pipeline.slug, stage)
+                    }
+                    None => p.location(&input.pipeline.slug, stage),
+                };
+                (id.clone(), location)
             })
             .collect();
         let steps = &definition.steps;
@@ -533,7 +533,7 @@ impl<'d> Synthesis<'d> {
         };
         let scope = Scope {
             stage: Some(stage_scope),
-            ..base_scope(&self.indexed, input, "")
+            ..base_scope(self, "")
         };
         let mut resolver = Resolver::new(scope, memo);
         let mut builds = BTreeMap::new();
@@ -588,6 +588,7 @@ impl<'d> Synthesis<'d> {
             steps: plans,
             artifacts: locations,
             builds,
+            reused,
         }
     }
 }

@@ -72,6 +72,9 @@ impl Run<'_> {
         if phase == Phase::Build && self.is_first_stage(revision, stage) {
             self.record_reuses(revision);
         }
+        if phase == Phase::Steps {
+            self.record_skip_list(revision, stage);
+        }
         if rollback && phase == Phase::Infrastructure {
             let Some((_, plan)) = self.plan_stage(revision, stage) else {
                 return;
@@ -103,6 +106,35 @@ impl Run<'_> {
                 self.issue(command);
             }
             _ => {}
+        }
+    }
+
+    /// *Step Skipped* for every step the stage's `skip` list names, as its deployment steps
+    /// begin. Those steps are `SKIPPED` from the stage's start; this records why.
+    fn record_skip_list(&mut self, revision: u64, stage: &str) {
+        let Some((_, plan)) = self.plan_stage(revision, stage) else {
+            return;
+        };
+        // Not a change of state (they start `SKIPPED`, outside the step table): a record of
+        // why, as DevRamps emits *Step Skipped*.
+        let skipped: Vec<String> = plan
+            .steps
+            .iter()
+            .filter(|s| s.skipped)
+            .map(|s| s.key().to_owned())
+            .collect();
+        for step in skipped {
+            self.emit(
+                Actor::System,
+                Event::StepState {
+                    revision,
+                    stage: stage.to_owned(),
+                    step,
+                    state: StepState::Skipped,
+                    outputs: BTreeMap::new(),
+                    reason: Some(format!("in the `skip` list of stage `{stage}`")),
+                },
+            );
         }
     }
 
@@ -151,9 +183,22 @@ impl Run<'_> {
             return Vec::new();
         };
         let first = self.is_first_stage(revision, stage);
+        // A per-stage artifact is decided in each stage: this one may reuse its own last build.
+        let reused = plan
+            .stages
+            .iter()
+            .find(|s| s.name == stage)
+            .map(|s| &s.reused);
+        let rebuilt_here = |a: &&crate::plan::ArtifactPlan| {
+            if a.per_stage {
+                !reused.is_some_and(|r| r.contains_key(&a.id))
+            } else {
+                a.decision == Decision::Rebuild && first
+            }
+        };
         plan.artifacts
             .iter()
-            .filter(|a| a.decision == Decision::Rebuild && (a.per_stage || first))
+            .filter(rebuilt_here)
             .map(|a| (a.id.clone(), a.per_stage.then(|| stage.to_owned())))
             .filter(|(id, at)| {
                 self.state().builds.get(&(id.clone(), at.clone())) != Some(&deployment.commit)
@@ -941,7 +986,11 @@ impl Run<'_> {
             ControlAction::Unblock => "unblock",
             ControlAction::Bypass { .. } => "bypass",
         };
-        if !self.state().stages.contains_key(&c.stage) {
+        // Promotions may be stopped before the first deployment (L9): no stage is known yet,
+        // and the blocker holds from that deployment on.
+        let before_first = self.state().stage_order.is_empty();
+        let freeze_ahead = before_first && c.action == ControlAction::StopPromotions;
+        if !self.state().stages.contains_key(&c.stage) && !freeze_ahead {
             return self.refuse(
                 &c.actor,
                 operation,

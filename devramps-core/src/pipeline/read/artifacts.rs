@@ -29,9 +29,48 @@ const BUNDLE_IMPORT_PARAMS: &[&str] = &[
     "timeout_minutes",
 ];
 
-pub(super) fn read_artifacts(pipeline: &Obj<'_>, sink: &mut Sink) -> (Vec<Artifact>, bool) {
+/// Artifacts that could not be read at all. References to them would only repeat the problem
+/// already reported where they are written, so they are not reported as unknown artifacts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Unreadable {
+    /// Every artifact was read (perhaps with broken parts).
+    #[default]
+    None,
+    /// `artifacts` is missing or is not a map: no artifact is known.
+    All,
+    /// These entries (display names, and their written or derived ids) are not maps or have no
+    /// usable id.
+    Named(Vec<String>),
+}
+
+impl Unreadable {
+    /// Whether a reference to the artifact `name` (as written in an expression) names one
+    /// that could not be read.
+    pub(crate) fn covers(&self, name: &str) -> bool {
+        match self {
+            Unreadable::None => false,
+            Unreadable::All => true,
+            Unreadable::Named(names) => names.iter().any(|n| n == name),
+        }
+    }
+}
+
+/// What [`read_artifacts`] read.
+pub(super) struct ReadArtifacts {
+    pub(super) artifacts: Vec<Artifact>,
+    /// Every artifact was read completely.
+    pub(super) complete: bool,
+    pub(super) unreadable: Unreadable,
+}
+
+pub(super) fn read_artifacts(pipeline: &Obj<'_>, sink: &mut Sink) -> ReadArtifacts {
+    let none = || ReadArtifacts {
+        artifacts: Vec::new(),
+        complete: false,
+        unreadable: Unreadable::All,
+    };
     let Some(value) = pipeline.required("artifacts", sink) else {
-        return (Vec::new(), false);
+        return none();
     };
     let map = match &value.kind {
         ValueKind::Map(map) => map,
@@ -46,7 +85,7 @@ pub(super) fn read_artifacts(pipeline: &Obj<'_>, sink: &mut Sink) -> (Vec<Artifa
                     "write `artifacts:` followed by `  API Image:` entries, one key per artifact",
                 ),
             );
-            return (Vec::new(), false);
+            return none();
         }
         _ => {
             sink.error(
@@ -57,21 +96,36 @@ pub(super) fn read_artifacts(pipeline: &Obj<'_>, sink: &mut Sink) -> (Vec<Artifa
                     value.describe()
                 ),
             );
-            return (Vec::new(), false);
+            return none();
         }
     };
     let mut artifacts = Vec::with_capacity(map.len());
     let mut complete = true;
+    let mut unreadable = Vec::new();
     for (name, body) in map.iter() {
         match read_artifact(name, body, sink) {
             Some((a, ok)) => {
                 complete &= ok;
                 artifacts.push(a);
             }
-            None => complete = false,
+            None => {
+                complete = false;
+                unreadable.push(name.value.clone());
+                unreadable.push(normalize_id(&name.value));
+                let id = body.as_map().and_then(|m| m.get("id"));
+                unreadable.extend(id.and_then(Value::as_str).map(str::to_owned));
+            }
         }
     }
-    (artifacts, complete)
+    ReadArtifacts {
+        artifacts,
+        complete,
+        unreadable: if unreadable.is_empty() {
+            Unreadable::None
+        } else {
+            Unreadable::Named(unreadable)
+        },
+    }
 }
 
 /// Reads an artifact; `false` when its type or a required parameter is missing or invalid (the
@@ -101,21 +155,30 @@ fn read_artifact(
             Some((id, true))
         }
         Some(id) => {
-            if !id
-                .value
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            {
+            // Kept as written (DevRamps' guide writes `frontend_bundle`); only AWS resource
+            // names normalize it (`plan::naming`), so it needs a letter or digit to keep there.
+            let mut bytes = id.value.bytes();
+            let usable = bytes
+                .clone()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && bytes.any(|b| b.is_ascii_alphanumeric());
+            if !usable {
+                let fixed = normalize_id(&id.value);
                 sink.push(
                     Diagnostic::new(
                         Code::InvalidArtifactId,
                         id.span,
                         format!(
-                            "artifact id `{}` may only use lowercase letters, digits and hyphens",
+                            "artifact id `{}` may only use letters, digits, `-` and `_`, with at \
+                             least one letter or digit",
                             id.value
                         ),
                     )
-                    .with_help(format!("try `{}`", normalize_id(&id.value))),
+                    .with_help(if fixed.is_empty() {
+                        "use letters or digits".to_owned()
+                    } else {
+                        format!("try `{fixed}`")
+                    }),
                 );
             }
             Some((id, true))

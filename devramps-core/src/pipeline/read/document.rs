@@ -43,6 +43,8 @@ const STAGE_KEYS: &[&str] = &[
 pub(crate) struct Draft {
     pub(crate) definition: PipelineDefinition,
     pub(crate) complete: bool,
+    /// Artifacts that could not be read, whose references are not reported again.
+    pub(crate) unreadable_artifacts: super::artifacts::Unreadable,
 }
 
 /// Reads a whole document. `None` when there is no `pipeline` object to read at all.
@@ -85,7 +87,7 @@ pub(crate) fn read_document(root: &Value, sink: &mut Sink) -> Option<Draft> {
     };
     let (stages, stages_complete) = read_stages(&pipeline, sink);
     let steps = super::steps::read_steps(&pipeline, sink);
-    let (artifacts, artifacts_complete) = super::artifacts::read_artifacts(&pipeline, sink);
+    let artifacts = super::artifacts::read_artifacts(&pipeline, sink);
     let notifications = pipeline
         .get("notifications")
         .and_then(|v| read_notifications(v, sink));
@@ -100,7 +102,7 @@ pub(crate) fn read_document(root: &Value, sink: &mut Sink) -> Option<Draft> {
         && updates.is_some()
         && stages_complete
         && steps.complete
-        && artifacts_complete;
+        && artifacts.complete;
     let definition = PipelineDefinition {
         version: version.unwrap_or_else(|| Spanned::unspanned(SUPPORTED_VERSION.to_owned())),
         cloud_provider: cloud_provider.unwrap_or_else(|| Spanned::unspanned(CloudProvider::Aws)),
@@ -110,7 +112,7 @@ pub(crate) fn read_document(root: &Value, sink: &mut Sink) -> Option<Draft> {
         stage_defaults,
         stages,
         steps: steps.steps,
-        artifacts,
+        artifacts: artifacts.artifacts,
         notifications,
         ephemeral_environments,
         infrastructure_provider,
@@ -119,6 +121,7 @@ pub(crate) fn read_document(root: &Value, sink: &mut Sink) -> Option<Draft> {
     Some(Draft {
         definition,
         complete,
+        unreadable_artifacts: artifacts.unreadable,
     })
 }
 

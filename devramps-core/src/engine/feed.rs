@@ -208,9 +208,8 @@ impl EngineDriver {
             }
             let payloads = records
                 .iter()
-                .map(serde_json::to_value)
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| Error::backend("engine", "serialize records", e.to_string()));
+                .map(Record::to_stored)
+                .collect::<Result<Vec<_>>>();
             let options = AppendOptions {
                 fencing_token: token,
             };

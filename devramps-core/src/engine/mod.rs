@@ -208,14 +208,6 @@ pub(crate) fn records_of(
 ) -> Result<Vec<Record>> {
     events
         .into_iter()
-        .map(|e| {
-            serde_json::from_value(e.payload).map_err(|err| {
-                Error::backend(
-                    "engine",
-                    format!("read record {} of `{pipeline}`", e.seq),
-                    err.to_string(),
-                )
-            })
-        })
+        .map(|e| Record::from_stored(pipeline, e))
         .collect()
 }

@@ -1,5 +1,6 @@
 //! The deployment lifecycle of `lifecycle.md`: its states and names, and the time windows (L8).
 
+mod envelope;
 mod machine;
 mod record;
 mod state;
@@ -7,6 +8,7 @@ mod table;
 mod types;
 mod window;
 
+pub use envelope::RECORD_VERSION;
 pub use machine::{
     AlarmInput, Command, Control, ControlAction, Decide, Input, Machine, Operate, Output, Patch,
     Person, PipelineDecision, Push, WorkResult,

@@ -53,6 +53,9 @@ fn smaller_pipeline() -> String {
 
 const STAGES: [&str; 3] = ["staging", "qa", "prod"];
 
+/// The engines of this test save a snapshot every this many records.
+const SNAPSHOT_EVERY: u64 = 7;
+
 /// What the reference model knows: which pushes must be accepted.
 #[derive(Clone, Debug, Default)]
 struct Model {
@@ -201,6 +204,8 @@ fn start(backends: &Backends, name: &str) -> (LocalPool, Engine) {
         backends.clone(),
         EngineConfig {
             instance: name.into(),
+            // Snapshots often, so that restarts load a snapshot and the records after it.
+            snapshot_every: SNAPSHOT_EVERY,
             ..EngineConfig::default()
         },
     );
@@ -265,7 +270,7 @@ impl Sut {
         let s = self.state();
         let mut out = Vec::new();
         for d in s.active_deployments() {
-            let Some(plan) = &d.plan else { continue };
+            let Some(plan) = d.plan() else { continue };
             for (stage, run) in plan.stages.iter().zip(&d.stages) {
                 for (step, st) in stage.steps.iter().zip(&run.steps) {
                     let baking = st.state == StepState::Running
@@ -527,10 +532,43 @@ impl StateMachineTest for EngineUnderTest {
         })
         .expect("the log reads")
         .into_iter()
-        .map(|e| serde_json::from_value(e.payload).expect("records parse"))
+        .map(|e| Record::from_stored("app", e).expect("records parse"))
         .collect();
         let state = Machine::replay("app", &records).state().clone();
+        check_snapshots(&state, &records);
         check(&state, &records, model);
+    }
+}
+
+/// Loading a snapshot and the records after it gives the state of a full replay (`replayed`),
+/// wherever the log is cut, also from a snapshot of a state itself loaded from a snapshot (whose
+/// plans are not synthesized yet).
+fn check_snapshots(replayed: &PipelineState, records: &[Record]) {
+    let n = records.len();
+    let cuts = [0, n / 3, n / 2, 2 * n / 3, n.saturating_sub(1), n];
+    for (i, &cut) in cuts.iter().enumerate() {
+        let snapshot = Machine::replay("app", &records[..cut])
+            .snapshot()
+            .expect("a state saves");
+        let mut loaded = Machine::from_snapshot("app", &snapshot).expect("its snapshot loads");
+        assert_eq!(loaded.state().applied, cut as u64);
+        // A chain: go on to the next cut, snapshot the loaded machine again, load that.
+        let next = cuts.get(i + 1).copied().unwrap_or(n);
+        loaded.apply(&records[cut..next]);
+        let again = loaded.snapshot().expect("a loaded state saves");
+        let mut chained = Machine::from_snapshot("app", &again).expect("it loads");
+        chained.apply(&records[next..]);
+        loaded.apply(&records[next..]);
+        assert_eq!(
+            loaded.state(),
+            replayed,
+            "snapshot at {cut} + tail == replay of {n}"
+        );
+        assert_eq!(
+            chained.state(),
+            replayed,
+            "snapshots at {cut} and {next} + tail == replay of {n}"
+        );
     }
 }
 

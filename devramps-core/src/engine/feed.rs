@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use super::driver::EngineDriver;
 use super::lease::Origin;
 use super::{JournalEntry, PatchRequest, PushRequest};
-use crate::backend::{AppendOptions, Backends, EventStoreExt, ExecutionKey};
+use crate::backend::{AppendOptions, ExecutionKey};
 use crate::error::{Error, Result};
 use crate::lifecycle::{Input, Machine, Patch, Push, Record};
 use crate::pipeline::{PIPELINE_DIR, PIPELINE_FILE};
@@ -16,14 +16,6 @@ use crate::pipeline::{PIPELINE_DIR, PIPELINE_FILE};
 /// How many times an input is decided again after lost races before the caller gets
 /// [`Error::Conflict`].
 pub(super) const ATTEMPTS: usize = 5;
-
-/// Rebuilds a pipeline's machine from its log. A free function so that the driver's future
-/// borrows only the (shareable) backends across the read, and stays `Send`.
-async fn load(backends: &Backends, pipeline: &str) -> Result<Machine> {
-    let events = backends.store.read_all(pipeline).await?;
-    let records = super::records_of(pipeline, events)?;
-    Ok(Machine::replay(pipeline, &records))
-}
 
 impl EngineDriver {
     /// The machine of `pipeline`, loaded from the store the first time.
@@ -38,7 +30,7 @@ impl EngineDriver {
 
     /// Rebuilds the machine of `pipeline` from the store.
     pub(super) async fn reload(&mut self, pipeline: &str) -> Result<()> {
-        let machine = load(&self.backends, pipeline).await?;
+        let machine = super::snapshot::load(&self.backends, pipeline).await?;
         self.machines.insert(pipeline.to_owned(), machine);
         self.set_wake(pipeline, self.backends.clock.now());
         Ok(())
@@ -224,6 +216,7 @@ impl EngineDriver {
             };
             match appended {
                 Ok(_) => {
+                    self.snapshot_if_due(pipeline, expected).await;
                     self.recorded(pipeline, expected, inputs, &records, now, token);
                     self.check_alarms_if_redefined(pipeline, in_force.as_ref());
                     self.start_commands(pipeline, commands, token);

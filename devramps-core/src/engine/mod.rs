@@ -36,6 +36,7 @@ mod feed;
 mod journal;
 mod lease;
 mod ops;
+mod snapshot;
 mod work;
 
 pub use driver::EngineDriver;
@@ -54,6 +55,9 @@ use crate::lifecycle::{Control, Decide, Input, Operate, PipelineState, Record};
 
 /// The default of [`EngineConfig::lease_ttl`]: 30 seconds.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
+
+/// The default of [`EngineConfig::snapshot_every`]: a snapshot every 1,000 records.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1_000;
 
 /// How an engine instance runs.
 #[derive(Clone, Debug)]
@@ -74,6 +78,10 @@ pub struct EngineConfig {
     /// Told about every append this instance makes, with the inputs that produced it: an
     /// audit trail of inputs, or a way to check that replaying them gives the same log.
     pub journal: Option<Arc<dyn InputJournal>>,
+    /// Save a snapshot of a pipeline's state whenever its log passes a multiple of this many
+    /// records (default [`DEFAULT_SNAPSHOT_EVERY`]; 0: never). Loading reads the latest
+    /// snapshot and the records after it. Saving is best effort: a failure is logged.
+    pub snapshot_every: u64,
 }
 
 impl Default for EngineConfig {
@@ -84,6 +92,7 @@ impl Default for EngineConfig {
             lease_ttl: DEFAULT_LEASE_TTL,
             poll_interval: None,
             journal: None,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
         }
     }
 }

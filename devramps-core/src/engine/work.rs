@@ -142,7 +142,7 @@ fn work(
     }
     let key = command.key().clone();
     let deployment = state.deployments.get(&key.revision)?;
-    let plan: Arc<Plan> = deployment.plan.clone()?;
+    let plan: Arc<Plan> = deployment.plan().cloned()?;
     let commit = deployment.commit.clone();
     let stage_plan = plan.stages.iter().find(|s| s.name == key.stage)?.clone();
     let target = target(&plan, &key.stage, &slug)?;

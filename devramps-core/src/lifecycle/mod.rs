@@ -3,6 +3,7 @@
 mod envelope;
 mod machine;
 mod record;
+mod snapshot;
 mod state;
 mod table;
 mod types;
@@ -14,6 +15,7 @@ pub use machine::{
     Person, PipelineDecision, Push, WorkResult,
 };
 pub use record::{Event, Record};
+pub use snapshot::SNAPSHOT_VERSION;
 pub use state::{Deployment, PipelineState, StageRun, StageRuntime, StepRun};
 pub use table::{TRANSITIONS, Trigger, mermaid, next_state};
 pub use types::{Actor, AlarmState, Blocker, Emergency, Phase, StageState, StepState, WaitingFor};

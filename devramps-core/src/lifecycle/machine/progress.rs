@@ -15,7 +15,7 @@ struct StepsView {
 impl Run<'_> {
     fn plan_stage(&self, revision: u64, stage: &str) -> Option<(usize, crate::plan::StagePlan)> {
         let deployment = self.state().deployments.get(&revision)?;
-        let plan = deployment.plan.as_ref()?;
+        let plan = deployment.plan()?;
         let index = plan.stages.iter().position(|s| s.name == stage)?;
         Some((index, plan.stages[index].clone()))
     }
@@ -119,7 +119,7 @@ impl Run<'_> {
         let Some(deployment) = self.state().deployments.get(&revision) else {
             return;
         };
-        let Some(plan) = deployment.plan.clone() else {
+        let Some(plan) = deployment.plan().cloned() else {
             return;
         };
         if deployment.stages.first().is_some_and(|s| s.attempt > 1) {
@@ -147,7 +147,7 @@ impl Run<'_> {
         let Some(deployment) = self.state().deployments.get(&revision) else {
             return Vec::new();
         };
-        let Some(plan) = &deployment.plan else {
+        let Some(plan) = deployment.plan() else {
             return Vec::new();
         };
         let first = self.is_first_stage(revision, stage);
@@ -463,7 +463,7 @@ impl Run<'_> {
             let at = self
                 .plan_stage(revision, stage)
                 .and_then(|_| self.state().deployments.get(&revision))
-                .and_then(|d| d.plan.as_ref())
+                .and_then(|d| d.plan())
                 .and_then(|p| p.artifacts.iter().find(|a| a.id == artifact))
                 .and_then(|a| a.per_stage.then(|| stage.to_owned()));
             self.emit(

@@ -1,5 +1,6 @@
 //! The deployment lifecycle of `lifecycle.md`: its states and names, and the time windows (L8).
 
+mod accepted;
 mod envelope;
 mod machine;
 mod record;

@@ -18,7 +18,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::state::{Accepted, Deployment, PipelineState, PlanCell, StageRun, StageRuntime};
+use super::accepted::{Accepted, PlanCell};
+use super::state::{Deployment, PipelineState, StageRun, StageRuntime};
 use crate::error::{Error, Result};
 use crate::expr::{Organization, PipelineInfo};
 use crate::pipeline::PipelineDefinition;

@@ -2,16 +2,17 @@
 //! live state. [`PipelineState::apply`] is the only way the state changes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::accepted::{Accepted, PlanCell, Synthesized, synthesize_deployment};
 use super::record::{Event, Record};
 use super::types::{AlarmState, Blocker, Emergency, Phase, StageState, StepState, WaitingFor};
-use crate::expr::{PipelineInfo, Trigger};
+use crate::expr::PipelineInfo;
 use crate::pipeline::{ApprovalPolicy, PipelineDefinition, diff_definitions};
-use crate::plan::{Changes, Plan, SynthesisInput, synthesize};
+use crate::plan::Plan;
 
 /// The runtime of one stage, across deployments.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,30 +114,6 @@ pub struct Deployment {
     pub(super) awaiting: Option<Arc<PipelineDefinition>>,
 }
 
-/// A deployment's plan: set when the deployment is accepted or its plan released, or (in a
-/// state loaded from a snapshot) left empty and synthesized on first use from what the
-/// deployment was accepted with, which gives the same plan.
-#[derive(Clone, Debug, Default)]
-pub(super) struct PlanCell(OnceLock<Option<Arc<Plan>>>);
-
-impl PlanCell {
-    /// A plan known now.
-    pub(super) fn ready(plan: Option<Arc<Plan>>) -> Self {
-        PlanCell(OnceLock::from(plan))
-    }
-
-    /// A plan synthesized on first use.
-    pub(super) fn later() -> Self {
-        PlanCell(OnceLock::new())
-    }
-
-    /// Whether the deployment has a plan, without synthesizing it: a plan left for later
-    /// exists (only plans that synthesis gave are left for later).
-    pub(super) fn exists(&self) -> bool {
-        self.0.get().is_none_or(Option::is_some)
-    }
-}
-
 impl PartialEq for Deployment {
     /// Plans compare by content (synthesizing those left for later).
     fn eq(&self, other: &Self) -> bool {
@@ -152,14 +129,6 @@ impl PartialEq for Deployment {
             && self.approval == other.approval
             && self.awaiting == other.awaiting
     }
-}
-
-/// What [`synthesize_deployment`] gives.
-struct Synthesized {
-    plan: Option<Arc<Plan>>,
-    errors: Vec<String>,
-    stages: Vec<String>,
-    definition: Option<Arc<PipelineDefinition>>,
 }
 
 /// Whether replacing the definition `old` (in force) by `new` waits for a person (L18): the
@@ -197,37 +166,14 @@ fn approval_needed(
     })
 }
 
-/// What a deployment was synthesized from (the `deployment_accepted` record, without its
-/// revision and commit).
-#[derive(Clone, Debug, PartialEq)]
-pub(super) struct Accepted {
-    pub(super) tag: String,
-    pub(super) definition: Arc<str>,
-    pub(super) changed: BTreeMap<String, Vec<String>>,
-    pub(super) organization: crate::expr::Organization,
-    /// `pipeline.*`.
-    pub(super) pipeline: Arc<PipelineInfo>,
-    /// The previous builds the deployment's plan was synthesized with.
-    pub(super) previous_builds: Arc<BTreeMap<String, String>>,
-}
-
 impl Deployment {
     /// The plan, when synthesis succeeded (and the plan was not released: a deployment
     /// superseded before it started anywhere, or whose definition change was rejected).
     pub fn plan(&self) -> Option<&Arc<Plan>> {
-        self.plan
-            .0
-            .get_or_init(|| {
-                synthesize_deployment(
-                    self.revision,
-                    &self.commit,
-                    &self.branch,
-                    &self.accepted,
-                    &[],
-                )
-                .plan
-            })
-            .as_ref()
+        self.plan.get_or_synthesize(|| {
+            let (revision, commit, branch) = (self.revision, &self.commit, &self.branch);
+            synthesize_deployment(revision, commit, branch, &self.accepted, &[]).plan
+        })
     }
 
     /// Whether its definition change waits for a person's approval (L18).
@@ -766,61 +712,5 @@ impl PipelineState {
             .steps
             .iter()
             .position(|s| s.key() == step)
-    }
-}
-
-/// Synthesizes a deployment's plan (L3) from what it was accepted with: the plan, or the
-/// diagnostics, and the stage names (`stages_now` when the definition does not parse).
-fn synthesize_deployment(
-    revision: u64,
-    commit: &str,
-    branch: &str,
-    accepted: &Accepted,
-    stages_now: &[String],
-) -> Synthesized {
-    let pipeline = PipelineInfo::clone(&accepted.pipeline);
-    match crate::pipeline::parse(&accepted.definition) {
-        Ok(def) => {
-            let input = SynthesisInput {
-                pipeline,
-                organization: accepted.organization.clone(),
-                trigger: Trigger {
-                    sha: commit.to_owned(),
-                    branch: branch.to_owned(),
-                    tag: accepted.tag.clone(),
-                    revision,
-                },
-                previous_builds: BTreeMap::clone(&accepted.previous_builds),
-                changes: Changes {
-                    since: accepted.changed.clone(),
-                },
-            };
-            let names: Vec<String> = def.stages.iter().map(|s| s.name.value.clone()).collect();
-            match synthesize(&def, Some(&*accepted.definition), &input) {
-                Ok(plan) => Synthesized {
-                    plan: Some(Arc::new(plan)),
-                    errors: Vec::new(),
-                    stages: names,
-                    definition: Some(Arc::new(def)),
-                },
-                Err(d) => Synthesized {
-                    plan: None,
-                    errors: d.0.iter().map(ToString::to_string).collect(),
-                    stages: names,
-                    definition: None,
-                },
-            }
-        }
-        Err(d) => Synthesized {
-            plan: None,
-            errors: d
-                .0
-                .iter()
-                .filter(|x| x.is_error())
-                .map(ToString::to_string)
-                .collect(),
-            stages: stages_now.to_vec(),
-            definition: None,
-        },
     }
 }

@@ -170,7 +170,7 @@ impl PipelineState {
                     .map_or("(none)".to_owned(), ToString::to_string)
             )));
         }
-        let wire: Wire = serde_json::from_value(snapshot.clone())
+        let wire = Wire::deserialize(snapshot)
             .map_err(|e| invalid(format!("it does not decode: {e}")))?;
         if wire.slug != slug {
             return Err(invalid(format!(

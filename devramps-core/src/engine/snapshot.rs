@@ -56,7 +56,8 @@ fn usable(pipeline: &str, snapshot: &Snapshot) -> Option<Machine> {
 impl EngineDriver {
     /// After an append that took `pipeline`'s log from `before` records to its machine's:
     /// saves a snapshot when the log crossed a multiple of `snapshot_every`. Best effort.
-    pub(super) async fn snapshot_if_due(&self, pipeline: &str, before: u64) {
+    /// (`&mut self`: the driver is `Send` but not `Sync`, and its futures must stay `Send`.)
+    pub(super) async fn snapshot_if_due(&mut self, pipeline: &str, before: u64) {
         let every = self.config.snapshot_every;
         let Some(machine) = self.machines.get(pipeline) else {
             return;

@@ -170,8 +170,8 @@ impl PipelineState {
                     .map_or("(none)".to_owned(), ToString::to_string)
             )));
         }
-        let wire = Wire::deserialize(snapshot)
-            .map_err(|e| invalid(format!("it does not decode: {e}")))?;
+        let wire =
+            Wire::deserialize(snapshot).map_err(|e| invalid(format!("it does not decode: {e}")))?;
         if wire.slug != slug {
             return Err(invalid(format!(
                 "it is a snapshot of `{}`, not of `{slug}`",

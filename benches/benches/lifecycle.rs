@@ -134,7 +134,7 @@ fn check_storm_state(state: &PipelineState, pushes: usize) {
     let plans = state
         .deployments
         .values()
-        .filter(|d| d.plan.is_some())
+        .filter(|d| d.plan().is_some())
         .count();
     let active: Vec<u64> = state.active_deployments().map(|d| d.revision).collect();
     assert_eq!(plans, 2, "plans held after {pushes} pushes");

@@ -782,7 +782,7 @@ mod lifecycle_input_tests {
             state
                 .deployments
                 .values()
-                .filter(|d| d.plan.is_some())
+                .filter(|d| d.plan().is_some())
                 .count(),
             2
         );

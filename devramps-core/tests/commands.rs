@@ -261,7 +261,7 @@ fn every_command_carries_its_request_and_pending_work_reissues_it_unchanged() {
             .state()
             .deployments
             .get(&1)
-            .and_then(|d| d.plan.as_ref())
+            .and_then(|d| d.plan())
             .map(|p| p.stages[0].steps[0].kind.clone()),
         Some(StepKind::Terraform {
             source: "/infra".into(),

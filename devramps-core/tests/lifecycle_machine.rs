@@ -634,7 +634,7 @@ fn superseded_deployments_release_their_plans_and_the_machine_only_looks_at_acti
     let with_plans = state
         .deployments
         .values()
-        .filter(|d| d.plan.is_some())
+        .filter(|d| d.plan().is_some())
         .count();
     assert_eq!(
         with_plans, 2,
@@ -959,7 +959,7 @@ fn every_emergency_edge_of_the_transition_table_is_exercised() {
     feed(&mut events, &mut m, push("c6", TWO_STAGES), now, &all_ok);
     assert_eq!(stage_state(&m, 5, "staging").0, StageState::Skipped);
     assert!(
-        m.state().deployments[&5].plan.is_none(),
+        m.state().deployments[&5].plan().is_none(),
         "the plan was released"
     );
     feed(
@@ -972,7 +972,7 @@ fn every_emergency_edge_of_the_transition_table_is_exercised() {
     stop_running(&mut events, &mut m, now, &hang_steps);
     assert_eq!(stage_state(&m, 5, "staging").0, StageState::RollingForward);
     assert!(
-        m.state().deployments[&5].plan.is_some(),
+        m.state().deployments[&5].plan().is_some(),
         "synthesized again"
     );
     feed(

@@ -282,7 +282,7 @@ fn l4_an_unchanged_per_stage_artifact_is_reused_in_each_stage() {
         m.state().run(2, "prod").map(|r| r.state),
         Some(StageState::Succeeded)
     );
-    let plan = m.state().deployments[&2].plan.clone().expect("a plan");
+    let plan = m.state().deployments[&2].plan().cloned().expect("a plan");
     for stage in &plan.stages {
         assert_eq!(stage.reused.get("site").map(String::as_str), Some("c1"));
         assert!(

@@ -53,6 +53,9 @@ fn smaller_pipeline() -> String {
 
 const STAGES: [&str; 3] = ["staging", "qa", "prod"];
 
+/// The engines of this test save a snapshot every this many records.
+const SNAPSHOT_EVERY: u64 = 7;
+
 /// What the reference model knows: which pushes must be accepted.
 #[derive(Clone, Debug, Default)]
 struct Model {
@@ -201,6 +204,8 @@ fn start(backends: &Backends, name: &str) -> (LocalPool, Engine) {
         backends.clone(),
         EngineConfig {
             instance: name.into(),
+            // Snapshots often, so that restarts load a snapshot and the records after it.
+            snapshot_every: SNAPSHOT_EVERY,
             ..EngineConfig::default()
         },
     );
@@ -278,7 +283,7 @@ impl Sut {
         let s = self.state();
         let mut out = Vec::new();
         for d in s.active_deployments() {
-            let Some(plan) = &d.plan else { continue };
+            let Some(plan) = d.plan() else { continue };
             for (stage, run) in plan.stages.iter().zip(&d.stages) {
                 for (step, st) in stage.steps.iter().zip(&run.steps) {
                     let baking = st.state == StepState::Running
@@ -536,11 +541,42 @@ impl StateMachineTest for EngineUnderTest {
         })
         .expect("the log reads")
         .into_iter()
-        .map(|e| serde_json::from_value(e.payload).expect("records parse"))
+        .map(|e| Record::from_stored("app", e).expect("records parse"))
         .collect();
         let state = Machine::replay("app", &records).state().clone();
+        check_snapshots(&state, &records);
         check(&state, &records, model);
     }
+}
+
+/// Loading a snapshot and the records after it gives the state of a full replay (`replayed`),
+/// also from a snapshot of a state itself loaded from a snapshot (whose plans are not
+/// synthesized yet). The cuts move with the history's length, so over the transitions of a case
+/// they fall everywhere; restarts (engines save a snapshot every [`SNAPSHOT_EVERY`] records)
+/// check the same through the engine.
+fn check_snapshots(replayed: &PipelineState, records: &[Record]) {
+    let n = records.len();
+    let (first, second) = (n / 2, 3 * n / 4);
+    let snapshot = Machine::replay("app", &records[..first])
+        .snapshot()
+        .expect("a state saves");
+    let mut loaded = Machine::from_snapshot("app", &snapshot).expect("its snapshot loads");
+    assert_eq!(loaded.state().applied, first as u64);
+    loaded.apply(&records[first..second]);
+    let again = loaded.snapshot().expect("a loaded state saves");
+    let mut chained = Machine::from_snapshot("app", &again).expect("it loads");
+    chained.apply(&records[second..]);
+    loaded.apply(&records[second..]);
+    assert_eq!(
+        loaded.state(),
+        replayed,
+        "snapshot at {first} + tail == replay of {n}"
+    );
+    assert_eq!(
+        chained.state(),
+        replayed,
+        "snapshots at {first} and {second} + tail == replay of {n}"
+    );
 }
 
 fn check(state: &PipelineState, records: &[Record], model: &Model) {

@@ -571,7 +571,7 @@ impl Cluster {
 fn answerable(state: &PipelineState) -> Vec<(u64, String, String)> {
     let mut out = Vec::new();
     for d in state.active_deployments() {
-        let Some(plan) = &d.plan else { continue };
+        let Some(plan) = d.plan() else { continue };
         for (stage, run) in plan.stages.iter().zip(&d.stages) {
             for (step, s) in stage.steps.iter().zip(&run.steps) {
                 let baking =

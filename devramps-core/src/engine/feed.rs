@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use super::driver::EngineDriver;
 use super::pipeline::{Driven, Job, Origin};
 use super::{Appended, PatchRequest, PushRequest, Reply};
-use crate::backend::{AppendOptions, Backends, EventStoreExt};
+use crate::backend::AppendOptions;
 use crate::error::{Error, Result};
 use crate::lifecycle::{Input, Machine, Patch, Push, Record};
 use crate::pipeline::{PIPELINE_DIR, PIPELINE_FILE};
@@ -17,14 +17,6 @@ use crate::pipeline::{PIPELINE_DIR, PIPELINE_FILE};
 /// How many times an input is decided again after lost races before the caller gets
 /// [`Error::Conflict`].
 pub(super) const ATTEMPTS: usize = 5;
-
-/// Rebuilds a pipeline's machine from its log. A free function so that the driver's future
-/// borrows only the (shareable) backends across the read, and stays `Send`.
-async fn load(backends: &Backends, pipeline: &str) -> Result<Machine> {
-    let events = backends.store.read_all(pipeline).await?;
-    let records = super::records_of(pipeline, events)?;
-    Ok(Machine::replay(pipeline, &records))
-}
 
 impl EngineDriver {
     /// The state kept about `pipeline`, created empty the first time.
@@ -51,7 +43,7 @@ impl EngineDriver {
 
     /// Rebuilds the machine of `pipeline` from the store.
     pub(super) async fn reload(&mut self, pipeline: &str) -> Result<()> {
-        let machine = load(&self.backends, pipeline).await?;
+        let machine = super::snapshot::load(&self.backends, pipeline).await?;
         self.pipeline(pipeline).machine = Some(machine);
         self.set_wake(pipeline, self.backends.clock.now());
         Ok(())
@@ -273,9 +265,8 @@ impl EngineDriver {
             }
             let payloads = records
                 .iter()
-                .map(serde_json::to_value)
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| Error::backend("engine", "serialize records", e.to_string()));
+                .map(Record::to_stored)
+                .collect::<Result<Vec<_>>>();
             let options = AppendOptions {
                 fencing_token: token,
             };
@@ -290,6 +281,7 @@ impl EngineDriver {
             };
             match appended {
                 Ok(_) => {
+                    self.snapshot_if_due(pipeline, expected).await;
                     self.recorded(pipeline, expected, inputs, &records, now, token);
                     self.check_alarms_if_redefined(pipeline, in_force.as_ref());
                     self.start_commands(pipeline, commands, token);

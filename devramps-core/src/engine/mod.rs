@@ -39,6 +39,7 @@ mod lease;
 mod observe;
 mod ops;
 mod pipeline;
+mod snapshot;
 
 pub use driver::EngineDriver;
 pub use observe::{Appended, DynObserver, Observer};
@@ -58,6 +59,9 @@ pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
 
 /// The default of [`EngineConfig::request_queue`].
 pub const DEFAULT_REQUEST_QUEUE: usize = 1024;
+
+/// The default of [`EngineConfig::snapshot_every`]: a snapshot every 1,000 records.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1_000;
 
 /// How an engine instance runs.
 #[derive(Clone, Debug)]
@@ -82,6 +86,10 @@ pub struct EngineConfig {
     /// [`DEFAULT_REQUEST_QUEUE`]); beyond that, callers wait for room (back-pressure for a
     /// server). At least 1.
     pub request_queue: usize,
+    /// Save a snapshot of a pipeline's state whenever its log passes a multiple of this many
+    /// records (default [`DEFAULT_SNAPSHOT_EVERY`]; 0: never). Loading reads the latest
+    /// snapshot and the records after it. Saving is best effort: a failure is logged.
+    pub snapshot_every: u64,
 }
 
 impl Default for EngineConfig {
@@ -93,6 +101,7 @@ impl Default for EngineConfig {
             poll_interval: None,
             observers: Vec::new(),
             request_queue: DEFAULT_REQUEST_QUEUE,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
         }
     }
 }
@@ -248,14 +257,6 @@ pub(crate) fn records_of(
 ) -> Result<Vec<Record>> {
     events
         .into_iter()
-        .map(|e| {
-            serde_json::from_value(e.payload).map_err(|err| {
-                Error::backend(
-                    "engine",
-                    format!("read record {} of `{pipeline}`", e.seq),
-                    err.to_string(),
-                )
-            })
-        })
+        .map(|e| Record::from_stored(pipeline, e))
         .collect()
 }

@@ -220,6 +220,21 @@ impl Machine {
         }
     }
 
+    /// A machine for the pipeline `slug` from a snapshot its [`Machine::snapshot`] gave; fails
+    /// on a snapshot of another format version or pipeline, or one that does not decode.
+    pub fn from_snapshot(slug: &str, snapshot: &serde_json::Value) -> crate::Result<Self> {
+        Ok(Machine {
+            state: PipelineState::from_snapshot(slug, snapshot)?,
+            slug: slug.to_owned(),
+        })
+    }
+
+    /// The state as a snapshot, to load with [`Machine::from_snapshot`] (see
+    /// [`PipelineState::to_snapshot`]).
+    pub fn snapshot(&self) -> crate::Result<serde_json::Value> {
+        self.state.to_snapshot()
+    }
+
     /// Applies records written after the ones the machine has seen (by another engine instance
     /// sharing the store, L21), in log order: catching up costs what is new, not a replay.
     pub fn apply<'a>(&mut self, records: impl IntoIterator<Item = &'a Record>) {
@@ -275,7 +290,7 @@ impl Machine {
         let mut wake: Option<Timestamp> = None;
         let mut consider = |t: Timestamp| wake = Some(wake.map_or(t, |w: Timestamp| w.min(t)));
         for deployment in self.state.active_deployments() {
-            let Some(plan) = &deployment.plan else {
+            let Some(plan) = deployment.plan() else {
                 continue;
             };
             for (stage_plan, run) in plan.stages.iter().zip(&deployment.stages) {
@@ -306,7 +321,7 @@ impl Machine {
     pub fn pending_work(&self) -> Vec<Command> {
         let mut out = Vec::new();
         for deployment in self.state.active_deployments() {
-            let Some(plan) = &deployment.plan else {
+            let Some(plan) = deployment.plan() else {
                 continue;
             };
             let revision = deployment.revision;
@@ -499,7 +514,7 @@ impl Run<'_> {
         let Some(deployment) = self.state().deployments.get(&revision) else {
             return;
         };
-        if deployment.plan.is_none() {
+        if deployment.plan().is_none() {
             let diagnostics = deployment.synthesis_errors.clone();
             let stages: Vec<String> = deployment.stages.iter().map(|s| s.name.clone()).collect();
             self.emit(
@@ -624,7 +639,7 @@ impl Run<'_> {
         self.state()
             .deployments
             .get(&revision)
-            .and_then(|d| d.plan.as_ref())
+            .and_then(|d| d.plan())
             .and_then(|p| p.stages.iter().find(|s| s.name == stage))
             .map_or(TimeWindow::None, |s| s.deployment_time_window)
     }

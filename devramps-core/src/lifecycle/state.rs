@@ -5,15 +5,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 
+use super::accepted::{Accepted, PlanCell, Synthesized, synthesize_deployment};
 use super::record::{Event, Record};
 use super::types::{AlarmState, Blocker, Emergency, Phase, StageState, StepState, WaitingFor};
-use crate::expr::{PipelineInfo, Trigger};
+use crate::expr::PipelineInfo;
 use crate::pipeline::{ApprovalPolicy, PipelineDefinition, diff_definitions};
-use crate::plan::{Changes, Plan, SynthesisInput, synthesize};
+use crate::plan::Plan;
 
 /// The runtime of one stage, across deployments.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageRuntime {
     /// The revision waiting in the queue (at most one, L6).
     pub queued: Option<u64>,
@@ -37,7 +39,7 @@ pub struct StageRuntime {
 }
 
 /// One step of one attempt.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepRun {
     /// Its state.
     pub state: StepState,
@@ -61,7 +63,7 @@ impl StepRun {
 }
 
 /// A deployment's life in one stage.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StageRun {
     /// Stage name.
     pub name: String,
@@ -84,7 +86,7 @@ pub struct StageRun {
 }
 
 /// One accepted deployment.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Deployment {
     /// Revision (L1).
     pub revision: u64,
@@ -92,8 +94,8 @@ pub struct Deployment {
     pub commit: String,
     /// Branch.
     pub branch: String,
-    /// The plan, when synthesis succeeded.
-    pub plan: Option<Arc<Plan>>,
+    /// The plan, when synthesis succeeded ([`Deployment::plan`]).
+    pub(super) plan: PlanCell,
     /// Why synthesis failed, when it did.
     pub synthesis_errors: Vec<String>,
     /// Superseded before it started in any stage; its plan was released (a roll-forward to it
@@ -104,20 +106,29 @@ pub struct Deployment {
     /// Its stages, in promotion order.
     pub stages: Vec<StageRun>,
     /// What synthesis took at acceptance, to synthesize a released plan again.
-    accepted: Arc<Accepted>,
+    pub(super) accepted: Arc<Accepted>,
     /// The definition change that needs a person's approval before the first stage (L18): its
     /// classification and changes. Kept after the answer, for the record.
     pub approval: Option<(String, Vec<String>)>,
     /// The definition waiting for that approval; in force once approved.
-    awaiting: Option<Arc<PipelineDefinition>>,
+    pub(super) awaiting: Option<Arc<PipelineDefinition>>,
 }
 
-/// What [`PipelineState::synthesize`] gives.
-struct Synthesized {
-    plan: Option<Arc<Plan>>,
-    errors: Vec<String>,
-    stages: Vec<String>,
-    definition: Option<Arc<PipelineDefinition>>,
+impl PartialEq for Deployment {
+    /// Plans compare by content (synthesizing those left for later).
+    fn eq(&self, other: &Self) -> bool {
+        self.revision == other.revision
+            && self.commit == other.commit
+            && self.branch == other.branch
+            && self.plan() == other.plan()
+            && self.synthesis_errors == other.synthesis_errors
+            && self.superseded == other.superseded
+            && self.patch == other.patch
+            && self.stages == other.stages
+            && self.accepted == other.accepted
+            && self.approval == other.approval
+            && self.awaiting == other.awaiting
+    }
 }
 
 /// Whether replacing the definition `old` (in force) by `new` waits for a person (L18): the
@@ -155,17 +166,16 @@ fn approval_needed(
     })
 }
 
-/// What a deployment was synthesized from (the `deployment_accepted` record, without its
-/// revision and commit).
-#[derive(Clone, Debug, PartialEq)]
-struct Accepted {
-    tag: String,
-    definition: Arc<str>,
-    changed: BTreeMap<String, Vec<String>>,
-    organization: crate::expr::Organization,
-}
-
 impl Deployment {
+    /// The plan, when synthesis succeeded (and the plan was not released: a deployment
+    /// superseded before it started anywhere, or whose definition change was rejected).
+    pub fn plan(&self) -> Option<&Arc<Plan>> {
+        self.plan.get_or_synthesize(|| {
+            let (revision, commit, branch) = (self.revision, &self.commit, &self.branch);
+            synthesize_deployment(revision, commit, branch, &self.accepted, &[]).plan
+        })
+    }
+
     /// Whether its definition change waits for a person's approval (L18).
     pub fn awaits_approval(&self) -> bool {
         self.awaiting.is_some()
@@ -212,10 +222,10 @@ pub struct PipelineState {
     /// person's approval (L18). Stage settings such as alarms (L15) come from it.
     pub definition: Option<Arc<PipelineDefinition>>,
     /// The text of the last accepted definition, shared by the deployments that have the same.
-    last_definition: Option<Arc<str>>,
+    pub(super) last_definition: Option<Arc<str>>,
     /// The text of the definition in force: a deployment with the same text changes nothing,
     /// so it is neither compared (L18) nor put in force again.
-    definition_text: Option<Arc<str>>,
+    pub(super) definition_text: Option<Arc<str>>,
 }
 
 impl PipelineState {
@@ -317,18 +327,21 @@ impl PipelineState {
                     _ => Arc::from(definition.as_str()),
                 };
                 self.last_definition = Some(text.clone());
+                let (pipeline, previous_builds) = self.synthesis_context();
                 let accepted = Arc::new(Accepted {
                     tag: tag.clone(),
                     definition: text,
                     changed: changed.clone(),
                     organization: organization.clone(),
+                    pipeline,
+                    previous_builds,
                 });
                 let Synthesized {
                     plan,
                     errors,
                     stages: stage_names,
                     definition: parsed,
-                } = self.synthesize(*revision, commit, branch, &accepted);
+                } = synthesize_deployment(*revision, commit, branch, &accepted, &self.stage_order);
                 // L18: a changed definition may wait for a person before it is in force.
                 let unchanged = self.definition_text.as_deref() == Some(&*accepted.definition);
                 let approval = match (&parsed, &self.definition) {
@@ -370,7 +383,7 @@ impl PipelineState {
                         revision: *revision,
                         commit: commit.clone(),
                         branch: branch.clone(),
-                        plan,
+                        plan: PlanCell::ready(plan),
                         synthesis_errors: errors,
                         superseded: false,
                         patch: *patch,
@@ -523,7 +536,7 @@ impl PipelineState {
             Event::PipelineRejected { revision, .. } => {
                 if let Some(d) = self.deployments.get_mut(revision) {
                     d.awaiting = None;
-                    d.plan = None;
+                    d.plan = PlanCell::ready(None);
                     d.synthesis_errors
                         .push("the pipeline definition change was rejected (L18)".to_owned());
                 }
@@ -548,13 +561,13 @@ impl PipelineState {
         let steps = self
             .deployments
             .get(&revision)
-            .and_then(|d| d.plan.as_ref())
+            .and_then(|d| d.plan())
             .and_then(|p| p.stages.iter().find(|s| s.name == stage))
             .map_or(0, |s| s.steps.len());
         let skipped: Vec<bool> = self
             .deployments
             .get(&revision)
-            .and_then(|d| d.plan.as_ref())
+            .and_then(|d| d.plan())
             .and_then(|p| p.stages.iter().find(|s| s.name == stage))
             .map(|s| s.steps.iter().map(|st| st.skipped).collect())
             .unwrap_or_default();
@@ -629,69 +642,35 @@ impl PipelineState {
                 .iter()
                 .all(|s| s.attempt == 0 && s.state.is_terminal(s.waiting_for))
         {
-            d.plan = None;
+            d.plan = PlanCell::ready(None);
             d.awaiting = None;
             d.superseded = true;
         }
     }
 
-    /// Synthesizes a deployment's plan (L3): the plan, or the diagnostics, and the stage names.
-    fn synthesize(
-        &self,
-        revision: u64,
-        commit: &str,
-        branch: &str,
-        accepted: &Accepted,
-    ) -> Synthesized {
-        let pipeline = self
-            .pipeline
+    /// `pipeline.*` as synthesis takes it.
+    pub(super) fn pipeline_info(&self) -> PipelineInfo {
+        self.pipeline
             .clone()
-            .unwrap_or_else(|| PipelineInfo::from_slug("app"));
-        match crate::plan::parse(&accepted.definition) {
-            Ok(def) => {
-                let input = SynthesisInput {
-                    pipeline,
-                    organization: accepted.organization.clone(),
-                    trigger: Trigger {
-                        sha: commit.to_owned(),
-                        branch: branch.to_owned(),
-                        tag: accepted.tag.clone(),
-                        revision,
-                    },
-                    previous_builds: self.previous_builds(),
-                    previous_stage_builds: self.previous_stage_builds(),
-                    changes: Changes {
-                        since: accepted.changed.clone(),
-                    },
-                };
-                let names: Vec<String> = def.stages.iter().map(|s| s.name.value.clone()).collect();
-                match synthesize(&def, Some(&*accepted.definition), &input) {
-                    Ok(plan) => Synthesized {
-                        plan: Some(Arc::new(plan)),
-                        errors: Vec::new(),
-                        stages: names,
-                        definition: Some(Arc::new(def)),
-                    },
-                    Err(d) => Synthesized {
-                        plan: None,
-                        errors: d.0.iter().map(ToString::to_string).collect(),
-                        stages: names,
-                        definition: None,
-                    },
-                }
-            }
-            Err(d) => Synthesized {
-                plan: None,
-                errors: d
-                    .0
-                    .iter()
-                    .filter(|x| x.is_error())
-                    .map(ToString::to_string)
-                    .collect(),
-                stages: self.stage_order.clone(),
-                definition: None,
-            },
-        }
+            .unwrap_or_else(|| PipelineInfo::from_slug("app"))
+    }
+
+    /// `pipeline.*` and the previous builds, as synthesis takes them now; shared with the
+    /// newest deployment when they are the same.
+    fn synthesis_context(&self) -> (Arc<PipelineInfo>, Arc<BTreeMap<String, String>>) {
+        let pipeline = self.pipeline_info();
+        let builds =
+            super::accepted::pack_builds(self.previous_builds(), self.previous_stage_builds());
+        let last = self.deployments.values().next_back().map(|d| &d.accepted);
+        let pipeline = match last {
+            Some(a) if *a.pipeline == pipeline => a.pipeline.clone(),
+            _ => Arc::new(pipeline),
+        };
+        let builds = match last {
+            Some(a) if *a.previous_builds == builds => a.previous_builds.clone(),
+            _ => Arc::new(builds),
+        };
+        (pipeline, builds)
     }
 
     /// A roll-forward to a deployment whose plan was released synthesizes it again (L14).
@@ -699,13 +678,25 @@ impl PipelineState {
         let Some(d) = self.deployments.get(&revision) else {
             return;
         };
-        if d.plan.is_some() || !d.superseded {
+        if d.plan.exists() || !d.superseded {
             return;
         }
-        let (commit, branch, accepted) = (d.commit.clone(), d.branch.clone(), d.accepted.clone());
-        let plan = self.synthesize(revision, &commit, &branch, &accepted).plan;
+        // With the previous builds of now, which the deployment's plan then depends on.
+        let (pipeline, previous_builds) = self.synthesis_context();
+        let Some(d) = self.deployments.get(&revision) else {
+            return;
+        };
+        let accepted = Arc::new(Accepted {
+            pipeline,
+            previous_builds,
+            ..Accepted::clone(&d.accepted)
+        });
+        let plan =
+            synthesize_deployment(revision, &d.commit, &d.branch, &accepted, &self.stage_order)
+                .plan;
         if let Some(d) = self.deployments.get_mut(&revision) {
-            d.plan = plan;
+            d.plan = PlanCell::ready(plan);
+            d.accepted = accepted;
             d.superseded = false;
         }
     }
@@ -728,7 +719,7 @@ impl PipelineState {
     }
 
     fn step_index(&self, revision: u64, stage: &str, step: &str) -> Option<usize> {
-        let plan = self.deployments.get(&revision)?.plan.as_ref()?;
+        let plan = self.deployments.get(&revision)?.plan()?;
         plan.stages
             .iter()
             .find(|s| s.name == stage)?

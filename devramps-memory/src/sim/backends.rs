@@ -83,7 +83,7 @@ impl Scripts {
                         revision, commit, ..
                     },
                 ..
-            }) = serde_json::from_value::<Record>(event.payload)
+            }) = Record::from_stored(&key.pipeline, event)
             {
                 state.commits.insert(revision, commit);
             }

@@ -115,7 +115,7 @@ pub(super) fn build_report(
             commit: d.commit.clone(),
             synthesis: if d.awaits_approval() {
                 Synthesis::WaitingApproval
-            } else if d.plan.is_some() || (d.superseded && d.synthesis_errors.is_empty()) {
+            } else if d.plan().is_some() || (d.superseded && d.synthesis_errors.is_empty()) {
                 Synthesis::Succeeded
             } else {
                 Synthesis::Failed

@@ -58,7 +58,7 @@ impl Context<'_> {
 impl Machine {
     fn context(&self, revision: u64, stage: &str) -> Option<Context<'_>> {
         let deployment = self.state.deployments.get(&revision)?;
-        let plan = deployment.plan.as_deref()?;
+        let plan = deployment.plan().map(|p| &**p)?;
         Some(Context {
             deployment,
             plan,

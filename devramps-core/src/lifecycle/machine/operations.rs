@@ -101,7 +101,7 @@ impl Run<'_> {
                     ));
                 }
                 if index == 0 {
-                    let synthesized = deployment.plan.is_some() || deployment.superseded;
+                    let synthesized = deployment.plan().is_some() || deployment.superseded;
                     return (!synthesized)
                         .then(|| format!("revision {revision} did not pass synthesis"));
                 }

@@ -15,7 +15,7 @@ struct StepsView {
 impl Run<'_> {
     fn plan_stage(&self, revision: u64, stage: &str) -> Option<(usize, crate::plan::StagePlan)> {
         let deployment = self.state().deployments.get(&revision)?;
-        let plan = deployment.plan.as_ref()?;
+        let plan = deployment.plan()?;
         let index = plan.stages.iter().position(|s| s.name == stage)?;
         Some((index, plan.stages[index].clone()))
     }
@@ -151,7 +151,7 @@ impl Run<'_> {
         let Some(deployment) = self.state().deployments.get(&revision) else {
             return;
         };
-        let Some(plan) = deployment.plan.clone() else {
+        let Some(plan) = deployment.plan().cloned() else {
             return;
         };
         if deployment.stages.first().is_some_and(|s| s.attempt > 1) {
@@ -179,7 +179,7 @@ impl Run<'_> {
         let Some(deployment) = self.state().deployments.get(&revision) else {
             return Vec::new();
         };
-        let Some(plan) = &deployment.plan else {
+        let Some(plan) = deployment.plan() else {
             return Vec::new();
         };
         let first = self.is_first_stage(revision, stage);
@@ -321,12 +321,7 @@ impl Run<'_> {
     /// The state of `step` (its key) in the current attempt of a stage-deployment.
     fn step_state(&self, revision: u64, stage: &str, step: &str) -> Option<StepState> {
         let deployment = self.state().deployments.get(&revision)?;
-        let plan = deployment
-            .plan
-            .as_ref()?
-            .stages
-            .iter()
-            .find(|s| s.name == stage)?;
+        let plan = deployment.plan()?.stages.iter().find(|s| s.name == stage)?;
         let index = plan.steps.iter().position(|s| s.key() == step)?;
         let run = self.state().run(revision, stage)?;
         run.steps.get(index).map(|s| s.state)
@@ -523,7 +518,7 @@ impl Run<'_> {
             let at = self
                 .plan_stage(revision, stage)
                 .and_then(|_| self.state().deployments.get(&revision))
-                .and_then(|d| d.plan.as_ref())
+                .and_then(|d| d.plan())
                 .and_then(|p| p.artifacts.iter().find(|a| a.id == artifact))
                 .and_then(|a| a.per_stage.then(|| stage.to_owned()));
             self.emit(

@@ -1,0 +1,180 @@
+//! What a deployment is synthesized from and its plan, synthesized at acceptance or, in a state
+//! loaded from a snapshot, on first use.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use crate::expr::{PipelineInfo, Trigger};
+use crate::pipeline::PipelineDefinition;
+use crate::plan::{Changes, Plan, SynthesisInput, synthesize};
+
+/// What a deployment was synthesized from (the `deployment_accepted` record, without its
+/// revision and commit).
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Accepted {
+    /// The tag, or empty.
+    pub(super) tag: String,
+    /// The definition's text.
+    pub(super) definition: Arc<str>,
+    /// Paths changed since each base commit.
+    pub(super) changed: BTreeMap<String, Vec<String>>,
+    /// `organization.*`.
+    pub(super) organization: crate::expr::Organization,
+    /// `pipeline.*`.
+    pub(super) pipeline: Arc<PipelineInfo>,
+    /// The previous builds the deployment's plan was synthesized with, packed by
+    /// [`pack_builds`]: shared artifacts by id, `per_stage` ones by `<id>/<stage>`.
+    pub(super) previous_builds: Arc<BTreeMap<String, String>>,
+}
+
+/// The previous builds of shared artifacts (by id) and of `per_stage` ones (by id and stage)
+/// in one map, as snapshots store it: a per-stage build's key is `<id>/<stage>` (an artifact
+/// id never holds a `/`, E0302).
+pub(super) fn pack_builds(
+    shared: BTreeMap<String, String>,
+    per_stage: BTreeMap<(String, String), String>,
+) -> BTreeMap<String, String> {
+    let mut out = shared;
+    for ((id, stage), commit) in per_stage {
+        out.insert(format!("{id}/{stage}"), commit);
+    }
+    out
+}
+
+/// The inverse of [`pack_builds`].
+pub(super) fn unpack_builds(
+    packed: &BTreeMap<String, String>,
+) -> (BTreeMap<String, String>, BTreeMap<(String, String), String>) {
+    let mut shared = BTreeMap::new();
+    let mut per_stage = BTreeMap::new();
+    for (key, commit) in packed {
+        match key.split_once('/') {
+            Some((id, stage)) => {
+                per_stage.insert((id.to_owned(), stage.to_owned()), commit.clone());
+            }
+            None => {
+                shared.insert(key.clone(), commit.clone());
+            }
+        }
+    }
+    (shared, per_stage)
+}
+
+/// A deployment's plan: set when the deployment is accepted or its plan released, or (in a
+/// state loaded from a snapshot) left empty and synthesized on first use from what the
+/// deployment was accepted with, which gives the same plan.
+#[derive(Clone, Debug, Default)]
+pub(super) struct PlanCell(OnceLock<Option<Arc<Plan>>>);
+
+impl PlanCell {
+    /// A plan known now.
+    pub(super) fn ready(plan: Option<Arc<Plan>>) -> Self {
+        PlanCell(OnceLock::from(plan))
+    }
+
+    /// A plan synthesized on first use.
+    pub(super) fn later() -> Self {
+        PlanCell(OnceLock::new())
+    }
+
+    /// Whether the deployment has a plan, without synthesizing it: a plan left for later
+    /// exists (only plans that synthesis gave are left for later).
+    pub(super) fn exists(&self) -> bool {
+        self.0.get().is_none_or(Option::is_some)
+    }
+
+    /// The plan, synthesized by `synthesize` when it was left for later.
+    pub(super) fn get_or_synthesize(
+        &self,
+        synthesize: impl FnOnce() -> Option<Arc<Plan>>,
+    ) -> Option<&Arc<Plan>> {
+        self.0.get_or_init(synthesize).as_ref()
+    }
+}
+
+/// What [`synthesize_deployment`] gives.
+pub(super) struct Synthesized {
+    /// The plan, when synthesis succeeded.
+    pub(super) plan: Option<Arc<Plan>>,
+    /// Why synthesis failed, when it did.
+    pub(super) errors: Vec<String>,
+    /// The stage names.
+    pub(super) stages: Vec<String>,
+    /// The definition, when synthesis succeeded.
+    pub(super) definition: Option<Arc<PipelineDefinition>>,
+}
+
+/// Synthesizes a deployment's plan (L3) from what it was accepted with: the plan, or the
+/// diagnostics, and the stage names (`stages_now` when the definition does not parse).
+pub(super) fn synthesize_deployment(
+    revision: u64,
+    commit: &str,
+    branch: &str,
+    accepted: &Accepted,
+    stages_now: &[String],
+) -> Synthesized {
+    let pipeline = PipelineInfo::clone(&accepted.pipeline);
+    let (previous_builds, previous_stage_builds) = unpack_builds(&accepted.previous_builds);
+    match crate::plan::parse(&accepted.definition) {
+        Ok(def) => {
+            let input = SynthesisInput {
+                pipeline,
+                organization: accepted.organization.clone(),
+                trigger: Trigger {
+                    sha: commit.to_owned(),
+                    branch: branch.to_owned(),
+                    tag: accepted.tag.clone(),
+                    revision,
+                },
+                previous_builds,
+                previous_stage_builds,
+                changes: Changes {
+                    since: accepted.changed.clone(),
+                },
+            };
+            let names: Vec<String> = def.stages.iter().map(|s| s.name.value.clone()).collect();
+            match synthesize(&def, Some(&*accepted.definition), &input) {
+                Ok(plan) => Synthesized {
+                    plan: Some(Arc::new(plan)),
+                    errors: Vec::new(),
+                    stages: names,
+                    definition: Some(Arc::new(def)),
+                },
+                Err(d) => Synthesized {
+                    plan: None,
+                    errors: d.0.iter().map(ToString::to_string).collect(),
+                    stages: names,
+                    definition: None,
+                },
+            }
+        }
+        Err(d) => Synthesized {
+            plan: None,
+            errors: d
+                .0
+                .iter()
+                .filter(|x| x.is_error())
+                .map(ToString::to_string)
+                .collect(),
+            stages: stages_now.to_vec(),
+            definition: None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_builds_unpack_to_what_was_packed() {
+        let shared: BTreeMap<String, String> = [("api-image".to_owned(), "c1".to_owned())].into();
+        let per_stage: BTreeMap<(String, String), String> = [
+            (("site".to_owned(), "prod".to_owned()), "c2".to_owned()),
+            (("site".to_owned(), "eu/west".to_owned()), "c3".to_owned()),
+        ]
+        .into();
+        let packed = pack_builds(shared.clone(), per_stage.clone());
+        assert_eq!(unpack_builds(&packed), (shared, per_stage));
+    }
+}

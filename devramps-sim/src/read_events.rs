@@ -4,16 +4,16 @@ use std::time::Duration;
 
 use devramps_core::pipeline::{Spanned, Value, ValueKind, suggest};
 
-use super::action::{
+use crate::action::{
     ACTION_KEYS, Action, AlarmState, Answer, DEFAULT_ACTOR, Push, ScriptedOutcome, ScriptedResult,
     StepRef,
 };
-use super::duration::format_duration;
-use super::reader::{Fields, Reader, list};
-use super::scenario::ScenarioEvent;
+use crate::duration::format_duration;
+use crate::reader::{Fields, Reader, list};
+use crate::scenario::ScenarioEvent;
 
 /// Reads the `events` list; events with errors are left out (the errors are recorded).
-pub(super) fn read_events(
+pub(crate) fn read_events(
     reader: &mut Reader<'_>,
     value: &Value,
     run_until: Option<Duration>,
@@ -128,7 +128,7 @@ fn list_and(items: &[&str]) -> String {
 
 /// Reads the action under `key` (one of `ACTION_KEYS`). Returns `None` after recording the
 /// errors when the fields are wrong.
-pub(super) fn read_action(
+pub(crate) fn read_action(
     reader: &mut Reader<'_>,
     key: &Spanned<String>,
     value: &Value,

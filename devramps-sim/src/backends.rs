@@ -16,10 +16,10 @@ use devramps_core::expr::SecretString;
 use devramps_core::lifecycle::{Event, Record};
 use devramps_core::pipeline::ArtifactType;
 
-use super::action::ScriptedResult;
-use super::scenario::Defaults;
-use crate::clock::add;
-use crate::{
+use crate::action::ScriptedResult;
+use crate::scenario::Defaults;
+use crate::time::add;
+use devramps_memory::{
     Behavior, InMemoryAlarms, InMemoryEventStore, InMemoryLock, InMemoryMirror, InMemoryResources,
     InMemorySource, ManualClock, Match, RecordingNotifier, ScriptedInfra, ScriptedRequest,
     ScriptedRunner,
@@ -27,21 +27,21 @@ use crate::{
 
 /// One scripted outcome, keyed by commit (the revision is not known when it is written).
 #[derive(Clone, Debug)]
-pub(super) struct Script {
+pub(crate) struct Script {
     /// The deployment's commit.
-    pub(super) commit: String,
+    pub(crate) commit: String,
     /// The stage; `None` matches every stage (builds of shared artifacts).
-    pub(super) stage: Option<String>,
+    pub(crate) stage: Option<String>,
     /// The execution key's step: a step key, or `build:<artifact id>`.
-    pub(super) step: String,
+    pub(crate) step: String,
     /// The attempt.
-    pub(super) attempt: u32,
+    pub(crate) attempt: u32,
     /// How it ends.
-    pub(super) result: ScriptedResult,
+    pub(crate) result: ScriptedResult,
     /// How long it runs; `None`: the default of its kind.
-    pub(super) duration: Option<Duration>,
+    pub(crate) duration: Option<Duration>,
     /// Outputs when it succeeds.
-    pub(super) outputs: Outputs,
+    pub(crate) outputs: Outputs,
 }
 
 #[derive(Debug, Default)]
@@ -54,7 +54,7 @@ struct ScriptState {
 
 /// The scripted outcomes of a simulation, shared by its runners.
 #[derive(Clone, Debug)]
-pub(super) struct Scripts {
+pub(crate) struct Scripts {
     state: Arc<Mutex<ScriptState>>,
     store: InMemoryEventStore,
 }
@@ -65,7 +65,7 @@ impl Scripts {
     }
 
     /// Adds a script (for work that starts afterwards).
-    pub(super) fn add(&self, script: Script) {
+    pub(crate) fn add(&self, script: Script) {
         self.lock().scripts.push(script);
     }
 
@@ -249,19 +249,19 @@ impl SecretSource for SimSecrets {
 
 /// The pieces of a simulation's backends the simulator drives directly.
 #[derive(Clone, Debug)]
-pub(super) struct SimHandles {
+pub(crate) struct SimHandles {
     /// Time.
-    pub(super) clock: ManualClock,
+    pub(crate) clock: ManualClock,
     /// The repository: the simulator writes a commit per push.
-    pub(super) source: InMemorySource,
+    pub(crate) source: InMemorySource,
     /// The scripted outcomes.
-    pub(super) scripts: Scripts,
+    pub(crate) scripts: Scripts,
     /// The stages' alarms (L15).
-    pub(super) alarms: InMemoryAlarms,
+    pub(crate) alarms: InMemoryAlarms,
 }
 
 /// The backends of a simulation starting at `start`, with the scenario's default durations.
-pub(super) fn sim_backends(start: jiff::Timestamp, defaults: &Defaults) -> (Backends, SimHandles) {
+pub(crate) fn sim_backends(start: jiff::Timestamp, defaults: &Defaults) -> (Backends, SimHandles) {
     let clock = ManualClock::new(start);
     let dyn_clock: DynClock = Arc::new(clock.clone());
     let store = InMemoryEventStore::new();

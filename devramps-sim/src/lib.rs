@@ -1,4 +1,8 @@
-//! The data layer of `devramps simulate`: the scenario file and the report.
+//! The simulator behind `devramps simulate`: scenario files, a run of the real engine on the
+//! in-memory backends of `devramps-memory` and a virtual clock, and the report.
+//!
+//! It is a crate of its own so that an embedder who wants the in-memory backends does not
+//! compile a scenario reader: `devramps-memory` never depends on it.
 //!
 //! - [`parse_scenario`] reads a scenario (the pipeline under test, a virtual clock, scripted
 //!   events) into a typed [`Scenario`], reporting every problem as a [`ScenarioError`] with its
@@ -11,6 +15,7 @@
 //!
 //! The format is specified in `shared/spec/scenario-format.md`; state names are those of the
 //! lifecycle rules.
+#![forbid(unsafe_code)]
 
 mod action;
 mod backends;
@@ -24,6 +29,7 @@ mod render;
 mod report;
 mod run;
 mod scenario;
+mod time;
 
 pub use action::{
     ACTION_KEYS, Action, AlarmState, Answer, DEFAULT_ACTOR, Push, ScriptedOutcome, ScriptedResult,

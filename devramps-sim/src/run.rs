@@ -16,14 +16,14 @@ use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
 use jiff::Timestamp;
 
-use super::action::{Action, Answer, DEFAULT_ACTOR, Push, ScriptedOutcome, StepRef};
-use super::backends::{Script, SimHandles, sim_backends};
-use super::check::{check_pipeline, check_scenario};
-use super::collect::{Annotation, build_report, invariant_breaches};
-use super::error::ScenarioError;
-use super::report::{EventReport, Report, format_time};
-use super::scenario::{PipelineRef, Scenario, parse_scenario};
-use crate::clock::add;
+use crate::action::{Action, Answer, DEFAULT_ACTOR, Push, ScriptedOutcome, StepRef};
+use crate::backends::{Script, SimHandles, sim_backends};
+use crate::check::{check_pipeline, check_scenario};
+use crate::collect::{Annotation, build_report, invariant_breaches};
+use crate::error::ScenarioError;
+use crate::report::{EventReport, Report, format_time};
+use crate::scenario::{PipelineRef, Scenario, parse_scenario};
+use crate::time::add;
 
 /// How many clock moves a simulation makes at most before it gives up (a guard against an
 /// engine that keeps asking to be woken without making progress).
@@ -516,10 +516,10 @@ impl<'s> Sim<'s> {
 
     /// `alarm`: through the in-memory alarm source when the stage watches an alarm (as in
     /// production), else straight to the engine, which refuses it (L15).
-    fn alarm(&mut self, stage: &str, state: super::action::AlarmState) {
+    fn alarm(&mut self, stage: &str, state: crate::action::AlarmState) {
         let state = match state {
-            super::action::AlarmState::Alarm => AlarmState::Alarm,
-            super::action::AlarmState::Ok => AlarmState::Ok,
+            crate::action::AlarmState::Alarm => AlarmState::Alarm,
+            crate::action::AlarmState::Ok => AlarmState::Ok,
         };
         // The stage's alarm as the engine will watch it: from the definition in force, or
         // before any deployment from the scenario's pipeline.

@@ -242,7 +242,7 @@ impl<T: Serialize> Serialize for StageMap<T> {
 ///
 /// ```
 /// let t: jiff::Timestamp = "2026-01-05T09:02:10.75-08:00".parse().unwrap();
-/// assert_eq!(devramps_memory::sim::format_time(t), "2026-01-05T17:02:10Z");
+/// assert_eq!(devramps_sim::format_time(t), "2026-01-05T17:02:10Z");
 /// ```
 pub fn format_time(time: Timestamp) -> String {
     time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use devramps_core::pipeline::Spanned;
-use devramps_memory::sim::{
+use devramps_sim::{
     ACTION_KEYS, Action, AlarmState, Answer, BuildReport, DEFAULT_RUN_UNTIL,
     DEFAULT_SCENARIO_START, DEFAULT_SLUG, Defaults, DeploymentReport, EventReport, PipelineRef,
     Push, Report, Scenario, ScenarioError, ScriptedOutcome, ScriptedResult, StageMap, StageReport,

@@ -34,7 +34,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
-pub use error::{Error, Result};
+pub use error::{BoxError, Error, Result};
 
 pub mod backend;
 pub mod engine;

@@ -79,7 +79,7 @@ fn injected_unavailable_and_conflict_write_nothing() {
     );
     assert_eq!(append(&store, 0).unwrap(), 1);
     let err = append(&store, 1).unwrap_err();
-    assert!(matches!(err, Error::Backend { .. }), "{err}");
+    assert!(matches!(err, Error::Unavailable { .. }), "{err}");
     assert!(
         err.to_string().contains("call 2"),
         "the message names the call: {err}"
@@ -105,7 +105,7 @@ fn injected_unavailable_and_conflict_write_nothing() {
 fn ack_lost_applies_the_append_and_a_re_read_finds_it() {
     let store = FaultyStore::new(InMemoryEventStore::new(), at_calls([(1, Fault::AckLost)]));
     let err = append(&store, 0).unwrap_err();
-    assert!(matches!(err, Error::Backend { .. }), "{err}");
+    assert!(matches!(err, Error::Unavailable { .. }), "{err}");
     assert!(
         err.to_string().contains("acknowledgement was lost"),
         "{err}"
@@ -129,7 +129,7 @@ fn injected_read_faults_fail_reads_only() {
     for _ in 0..2 {
         let err = block_on(store.read("api", 0, None)).unwrap_err();
         assert!(
-            matches!(err, Error::Backend { .. }),
+            matches!(err, Error::Unavailable { .. }),
             "reads fail as unavailable: {err}"
         );
     }
@@ -207,7 +207,7 @@ fn injected_lock_faults_are_reported_and_never_half_applied() {
     let ttl = Duration::from_secs(30);
     let now = DEFAULT_START;
     let acquire = || block_on(lock.acquire("api/prod", "a", ttl, now));
-    assert!(matches!(acquire(), Err(Error::Backend { .. })));
+    assert!(matches!(acquire(), Err(Error::Unavailable { .. })));
     assert_eq!(
         acquire().unwrap(),
         None,

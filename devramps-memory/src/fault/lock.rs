@@ -13,11 +13,11 @@ use super::{Fault, FaultOptions, Faults, InjectedFault};
 /// Wraps a [`DeploymentLock`] and injects faults per its [`FaultOptions`]; see the
 /// [module docs](crate::fault) for what each [`Fault`] does.
 ///
-/// [`Fault::Unavailable`] fails any call with [`Error::Backend`] without reaching the inner
+/// [`Fault::Unavailable`] fails any call with [`Error::Unavailable`] without reaching the inner
 /// service. [`Fault::Conflict`] makes `acquire` return `Ok(None)` and `renew` fail with
 /// [`Error::Conflict`] (the lease looks lost), without reaching the inner service.
 /// [`Fault::AckLost`] lets `acquire`, `renew` or `release` happen and then fails with
-/// [`Error::Backend`]: the caller may hold a lease it does not know about, which lapses at its
+/// [`Error::Unavailable`]: the caller may hold a lease it does not know about, which lapses at its
 /// expiry. With [`FaultSchedule::Never`](super::FaultSchedule::Never) it behaves exactly as
 /// the inner service. Clones share the inner service and the fault state.
 #[derive(Debug)]

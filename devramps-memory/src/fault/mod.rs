@@ -22,14 +22,14 @@ pub use store::FaultyStore;
 /// A fault to inject into one call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Fault {
-    /// The call fails with [`Error::Backend`] without reaching the inner backend.
+    /// The call fails with [`Error::Unavailable`] without reaching the inner backend.
     Unavailable,
     /// A lost race, without reaching the inner backend: store appends and lock renewals fail
     /// with [`Error::Conflict`], lock acquisitions return `Ok(None)` (as if someone else held
     /// the key); on other calls it acts as [`Fault::Unavailable`].
     Conflict,
     /// On writes (append, save_snapshot, acquire, renew, release) the inner call is made, and
-    /// when it succeeds the caller gets [`Error::Backend`] anyway: the write happened but its
+    /// when it succeeds the caller gets [`Error::Unavailable`] anyway: the write happened but its
     /// acknowledgement was lost. On reads it acts as [`Fault::Unavailable`].
     AckLost,
 }
@@ -198,7 +198,7 @@ impl Faults {
             ),
             _ => format!("injected fault at call {call} ({fault:?}); nothing was done, retry"),
         };
-        Error::backend(self.name, operation, message)
+        Error::unavailable(self.name, operation, message)
     }
 
     pub(crate) fn set_options(&self, options: FaultOptions) {

@@ -11,9 +11,9 @@ use super::{Fault, FaultOptions, Faults, InjectedFault};
 /// Wraps an [`EventStore`] and injects faults per its [`FaultOptions`]; see the
 /// [module docs](crate::fault) for what each [`Fault`] does.
 ///
-/// On `append`: [`Fault::Unavailable`] fails with [`Error::Backend`] and
+/// On `append`: [`Fault::Unavailable`] fails with [`Error::Unavailable`] and
 /// [`Fault::Conflict`] with [`Error::Conflict`], both writing nothing;
-/// [`Fault::AckLost`] appends, then fails with [`Error::Backend`]. With
+/// [`Fault::AckLost`] appends, then fails with [`Error::Unavailable`]. With
 /// [`FaultSchedule::Never`](super::FaultSchedule::Never) it behaves exactly as the inner store
 /// and passes the conformance kit. Clones share the inner store and the fault state.
 #[derive(Debug)]

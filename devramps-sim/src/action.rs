@@ -158,9 +158,11 @@ pub struct Push {
     pub changed: Vec<String>,
     /// The webhook delivery id; `None` lets the engine number deliveries itself.
     pub delivery: Option<String>,
-    /// The pipeline definition at this commit and the commits after it (`None`: unchanged).
-    /// An extension of `scenario-format.md`, so that a scenario can change its pipeline (L18).
+    /// The pipeline definition as of this commit, when it changes (`None`: the parent's); the
+    /// branch's later commits inherit it.
     pub pipeline_yaml: Option<String>,
+    /// A branch deletion: the branch's head is forgotten and nothing is deployed (L2).
+    pub deleted: bool,
 }
 
 /// The fields of an `outcome` event: how one step or build will behave when it runs.

@@ -157,7 +157,14 @@ fn read_fields(reader: &mut Reader<'_>, key: &Spanned<String>, value: &Value) ->
         "push" => {
             let f = fields(
                 reader,
-                &["commit", "branch", "changed", "delivery", "pipeline_yaml"],
+                &[
+                    "commit",
+                    "branch",
+                    "changed",
+                    "delivery",
+                    "deleted",
+                    "pipeline_yaml",
+                ],
             )?;
             Action::Push(Push {
                 commit: text(&f, reader, "commit"),
@@ -165,6 +172,7 @@ fn read_fields(reader: &mut Reader<'_>, key: &Spanned<String>, value: &Value) ->
                 changed: changed(&f, reader),
                 delivery: f.optional_string(reader, "delivery").map(|s| s.value),
                 pipeline_yaml: f.optional_string(reader, "pipeline_yaml").map(|s| s.value),
+                deleted: flag(&f, reader, "deleted"),
             })
         }
         "outcome" => Action::Outcome(read_outcome(reader, key, value)?),
@@ -368,6 +376,23 @@ fn attempt(reader: &mut Reader<'_>, value: &Value, what: &str) -> Option<u32> {
             );
             None
         }
+    }
+}
+
+/// An optional boolean field (default `false`).
+fn flag(f: &Fields<'_>, reader: &mut Reader<'_>, field: &str) -> bool {
+    match f.get(field) {
+        None => false,
+        Some((_, v)) => match v.kind {
+            ValueKind::Bool(b) => b,
+            _ => {
+                reader.error(
+                    v.span,
+                    format!("{} must be `true` or `false`, found {}", f.what(field), v.describe()),
+                );
+                false
+            }
+        },
     }
 }
 

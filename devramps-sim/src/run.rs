@@ -1,7 +1,7 @@
 //! [`simulate`]: runs a scenario through the real engine on in-memory backends and a manual
 //! clock, and reports what happened.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use devramps_core::backend::AlarmId;
@@ -35,11 +35,13 @@ const MAX_STEPS: usize = 1_000_000;
 /// The engine is the real one ([`devramps_core::engine`]) on in-memory backends and a manual
 /// clock starting at the scenario's `start`:
 ///
-/// - every `push` writes a commit to an in-memory repository (its parent is the commit pushed
-///   before it) holding the pipeline at `.devramps/<slug>/pipeline.yaml` and every `changed`
-///   path (whose content is the commit id, so a changed `pipeline.yaml` is an invalid
-///   definition at that commit), then submits the push (delivery `sim-<n>` unless given,
-///   branch the tracked one unless given);
+/// - every `push` writes a commit to an in-memory repository (its first parent is the head of
+///   its branch, or for a new branch the tracked branch's head) holding the pipeline at
+///   `.devramps/<slug>/pipeline.yaml` (its `pipeline_yaml`, else the parent's) and every
+///   `changed` path (whose content is the commit id, so a changed `pipeline.yaml` is an
+///   invalid definition at that commit), then submits the push (delivery `sim-<n>` unless
+///   given, branch the tracked one unless given); a `deleted` push forgets the branch's head
+///   and submits nothing (L2: deletions create nothing);
 /// - unscripted steps (Terraform applies included) succeed after `step_duration`, builds after
 ///   `build_duration`; resource validation and mirroring take `mirror_duration` per stage
 ///   attempt; bakes last their `duration_minutes`; approvals wait for `approve` / `reject`;
@@ -114,10 +116,19 @@ impl StageOp {
     }
 }
 
+/// The head of a branch of the simulated repository.
+#[derive(Clone, Debug)]
+struct Head {
+    /// The commit.
+    commit: String,
+    /// The pipeline definition at it.
+    pipeline: String,
+}
+
 /// One simulation in progress.
 struct Sim<'s> {
     scenario: &'s Scenario,
-    /// The pipeline at the commits written from now on.
+    /// The pipeline of the first commit of a branch that has no head yet.
     pipeline_text: String,
     definition: Option<PipelineDefinition>,
     handles: SimHandles,
@@ -127,8 +138,9 @@ struct Sim<'s> {
     state: PipelineState,
     /// Pushes so far (for delivery ids).
     pushes: usize,
-    /// The commit pushed last (the parent of the next new commit).
-    last_commit: Option<String>,
+    /// Each branch's head and the pipeline text at it: the first parent of the branch's next
+    /// commit (a branch without a head starts from the tracked branch's head).
+    heads: BTreeMap<String, Head>,
     /// Commits written to the repository.
     commits: BTreeSet<String>,
     /// The simulator's own events, each after that many records of the log.
@@ -153,7 +165,7 @@ impl<'s> Sim<'s> {
             pool,
             state: PipelineState::new(&scenario.slug),
             pushes: 0,
-            last_commit: None,
+            heads: BTreeMap::new(),
             commits: BTreeSet::new(),
             own_events: Vec::new(),
             annotations: Vec::new(),
@@ -344,39 +356,70 @@ impl<'s> Sim<'s> {
         )
     }
 
-    /// Writes `commit` to the repository (once), as a child of the commit pushed last, with the
-    /// pipeline and every changed path.
-    fn write_commit(&mut self, commit: &str, changed: &[String]) {
+    /// The head `branch` grows from: its own, else (a new branch) the tracked branch's.
+    fn parent_head(&self, branch: &str) -> Option<Head> {
+        self.heads
+            .get(branch)
+            .or_else(|| self.heads.get(&self.tracked_branch()))
+            .cloned()
+    }
+
+    /// Writes `commit` to the repository (once), as a child of `parent` (the first parent on
+    /// its branch), with `pipeline` as the definition and every changed path.
+    fn write_commit(
+        &mut self,
+        commit: &str,
+        parent: Option<&Head>,
+        pipeline: &str,
+        changed: &[String],
+    ) {
         if !self.commits.insert(commit.to_owned()) {
             return;
         }
-        let pipeline = format!("/{PIPELINE_DIR}/{}/{PIPELINE_FILE}", self.scenario.slug);
-        let mut files: Vec<(String, String)> = vec![(pipeline.clone(), self.pipeline_text.clone())];
+        let path = format!("/{PIPELINE_DIR}/{}/{PIPELINE_FILE}", self.scenario.slug);
+        let mut files: Vec<(String, String)> = vec![(path, pipeline.to_owned())];
         files.extend(changed.iter().map(|path| (path.clone(), commit.to_owned())));
-        match &self.last_commit {
+        match parent {
             None => self.handles.source.commit(commit, None, files),
             Some(parent) => self.handles.source.commit_changes(
                 commit,
-                parent,
+                &parent.commit,
                 files.into_iter().map(|(p, c)| (p, Some(c))),
             ),
         }
     }
 
+    /// `push`: writes the commit on its branch and submits the webhook. A branch deletion
+    /// (`deleted`) forgets the branch's head and submits nothing: the engine has no notion of
+    /// deletions, and L2 says they create nothing.
     fn push(&mut self, push: &Push) {
         self.pushes += 1;
-        if let Some(text) = &push.pipeline_yaml {
-            self.pipeline_text.clone_from(text);
+        let branch = push.branch.clone().unwrap_or_else(|| self.tracked_branch());
+        if push.deleted {
+            self.heads.remove(&branch);
+            return;
         }
-        self.write_commit(&push.commit, &push.changed);
-        self.last_commit = Some(push.commit.clone());
+        let parent = self.parent_head(&branch);
+        let pipeline = match (&push.pipeline_yaml, &parent) {
+            (Some(text), _) => text.clone(),
+            (None, Some(parent)) => parent.pipeline.clone(),
+            (None, None) => self.pipeline_text.clone(),
+        };
+        self.write_commit(&push.commit, parent.as_ref(), &pipeline, &push.changed);
+        self.heads.insert(
+            branch.clone(),
+            Head {
+                commit: push.commit.clone(),
+                pipeline,
+            },
+        );
         let request = PushRequest {
             delivery: Some(
                 push.delivery
                     .clone()
                     .unwrap_or_else(|| format!("sim-{}", self.pushes)),
             ),
-            branch: push.branch.clone().unwrap_or_else(|| self.tracked_branch()),
+            branch,
             commit: push.commit.clone(),
             tag: String::new(),
         };
@@ -553,7 +596,11 @@ impl<'s> Sim<'s> {
 
     /// `patch`: writes the commit when it is new (not as the branch head) and deploys it (L17).
     fn patch(&mut self, commit: &str, changed: &[String]) {
-        self.write_commit(commit, changed);
+        let parent = self.parent_head(&self.tracked_branch());
+        let pipeline = parent
+            .as_ref()
+            .map_or_else(|| self.pipeline_text.clone(), |p| p.pipeline.clone());
+        self.write_commit(commit, parent.as_ref(), &pipeline, changed);
         let request = PatchRequest {
             commit: commit.to_owned(),
             actor: Actor::User(DEFAULT_ACTOR.to_owned()),

@@ -158,6 +158,7 @@ fn a_scenario_using_every_action_parses_into_typed_events() {
             changed: vec!["/services/api/main.rs".into(), "/README.md".into()],
             delivery: Some("d-1".into()),
             pipeline_yaml: None,
+            deleted: false,
         })
     );
     let Action::Outcome(step_outcome) = actions[1] else {
@@ -268,6 +269,7 @@ fn a_scenario_using_every_action_parses_into_typed_events() {
             changed: vec![],
             delivery: None,
             pipeline_yaml: None,
+            deleted: false,
         }),
     ];
     assert_eq!(actions[5..], rest.iter().collect::<Vec<_>>()[..]);

@@ -68,7 +68,9 @@ mod store;
 pub use alarms::InMemoryAlarms;
 pub use bundle::{DEFAULT_START, MemoryHandles, backends};
 pub use clock::{ManualClock, Sleep};
-pub use fault::{Fault, FaultOptions, FaultSchedule, FaultyLock, FaultyStore, InjectedFault};
+pub use fault::{
+    CallKind, Fault, FaultOptions, FaultSchedule, FaultyLock, FaultyStore, InjectedFault,
+};
 pub use infra::{PlanCounts, ScriptedInfra};
 pub use lock::InMemoryLock;
 pub use mirror::InMemoryMirror;

@@ -8,22 +8,23 @@ use std::time::Duration;
 use async_trait::async_trait;
 use devramps_core::Result;
 use devramps_core::backend::{
-    Backends, BuildRequest, Clock, DynClock, EventStoreExt, ExecutionKey, InfraPlan, InfraRequest,
-    InfrastructureSynthesizer, Outcome, Outputs, ResourceValidator, Runner, SecretScope,
-    SecretSource, StageTarget, StepRequest, StepRunners,
+    ArtifactMirror, Backends, BuildRequest, Clock, DynClock, EventStoreExt, ExecutionKey,
+    InfraPlan, InfraRequest, InfrastructureSynthesizer, MirrorRequest, Outcome, Outputs,
+    ResourceValidator, Runner, SecretScope, SecretSource, StageTarget, StepRequest, StepRunners,
 };
 use devramps_core::expr::SecretString;
-use devramps_core::lifecycle::{Event, Record};
+use devramps_core::lifecycle::{Event, PipelineState, Record};
 use devramps_core::pipeline::ArtifactType;
+use devramps_memory::{
+    Behavior, FaultOptions, FaultyStore, InMemoryAlarms, InMemoryEventStore, InMemoryLock,
+    InMemoryMirror, InMemoryResources, InMemorySource, ManualClock, Match, RecordingNotifier,
+    ScriptedInfra, ScriptedRequest, ScriptedRunner,
+};
 
-use crate::action::ScriptedResult;
+use crate::action::{ScriptedResult, TerraformPlan};
+use crate::executions::Executions;
 use crate::scenario::Defaults;
 use crate::time::add;
-use devramps_memory::{
-    Behavior, InMemoryAlarms, InMemoryEventStore, InMemoryLock, InMemoryMirror, InMemoryResources,
-    InMemorySource, ManualClock, Match, RecordingNotifier, ScriptedInfra, ScriptedRequest,
-    ScriptedRunner,
-};
 
 /// One scripted outcome, keyed by commit (the revision is not known when it is written).
 #[derive(Clone, Debug)]
@@ -42,6 +43,8 @@ pub(crate) struct Script {
     pub(crate) duration: Option<Duration>,
     /// Outputs when it succeeds.
     pub(crate) outputs: Outputs,
+    /// What a Terraform plan shows; `None`: no changes.
+    pub(crate) plan: Option<TerraformPlan>,
 }
 
 #[derive(Debug, Default)]
@@ -117,21 +120,44 @@ impl Scripts {
     }
 }
 
-/// A behaviour of the scripted runners.
+/// A behaviour of the scripted runners (for `ask_approval`: its `prepare`, which asks at once).
 fn behavior(script: &Script, default: Duration) -> Behavior {
     let duration = script.duration.unwrap_or(default);
     match script.result {
         ScriptedResult::Succeed => Behavior::succeed_with(script.outputs.clone(), duration),
         ScriptedResult::Fail => Behavior::fail("scripted failure", duration),
         ScriptedResult::Hang => Behavior::hang(),
+        ScriptedResult::AskApproval => Behavior::approval_required(None, Duration::ZERO),
+    }
+}
+
+/// A request that may say a person approved it (steps whose `prepare` asked).
+pub(crate) trait Approvable {
+    /// Whether a person approved the step.
+    fn approved(&self) -> bool;
+}
+
+impl Approvable for BuildRequest {
+    fn approved(&self) -> bool {
+        false
+    }
+}
+
+impl Approvable for StepRequest {
+    fn approved(&self) -> bool {
+        self.approved
     }
 }
 
 /// A scripted runner whose per-execution behaviour comes from the scenario's `outcome`
-/// events, looked up by the execution's commit when it starts.
+/// events, looked up by the execution's commit when it starts. An approved `ask_approval`
+/// step goes on in `approved` (the part after the approval: success after its duration); the
+/// execution is the same, so that is no new start.
 struct SimRunner<R> {
     inner: ScriptedRunner<R>,
+    approved: ScriptedRunner<R>,
     scripts: Scripts,
+    executions: Executions,
     default: Duration,
 }
 
@@ -144,11 +170,56 @@ impl<R> std::fmt::Debug for SimRunner<R> {
     }
 }
 
+impl<R: ScriptedRequest> SimRunner<R> {
+    fn new(
+        name: &str,
+        clock: &DynClock,
+        scripts: &Scripts,
+        executions: &Executions,
+        default: Duration,
+    ) -> Self {
+        let inner = ScriptedRunner::<R>::new(name, clock.clone());
+        inner.set_default(Behavior::succeed(default));
+        let approved = ScriptedRunner::<R>::new(format!("{name} (approved)"), clock.clone());
+        approved.set_default(Behavior::succeed(default));
+        SimRunner {
+            inner,
+            approved,
+            scripts: scripts.clone(),
+            executions: executions.clone(),
+            default,
+        }
+    }
+
+    /// The runner that holds `key` now.
+    fn holder(&self, key: &ExecutionKey) -> &ScriptedRunner<R> {
+        if self.approved.request(key).is_some() {
+            &self.approved
+        } else {
+            &self.inner
+        }
+    }
+}
+
 #[async_trait]
-impl<R: ScriptedRequest> Runner<R> for SimRunner<R> {
+impl<R: ScriptedRequest + Approvable> Runner<R> for SimRunner<R> {
     async fn start(&self, request: R) -> Result<()> {
         let key = request.key().clone();
-        if let Some(script) = self.scripts.for_key(&key, None).await {
+        if request.approved() && self.inner.request(&key).is_some() {
+            if self.approved.request(&key).is_none()
+                && let Some(script) = self.scripts.for_key(&key, None).await
+            {
+                let duration = script.duration.unwrap_or(self.default);
+                self.approved.script(
+                    Match::key(&key),
+                    Behavior::succeed_with(script.outputs.clone(), duration),
+                );
+            }
+            return self.approved.start(request).await;
+        }
+        if self.executions.begin(&key)
+            && let Some(script) = self.scripts.for_key(&key, None).await
+        {
             self.inner
                 .script(Match::key(&key), behavior(&script, self.default));
         }
@@ -156,12 +227,38 @@ impl<R: ScriptedRequest> Runner<R> for SimRunner<R> {
     }
 
     async fn wait(&self, key: &ExecutionKey) -> Result<Outcome> {
-        self.inner.wait(key).await
+        let outcome = self.holder(key).wait(key).await?;
+        self.executions.outcome(key, &outcome);
+        Ok(outcome)
     }
 
     async fn cancel(&self, key: &ExecutionKey) -> Result<()> {
-        self.inner.cancel(key).await
+        self.holder(key).cancel(key).await
     }
+}
+
+/// The execution key of the stage-deployment running in `target`'s stage, for the work
+/// that carries no key of its own (validation and mirroring), read from the log.
+async fn running_key(
+    store: &InMemoryEventStore,
+    target: &StageTarget,
+    step: &str,
+) -> Option<ExecutionKey> {
+    let events = store.read_all(&target.pipeline).await.ok()?;
+    let records: Vec<Record> = events
+        .into_iter()
+        .filter_map(|e| serde_json::from_value(e.payload).ok())
+        .collect();
+    let state = PipelineState::replay(&target.pipeline, &records);
+    let revision = state.stage(&target.stage).running?;
+    let attempt = state.run(revision, &target.stage)?.attempt;
+    Some(ExecutionKey {
+        pipeline: target.pipeline.clone(),
+        revision,
+        stage: target.stage.clone(),
+        attempt,
+        step: step.to_owned(),
+    })
 }
 
 /// Resource validation that takes the scenario's `mirror_duration` (validation and
@@ -170,6 +267,8 @@ impl<R: ScriptedRequest> Runner<R> for SimRunner<R> {
 #[derive(Clone, Debug)]
 struct SimResources {
     inner: InMemoryResources,
+    store: InMemoryEventStore,
+    executions: Executions,
     clock: ManualClock,
     duration: Duration,
 }
@@ -181,18 +280,66 @@ impl ResourceValidator for SimResources {
         target: &StageTarget,
         artifacts: &[(String, ArtifactType)],
     ) -> Result<Vec<String>> {
-        let until = add(self.clock.now(), self.duration);
+        let key = running_key(&self.store, target, "validate").await;
+        let now = self.clock.now();
+        let until = match &key {
+            Some(key) => self.executions.timed(key, now, self.duration),
+            None => add(now, self.duration),
+        };
         self.clock.sleep(until).await;
-        self.inner.validate(target, artifacts).await
+        let missing = self.inner.validate(target, artifacts).await?;
+        if let Some(key) = &key {
+            let result = if missing.is_empty() {
+                "SUCCEEDED"
+            } else {
+                "FAILED"
+            };
+            self.executions.end(key, result);
+        }
+        Ok(missing)
     }
 }
 
-/// Terraform steps: plans have no changes (so no approval), applying takes the step's
-/// duration and ends as scripted (`succeed` with the scripted outputs, `fail`, or `hang`).
+/// Mirroring (instant: its time is spent in validation), seen as one execution per stage
+/// attempt.
+#[derive(Clone, Debug)]
+struct SimMirror {
+    inner: InMemoryMirror,
+    store: InMemoryEventStore,
+    executions: Executions,
+}
+
+#[async_trait]
+impl ArtifactMirror for SimMirror {
+    async fn mirror(&self, request: &MirrorRequest) -> Result<()> {
+        let key = running_key(&self.store, &request.target, "mirror").await;
+        if let Some(key) = &key {
+            self.executions.begin(key);
+        }
+        let result = self.inner.mirror(request).await;
+        if let Some(key) = &key {
+            self.executions.end(
+                key,
+                if result.is_ok() {
+                    "SUCCEEDED"
+                } else {
+                    "FAILED"
+                },
+            );
+        }
+        result
+    }
+}
+
+/// Terraform steps: plans show the scripted counts (default: no changes, so no approval),
+/// which the step's approval policy judges; applying takes the step's duration (from the
+/// first apply: applying again re-attaches) and ends as scripted (`succeed` with the scripted
+/// outputs, `fail`, or `hang`).
 #[derive(Clone, Debug)]
 struct SimInfra {
     inner: ScriptedInfra,
     scripts: Scripts,
+    executions: Executions,
     clock: ManualClock,
     default: Duration,
 }
@@ -200,6 +347,21 @@ struct SimInfra {
 #[async_trait]
 impl InfrastructureSynthesizer for SimInfra {
     async fn plan(&self, request: &InfraRequest) -> Result<InfraPlan> {
+        if self.executions.begin(&request.key) {
+            let script = self
+                .scripts
+                .for_key(&request.key, Some(&request.commit))
+                .await;
+            if let Some(plan) = script.and_then(|s| s.plan) {
+                self.inner.script_plan(
+                    Match::key(&request.key),
+                    plan.create,
+                    plan.update,
+                    plan.delete,
+                );
+            }
+            self.executions.end(&request.key, "PLANNED");
+        }
         self.inner.plan(request).await
     }
 
@@ -212,22 +374,28 @@ impl InfrastructureSynthesizer for SimInfra {
             .as_ref()
             .and_then(|s| s.duration)
             .unwrap_or(self.default);
+        let until = self
+            .executions
+            .timed(&request.key, self.clock.now(), duration);
+        self.executions.end(&request.key, "RUNNING");
         match script.as_ref().map(|s| s.result) {
             Some(ScriptedResult::Hang) => {
                 // Runs until the step's timeout: the engine then stops waiting for it.
                 futures::future::pending::<()>().await;
             }
             Some(ScriptedResult::Fail) => {
-                self.clock.sleep(add(self.clock.now(), duration)).await;
+                self.clock.sleep(until).await;
+                self.executions.end(&request.key, "FAILED");
                 return Err(devramps_core::Error::backend(
                     "simulated Terraform",
                     format!("apply `{}`", request.key),
                     "scripted failure",
                 ));
             }
-            _ => self.clock.sleep(add(self.clock.now(), duration)).await,
+            _ => self.clock.sleep(until).await,
         }
         let outputs = self.inner.apply(request, plan).await?;
+        self.executions.end(&request.key, "SUCCEEDED");
         Ok(match script {
             Some(s) if !s.outputs.is_empty() => s.outputs,
             _ => outputs,
@@ -258,59 +426,76 @@ pub(crate) struct SimHandles {
     pub(crate) scripts: Scripts,
     /// The stages' alarms (L15).
     pub(crate) alarms: InMemoryAlarms,
+    /// The store as the engine sees it: `store_fault` events fail its next calls.
+    pub(crate) store: FaultyStore<InMemoryEventStore>,
+    /// What the runners saw.
+    pub(crate) executions: Executions,
 }
 
 /// The backends of a simulation starting at `start`, with the scenario's default durations.
 pub(crate) fn sim_backends(start: jiff::Timestamp, defaults: &Defaults) -> (Backends, SimHandles) {
-    let clock = ManualClock::new(start);
-    let dyn_clock: DynClock = Arc::new(clock.clone());
-    let store = InMemoryEventStore::new();
-    let source = InMemorySource::new();
-    let alarms = InMemoryAlarms::new();
-    let scripts = Scripts {
-        state: Arc::default(),
-        store: store.clone(),
+    let store = FaultyStore::new(InMemoryEventStore::new(), FaultOptions::default());
+    let handles = SimHandles {
+        clock: ManualClock::new(start),
+        source: InMemorySource::new(),
+        // Scripts read the log behind the faults: they are the simulator's, not the engine's.
+        scripts: Scripts {
+            state: Arc::default(),
+            store: store.inner().clone(),
+        },
+        alarms: InMemoryAlarms::new(),
+        store,
+        executions: Executions::default(),
     };
-    let builds = ScriptedRunner::<BuildRequest>::new("simulated builds", dyn_clock.clone());
-    builds.set_default(Behavior::succeed(defaults.build_duration));
-    let steps = ScriptedRunner::<StepRequest>::new("simulated steps", dyn_clock.clone());
-    steps.set_default(Behavior::succeed(defaults.step_duration));
-    let backends = Backends {
-        store: Arc::new(store),
+    let backends = engine_backends(&handles, defaults);
+    (backends, handles)
+}
+
+/// The backends of the engine: the pieces of `handles` and runners on the same executions.
+/// Every engine instance of a simulation (after a restart) gets these same backends.
+fn engine_backends(handles: &SimHandles, defaults: &Defaults) -> Backends {
+    let dyn_clock: DynClock = Arc::new(handles.clock.clone());
+    let store = handles.store.inner().clone();
+    Backends {
+        store: Arc::new(handles.store.clone()),
         lock: Arc::new(InMemoryLock::new()),
-        source: Arc::new(source.clone()),
-        builds: Arc::new(SimRunner {
-            inner: builds,
-            scripts: scripts.clone(),
-            default: defaults.build_duration,
-        }),
+        source: Arc::new(handles.source.clone()),
+        builds: Arc::new(SimRunner::<BuildRequest>::new(
+            "simulated builds",
+            &dyn_clock,
+            &handles.scripts,
+            &handles.executions,
+            defaults.build_duration,
+        )),
         resources: Arc::new(SimResources {
             inner: InMemoryResources::new(),
-            clock: clock.clone(),
+            store: store.clone(),
+            executions: handles.executions.clone(),
+            clock: handles.clock.clone(),
             duration: defaults.mirror_duration,
         }),
-        mirror: Arc::new(InMemoryMirror::new()),
+        mirror: Arc::new(SimMirror {
+            inner: InMemoryMirror::new(),
+            store,
+            executions: handles.executions.clone(),
+        }),
         infra: Arc::new(SimInfra {
             inner: ScriptedInfra::new(),
-            scripts: scripts.clone(),
-            clock: clock.clone(),
+            scripts: handles.scripts.clone(),
+            executions: handles.executions.clone(),
+            clock: handles.clock.clone(),
             default: defaults.step_duration,
         }),
-        steps: StepRunners::new().with_fallback(Arc::new(SimRunner {
-            inner: steps,
-            scripts: scripts.clone(),
-            default: defaults.step_duration,
-        })),
+        steps: StepRunners::new().with_fallback(Arc::new(SimRunner::<StepRequest>::new(
+            "simulated steps",
+            &dyn_clock,
+            &handles.scripts,
+            &handles.executions,
+            defaults.step_duration,
+        ))),
         secrets: Arc::new(SimSecrets),
         clock: dyn_clock,
         notifier: Arc::new(RecordingNotifier::new()),
-        alarms: Arc::new(alarms.clone()),
-    };
-    let handles = SimHandles {
-        clock,
-        source,
-        scripts,
-        alarms,
-    };
-    (backends, handles)
+        alarms: Arc::new(handles.alarms.clone()),
+    }
 }

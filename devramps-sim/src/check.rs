@@ -167,7 +167,9 @@ pub(crate) fn check_scenario(
             | Action::Patch { .. }
             | Action::ReleasePatch
             | Action::ApprovePipeline { .. }
-            | Action::RejectPipeline { .. } => {}
+            | Action::RejectPipeline { .. }
+            | Action::StoreFault { .. }
+            | Action::Restart { .. } => {}
         }
     }
     if errors.is_empty() {

@@ -187,6 +187,7 @@ pub(crate) fn build_report(
         builds: builds.into_iter().map(|(b, _)| b).collect(),
         stages,
         events,
+        executions: Vec::new(),
         violations,
     }
 }

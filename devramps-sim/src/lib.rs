@@ -23,6 +23,7 @@ mod check;
 mod collect;
 mod duration;
 mod error;
+mod executions;
 mod read_events;
 mod reader;
 mod render;
@@ -33,14 +34,14 @@ mod time;
 
 pub use action::{
     ACTION_KEYS, Action, AlarmState, Answer, DEFAULT_ACTOR, Push, ScriptedOutcome, ScriptedResult,
-    StepRef,
+    StepRef, StoreOp, TerraformPlan,
 };
 pub use duration::{format_duration, parse_duration};
 pub use error::ScenarioError;
 pub use render::render_text;
 pub use report::{
-    BuildReport, DeploymentReport, EventReport, Report, StageMap, StageReport, StageSummary,
-    Synthesis, format_time, to_json,
+    BuildReport, DeploymentReport, EventReport, ExecutionReport, Report, StageMap, StageReport,
+    StageSummary, Synthesis, format_time, to_json,
 };
 pub use run::{simulate, simulate_file};
 pub use scenario::{

@@ -2,21 +2,24 @@
 //! clock, and reports what happened.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::path::Path;
+use std::time::Duration;
 
-use devramps_core::backend::AlarmId;
-use devramps_core::backend::Clock;
+use devramps_core::backend::{AlarmId, Backends, Clock};
 use devramps_core::engine::{Engine, EngineConfig, EngineDriver, PatchRequest, PushRequest};
 use devramps_core::lifecycle::{
     Actor, AlarmInput, AlarmState, Control, ControlAction, Decide, Event, Operate, Person,
     PipelineDecision, PipelineState, Record,
 };
 use devramps_core::pipeline::{PIPELINE_DIR, PIPELINE_FILE, PipelineDefinition, Span};
+use devramps_memory::CallKind;
 use futures::executor::LocalPool;
+use futures::future::RemoteHandle;
 use futures::task::LocalSpawnExt;
 use jiff::Timestamp;
 
-use crate::action::{Action, Answer, DEFAULT_ACTOR, Push, ScriptedOutcome, StepRef};
+use crate::action::{Action, Answer, DEFAULT_ACTOR, Push, ScriptedOutcome, StepRef, StoreOp};
 use crate::backends::{Script, SimHandles, sim_backends};
 use crate::check::{check_pipeline, check_scenario};
 use crate::collect::{Annotation, build_report, invariant_breaches};
@@ -28,6 +31,14 @@ use crate::time::add;
 /// How many clock moves a simulation makes at most before it gives up (a guard against an
 /// engine that keeps asking to be woken without making progress).
 const MAX_STEPS: usize = 1_000_000;
+
+/// How many times a request the engine answered with a transient error is delivered again
+/// before it counts as refused.
+const MAX_REDELIVERIES: u32 = 100;
+/// The first delay before a request is delivered again; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest delay between deliveries of a request.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Runs `scenario` with `pipeline_text` as the pipeline definition at every pushed commit, and
 /// reports what happened.
@@ -132,7 +143,15 @@ struct Sim<'s> {
     pipeline_text: String,
     definition: Option<PipelineDefinition>,
     handles: SimHandles,
+    /// The backends every engine instance gets (the same store, runners and clock).
+    backends: Backends,
     engine: Engine,
+    /// The running engine instance's driver; dropping it kills the instance.
+    driver: Option<RemoteHandle<()>>,
+    /// Engine instances started so far (each restart starts one).
+    instances: u32,
+    /// While the engine is down: when it comes back.
+    down_until: Option<Timestamp>,
     pool: LocalPool,
     /// The latest state read from the engine.
     state: PipelineState,
@@ -154,14 +173,18 @@ struct Sim<'s> {
 impl<'s> Sim<'s> {
     fn new(scenario: &'s Scenario, pipeline_text: &'s str) -> Self {
         let (backends, handles) = sim_backends(scenario.start, &scenario.defaults);
-        let (engine, driver) = Engine::new(backends, EngineConfig::default());
+        let (engine, driver) = Engine::new(backends.clone(), EngineConfig::default());
         let pool = LocalPool::new();
         let mut sim = Sim {
             scenario,
             pipeline_text: pipeline_text.to_owned(),
             definition: devramps_core::pipeline::parse(pipeline_text).ok(),
             handles,
+            backends,
             engine,
+            driver: None,
+            instances: 1,
+            down_until: None,
             pool,
             state: PipelineState::new(&scenario.slug),
             pushes: 0,
@@ -177,14 +200,57 @@ impl<'s> Sim<'s> {
     }
 
     fn spawn(&mut self, driver: EngineDriver) {
-        let spawned = self.pool.spawner().spawn_local(async move {
-            // The driver ends with an error only when its store fails, which the in-memory
-            // store does not; the run then reports whatever was recorded.
+        let spawned = self.pool.spawner().spawn_local_with_handle(async move {
+            // The driver ends with an error only when its store fails for good; the run then
+            // reports whatever was recorded.
             let _ = driver.run().await;
         });
-        if let Err(e) = spawned {
-            self.violations
-                .push(format!("the engine could not be started: {e}"));
+        match spawned {
+            Ok(handle) => self.driver = Some(handle),
+            Err(e) => self
+                .violations
+                .push(format!("the engine could not be started: {e}")),
+        }
+    }
+
+    /// `restart`: the engine instance dies at once, as a killed process would: its driver (and
+    /// every wait in flight) is dropped, nothing is stopped or released. A new instance starts
+    /// after `down` ([`Sim::revive`]).
+    fn kill(&mut self, down: Duration) {
+        if let Some(driver) = self.driver.take() {
+            // Dropping the handle cancels the driver; running the pool drops it.
+            drop(driver);
+            self.pool.run_until_stalled();
+        }
+        let back = add(self.handles.clock.now(), down);
+        self.down_until = Some(back);
+        if down.is_zero() {
+            self.revive();
+        }
+    }
+
+    /// Starts a new engine instance on the same backends (it rebuilds its state from the
+    /// store and re-attaches to the work in flight).
+    fn revive(&mut self) {
+        if self.down_until.take().is_none() {
+            return;
+        }
+        self.instances += 1;
+        let config = EngineConfig {
+            instance: format!("engine-{}", self.instances),
+            ..EngineConfig::default()
+        };
+        let (engine, driver) = Engine::new(self.backends.clone(), config);
+        self.engine = engine;
+        self.spawn(driver);
+        self.settle();
+    }
+
+    /// Brings the engine back when it is down: at its time, or now if that has passed.
+    fn come_back(&mut self) {
+        if let Some(back) = self.down_until {
+            self.advance_to(back);
+            self.revive();
         }
     }
 
@@ -192,16 +258,28 @@ impl<'s> Sim<'s> {
         self.settle();
         for event in &self.scenario.events {
             let at = add(self.scenario.start, event.at);
-            self.advance_to(at);
+            // While the engine is down, events wait and are delivered when it is back.
+            // Scripts and store faults are the world's, not deliveries: they apply at once.
+            let delivered = !matches!(event.action, Action::Outcome(_) | Action::StoreFault { .. });
+            if self.down_until.is_some_and(|back| back <= at || delivered) {
+                self.come_back();
+            }
+            self.advance_to(at.max(self.handles.clock.now()));
             self.apply(&event.action);
             self.settle();
+        }
+        if self
+            .down_until
+            .is_some_and(|back| back <= add(self.scenario.start, self.scenario.run_until))
+        {
+            self.come_back();
         }
         self.finish();
         let records = self
             .pool
             .run_until(self.engine.history(&self.scenario.slug))
             .unwrap_or_default();
-        build_report(
+        let mut report = build_report(
             self.scenario.start,
             self.handles.clock.now(),
             &self.state,
@@ -209,13 +287,19 @@ impl<'s> Sim<'s> {
             self.own_events,
             &self.annotations,
             self.violations,
-        )
+        );
+        report.executions = self.handles.executions.report();
+        report
     }
 
     /// Runs the engine until it waits for time or people, then reads its state and checks the
     /// invariants.
     fn settle(&mut self) {
         self.pool.run_until_stalled();
+        if self.down_until.is_some() {
+            // Nobody answers while the engine is down.
+            return;
+        }
         if let Ok(state) = self.pool.run_until(self.engine.state(&self.scenario.slug)) {
             self.state = state;
         }
@@ -320,13 +404,48 @@ impl<'s> Sim<'s> {
                     reason: None,
                 };
                 let before = self.state.applied;
-                let result = self
-                    .pool
-                    .run_until(self.engine.release_patch(&self.scenario.slug, person));
+                let result = self.call(|engine, slug| {
+                    let person = person.clone();
+                    async move { engine.release_patch(&slug, person).await }
+                });
                 self.answered(before, result, EventReport::default());
             }
             Action::ApprovePipeline { commit } => self.decide_pipeline(commit, true),
             Action::RejectPipeline { commit } => self.decide_pipeline(commit, false),
+            Action::StoreFault { op, times } => {
+                let kind = match op {
+                    StoreOp::Append => CallKind::Append,
+                    StoreOp::Read => CallKind::Read,
+                };
+                self.handles.store.fail_next(kind, *times);
+            }
+            Action::Restart { down } => self.kill(*down),
+        }
+    }
+
+    /// Delivers a request to the engine; when the engine answers with a transient error (its
+    /// store was unavailable), delivers it again after a delay on the virtual clock (1s,
+    /// doubling, at most 1m), as a webhook sender or a person would.
+    fn call<F, Fut>(&mut self, request: F) -> devramps_core::Result<Vec<Record>>
+    where
+        F: Fn(Engine, String) -> Fut,
+        Fut: Future<Output = devramps_core::Result<Vec<Record>>>,
+    {
+        let mut delay = FIRST_BACKOFF;
+        let mut tries = 0;
+        loop {
+            let answer = self
+                .pool
+                .run_until(request(self.engine.clone(), self.scenario.slug.clone()));
+            match answer {
+                Err(e) if e.is_transient() && tries < MAX_REDELIVERIES => {
+                    tries += 1;
+                    let at = add(self.handles.clock.now(), delay);
+                    self.advance_to(at);
+                    delay = (delay * 2).min(MAX_BACKOFF);
+                }
+                answer => return answer,
+            }
         }
     }
 
@@ -424,9 +543,10 @@ impl<'s> Sim<'s> {
             tag: String::new(),
         };
         let before = self.state.applied;
-        let result = self
-            .pool
-            .run_until(self.engine.push(&self.scenario.slug, request));
+        let result = self.call(|engine, slug| {
+            let request = request.clone();
+            async move { engine.push(&slug, request).await }
+        });
         let context = EventReport {
             commit: Some(push.commit.clone()),
             ..EventReport::default()
@@ -455,6 +575,7 @@ impl<'s> Sim<'s> {
             result: outcome.result,
             duration: outcome.duration,
             outputs: outcome.outputs.clone().into_iter().collect(),
+            plan: outcome.plan,
         });
     }
 
@@ -477,12 +598,16 @@ impl<'s> Sim<'s> {
             comment: answer.comment.clone(),
         };
         let before = self.state.applied;
-        let slug = &self.scenario.slug;
-        let result = if approve {
-            self.pool.run_until(self.engine.approve(slug, decide))
-        } else {
-            self.pool.run_until(self.engine.reject(slug, decide))
-        };
+        let result = self.call(|engine, slug| {
+            let decide = decide.clone();
+            async move {
+                if approve {
+                    engine.approve(&slug, decide).await
+                } else {
+                    engine.reject(&slug, decide).await
+                }
+            }
+        });
         self.answered(
             before,
             result,
@@ -511,13 +636,15 @@ impl<'s> Sim<'s> {
             reason: None,
         };
         let before = self.state.applied;
-        let (engine, slug) = (self.engine.clone(), self.scenario.slug.clone());
-        let result = self.pool.run_until(async move {
-            match kind {
-                StageOp::Retry => engine.retry(&slug, op).await,
-                StageOp::Cancel => engine.cancel(&slug, op).await,
-                StageOp::Rollback => engine.rollback(&slug, op).await,
-                StageOp::RollForward => engine.roll_forward(&slug, op).await,
+        let result = self.call(|engine, slug| {
+            let op = op.clone();
+            async move {
+                match kind {
+                    StageOp::Retry => engine.retry(&slug, op).await,
+                    StageOp::Cancel => engine.cancel(&slug, op).await,
+                    StageOp::Rollback => engine.rollback(&slug, op).await,
+                    StageOp::RollForward => engine.roll_forward(&slug, op).await,
+                }
             }
         });
         self.answered(
@@ -538,9 +665,10 @@ impl<'s> Sim<'s> {
             reason: None,
         };
         let before = self.state.applied;
-        let result = self
-            .pool
-            .run_until(self.engine.control(&self.scenario.slug, control));
+        let result = self.call(|engine, slug| {
+            let control = control.clone();
+            async move { engine.control(&slug, control).await }
+        });
         let revision = match action {
             ControlAction::Bypass { revision } => Some(revision),
             _ => None,
@@ -584,9 +712,10 @@ impl<'s> Sim<'s> {
             actor: Actor::System,
         };
         let before = self.state.applied;
-        let result = self
-            .pool
-            .run_until(self.engine.alarm(&self.scenario.slug, input));
+        let result = self.call(|engine, slug| {
+            let input = input.clone();
+            async move { engine.alarm(&slug, input).await }
+        });
         let context = EventReport {
             stage: Some(stage.to_owned()),
             ..EventReport::default()
@@ -607,9 +736,10 @@ impl<'s> Sim<'s> {
             reason: None,
         };
         let before = self.state.applied;
-        let result = self
-            .pool
-            .run_until(self.engine.patch(&self.scenario.slug, request));
+        let result = self.call(|engine, slug| {
+            let request = request.clone();
+            async move { engine.patch(&slug, request).await }
+        });
         let context = EventReport {
             commit: Some(commit.to_owned()),
             ..EventReport::default()
@@ -637,14 +767,16 @@ impl<'s> Sim<'s> {
             comment: None,
         };
         let before = self.state.applied;
-        let slug = &self.scenario.slug;
-        let result = if approve {
-            self.pool
-                .run_until(self.engine.approve_pipeline(slug, decision))
-        } else {
-            self.pool
-                .run_until(self.engine.reject_pipeline(slug, decision))
-        };
+        let result = self.call(|engine, slug| {
+            let decision = decision.clone();
+            async move {
+                if approve {
+                    engine.approve_pipeline(&slug, decision).await
+                } else {
+                    engine.reject_pipeline(&slug, decision).await
+                }
+            }
+        });
         self.answered(
             before,
             result,

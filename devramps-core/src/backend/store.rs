@@ -81,7 +81,10 @@ pub trait EventStore: Send + Sync + Debug + 'static {
     /// Saves a snapshot of a stream.
     async fn save_snapshot(&self, stream: &str, snapshot: Snapshot) -> Result<()> {
         let _ = (stream, snapshot);
-        Err(Error::not_supported("snapshots", std::any::type_name::<Self>()))
+        Err(Error::not_supported(
+            "snapshots",
+            std::any::type_name::<Self>(),
+        ))
     }
 
     /// The latest snapshot of a stream, if any.

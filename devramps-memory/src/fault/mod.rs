@@ -360,4 +360,21 @@ mod tests {
             assert_eq!(faults.calls(), 50);
         }
     }
+
+    #[test]
+    fn queued_failures_hit_only_their_kind_and_come_first() {
+        let faults = Faults::new("test", FaultOptions::default());
+        faults.fail_next(CallKind::Append, 2);
+        futures::executor::block_on(async {
+            let read = faults.before_kind("read".into(), false, Some(CallKind::Read));
+            assert_eq!(read.await, None);
+            for call in [2, 3] {
+                let append = faults.before_kind("append".into(), true, Some(CallKind::Append));
+                assert_eq!(append.await, Some((call, Fault::Unavailable)));
+            }
+            let append = faults.before_kind("append".into(), true, Some(CallKind::Append));
+            assert_eq!(append.await, None);
+        });
+        assert_eq!(faults.injected().len(), 2);
+    }
 }

@@ -8,7 +8,7 @@
 //!   ([`validate`]);
 //! - `devramps plan [--repo DIR] [--pipeline SLUG] [--commit REV] [--base REV] [--changed PATH
 //!   ...] ...` synthesizes the deployment plan of a pipeline at a commit of a git repository
-//!   ([`plan`]), read through [`devramps_cli::git::GitRepository`];
+//!   ([`plan`]), read through [`devramps_git::GitRepository`];
 //! - `devramps simulate SCENARIO [--format json|text]` runs a scenario through the engine on
 //!   in-memory backends and a virtual clock and reports what happened ([`simulate`]);
 //! - `devramps schema` prints the JSON Schema of `pipeline.yaml` ([`schema`]).

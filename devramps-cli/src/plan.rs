@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
-use devramps_cli::git::GitRepository;
 use devramps_core::Error;
 use devramps_core::backend::{SourceRepository, SourceRepositoryExt};
 use devramps_core::expr::{Organization, PipelineInfo, Trigger};
@@ -13,6 +12,7 @@ use devramps_core::pipeline::{
     PIPELINE_DIR, PIPELINE_FILE, PipelineDefinition, check, validate_slug,
 };
 use devramps_core::plan::{Changes, Plan, SynthesisInput, synthesize};
+use devramps_git::GitRepository;
 use serde::Serialize;
 
 use crate::output::{Format, Status, emit, usage_error};

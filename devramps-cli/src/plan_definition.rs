@@ -15,12 +15,12 @@
 
 use std::fmt::Write as _;
 
-use devramps_cli::git::GitRepository;
 use devramps_core::backend::SourceRepository;
 use devramps_core::pipeline::{
     ChangeClass, DefinitionChange, DefinitionChanges, Diagnostics, PIPELINE_DIR, PIPELINE_FILE,
     PipelineDefinition, check, diff_definitions,
 };
+use devramps_git::GitRepository;
 use serde::Serialize;
 
 use crate::render::clean;

@@ -5,7 +5,7 @@ use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::Args;
-use devramps_memory::sim::{render_text, simulate_file, to_json};
+use devramps_sim::{render_text, simulate_file, to_json};
 
 use crate::output::{Format, Status, emit};
 

@@ -1,6 +1,7 @@
 //! In-memory backends for devramps: real implementations of the core's backend contracts
 //! that keep their state in memory, for embedding, tests and simulation, plus a manual clock,
-//! scripted runners and fault-injecting decorators.
+//! scripted runners and fault-injecting decorators. The scenario reader of `devramps simulate`
+//! lives in `devramps-sim`, which builds on this crate.
 //!
 //! Every backend here keeps its contract (the event store and the lock pass the conformance
 //! kit of `devramps_core::testkit`); cloning a backend shares its state; iteration order is
@@ -55,14 +56,15 @@ mod resources;
 mod runner;
 mod script;
 mod secrets;
-pub mod sim;
 mod source;
 mod store;
 
 pub use alarms::InMemoryAlarms;
 pub use bundle::{DEFAULT_START, MemoryHandles, scripted_backends};
 pub use clock::{ManualClock, Sleep};
-pub use fault::{Fault, FaultOptions, FaultSchedule, FaultyLock, FaultyStore, InjectedFault};
+pub use fault::{
+    CallKind, Fault, FaultOptions, FaultSchedule, FaultyLock, FaultyStore, InjectedFault,
+};
 pub use infra::{PlanCounts, ScriptedInfra};
 pub use lock::InMemoryLock;
 pub use mirror::InMemoryMirror;

@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use devramps_cli::git::GitRepository;
 use git2::{IndexAddOption, Repository, RepositoryInitOptions, Signature, Time};
 
 use super::write;
@@ -119,10 +118,5 @@ impl TestRepo {
         self.repo
             .tag(name, &object, &signature, "release", false)
             .expect("tag");
-    }
-
-    /// The source of `devramps plan`, opened from the work tree.
-    pub fn source(&self) -> GitRepository {
-        GitRepository::discover(self.path()).expect("opens")
     }
 }

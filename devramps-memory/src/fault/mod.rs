@@ -74,6 +74,15 @@ impl FaultSchedule {
     }
 }
 
+/// A class of calls that [`FaultyStore::fail_next`] fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CallKind {
+    /// Appends to a stream.
+    Append,
+    /// Every read: events, the last sequence number, streams, snapshots.
+    Read,
+}
+
 /// Options of a fault-injecting decorator.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FaultOptions {
@@ -124,6 +133,8 @@ struct Injector {
     rng: XorShift,
     calls: u64,
     injected: Vec<InjectedFault>,
+    /// Calls of each kind still to fail with [`Fault::Unavailable`], before the schedule.
+    queued: BTreeMap<CallKind, u32>,
 }
 
 /// The fault state shared by the clones of a decorator.
@@ -146,6 +157,7 @@ impl Faults {
                 rng: XorShift::new(seed),
                 calls: 0,
                 injected: Vec::new(),
+                queued: BTreeMap::new(),
             })),
         }
     }
@@ -156,11 +168,39 @@ impl Faults {
 
     /// Counts a call (a write when `write`), waits out the latency, and decides its fault.
     pub(crate) async fn before(&self, operation: String, write: bool) -> Option<(u64, Fault)> {
+        self.before_kind(operation, write, None).await
+    }
+
+    /// Makes the next `times` calls of `kind` fail with [`Fault::Unavailable`] (added to any
+    /// still queued).
+    pub(crate) fn fail_next(&self, kind: CallKind, times: u32) {
+        let mut injector = self.lock();
+        let queued = injector.queued.entry(kind).or_default();
+        *queued = queued.saturating_add(times);
+    }
+
+    /// As [`Faults::before`], for a call of `kind`: a queued failure of that kind comes first.
+    pub(crate) async fn before_kind(
+        &self,
+        operation: String,
+        write: bool,
+        kind: Option<CallKind>,
+    ) -> Option<(u64, Fault)> {
         let (decision, yields) = {
             let mut injector = self.lock();
             injector.calls += 1;
             let call = injector.calls;
-            let fault = match &injector.options.schedule {
+            let queued = kind
+                .and_then(|kind| injector.queued.get_mut(&kind))
+                .filter(|n| **n > 0);
+            let queued = match queued {
+                Some(n) => {
+                    *n -= 1;
+                    Some(Fault::Unavailable)
+                }
+                None => None,
+            };
+            let fault = queued.or_else(|| match &injector.options.schedule {
                 FaultSchedule::Never => None,
                 FaultSchedule::AtCalls(calls) => calls.get(&call).copied(),
                 FaultSchedule::RandomWrites { .. } if !write => None,
@@ -173,7 +213,7 @@ impl Faults {
                     (one_in > 0 && count > 0 && roll.is_multiple_of(one_in))
                         .then(|| faults[(pick % count) as usize])
                 }
-            };
+            });
             if let Some(fault) = fault {
                 let record = InjectedFault {
                     call,
@@ -319,5 +359,22 @@ mod tests {
             });
             assert_eq!(faults.calls(), 50);
         }
+    }
+
+    #[test]
+    fn queued_failures_hit_only_their_kind_and_come_first() {
+        let faults = Faults::new("test", FaultOptions::default());
+        faults.fail_next(CallKind::Append, 2);
+        futures::executor::block_on(async {
+            let read = faults.before_kind("read".into(), false, Some(CallKind::Read));
+            assert_eq!(read.await, None);
+            for call in [2, 3] {
+                let append = faults.before_kind("append".into(), true, Some(CallKind::Append));
+                assert_eq!(append.await, Some((call, Fault::Unavailable)));
+            }
+            let append = faults.before_kind("append".into(), true, Some(CallKind::Append));
+            assert_eq!(append.await, None);
+        });
+        assert_eq!(faults.injected().len(), 2);
     }
 }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use devramps_core::backend::{AppendOptions, EventStore, Snapshot, StoredEvent};
 use devramps_core::{Error, Result};
 
-use super::{Fault, FaultOptions, Faults, InjectedFault};
+use super::{CallKind, Fault, FaultOptions, Faults, InjectedFault};
 
 /// Wraps an [`EventStore`] and injects faults per its [`FaultOptions`]; see the
 /// [module docs](crate::fault) for what each [`Fault`] does.
@@ -60,9 +60,20 @@ impl<S: EventStore> FaultyStore<S> {
         self.faults.calls()
     }
 
+    /// Makes the next `times` calls of `kind` fail with [`Error::Unavailable`] without reaching
+    /// the inner store (as S3 answering `503 SlowDown`), before any scheduled fault. The calls
+    /// still count.
+    pub fn fail_next(&self, kind: CallKind, times: u32) {
+        self.faults.fail_next(kind, times);
+    }
+
     /// Decides the fault of a read: any fault fails it.
     async fn read_fault(&self, operation: String) -> Result<()> {
-        match self.faults.before(operation.clone(), false).await {
+        match self
+            .faults
+            .before_kind(operation.clone(), false, Some(CallKind::Read))
+            .await
+        {
             Some((call, fault)) => Err(self.faults.error(&operation, call, fault)),
             None => Ok(()),
         }
@@ -79,7 +90,11 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
         options: AppendOptions,
     ) -> Result<u64> {
         let operation = format!("append to `{stream}`");
-        match self.faults.before(operation.clone(), true).await {
+        match self
+            .faults
+            .before_kind(operation.clone(), true, Some(CallKind::Append))
+            .await
+        {
             None => {
                 self.inner
                     .append(stream, expected_last, events, options)

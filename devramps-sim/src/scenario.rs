@@ -6,17 +6,17 @@ use std::time::Duration;
 use devramps_core::pipeline::{PIPELINE_FILE, Span, Value, ValueKind, parse_yaml, validate_slug};
 use jiff::Timestamp;
 
-use super::action::Action;
-use super::error::ScenarioError;
-use super::read_events::read_events;
-use super::reader::{Fields, Reader};
+use crate::action::Action;
+use crate::error::ScenarioError;
+use crate::read_events::read_events;
+use crate::reader::{Fields, Reader};
 
 /// The slug of a scenario whose pipeline is inline or not in a `pipeline.yaml` file.
 pub const DEFAULT_SLUG: &str = "app";
 
 /// Where the virtual clock starts unless the scenario says otherwise: Monday
 /// 2026-01-05T17:00:00Z, 09:00 in `America/Los_Angeles`.
-pub const DEFAULT_SCENARIO_START: Timestamp = crate::DEFAULT_START;
+pub const DEFAULT_SCENARIO_START: Timestamp = devramps_memory::DEFAULT_START;
 
 /// How long after `start` the simulation may run unless the scenario says otherwise: 30 days.
 pub const DEFAULT_RUN_UNTIL: Duration = Duration::from_secs(30 * 86_400);
@@ -106,7 +106,7 @@ pub struct ScenarioEvent {
 /// ```
 /// use std::path::Path;
 /// use std::time::Duration;
-/// use devramps_memory::sim::{Action, PipelineRef, parse_scenario};
+/// use devramps_sim::{Action, PipelineRef, parse_scenario};
 ///
 /// let text = "pipeline: .devramps/api/pipeline.yaml\n\
 ///             events:\n  - push: { commit: c1 }\n  - at: 5m\n    push: { commit: c2 }\n";

@@ -16,7 +16,7 @@ const UNITS: [(char, u64); 4] = [('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1
 ///
 /// ```
 /// use std::time::Duration;
-/// use devramps_memory::sim::parse_duration;
+/// use devramps_sim::parse_duration;
 ///
 /// assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5_400)));
 /// assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
@@ -82,7 +82,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use devramps_memory::sim::format_duration;
+/// use devramps_sim::format_duration;
 ///
 /// assert_eq!(format_duration(Duration::from_secs(5_400)), "1h30m");
 /// assert_eq!(format_duration(Duration::ZERO), "0s");

@@ -28,8 +28,23 @@ pub struct Report {
     pub stages: StageMap<StageSummary>,
     /// The pipeline's event log, in order.
     pub events: Vec<EventReport>,
+    /// Every execution the runners saw, in the order first seen.
+    pub executions: Vec<ExecutionReport>,
     /// Lifecycle invariants found broken while running (empty when the engine is right).
     pub violations: Vec<String>,
+}
+
+/// One execution as the runners saw it: builds, resource validation, mirroring, Terraform
+/// and steps.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ExecutionReport {
+    /// Its idempotency key, as `ExecutionKey` displays it (`api/r1/staging/a1/deploy`).
+    pub key: String,
+    /// How many times a runner began it; a re-attach (after a restart) is not a start.
+    pub starts: u32,
+    /// How it ended: `SUCCEEDED`, `FAILED`, `CANCELLED`, `APPROVAL_REQUIRED` (a step waiting
+    /// for a person), `PLANNED` (a Terraform plan not applied) or `RUNNING`.
+    pub result: String,
 }
 
 /// One accepted deployment.
@@ -242,7 +257,7 @@ impl<T: Serialize> Serialize for StageMap<T> {
 ///
 /// ```
 /// let t: jiff::Timestamp = "2026-01-05T09:02:10.75-08:00".parse().unwrap();
-/// assert_eq!(devramps_memory::sim::format_time(t), "2026-01-05T17:02:10Z");
+/// assert_eq!(devramps_sim::format_time(t), "2026-01-05T17:02:10Z");
 /// ```
 pub fn format_time(time: Timestamp) -> String {
     time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()

@@ -7,7 +7,7 @@ use devramps_core::lifecycle::{Emergency, Event, PipelineState, Record, StageSta
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::report::{
+use crate::report::{
     BuildReport, DeploymentReport, EventReport, Report, StageMap, StageReport, StageSummary,
     Synthesis,
 };
@@ -15,11 +15,11 @@ use super::report::{
 /// Context the simulator adds to a record produced by one of its events (refusals name no
 /// revision or stage of their own).
 #[derive(Clone, Debug, Default)]
-pub(super) struct Annotation {
-    pub(super) revision: Option<u64>,
-    pub(super) commit: Option<String>,
-    pub(super) stage: Option<String>,
-    pub(super) step: Option<String>,
+pub(crate) struct Annotation {
+    pub(crate) revision: Option<u64>,
+    pub(crate) commit: Option<String>,
+    pub(crate) stage: Option<String>,
+    pub(crate) step: Option<String>,
 }
 
 /// The spelling of a state enum (`SCREAMING_SNAKE_CASE`, as serialized).
@@ -45,7 +45,7 @@ fn stage_names(state: &PipelineState) -> Vec<String> {
 }
 
 /// The L5 and L6 breaches of `state`, one message each.
-pub(super) fn invariant_breaches(state: &PipelineState) -> Vec<String> {
+pub(crate) fn invariant_breaches(state: &PipelineState) -> Vec<String> {
     let mut breaches = Vec::new();
     for stage in stage_names(state) {
         let mut holders = Vec::new();
@@ -97,7 +97,7 @@ fn list(revisions: &[u64]) -> String {
 }
 
 /// The report of a finished run.
-pub(super) fn build_report(
+pub(crate) fn build_report(
     start: Timestamp,
     end: Timestamp,
     state: &PipelineState,
@@ -188,6 +188,7 @@ pub(super) fn build_report(
         builds: builds.into_iter().map(|(b, _)| b).collect(),
         stages,
         events,
+        executions: Vec::new(),
         violations,
     }
 }

@@ -12,7 +12,7 @@ use devramps_core::pipeline::Span;
 ///
 /// ```
 /// use devramps_core::pipeline::Span;
-/// use devramps_memory::sim::ScenarioError;
+/// use devramps_sim::ScenarioError;
 ///
 /// let span = Span { line: 3, column: 5, offset: 0, len: 0 };
 /// let error = ScenarioError::new("sim.yaml", span, "unknown key `evnts`")

@@ -1,8 +1,12 @@
 //! [`GitRepository`]: a local git repository read through `libgit2`, as a
-//! [`SourceRepository`] of the core.
+//! [`SourceRepository`] of the core (files at a commit, changed paths, parents, directory
+//! listings, branches and tags).
+//!
+//! It is a crate of its own so that any program (`devramps plan`, a server, a runner) can read
+//! git without depending on the command line.
 //!
 //! ```no_run
-//! use devramps_cli::git::GitRepository;
+//! use devramps_git::GitRepository;
 //! use devramps_core::backend::{SourceRepository, SourceRepositoryExt};
 //!
 //! # fn main() -> devramps_core::Result<()> {
@@ -22,6 +26,7 @@
 //!
 //! Every method reads the object database only: the work tree, the index and uncommitted
 //! changes are never looked at.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -23,6 +23,8 @@ pub const ACTION_KEYS: &[&str] = &[
     "release_patch",
     "approve_pipeline",
     "reject_pipeline",
+    "store_fault",
+    "restart",
 ];
 
 /// The actor of `approve` and `reject` when the event names none.
@@ -120,6 +122,27 @@ pub enum Action {
         /// The waiting deployment's commit.
         commit: String,
     },
+    /// `store_fault`: the next `times` calls of a store operation fail with a transient error.
+    StoreFault {
+        /// The operation.
+        op: StoreOp,
+        /// How many calls fail.
+        times: u32,
+    },
+    /// `restart`: the engine instance dies at once; a new one starts after `down`.
+    Restart {
+        /// How long the engine stays down.
+        down: Duration,
+    },
+}
+
+/// The store operation a `store_fault` fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StoreOp {
+    /// `append`: appends to the event log.
+    Append,
+    /// `read`: every read of the store (events, the last sequence number, snapshots, streams).
+    Read,
 }
 
 impl Action {
@@ -143,6 +166,8 @@ impl Action {
             Action::ReleasePatch => "release_patch",
             Action::ApprovePipeline { .. } => "approve_pipeline",
             Action::RejectPipeline { .. } => "reject_pipeline",
+            Action::StoreFault { .. } => "store_fault",
+            Action::Restart { .. } => "restart",
         }
     }
 }
@@ -158,9 +183,11 @@ pub struct Push {
     pub changed: Vec<String>,
     /// The webhook delivery id; `None` lets the engine number deliveries itself.
     pub delivery: Option<String>,
-    /// The pipeline definition at this commit and the commits after it (`None`: unchanged).
-    /// An extension of `scenario-format.md`, so that a scenario can change its pipeline (L18).
+    /// The pipeline definition as of this commit, when it changes (`None`: the parent's); the
+    /// branch's later commits inherit it.
     pub pipeline_yaml: Option<String>,
+    /// A branch deletion: the branch's head is forgotten and nothing is deployed (L2).
+    pub deleted: bool,
 }
 
 /// The fields of an `outcome` event: how one step or build will behave when it runs.
@@ -181,6 +208,8 @@ pub struct ScriptedOutcome {
     pub attempt: u32,
     /// The step's outputs, in the order written; empty when not written.
     pub outputs: serde_json::Map<String, serde_json::Value>,
+    /// What the plan of a Terraform step shows; `None` when not written (no changes).
+    pub plan: Option<TerraformPlan>,
 }
 
 /// What an `outcome` scripts: a step (`step:`) or an artifact build (`build:`).
@@ -201,6 +230,21 @@ pub enum ScriptedResult {
     Fail,
     /// `hang`: it runs until cancelled or timed out.
     Hang,
+    /// `ask_approval`: a custom step whose `prepare` asks for approval; once approved it
+    /// succeeds after its duration (L16).
+    AskApproval,
+}
+
+/// What a Terraform plan shows (`plan: {create, update, delete}`), judged by the step's
+/// approval policy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TerraformPlan {
+    /// Resources to create.
+    pub create: u32,
+    /// Resources to update.
+    pub update: u32,
+    /// Resources to delete.
+    pub delete: u32,
 }
 
 /// The fields of `approve` and `reject`.

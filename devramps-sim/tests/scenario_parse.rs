@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use devramps_core::pipeline::Spanned;
-use devramps_memory::sim::{
+use devramps_sim::{
     ACTION_KEYS, Action, AlarmState, Answer, BuildReport, DEFAULT_RUN_UNTIL,
-    DEFAULT_SCENARIO_START, DEFAULT_SLUG, Defaults, DeploymentReport, EventReport, PipelineRef,
-    Push, Report, Scenario, ScenarioError, ScriptedOutcome, ScriptedResult, StageMap, StageReport,
-    StageSummary, StepRef, Synthesis, parse_scenario, render_text, to_json,
+    DEFAULT_SCENARIO_START, DEFAULT_SLUG, Defaults, DeploymentReport, EventReport, ExecutionReport,
+    PipelineRef, Push, Report, Scenario, ScenarioError, ScriptedOutcome, ScriptedResult, StageMap,
+    StageReport, StageSummary, StepRef, StoreOp, Synthesis, TerraformPlan, parse_scenario,
+    render_text, to_json,
 };
 use serde_json::json;
 
@@ -107,6 +108,17 @@ events:
     approve_pipeline: { commit: c2 }
   - reject_pipeline: { commit: c3 }
   - push: { commit: c4, branch: release }
+  - store_fault: { op: append, times: 3 }
+  - store_fault: { op: read }
+  - restart: { down: 5m }
+  - restart:
+  - push: { commit: c4, branch: release, deleted: true }
+  - outcome:
+      commit: c5
+      stage: prod
+      step: infra
+      result: ask_approval
+      plan: { create: 1, delete: 2 }
 "#;
 
 #[test]
@@ -141,7 +153,8 @@ fn a_scenario_using_every_action_parses_into_typed_events() {
         ats,
         [
             0, 0, 0, 3_600, 3_600, 5_400, 5_400, 5_400, 5_400, 5_400, 5_400, 5_400, 5_400, 5_400,
-            5_400, 5_400, 5_400, 172_800, 172_800, 172_800
+            5_400, 5_400, 5_400, 172_800, 172_800, 172_800, 172_800, 172_800, 172_800, 172_800,
+            172_800, 172_800
         ]
     );
     assert_eq!(
@@ -158,6 +171,7 @@ fn a_scenario_using_every_action_parses_into_typed_events() {
             changed: vec!["/services/api/main.rs".into(), "/README.md".into()],
             delivery: Some("d-1".into()),
             pipeline_yaml: None,
+            deleted: false,
         })
     );
     let Action::Outcome(step_outcome) = actions[1] else {
@@ -176,6 +190,7 @@ fn a_scenario_using_every_action_parses_into_typed_events() {
                 .as_object()
                 .unwrap()
                 .clone(),
+            plan: None,
         }
     );
     // Names keep their place for the engine's errors.
@@ -268,6 +283,37 @@ fn a_scenario_using_every_action_parses_into_typed_events() {
             changed: vec![],
             delivery: None,
             pipeline_yaml: None,
+            deleted: false,
+        }),
+        Action::StoreFault {
+            op: StoreOp::Append,
+            times: 3,
+        },
+        Action::StoreFault {
+            op: StoreOp::Read,
+            times: 1,
+        },
+        Action::Restart { down: secs(300) },
+        Action::Restart { down: secs(0) },
+        Action::Push(Push {
+            commit: "c4".into(),
+            branch: Some("release".into()),
+            deleted: true,
+            ..Push::default()
+        }),
+        Action::Outcome(ScriptedOutcome {
+            commit: "c5".into(),
+            stage: Some(stage("prod")),
+            target: StepRef::Step(stage("infra")),
+            result: ScriptedResult::AskApproval,
+            duration: None,
+            attempt: 1,
+            outputs: serde_json::Map::new(),
+            plan: Some(TerraformPlan {
+                create: 1,
+                update: 0,
+                delete: 2,
+            }),
         }),
     ];
     assert_eq!(actions[5..], rest.iter().collect::<Vec<_>>()[..]);
@@ -667,7 +713,7 @@ fn enumerations_and_attempts_are_checked() {
         "pipeline: p.yaml\nevents:\n  - outcome: { commit: c1, build: b, result: succeeded }\n",
         3,
         46,
-        "`result` of `outcome` must be `succeed`, `fail` or `hang`, found `succeeded`",
+        "`result` of `outcome` must be `succeed`, `fail`, `hang` or `ask_approval`, found `succeeded`",
     );
     assert_eq!(error.help.as_deref(), Some("did you mean `succeed`?"));
     let error = one_error(
@@ -772,6 +818,9 @@ const SPEC_REPORT: &str = r#"{
     { "seq": 1, "at": "2026-01-05T17:00:00Z", "type": "deployment_accepted", "revision": 1,
       "commit": "c1", "actor": "webhook:sim-1" }
   ],
+  "executions": [
+    { "key": "api/r1/staging/a1/deploy", "starts": 1, "result": "SUCCEEDED" }
+  ],
   "violations": []
 }"#;
 
@@ -819,6 +868,11 @@ fn spec_report() -> Report {
             actor: Some("webhook:sim-1".into()),
             ..EventReport::default()
         }],
+        executions: vec![ExecutionReport {
+            key: "api/r1/staging/a1/deploy".into(),
+            starts: 1,
+            result: "SUCCEEDED".into(),
+        }],
         violations: vec![],
     }
 }
@@ -845,6 +899,7 @@ fn report_json_has_exactly_the_spec_keys_in_the_spec_order() {
             "builds",
             "stages",
             "events",
+            "executions",
             "violations"
         ]
     );

@@ -5,9 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use devramps_memory::sim::{
-    PipelineRef, parse_scenario, render_text, simulate, simulate_file, to_json,
-};
+use devramps_sim::{PipelineRef, parse_scenario, render_text, simulate, simulate_file, to_json};
 use serde_json::{Value, json};
 
 fn scenario(name: &str) -> PathBuf {

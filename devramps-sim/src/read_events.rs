@@ -4,16 +4,16 @@ use std::time::Duration;
 
 use devramps_core::pipeline::{Spanned, Value, ValueKind, suggest};
 
-use super::action::{
+use crate::action::{
     ACTION_KEYS, Action, AlarmState, Answer, DEFAULT_ACTOR, Push, ScriptedOutcome, ScriptedResult,
-    StepRef,
+    StepRef, StoreOp, TerraformPlan,
 };
-use super::duration::format_duration;
-use super::reader::{Fields, Reader, list};
-use super::scenario::ScenarioEvent;
+use crate::duration::format_duration;
+use crate::reader::{Fields, Reader, list};
+use crate::scenario::ScenarioEvent;
 
 /// Reads the `events` list; events with errors are left out (the errors are recorded).
-pub(super) fn read_events(
+pub(crate) fn read_events(
     reader: &mut Reader<'_>,
     value: &Value,
     run_until: Option<Duration>,
@@ -128,7 +128,7 @@ fn list_and(items: &[&str]) -> String {
 
 /// Reads the action under `key` (one of `ACTION_KEYS`). Returns `None` after recording the
 /// errors when the fields are wrong.
-pub(super) fn read_action(
+pub(crate) fn read_action(
     reader: &mut Reader<'_>,
     key: &Spanned<String>,
     value: &Value,
@@ -157,7 +157,14 @@ fn read_fields(reader: &mut Reader<'_>, key: &Spanned<String>, value: &Value) ->
         "push" => {
             let f = fields(
                 reader,
-                &["commit", "branch", "changed", "delivery", "pipeline_yaml"],
+                &[
+                    "commit",
+                    "branch",
+                    "changed",
+                    "delivery",
+                    "deleted",
+                    "pipeline_yaml",
+                ],
             )?;
             Action::Push(Push {
                 commit: text(&f, reader, "commit"),
@@ -165,6 +172,7 @@ fn read_fields(reader: &mut Reader<'_>, key: &Spanned<String>, value: &Value) ->
                 changed: changed(&f, reader),
                 delivery: f.optional_string(reader, "delivery").map(|s| s.value),
                 pipeline_yaml: f.optional_string(reader, "pipeline_yaml").map(|s| s.value),
+                deleted: flag(&f, reader, "deleted"),
             })
         }
         "outcome" => Action::Outcome(read_outcome(reader, key, value)?),
@@ -250,6 +258,33 @@ fn read_fields(reader: &mut Reader<'_>, key: &Spanned<String>, value: &Value) ->
                 Action::RejectPipeline { commit }
             }
         }
+        "store_fault" => {
+            let f = fields(reader, &["op", "times"])?;
+            let op = f
+                .required_string(reader, "op")
+                .and_then(|s| choice(reader, &s, &f.what("op"), STORE_OPS));
+            let times = match f.get("times") {
+                Some((_, v)) => attempt(reader, v, &f.what("times")),
+                None => Some(1),
+            };
+            Action::StoreFault {
+                op: op.unwrap_or(StoreOp::Append),
+                times: times.unwrap_or(1),
+            }
+        }
+        "restart" => {
+            // `restart: {}` or `restart:` with nothing: down for no time.
+            let down = if value.is_null() {
+                None
+            } else {
+                let f = fields(reader, &["down"])?;
+                f.get("down")
+                    .and_then(|(_, v)| reader.duration(v, &f.what("down")))
+            };
+            Action::Restart {
+                down: down.unwrap_or(Duration::ZERO),
+            }
+        }
         _ => {
             reader.error(key.span, format!("unknown action `{name}`"));
             return None;
@@ -262,7 +297,10 @@ const RESULTS: &[(&str, ScriptedResult)] = &[
     ("succeed", ScriptedResult::Succeed),
     ("fail", ScriptedResult::Fail),
     ("hang", ScriptedResult::Hang),
+    ("ask_approval", ScriptedResult::AskApproval),
 ];
+
+const STORE_OPS: &[(&str, StoreOp)] = &[("append", StoreOp::Append), ("read", StoreOp::Read)];
 
 const ALARM_STATES: &[(&str, AlarmState)] = &[("ALARM", AlarmState::Alarm), ("OK", AlarmState::Ok)];
 
@@ -272,7 +310,7 @@ fn read_outcome(
     value: &Value,
 ) -> Option<ScriptedOutcome> {
     let allowed = [
-        "commit", "stage", "step", "build", "result", "duration", "attempt", "outputs",
+        "commit", "stage", "step", "build", "result", "duration", "attempt", "outputs", "plan",
     ];
     let f = Fields::read(reader, "outcome", key.span, value, &allowed)?;
     let commit = f
@@ -333,6 +371,16 @@ fn read_outcome(
             }
         },
     };
+    let plan = f
+        .get("plan")
+        .map(|(_, v)| terraform_plan(reader, v, &f.what("plan")));
+    if let (Some(StepRef::Build(_)), Some(ScriptedResult::AskApproval)) = (&target, result) {
+        reader.error_help(
+            f.span,
+            "`ask_approval` is for custom steps, not builds",
+            "script the build with `succeed`, `fail` or `hang`",
+        );
+    }
     Some(ScriptedOutcome {
         commit,
         stage,
@@ -341,7 +389,42 @@ fn read_outcome(
         duration,
         attempt: attempt?,
         outputs,
+        plan,
     })
+}
+
+/// `plan: {create: N, update: N, delete: N}`; a count left out is 0.
+fn terraform_plan(reader: &mut Reader<'_>, value: &Value, what: &str) -> TerraformPlan {
+    let mut plan = TerraformPlan::default();
+    let Some(map) = value.as_map() else {
+        reader.error_help(
+            value.span,
+            format!("{what} must be a map, found {}", value.describe()),
+            "write for example `plan: { create: 1, update: 0, delete: 2 }`",
+        );
+        return plan;
+    };
+    reader.unknown_keys(map, &format!("in {what}"), &["create", "update", "delete"]);
+    for (key, count) in map.iter() {
+        let slot = match key.value.as_str() {
+            "create" => &mut plan.create,
+            "update" => &mut plan.update,
+            "delete" => &mut plan.delete,
+            _ => continue,
+        };
+        let what = format!("`{}` of {what}", key.value);
+        match count.kind {
+            ValueKind::Int(n) => match u32::try_from(n) {
+                Ok(n) => *slot = n,
+                Err(_) => reader.error(count.span, format!("{what} must be 0 or more, found {n}")),
+            },
+            _ => reader.error(
+                count.span,
+                format!("{what} must be an integer, found {}", count.describe()),
+            ),
+        }
+    }
+    plan
 }
 
 fn attempt(reader: &mut Reader<'_>, value: &Value, what: &str) -> Option<u32> {
@@ -368,6 +451,27 @@ fn attempt(reader: &mut Reader<'_>, value: &Value, what: &str) -> Option<u32> {
             );
             None
         }
+    }
+}
+
+/// An optional boolean field (default `false`).
+fn flag(f: &Fields<'_>, reader: &mut Reader<'_>, field: &str) -> bool {
+    match f.get(field) {
+        None => false,
+        Some((_, v)) => match v.kind {
+            ValueKind::Bool(b) => b,
+            _ => {
+                reader.error(
+                    v.span,
+                    format!(
+                        "{} must be `true` or `false`, found {}",
+                        f.what(field),
+                        v.describe()
+                    ),
+                );
+                false
+            }
+        },
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::report::{EventReport, Report, StageReport, Synthesis, format_time};
+use crate::report::{EventReport, Report, StageReport, Synthesis, format_time};
 
 /// Lines of the timeline are kept to this many characters where the lanes allow it.
 const WIDTH: usize = 120;

@@ -5,13 +5,13 @@ use std::path::Path;
 use devramps_core::pipeline::{PipelineDefinition, Span, Spanned, suggest};
 use devramps_core::plan::check;
 
-use super::action::{Action, StepRef};
-use super::error::ScenarioError;
-use super::scenario::{PipelineRef, Scenario};
+use crate::action::{Action, StepRef};
+use crate::error::ScenarioError;
+use crate::scenario::{PipelineRef, Scenario};
 
 /// Validates the pipeline text; its errors point into the pipeline file, or for `pipeline_yaml`
 /// into the scenario file `scenario_path` (whose text is `scenario_text`).
-pub(super) fn check_pipeline(
+pub(crate) fn check_pipeline(
     scenario_path: &Path,
     scenario_text: &str,
     scenario: &Scenario,
@@ -96,7 +96,7 @@ fn inline_position(scenario_text: &str, value: Span, inner: Span) -> Option<Span
 }
 
 /// Checks that every stage, step and artifact an event names is in the pipeline.
-pub(super) fn check_scenario(
+pub(crate) fn check_scenario(
     path: &Path,
     scenario: &Scenario,
     definition: &PipelineDefinition,
@@ -168,7 +168,9 @@ pub(super) fn check_scenario(
             | Action::Patch { .. }
             | Action::ReleasePatch
             | Action::ApprovePipeline { .. }
-            | Action::RejectPipeline { .. } => {}
+            | Action::RejectPipeline { .. }
+            | Action::StoreFault { .. }
+            | Action::Restart { .. } => {}
         }
     }
     if errors.is_empty() {

@@ -5,30 +5,30 @@ use std::time::Duration;
 
 use devramps_core::pipeline::{Span, Spanned, Value, ValueKind, ValueMap, suggest};
 
-use super::duration::parse_duration;
-use super::error::ScenarioError;
+use crate::duration::parse_duration;
+use crate::error::ScenarioError;
 
 /// Collects errors while a scenario is read. Readers return `None` when a value is missing or
 /// wrong; the error is recorded here, so the caller can go on and find the next problem.
-pub(super) struct Reader<'f> {
+pub(crate) struct Reader<'f> {
     file: &'f Path,
-    pub(super) errors: Vec<ScenarioError>,
+    pub(crate) errors: Vec<ScenarioError>,
 }
 
 impl<'f> Reader<'f> {
-    pub(super) fn new(file: &'f Path) -> Self {
+    pub(crate) fn new(file: &'f Path) -> Self {
         Reader {
             file,
             errors: Vec::new(),
         }
     }
 
-    pub(super) fn error(&mut self, span: Span, message: impl Into<String>) {
+    pub(crate) fn error(&mut self, span: Span, message: impl Into<String>) {
         self.errors
             .push(ScenarioError::new(self.file, span, message));
     }
 
-    pub(super) fn error_help(
+    pub(crate) fn error_help(
         &mut self,
         span: Span,
         message: impl Into<String>,
@@ -41,7 +41,7 @@ impl<'f> Reader<'f> {
     /// Reports every key of `map` not in `allowed`, suggesting the closest allowed one.
     /// `context` names the map in messages (``in `push` ``, ``at the top level``).
     /// Returns whether a key was unknown.
-    pub(super) fn unknown_keys(&mut self, map: &ValueMap, context: &str, allowed: &[&str]) -> bool {
+    pub(crate) fn unknown_keys(&mut self, map: &ValueMap, context: &str, allowed: &[&str]) -> bool {
         let mut found = false;
         for (key, _) in map.iter() {
             if allowed.contains(&key.value.as_str()) {
@@ -67,7 +67,7 @@ impl<'f> Reader<'f> {
     }
 
     /// A string; `what` names it in messages (```commit` of `push` ``).
-    pub(super) fn string(&mut self, value: &Value, what: &str) -> Option<Spanned<String>> {
+    pub(crate) fn string(&mut self, value: &Value, what: &str) -> Option<Spanned<String>> {
         match &value.kind {
             ValueKind::String(s) if s.is_empty() => {
                 self.error(value.span, format!("{what} must not be empty"));
@@ -93,7 +93,7 @@ impl<'f> Reader<'f> {
     }
 
     /// A duration written as a string such as `90s` or `1h30m`.
-    pub(super) fn duration(&mut self, value: &Value, what: &str) -> Option<Duration> {
+    pub(crate) fn duration(&mut self, value: &Value, what: &str) -> Option<Duration> {
         match &value.kind {
             ValueKind::String(s) => match parse_duration(s) {
                 Ok(d) => Some(d),
@@ -125,7 +125,7 @@ impl<'f> Reader<'f> {
     }
 
     /// A list of repository paths, each starting with `/`. Null is the empty list.
-    pub(super) fn repo_paths(&mut self, value: &Value, what: &str) -> Vec<String> {
+    pub(crate) fn repo_paths(&mut self, value: &Value, what: &str) -> Vec<String> {
         if value.is_null() {
             return Vec::new();
         }
@@ -160,19 +160,19 @@ impl<'f> Reader<'f> {
 }
 
 /// The fields of one map (an action's or `defaults`), read by name.
-pub(super) struct Fields<'v> {
+pub(crate) struct Fields<'v> {
     /// The map's name in messages, for example `` `push` ``.
-    pub(super) name: String,
+    pub(crate) name: String,
     /// Where missing fields are reported: the key that introduces the map.
-    pub(super) span: Span,
+    pub(crate) span: Span,
     /// The entries; `None` for a null value (no fields written).
-    pub(super) map: Option<&'v ValueMap>,
+    pub(crate) map: Option<&'v ValueMap>,
 }
 
 impl<'v> Fields<'v> {
     /// Reads `value` as the fields of `name`, reporting a value that is neither a map nor null
     /// and every key not in `allowed`.
-    pub(super) fn read(
+    pub(crate) fn read(
         reader: &mut Reader<'_>,
         name: &str,
         key_span: Span,
@@ -202,18 +202,18 @@ impl<'v> Fields<'v> {
     }
 
     /// The entry of `key`, if written (a null value counts as not written).
-    pub(super) fn get(&self, key: &str) -> Option<&'v (Spanned<String>, Value)> {
+    pub(crate) fn get(&self, key: &str) -> Option<&'v (Spanned<String>, Value)> {
         self.map
             .and_then(|m| m.entry(key))
             .filter(|(_, v)| !v.is_null())
     }
 
-    pub(super) fn what(&self, key: &str) -> String {
+    pub(crate) fn what(&self, key: &str) -> String {
         format!("`{key}` of {}", self.name)
     }
 
     /// A required string field.
-    pub(super) fn required_string(
+    pub(crate) fn required_string(
         &self,
         reader: &mut Reader<'_>,
         key: &str,
@@ -228,7 +228,7 @@ impl<'v> Fields<'v> {
     }
 
     /// An optional string field.
-    pub(super) fn optional_string(
+    pub(crate) fn optional_string(
         &self,
         reader: &mut Reader<'_>,
         key: &str,
@@ -239,7 +239,7 @@ impl<'v> Fields<'v> {
 }
 
 /// `` `a`, `b` or `c` ``.
-pub(super) fn list(items: &[&str]) -> String {
+pub(crate) fn list(items: &[&str]) -> String {
     match items {
         [] => String::new(),
         [one] => format!("`{one}`"),

@@ -1,4 +1,8 @@
-//! The data layer of `devramps simulate`: the scenario file and the report.
+//! The simulator behind `devramps simulate`: scenario files, a run of the real engine on the
+//! in-memory backends of `devramps-memory` and a virtual clock, and the report.
+//!
+//! It is a crate of its own so that an embedder who wants the in-memory backends does not
+//! compile a scenario reader: `devramps-memory` never depends on it.
 //!
 //! - [`parse_scenario`] reads a scenario (the pipeline under test, a virtual clock, scripted
 //!   events) into a typed [`Scenario`], reporting every problem as a [`ScenarioError`] with its
@@ -11,6 +15,7 @@
 //!
 //! The format is specified in `shared/spec/scenario-format.md`; state names are those of the
 //! lifecycle rules.
+#![forbid(unsafe_code)]
 
 mod action;
 mod backends;
@@ -18,23 +23,25 @@ mod check;
 mod collect;
 mod duration;
 mod error;
+mod executions;
 mod read_events;
 mod reader;
 mod render;
 mod report;
 mod run;
 mod scenario;
+mod time;
 
 pub use action::{
     ACTION_KEYS, Action, AlarmState, Answer, DEFAULT_ACTOR, Push, ScriptedOutcome, ScriptedResult,
-    StepRef,
+    StepRef, StoreOp, TerraformPlan,
 };
 pub use duration::{format_duration, parse_duration};
 pub use error::ScenarioError;
 pub use render::render_text;
 pub use report::{
-    BuildReport, DeploymentReport, EventReport, Report, StageMap, StageReport, StageSummary,
-    Synthesis, format_time, to_json,
+    BuildReport, DeploymentReport, EventReport, ExecutionReport, Report, StageMap, StageReport,
+    StageSummary, Synthesis, format_time, to_json,
 };
 pub use run::{simulate, simulate_file};
 pub use scenario::{

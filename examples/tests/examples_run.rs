@@ -52,3 +52,26 @@ fn quickstart_deploys_to_prod_and_the_middle_push_is_superseded_unbuilt() {
         "r2 never built"
     );
 }
+
+#[path = "../examples/custom_store.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod custom_store;
+
+/// The example's store passes every case of the kit, as any store must.
+mod custom_store_conformance {
+    devramps_core::store_conformance_tests!(super::custom_store::MapStore::default());
+}
+
+#[test]
+fn custom_store_example_deploys_to_prod_with_its_log_in_the_custom_store() {
+    use devramps_core::lifecycle::StageState;
+    let (staging, prod, records) = custom_store::run(custom_store::MapStore::default());
+    assert_eq!(
+        (staging, prod),
+        (StageState::Succeeded, StageState::Succeeded)
+    );
+    assert!(
+        records > 10,
+        "the whole log is in the custom store: {records} records"
+    );
+}

@@ -212,3 +212,88 @@ fn a_failed_append_of_a_step_result_is_recorded_later_and_changes_no_outcome() {
         assert!(!timed_out, "nothing timed out");
     }
 }
+
+/// A step runner whose `wait` answers `Unavailable` the first `times` times, as a runner
+/// whose API is briefly down would.
+#[derive(Debug)]
+struct FlakyWait {
+    inner: devramps_memory::ScriptedStepRunner,
+    times: AtomicU32,
+}
+
+#[async_trait]
+impl devramps_core::backend::Runner<devramps_core::backend::StepRequest> for FlakyWait {
+    async fn start(&self, request: devramps_core::backend::StepRequest) -> Result<()> {
+        self.inner.start(request).await
+    }
+
+    async fn wait(
+        &self,
+        key: &devramps_core::backend::ExecutionKey,
+    ) -> Result<devramps_core::backend::Outcome> {
+        if self
+            .times
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(Error::unavailable("flaky runner", "wait", "connection reset"));
+        }
+        self.inner.wait(key).await
+    }
+
+    async fn cancel(&self, key: &devramps_core::backend::ExecutionKey) -> Result<()> {
+        self.inner.cancel(key).await
+    }
+}
+
+#[test]
+fn a_runner_that_is_briefly_unavailable_is_waited_for_again_and_the_step_starts_once() {
+    let (base, handles) = scripted_backends();
+    handles
+        .source
+        .commit("c1", None, [("/.devramps/app/pipeline.yaml", PIPELINE)]);
+    let flaky = Arc::new(FlakyWait {
+        inner: handles.steps.clone(),
+        times: AtomicU32::new(3),
+    });
+    let backends = Backends {
+        steps: devramps_core::backend::StepRunners::new().with_fallback(flaky.clone()),
+        ..base
+    };
+    let (engine, driver) = Engine::new(backends, EngineConfig::default());
+    let mut pool = LocalPool::new();
+    pool.spawner()
+        .spawn_local(async move {
+            let _ = driver.run().await;
+        })
+        .expect("spawn the driver");
+    let push = PushRequest {
+        delivery: Some("d1".into()),
+        branch: "main".into(),
+        commit: "c1".into(),
+        tag: String::new(),
+    };
+    pool.run_until(engine.push("app", push)).expect("push accepted");
+    loop {
+        pool.run_until_stalled();
+        if handles.clock.advance_to_next_deadline().is_none() {
+            break;
+        }
+    }
+    let state = pool.run_until(engine.state("app")).expect("state");
+    let d = &state.deployments[&1];
+    assert_eq!(
+        d.stage("staging").map(|s| s.state),
+        Some(StageState::Succeeded),
+        "an unavailable runner failed the stage"
+    );
+    assert_eq!(d.stage("prod").map(|s| s.state), Some(StageState::Succeeded));
+    assert_eq!(flaky.times.load(Ordering::SeqCst), 0, "wait failed 3 times");
+    let starts = handles
+        .steps
+        .started()
+        .into_iter()
+        .filter(|k| k.stage == "staging")
+        .count();
+    assert_eq!(starts, 1, "the step was started once and waited for again");
+}

@@ -14,7 +14,7 @@
 //!    [`Error::NotSupported`] when used. Each contract is a small, dyn-compatible trait with a
 //!    `# Contract` section: [`backend::EventStore`] (the log, compare-and-swap and fencing),
 //!    [`backend::DeploymentLock`] (leases), [`backend::SourceRepository`],
-//!    [`backend::BuildRunner`] and [`backend::StepRunner`] (start, re-attach, wait, cancel by
+//!    [`backend::Runner`] of builds and of steps (start, re-attach, wait, cancel by
 //!    idempotency key), [`backend::ResourceValidator`], [`backend::ArtifactMirror`],
 //!    [`backend::InfrastructureSynthesizer`], [`backend::SecretSource`], [`backend::Clock`]
 //!    and [`backend::AlarmSource`]. `Arc<T>` and `Box<T>` of a backend are backends too.
@@ -30,10 +30,10 @@
 //!    for what does not exist, [`Error::Backend`] with the SDK's error as `source` for a
 //!    failure that retrying will not fix, and [`Error::NotSupported`] for what the backend
 //!    cannot do at all. The table is in [`Error`].
-//! 5. **The test kit** (feature `testkit`, [`testkit`]): one macro per contract expands to one
-//!    named `#[test]` per case, over a harness with async setup and cleanup, capability flags
-//!    and a runtime choice (tokio or futures), so a backend on a real service runs the same
-//!    cases as the in-memory one.
+//! 5. **The test kit** (`devramps_core::testkit`, behind the feature `testkit`): one macro
+//!    per contract expands to one named `#[test]` per case, over a harness with async setup
+//!    and cleanup, capability flags and a runtime choice (tokio or futures), so a backend on a
+//!    real service runs the same cases as the in-memory one.
 //! 6. **Watching.** An [`engine::Observer`] is told after each durable append (notifications,
 //!    commit statuses, audit trails); [`engine::Engine::history`] reads the log.
 //!

@@ -236,7 +236,11 @@ impl devramps_core::backend::Runner<devramps_core::backend::StepRequest> for Fla
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
         {
-            return Err(Error::unavailable("flaky runner", "wait", "connection reset"));
+            return Err(Error::unavailable(
+                "flaky runner",
+                "wait",
+                "connection reset",
+            ));
         }
         self.inner.wait(key).await
     }
@@ -273,7 +277,8 @@ fn a_runner_that_is_briefly_unavailable_is_waited_for_again_and_the_step_starts_
         commit: "c1".into(),
         tag: String::new(),
     };
-    pool.run_until(engine.push("app", push)).expect("push accepted");
+    pool.run_until(engine.push("app", push))
+        .expect("push accepted");
     loop {
         pool.run_until_stalled();
         if handles.clock.advance_to_next_deadline().is_none() {
@@ -287,7 +292,10 @@ fn a_runner_that_is_briefly_unavailable_is_waited_for_again_and_the_step_starts_
         Some(StageState::Succeeded),
         "an unavailable runner failed the stage"
     );
-    assert_eq!(d.stage("prod").map(|s| s.state), Some(StageState::Succeeded));
+    assert_eq!(
+        d.stage("prod").map(|s| s.state),
+        Some(StageState::Succeeded)
+    );
     assert_eq!(flaky.times.load(Ordering::SeqCst), 0, "wait failed 3 times");
     let starts = handles
         .steps

@@ -30,8 +30,8 @@ pub use store::{AppendOptions, DynEventStore, EventStore, EventStoreExt, Snapsho
 #[cfg(feature = "tokio")]
 pub use tokio_clock::TokioClock;
 pub use work::{
-    ArtifactMirror, BuildRunner, DynBuildRunner, DynStepRunner, InfrastructureSynthesizer,
-    ResourceValidator, Runner, StepRunner, StepRunners,
+    ArtifactMirror, DynBuildRunner, DynStepRunner, InfrastructureSynthesizer, ResourceValidator,
+    Runner, StepRunners,
 };
 
 /// One of each backend. Build it with [`Backends::builder`]: every piece not given fails with

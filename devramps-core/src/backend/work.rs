@@ -15,7 +15,10 @@ use crate::exec::{
 };
 use crate::pipeline::ArtifactType;
 
-/// Runs executions of some kind: start, wait for the end, cancel.
+/// Runs executions of one role: `Runner<BuildRequest>` builds artifacts (DevRamps' build
+/// VMs), `Runner<StepRequest>` runs steps of one or more types. One trait for every role, so a
+/// wrapper (retries, metrics) is written once; [`DynBuildRunner`] and [`DynStepRunner`] name
+/// the shared forms the [`Backends`](super::Backends) hold.
 ///
 /// # Contract
 ///
@@ -36,17 +39,9 @@ pub trait Runner<R: Send + Sync + 'static>: Send + Sync + Debug + 'static {
     async fn cancel(&self, key: &ExecutionKey) -> Result<()>;
 }
 
-/// A build runner: builds artifacts (the build VMs of DevRamps).
-pub trait BuildRunner: Runner<BuildRequest> {}
-impl<T: Runner<BuildRequest>> BuildRunner for T {}
-
-/// A runner of steps of one or more types.
-pub trait StepRunner: Runner<StepRequest> {}
-impl<T: Runner<StepRequest>> StepRunner for T {}
-
-/// A shared [`StepRunner`].
+/// A shared step runner: a [`Runner`] of [`StepRequest`]s.
 pub type DynStepRunner = Arc<dyn Runner<StepRequest>>;
-/// A shared [`BuildRunner`].
+/// A shared build runner: a [`Runner`] of [`BuildRequest`]s.
 pub type DynBuildRunner = Arc<dyn Runner<BuildRequest>>;
 
 /// Step runners by step type, with an optional fallback for every other type.

@@ -165,9 +165,9 @@ pub struct ScriptedRunner<R> {
     state: Arc<Mutex<State<R>>>,
 }
 
-/// A scripted [`BuildRunner`](devramps_core::backend::BuildRunner).
+/// A scripted build runner ([`DynBuildRunner`](devramps_core::backend::DynBuildRunner)).
 pub type ScriptedBuildRunner = ScriptedRunner<BuildRequest>;
-/// A scripted [`StepRunner`](devramps_core::backend::StepRunner).
+/// A scripted step runner ([`DynStepRunner`](devramps_core::backend::DynStepRunner)).
 pub type ScriptedStepRunner = ScriptedRunner<StepRequest>;
 
 impl<R> Clone for ScriptedRunner<R> {

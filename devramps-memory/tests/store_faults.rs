@@ -305,3 +305,66 @@ fn a_runner_that_is_briefly_unavailable_is_waited_for_again_and_the_step_starts_
         .count();
     assert_eq!(starts, 1, "the step was started once and waited for again");
 }
+
+#[test]
+fn an_engine_restarted_while_the_store_cannot_be_read_resumes_once_it_can() {
+    use devramps_memory::{CallKind, FaultOptions, FaultyStore};
+    let (base, handles) = scripted_backends();
+    handles
+        .source
+        .commit("c1", None, [("/.devramps/app/pipeline.yaml", PIPELINE)]);
+    let store = Arc::new(FaultyStore::new(
+        handles.store.clone(),
+        FaultOptions::default(),
+    ));
+    let backends = Backends {
+        store: store.clone(),
+        ..base
+    };
+    // The first instance accepts the push and starts work, then dies (its driver is dropped,
+    // its lease is not released).
+    {
+        let (engine, driver) = Engine::new(backends.clone(), EngineConfig::default());
+        let mut pool = LocalPool::new();
+        pool.spawner()
+            .spawn_local(async move {
+                let _ = driver.run().await;
+            })
+            .expect("spawn the driver");
+        let push = PushRequest {
+            delivery: Some("d1".into()),
+            branch: "main".into(),
+            commit: "c1".into(),
+            tag: String::new(),
+        };
+        pool.run_until(engine.push("app", push)).expect("push accepted");
+        pool.run_until_stalled();
+    }
+    // The second starts while every read fails for a while.
+    store.fail_next(CallKind::Read, 4);
+    let (engine, driver) = Engine::new(backends, EngineConfig::default());
+    let mut pool = LocalPool::new();
+    pool.spawner()
+        .spawn_local(async move {
+            let _ = driver.run().await;
+        })
+        .expect("spawn the driver");
+    loop {
+        pool.run_until_stalled();
+        if handles.clock.advance_to_next_deadline().is_none() {
+            break;
+        }
+    }
+    assert_eq!(store.injected().len(), 4, "the reads failed");
+    let state = pool.run_until(engine.state("app")).expect("state");
+    let d = &state.deployments[&1];
+    assert_eq!(d.stage("staging").map(|s| s.state), Some(StageState::Succeeded));
+    assert_eq!(d.stage("prod").map(|s| s.state), Some(StageState::Succeeded));
+    let staging_starts = handles
+        .steps
+        .started()
+        .into_iter()
+        .filter(|k| k.stage == "staging")
+        .count();
+    assert_eq!(staging_starts, 1, "the new instance re-attached, it did not start again");
+}

@@ -223,10 +223,29 @@ impl EngineDriver {
 
     /// Loads every pipeline of the store, takes the leases nobody holds and re-attaches to the
     /// work in flight of those (L20).
+    /// A store that fails transiently delays this (the list of pipelines is asked for again
+    /// with backoff; a pipeline that cannot be read now is read again after its backoff); only
+    /// a permanent failure to list the pipelines stops the driver.
     async fn resume(&mut self) -> Result<()> {
+        let mut backoff = super::backoff::Backoff::default();
+        let streams = loop {
+            match self.backends.store.streams().await {
+                Ok(streams) => break streams,
+                Err(e) if e.is_transient() => {
+                    let due = backoff.failed(self.backends.clock.now(), e.retry_after());
+                    tracing::warn!(error = %e, retry_at = %due, "resume: list the pipelines");
+                    self.backends.clock.sleep_until(due).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let now = self.backends.clock.now();
-        for stream in self.backends.store.streams().await? {
-            self.reload(&stream).await?;
+        for stream in streams {
+            if let Err(e) = self.reload(&stream).await {
+                let due = self.pipeline(&stream).backoff.failed(now, e.retry_after());
+                tracing::warn!(pipeline = %stream, error = %e, retry_at = %due, "resume: read the log");
+                continue;
+            }
             self.take_lease(&stream, now).await;
         }
         self.next_poll = self.config.poll_interval.map(|d| later(now, d));

@@ -95,6 +95,18 @@ impl EngineDriver {
         let p = self.pipeline(pipeline);
         p.backoff.expire();
         p.unpark();
+        if self.applied(pipeline).is_none() {
+            // Its log could not be read (when resuming, or after a failed append).
+            let now = self.backends.clock.now();
+            if let Err(e) = self.reload(pipeline).await {
+                let due = self.pipeline(pipeline).backoff.failed(now, e.retry_after());
+                tracing::warn!(pipeline = %pipeline, error = %e, retry_at = %due, "read the log; will retry");
+                return;
+            }
+            if self.pipeline(pipeline).lease.is_none() {
+                self.take_lease(pipeline, now).await;
+            }
+        }
         self.drain(pipeline).await;
     }
 

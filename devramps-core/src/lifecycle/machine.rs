@@ -771,6 +771,10 @@ impl StageDetail {
     }
 }
 
+mod approvals;
 mod commands;
 mod operations;
-mod progress;
+mod people;
+mod phases;
+mod results;
+mod steps;

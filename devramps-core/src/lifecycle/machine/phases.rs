@@ -4,7 +4,11 @@
 use super::*;
 
 impl Run<'_> {
-    pub(super) fn plan_stage(&self, revision: u64, stage: &str) -> Option<(usize, crate::plan::StagePlan)> {
+    pub(super) fn plan_stage(
+        &self,
+        revision: u64,
+        stage: &str,
+    ) -> Option<(usize, crate::plan::StagePlan)> {
         let deployment = self.state().deployments.get(&revision)?;
         let plan = deployment.plan()?;
         let index = plan.stages.iter().position(|s| s.name == stage)?;

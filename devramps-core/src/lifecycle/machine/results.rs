@@ -130,3 +130,13 @@ impl Run<'_> {
         }
     }
 }
+
+/// When a Terraform step's plan waits for a person.
+fn approval_policy(step: &StepPlan) -> ApprovalPolicy {
+    match step.kind {
+        StepKind::Terraform {
+            requires_approval, ..
+        } => requires_approval,
+        _ => ApprovalPolicy::DestructiveChangesOnly,
+    }
+}

@@ -269,97 +269,7 @@ impl PipelineState {
                     self.deliveries.insert(d.clone());
                 }
             }
-            Event::DeploymentAccepted {
-                revision,
-                commit,
-                branch,
-                tag,
-                delivery,
-                definition,
-                changed,
-                organization,
-                patch,
-            } => {
-                self.last_revision = *revision;
-                self.newest_commit = Some(commit.clone());
-                if let Some(d) = delivery {
-                    self.deliveries.insert(d.clone());
-                }
-                if *patch {
-                    self.patch_mode = true;
-                }
-                let text: Arc<str> = match &self.last_definition {
-                    Some(last) if **last == **definition => last.clone(),
-                    _ => Arc::from(definition.as_str()),
-                };
-                self.last_definition = Some(text.clone());
-                let (pipeline, previous_builds) = self.synthesis_context();
-                let accepted = Arc::new(Accepted {
-                    tag: tag.clone(),
-                    definition: text,
-                    changed: changed.clone(),
-                    organization: organization.clone(),
-                    pipeline,
-                    previous_builds,
-                });
-                let Synthesized {
-                    plan,
-                    errors,
-                    stages: stage_names,
-                    definition: parsed,
-                } = synthesize_deployment(*revision, commit, branch, &accepted, &self.stage_order);
-                // L18: a changed definition may wait for a person before it is in force.
-                let unchanged = self.definition_text.as_deref() == Some(&*accepted.definition);
-                let approval = match (&parsed, &self.definition) {
-                    (Some(new), Some(old)) if !unchanged => approval_needed(old, new),
-                    _ => None,
-                };
-                let awaiting = if approval.is_some() {
-                    parsed.clone()
-                } else {
-                    None
-                };
-                if approval.is_none() && parsed.is_some() && !unchanged {
-                    self.definition = parsed;
-                    self.definition_text = Some(accepted.definition.clone());
-                }
-                if plan.is_some() && approval.is_none() {
-                    self.stage_order = stage_names.clone();
-                }
-                for name in &stage_names {
-                    self.stages.entry(name.clone()).or_default();
-                }
-                let stages = stage_names
-                    .iter()
-                    .map(|name| StageRun {
-                        name: name.clone(),
-                        state: StageState::NotStarted,
-                        waiting_for: Some(WaitingFor::PreviousStage),
-                        superseded_by: None,
-                        attempt: 0,
-                        phase: None,
-                        builds: BTreeMap::new(),
-                        steps: Vec::new(),
-                        started_at: None,
-                    })
-                    .collect();
-                self.deployments.insert(
-                    *revision,
-                    Deployment {
-                        revision: *revision,
-                        commit: commit.clone(),
-                        branch: branch.clone(),
-                        plan: PlanCell::ready(plan),
-                        synthesis_errors: errors,
-                        superseded: false,
-                        patch: *patch,
-                        stages,
-                        accepted,
-                        approval,
-                        awaiting,
-                    },
-                );
-            }
+            Event::DeploymentAccepted { .. } => self.apply_accepted(record),
             Event::SynthesisFailed { .. } | Event::BuildReused { .. } | Event::Refused { .. } => {}
             Event::StageState {
                 revision,
@@ -378,83 +288,12 @@ impl PipelineState {
                 *superseded_by,
                 *attempt,
             ),
-            Event::PhaseStarted {
-                revision,
-                stage,
-                phase,
-                ..
-            } => {
-                if let Some(run) = self.run_mut(*revision, stage) {
-                    run.phase = Some(*phase);
-                }
-            }
-            Event::BuildStarted {
-                revision,
-                artifact,
-                stage,
-            } => {
-                let at_stage = self.build_stage(*revision, stage.as_deref());
-                if let Some(run) = at_stage.and_then(|s| self.run_mut(*revision, &s)) {
-                    run.builds.insert(artifact.clone(), StepState::Running);
-                }
-            }
-            Event::BuildFinished {
-                revision,
-                artifact,
-                stage,
-                succeeded,
-                ..
-            } => {
-                let at_stage = self.build_stage(*revision, stage.as_deref());
-                let commit = self.deployments.get(revision).map(|d| d.commit.clone());
-                if let Some(run) = at_stage.and_then(|s| self.run_mut(*revision, &s)) {
-                    let state = if *succeeded {
-                        StepState::Succeeded
-                    } else {
-                        StepState::Failed
-                    };
-                    run.builds.insert(artifact.clone(), state);
-                }
-                if *succeeded && let Some(commit) = commit {
-                    self.builds
-                        .insert((artifact.clone(), stage.clone()), commit);
-                }
-            }
-            Event::StepState {
-                revision,
-                stage,
-                step,
-                state,
-                outputs,
-                ..
-            } => {
-                let index = self.step_index(*revision, stage, step);
-                if let (Some(i), Some(run)) = (index, self.run_mut(*revision, stage))
-                    && let Some(s) = run.steps.get_mut(i)
-                {
-                    if *state == StepState::Running && s.state == StepState::Pending {
-                        s.started_at = Some(record.at);
-                    }
-                    s.state = *state;
-                    if !outputs.is_empty() {
-                        s.outputs = outputs.clone();
-                    }
-                }
-            }
+            Event::PhaseStarted { .. }
+            | Event::BuildStarted { .. }
+            | Event::BuildFinished { .. }
+            | Event::StepState { .. }
+            | Event::Approved { .. } => self.apply_work(record),
             Event::ApprovalRequired { .. } | Event::Rejected { .. } => {}
-            Event::Approved {
-                revision,
-                stage,
-                step,
-                ..
-            } => {
-                let index = self.step_index(*revision, stage, step);
-                if let (Some(i), Some(run)) = (index, self.run_mut(*revision, stage))
-                    && let Some(s) = run.steps.get_mut(i)
-                {
-                    s.approved = true;
-                }
-            }
             Event::BlockerAdded { stage, blocker, .. } => {
                 self.stages
                     .entry(stage.clone())
@@ -538,4 +377,6 @@ impl PipelineState {
 }
 
 mod definitions;
+mod deployments;
 mod stages;
+mod work;

@@ -1,6 +1,7 @@
 //! Work results (L10): what a finished build, validation, mirroring or step changes.
 
 use super::*;
+use crate::lifecycle::StageRun;
 
 impl Run<'_> {
     pub(super) fn work(&mut self, key: &ExecutionKey, result: WorkResult) {
@@ -13,32 +14,7 @@ impl Run<'_> {
         }
         let cancelling = run.state == StageState::Cancelling;
         if let Unit::Build { artifact } = &key.unit {
-            let artifact = artifact.as_str();
-            if run.builds.get(artifact) != Some(&StepState::Running) {
-                return;
-            }
-            let (succeeded, reason) = match result {
-                WorkResult::Done(Outcome::Succeeded { .. }) => (true, None),
-                WorkResult::Done(Outcome::Failed { reason }) => (false, Some(reason)),
-                other => (false, Some(format!("unexpected build result {other:?}"))),
-            };
-            let at = self
-                .plan_stage(revision, stage)
-                .and_then(|_| self.state().deployments.get(&revision))
-                .and_then(|d| d.plan())
-                .and_then(|p| p.artifacts.iter().find(|a| a.id == artifact))
-                .and_then(|a| a.per_stage.then(|| stage.to_owned()));
-            self.emit(
-                Actor::System,
-                Event::BuildFinished {
-                    revision,
-                    artifact: artifact.to_owned(),
-                    stage: at,
-                    succeeded,
-                    reason,
-                },
-            );
-            return;
+            return self.build_finished(revision, stage, &run, artifact, result);
         }
         match (&key.unit, run.phase) {
             (Unit::Validate, Some(Phase::ResourceValidation))
@@ -128,6 +104,41 @@ impl Run<'_> {
                 self.wait_for_approval(revision, stage, name, context);
             }
         }
+    }
+
+    /// Records how a build of `artifact` ended, when the current attempt is running it.
+    fn build_finished(
+        &mut self,
+        revision: u64,
+        stage: &str,
+        run: &StageRun,
+        artifact: &str,
+        result: WorkResult,
+    ) {
+        if run.builds.get(artifact) != Some(&StepState::Running) {
+            return;
+        }
+        let (succeeded, reason) = match result {
+            WorkResult::Done(Outcome::Succeeded { .. }) => (true, None),
+            WorkResult::Done(Outcome::Failed { reason }) => (false, Some(reason)),
+            other => (false, Some(format!("unexpected build result {other:?}"))),
+        };
+        let at = self
+            .plan_stage(revision, stage)
+            .and_then(|_| self.state().deployments.get(&revision))
+            .and_then(|d| d.plan())
+            .and_then(|p| p.artifacts.iter().find(|a| a.id == artifact))
+            .and_then(|a| a.per_stage.then(|| stage.to_owned()));
+        self.emit(
+            Actor::System,
+            Event::BuildFinished {
+                revision,
+                artifact: artifact.to_owned(),
+                stage: at,
+                succeeded,
+                reason,
+            },
+        );
     }
 }
 

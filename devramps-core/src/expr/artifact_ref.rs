@@ -2,7 +2,8 @@
 //! display name or id, then one of its location fields.
 
 use super::ast::{Accessor, Ident};
-use super::eval::{ExprError, ExprErrorKind, scalar};
+use super::error::{ExprError, ExprErrorKind};
+use super::eval::scalar;
 use super::scope::{ArtifactLocation, Named, Scope};
 use super::value::ParamValue;
 

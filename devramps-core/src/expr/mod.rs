@@ -21,25 +21,26 @@
 
 mod artifact_ref;
 mod ast;
+mod error;
 mod eval;
 mod locate;
 mod parse;
 mod prepared;
 mod resolve;
 mod scope;
+mod template;
 mod value;
 
 pub use ast::{Accessor, Call, Expr, ExprKind, Ident, Part, Path, Template};
-pub use eval::{
-    ExprError, ExprErrorKind, FUNCTIONS, NAMESPACES, evaluate, literal, resolve_str,
-    resolve_template, resolve_value,
-};
+pub use error::{ExprError, ExprErrorKind};
+pub use eval::{FUNCTIONS, NAMESPACES, evaluate};
 pub use parse::{SyntaxError, has_expressions, parse_template};
 pub use resolve::{FinalValue, Resolution, ResolveError};
 pub use scope::{
     ArtifactLocation, Definition, Named, Organization, PipelineInfo, Scope, StageScope, StepScope,
     Trigger,
 };
+pub use template::{literal, resolve_str, resolve_template, resolve_value};
 pub use value::{Deferred, ParamValue, SecretString, TextPart};
 
 pub(crate) use prepared::{Failures, Prepared, Preparer, Resolver, StageMemo};

@@ -21,9 +21,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::ast::{Expr, ExprKind, Part, Template};
-use super::eval::{ExprError, evaluate, literal, literal_map, resolve_parts};
+use super::error::ExprError;
+use super::eval::evaluate;
 use super::parse::parse_template;
 use super::scope::{Definition, Scope};
+use super::template::{literal, literal_map, resolve_parts};
 use super::value::ParamValue;
 use crate::source::{Value, ValueKind, ValueMap};
 

@@ -13,6 +13,7 @@ use super::types::{AlarmState, Blocker, Emergency, Phase, StageState, StepState,
 use crate::expr::PipelineInfo;
 use crate::pipeline::{ApprovalPolicy, PipelineDefinition, diff_definitions};
 use crate::plan::Plan;
+use definitions::approval_needed;
 
 /// The runtime of one stage, across deployments.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,41 +130,6 @@ impl PartialEq for Deployment {
             && self.approval == other.approval
             && self.awaiting == other.awaiting
     }
-}
-
-/// Whether replacing the definition `old` (in force) by `new` waits for a person (L18): the
-/// policy of the definition in force decides, so a change cannot switch its own approval off.
-/// Returns the classification and the changes when it does.
-fn approval_needed(
-    old: &PipelineDefinition,
-    new: &PipelineDefinition,
-) -> Option<(String, Vec<String>)> {
-    let policy = old.pipeline_updates_require_approval.value;
-    if policy == ApprovalPolicy::Never {
-        return None;
-    }
-    let changes = diff_definitions(old, new);
-    let waits = match policy {
-        ApprovalPolicy::Always => !changes.is_empty(),
-        _ => changes.is_destructive(),
-    };
-    waits.then(|| {
-        let lines = changes
-            .changes
-            .iter()
-            .map(|c| {
-                let mark = if c.destructive { " (destructive)" } else { "" };
-                format!(
-                    "{} {} `{}`{mark}: {}",
-                    c.kind.as_str(),
-                    c.subject.as_str(),
-                    c.name,
-                    c.detail
-                )
-            })
-            .collect();
-        (changes.classification().as_str().to_owned(), lines)
-    })
 }
 
 impl Deployment {
@@ -303,97 +269,7 @@ impl PipelineState {
                     self.deliveries.insert(d.clone());
                 }
             }
-            Event::DeploymentAccepted {
-                revision,
-                commit,
-                branch,
-                tag,
-                delivery,
-                definition,
-                changed,
-                organization,
-                patch,
-            } => {
-                self.last_revision = *revision;
-                self.newest_commit = Some(commit.clone());
-                if let Some(d) = delivery {
-                    self.deliveries.insert(d.clone());
-                }
-                if *patch {
-                    self.patch_mode = true;
-                }
-                let text: Arc<str> = match &self.last_definition {
-                    Some(last) if **last == **definition => last.clone(),
-                    _ => Arc::from(definition.as_str()),
-                };
-                self.last_definition = Some(text.clone());
-                let (pipeline, previous_builds) = self.synthesis_context();
-                let accepted = Arc::new(Accepted {
-                    tag: tag.clone(),
-                    definition: text,
-                    changed: changed.clone(),
-                    organization: organization.clone(),
-                    pipeline,
-                    previous_builds,
-                });
-                let Synthesized {
-                    plan,
-                    errors,
-                    stages: stage_names,
-                    definition: parsed,
-                } = synthesize_deployment(*revision, commit, branch, &accepted, &self.stage_order);
-                // L18: a changed definition may wait for a person before it is in force.
-                let unchanged = self.definition_text.as_deref() == Some(&*accepted.definition);
-                let approval = match (&parsed, &self.definition) {
-                    (Some(new), Some(old)) if !unchanged => approval_needed(old, new),
-                    _ => None,
-                };
-                let awaiting = if approval.is_some() {
-                    parsed.clone()
-                } else {
-                    None
-                };
-                if approval.is_none() && parsed.is_some() && !unchanged {
-                    self.definition = parsed;
-                    self.definition_text = Some(accepted.definition.clone());
-                }
-                if plan.is_some() && approval.is_none() {
-                    self.stage_order = stage_names.clone();
-                }
-                for name in &stage_names {
-                    self.stages.entry(name.clone()).or_default();
-                }
-                let stages = stage_names
-                    .iter()
-                    .map(|name| StageRun {
-                        name: name.clone(),
-                        state: StageState::NotStarted,
-                        waiting_for: Some(WaitingFor::PreviousStage),
-                        superseded_by: None,
-                        attempt: 0,
-                        phase: None,
-                        builds: BTreeMap::new(),
-                        steps: Vec::new(),
-                        started_at: None,
-                    })
-                    .collect();
-                self.deployments.insert(
-                    *revision,
-                    Deployment {
-                        revision: *revision,
-                        commit: commit.clone(),
-                        branch: branch.clone(),
-                        plan: PlanCell::ready(plan),
-                        synthesis_errors: errors,
-                        superseded: false,
-                        patch: *patch,
-                        stages,
-                        accepted,
-                        approval,
-                        awaiting,
-                    },
-                );
-            }
+            Event::DeploymentAccepted { .. } => self.apply_accepted(record),
             Event::SynthesisFailed { .. } | Event::BuildReused { .. } | Event::Refused { .. } => {}
             Event::StageState {
                 revision,
@@ -412,83 +288,12 @@ impl PipelineState {
                 *superseded_by,
                 *attempt,
             ),
-            Event::PhaseStarted {
-                revision,
-                stage,
-                phase,
-                ..
-            } => {
-                if let Some(run) = self.run_mut(*revision, stage) {
-                    run.phase = Some(*phase);
-                }
-            }
-            Event::BuildStarted {
-                revision,
-                artifact,
-                stage,
-            } => {
-                let at_stage = self.build_stage(*revision, stage.as_deref());
-                if let Some(run) = at_stage.and_then(|s| self.run_mut(*revision, &s)) {
-                    run.builds.insert(artifact.clone(), StepState::Running);
-                }
-            }
-            Event::BuildFinished {
-                revision,
-                artifact,
-                stage,
-                succeeded,
-                ..
-            } => {
-                let at_stage = self.build_stage(*revision, stage.as_deref());
-                let commit = self.deployments.get(revision).map(|d| d.commit.clone());
-                if let Some(run) = at_stage.and_then(|s| self.run_mut(*revision, &s)) {
-                    let state = if *succeeded {
-                        StepState::Succeeded
-                    } else {
-                        StepState::Failed
-                    };
-                    run.builds.insert(artifact.clone(), state);
-                }
-                if *succeeded && let Some(commit) = commit {
-                    self.builds
-                        .insert((artifact.clone(), stage.clone()), commit);
-                }
-            }
-            Event::StepState {
-                revision,
-                stage,
-                step,
-                state,
-                outputs,
-                ..
-            } => {
-                let index = self.step_index(*revision, stage, step);
-                if let (Some(i), Some(run)) = (index, self.run_mut(*revision, stage))
-                    && let Some(s) = run.steps.get_mut(i)
-                {
-                    if *state == StepState::Running && s.state == StepState::Pending {
-                        s.started_at = Some(record.at);
-                    }
-                    s.state = *state;
-                    if !outputs.is_empty() {
-                        s.outputs = outputs.clone();
-                    }
-                }
-            }
+            Event::PhaseStarted { .. }
+            | Event::BuildStarted { .. }
+            | Event::BuildFinished { .. }
+            | Event::StepState { .. }
+            | Event::Approved { .. } => self.apply_work(record),
             Event::ApprovalRequired { .. } | Event::Rejected { .. } => {}
-            Event::Approved {
-                revision,
-                stage,
-                step,
-                ..
-            } => {
-                let index = self.step_index(*revision, stage, step);
-                if let (Some(i), Some(run)) = (index, self.run_mut(*revision, stage))
-                    && let Some(s) = run.steps.get_mut(i)
-                {
-                    s.approved = true;
-                }
-            }
             Event::BlockerAdded { stage, blocker, .. } => {
                 self.stages
                     .entry(stage.clone())
@@ -543,164 +348,6 @@ impl PipelineState {
             }
         }
     }
-
-    #[allow(clippy::too_many_arguments)]
-    fn apply_stage_state(
-        &mut self,
-        at: Timestamp,
-        revision: u64,
-        stage: &str,
-        state: StageState,
-        waiting_for: Option<WaitingFor>,
-        superseded_by: Option<u64>,
-        attempt: Option<u32>,
-    ) {
-        if state == StageState::RollingForward {
-            self.restore_plan(revision);
-        }
-        let steps = self
-            .deployments
-            .get(&revision)
-            .and_then(|d| d.plan())
-            .and_then(|p| p.stages.iter().find(|s| s.name == stage))
-            .map_or(0, |s| s.steps.len());
-        let skipped: Vec<bool> = self
-            .deployments
-            .get(&revision)
-            .and_then(|d| d.plan())
-            .and_then(|p| p.stages.iter().find(|s| s.name == stage))
-            .map(|s| s.steps.iter().map(|st| st.skipped).collect())
-            .unwrap_or_default();
-        let Some(run) = self.run_mut(revision, stage) else {
-            return;
-        };
-        let previous = run.state;
-        run.state = state;
-        run.waiting_for = if state == StageState::NotStarted {
-            waiting_for
-        } else {
-            None
-        };
-        if superseded_by.is_some() {
-            run.superseded_by = superseded_by;
-        }
-        let starting = state.holds_lock() && !previous.holds_lock();
-        if starting {
-            run.attempt = attempt.unwrap_or(run.attempt + 1);
-            run.phase = None;
-            run.builds.clear();
-            run.steps = (0..steps).map(|_| StepRun::pending()).collect();
-            for (s, skip) in run.steps.iter_mut().zip(&skipped) {
-                if *skip {
-                    s.state = StepState::Skipped;
-                }
-            }
-            run.started_at = Some(at);
-        }
-        if state == StageState::NotStarted && waiting_for == Some(WaitingFor::PipelineApproval) {
-            self.awaiting_approval.insert(revision);
-        } else {
-            self.awaiting_approval.remove(&revision);
-        }
-        let runtime = self.stages.entry(stage.to_owned()).or_default();
-        let queued_wait = matches!(
-            waiting_for,
-            Some(WaitingFor::Lock | WaitingFor::TimeWindow | WaitingFor::Blocker)
-        );
-        if state == StageState::NotStarted && queued_wait {
-            runtime.queued = Some(revision);
-        } else if runtime.queued == Some(revision) {
-            runtime.queued = None;
-        }
-        if state.holds_lock() {
-            runtime.running = Some(revision);
-        } else if runtime.running == Some(revision) {
-            runtime.running = None;
-        }
-        // A bypass lets its revision start once; it ends when that revision leaves the queue.
-        if runtime.bypass == Some(revision) && runtime.queued != Some(revision) {
-            runtime.bypass = None;
-        }
-        if matches!(
-            state,
-            StageState::Succeeded | StageState::RolledBack | StageState::RolledForward
-        ) {
-            runtime.current = Some(revision);
-            runtime.deployed.insert(revision);
-        }
-        if matches!(state, StageState::RollingBack | StageState::RollingForward)
-            && runtime.emergency.is_some_and(|(_, r)| r == revision)
-        {
-            runtime.emergency = None;
-        }
-        // A deployment superseded before it started anywhere keeps its outcome but not its plan:
-        // a storm of pushes into a busy stage must not hold a plan per push in memory.
-        if matches!(state, StageState::Skipped | StageState::NotStarted)
-            && let Some(d) = self.deployments.get_mut(&revision)
-            && d.stages.iter().any(|s| s.state == StageState::Skipped)
-            && d.stages
-                .iter()
-                .all(|s| s.attempt == 0 && s.state.is_terminal(s.waiting_for))
-        {
-            d.plan = PlanCell::ready(None);
-            d.awaiting = None;
-            d.superseded = true;
-        }
-    }
-
-    /// `pipeline.*` as synthesis takes it.
-    pub(super) fn pipeline_info(&self) -> PipelineInfo {
-        self.pipeline
-            .clone()
-            .unwrap_or_else(|| PipelineInfo::from_slug("app"))
-    }
-
-    /// `pipeline.*` and the previous builds, as synthesis takes them now; shared with the
-    /// newest deployment when they are the same.
-    fn synthesis_context(&self) -> (Arc<PipelineInfo>, Arc<BTreeMap<String, String>>) {
-        let pipeline = self.pipeline_info();
-        let builds =
-            super::accepted::pack_builds(self.previous_builds(), self.previous_stage_builds());
-        let last = self.deployments.values().next_back().map(|d| &d.accepted);
-        let pipeline = match last {
-            Some(a) if *a.pipeline == pipeline => a.pipeline.clone(),
-            _ => Arc::new(pipeline),
-        };
-        let builds = match last {
-            Some(a) if *a.previous_builds == builds => a.previous_builds.clone(),
-            _ => Arc::new(builds),
-        };
-        (pipeline, builds)
-    }
-
-    /// A roll-forward to a deployment whose plan was released synthesizes it again (L14).
-    fn restore_plan(&mut self, revision: u64) {
-        let Some(d) = self.deployments.get(&revision) else {
-            return;
-        };
-        if d.plan.exists() || !d.superseded {
-            return;
-        }
-        // With the previous builds of now, which the deployment's plan then depends on.
-        let (pipeline, previous_builds) = self.synthesis_context();
-        let Some(d) = self.deployments.get(&revision) else {
-            return;
-        };
-        let accepted = Arc::new(Accepted {
-            pipeline,
-            previous_builds,
-            ..Accepted::clone(&d.accepted)
-        });
-        let plan =
-            synthesize_deployment(revision, &d.commit, &d.branch, &accepted, &self.stage_order)
-                .plan;
-        if let Some(d) = self.deployments.get_mut(&revision) {
-            d.plan = PlanCell::ready(plan);
-            d.accepted = accepted;
-            d.superseded = false;
-        }
-    }
-
     fn run_mut(&mut self, revision: u64, stage: &str) -> Option<&mut StageRun> {
         self.deployments.get_mut(&revision)?.stage_mut(stage)
     }
@@ -728,3 +375,8 @@ impl PipelineState {
             .position(|s| s.key() == step)
     }
 }
+
+mod definitions;
+mod deployments;
+mod stages;
+mod work;

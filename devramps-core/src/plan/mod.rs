@@ -29,6 +29,8 @@ mod decide;
 mod definition;
 mod kind;
 pub mod naming;
+mod order;
+mod placement;
 mod rebuild;
 mod synth;
 

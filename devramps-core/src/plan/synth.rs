@@ -8,15 +8,16 @@ use serde::Serialize;
 use super::decide::{Decisions, decide};
 use super::definition::Indexed;
 use super::kind::StepKind;
-use super::naming;
+use super::order::Orders;
+use super::placement::Placement;
 use super::rebuild::{Decision, RebuildReason};
 use crate::expr::{
     ArtifactLocation, Failures, Organization, ParamValue, PipelineInfo, Prepared, Preparer,
     Resolver, Scope, StageMemo, StageScope, StepScope, Trigger,
 };
 use crate::pipeline::{
-    Artifact, ArtifactParams, ArtifactType, Diagnostic, Diagnostics, PipelineDefinition, Stage,
-    Step, StepGraph, StepIndex, StepParams, TimeWindow,
+    ArtifactType, Diagnostic, Diagnostics, PipelineDefinition, Stage, Step, StepGraph, StepIndex,
+    StepParams, TimeWindow,
 };
 
 /// The default step timeout in minutes (L10).
@@ -361,108 +362,6 @@ fn base_scope<'a>(synthesis: &'a Synthesis<'_>, owner: &'a str) -> Scope<'a> {
     }
 }
 
-/// What the locations of an artifact in the stages are made from.
-struct Placement<'d> {
-    artifact: &'d Artifact,
-    /// The commit of the build the deployment uses.
-    commit: &'d str,
-    /// Bundles: the object key, the same in every stage.
-    key: Option<String>,
-}
-
-impl<'d> Placement<'d> {
-    fn new(artifact: &'d Artifact, commit: &'d str) -> Self {
-        let key = match artifact.artifact_type.value {
-            ArtifactType::DockerBuild | ArtifactType::DockerImport => None,
-            ArtifactType::BundleBuild | ArtifactType::BundleImport => Some(format!(
-                "{}/{commit}/{}",
-                artifact.id.value,
-                bundle_file_name(artifact)
-            )),
-        };
-        Placement {
-            artifact,
-            commit,
-            key,
-        }
-    }
-
-    /// This placement with the build of `commit` (a per-stage artifact a stage reuses).
-    fn of_commit(&self, commit: &'d str) -> Self {
-        Placement::new(self.artifact, commit)
-    }
-
-    /// Where the artifact is in `stage` (reference 3.5 naming).
-    fn location(&self, slug: &str, stage: &Stage) -> ArtifactLocation {
-        let id = &self.artifact.id.value;
-        let (account, region) = (&stage.account_id.value, &stage.region.value);
-        let repo = || naming::stage_repository(slug, &stage.name.value, id);
-        let bucket = || naming::stage_bucket(account, slug, &stage.name.value, id);
-        self.at(account, region, repo, bucket)
-    }
-
-    /// Where a shared artifact is in the CI/CD account before mirroring: its root repository
-    /// or bucket (reference 3.5 naming), with the same tag or key as in the stages.
-    fn pre_mirror_location(&self, slug: &str, org: &Organization) -> ArtifactLocation {
-        let id = &self.artifact.id.value;
-        let (account, region) = (&org.cicd_account_id, &org.cicd_account_region);
-        let repo = || naming::root_repository(slug, id);
-        let bucket = || naming::root_bucket(account, slug, id);
-        self.at(account, region, repo, bucket)
-    }
-
-    /// The location in `account` and `region`, in the repository or bucket named by `repo` or
-    /// `bucket` (whichever the artifact's type uses).
-    fn at(
-        &self,
-        account: &str,
-        region: &str,
-        repo: impl FnOnce() -> String,
-        bucket: impl FnOnce() -> String,
-    ) -> ArtifactLocation {
-        match &self.key {
-            None => {
-                let repo = repo();
-                ArtifactLocation {
-                    image_url: [
-                        account,
-                        ".dkr.ecr.",
-                        region,
-                        ".amazonaws.com/",
-                        &repo,
-                        ":",
-                        self.commit,
-                    ]
-                    .concat(),
-                    image_tag: self.commit.to_owned(),
-                    ..ArtifactLocation::default()
-                }
-            }
-            Some(key) => {
-                let bucket = bucket();
-                ArtifactLocation {
-                    s3_url: ["s3://", &bucket, "/", key].concat(),
-                    s3_bucket: bucket,
-                    s3_key: key.clone(),
-                    ..ArtifactLocation::default()
-                }
-            }
-        }
-    }
-}
-
-fn bundle_file_name(artifact: &Artifact) -> String {
-    let path = match &artifact.typed {
-        ArtifactParams::BundleBuild { file_path, .. } => file_path.as_str(),
-        ArtifactParams::BundleImport { source_s3_url, .. } => source_s3_url.as_str(),
-        _ => None,
-    };
-    path.filter(|p| !p.contains("${{"))
-        .and_then(|p| p.rsplit('/').next())
-        .filter(|f| !f.is_empty())
-        .map_or_else(|| format!("{}.zip", artifact.id.value), str::to_owned)
-}
-
 fn report(errors: &mut Vec<Diagnostic>, source: Option<&str>, failures: Failures<'_>) {
     for (value, e) in failures {
         let span = crate::expr::locate_error(source, value, &e);
@@ -591,62 +490,4 @@ impl<'d> Synthesis<'d> {
             reused,
         }
     }
-}
-
-/// The effective predecessors of the steps for each set of skipped steps met so far (stages
-/// often skip the same steps, or none).
-#[derive(Debug, Default)]
-struct Orders {
-    known: Vec<(Vec<bool>, Vec<Vec<usize>>)>,
-}
-
-impl Orders {
-    /// [`effective_predecessors`] for a stage that skips `skipped`.
-    fn get(&mut self, predecessors: &[Vec<usize>], skipped: &[bool]) -> &[Vec<usize>] {
-        let at = match self.known.iter().position(|(s, _)| s == skipped) {
-            Some(at) => at,
-            None => {
-                let effective = effective_predecessors(predecessors, skipped);
-                self.known.push((skipped.to_vec(), effective));
-                self.known.len() - 1
-            }
-        };
-        &self.known[at].1
-    }
-}
-
-/// For each step, what it waits for once skipped steps are taken out: a skipped predecessor is
-/// replaced by that predecessor's own (effective) predecessors. `predecessors[i]` are the steps
-/// step `i` waits for, in ascending order.
-fn effective_predecessors(predecessors: &[Vec<usize>], skipped: &[bool]) -> Vec<Vec<usize>> {
-    let n = skipped.len();
-    let mut memo: Vec<Option<Vec<usize>>> = vec![None; n];
-    fn visit(
-        i: usize,
-        predecessors: &[Vec<usize>],
-        skipped: &[bool],
-        memo: &mut Vec<Option<Vec<usize>>>,
-        depth: usize,
-    ) -> Vec<usize> {
-        if let Some(done) = &memo[i] {
-            return done.clone();
-        }
-        let mut out = Vec::new();
-        if depth <= skipped.len() {
-            for &p in &predecessors[i] {
-                if skipped[p] {
-                    out.extend(visit(p, predecessors, skipped, memo, depth + 1));
-                } else {
-                    out.push(p);
-                }
-            }
-        }
-        out.sort_unstable();
-        out.dedup();
-        memo[i] = Some(out.clone());
-        out
-    }
-    (0..n)
-        .map(|i| visit(i, predecessors, skipped, &mut memo, 0))
-        .collect()
 }

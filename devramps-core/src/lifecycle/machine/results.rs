@@ -1,0 +1,153 @@
+//! Work results (L10): what a finished build, validation, mirroring or step changes.
+
+use super::*;
+use crate::lifecycle::StageRun;
+
+impl Run<'_> {
+    pub(super) fn work(&mut self, key: &ExecutionKey, result: WorkResult) {
+        let (revision, stage) = (key.revision, key.stage.as_str());
+        let Some(run) = self.state().run(revision, stage).cloned() else {
+            return;
+        };
+        if key.attempt != run.attempt || !run.state.holds_lock() {
+            return; // A result of an older attempt, or after the stage ended: nothing to do.
+        }
+        let cancelling = run.state == StageState::Cancelling;
+        if let Unit::Build { artifact } = &key.unit {
+            return self.build_finished(revision, stage, &run, artifact, result);
+        }
+        match (&key.unit, run.phase) {
+            (Unit::Validate, Some(Phase::ResourceValidation))
+            | (Unit::Mirror, Some(Phase::Mirroring)) => {
+                if cancelling {
+                    return;
+                }
+                match result {
+                    WorkResult::Done(Outcome::Succeeded { .. }) => {
+                        let next = run.phase.and_then(Phase::next).unwrap_or(Phase::Steps);
+                        self.enter(revision, stage, next);
+                    }
+                    WorkResult::Done(Outcome::Failed { reason }) => {
+                        let what = if key.unit == Unit::Validate {
+                            "resource validation"
+                        } else {
+                            "artifact mirroring"
+                        };
+                        self.fail(
+                            revision,
+                            stage,
+                            Trigger::Fail,
+                            &format!("{what} failed: {reason}"),
+                        );
+                    }
+                    _ => {}
+                }
+                return;
+            }
+            _ => {}
+        }
+        let Some((_, plan)) = self.plan_stage(revision, stage) else {
+            return;
+        };
+        let Some(step_key) = key.unit.step_key() else {
+            return;
+        };
+        let Some(index) = plan.steps.iter().position(|s| s.key() == step_key) else {
+            return;
+        };
+        let step = &plan.steps[index];
+        if run.steps[index].state != StepState::Running {
+            return;
+        }
+        let name = step.key().to_owned();
+        match result {
+            WorkResult::Planned(infra) => {
+                if cancelling {
+                    return;
+                }
+                let policy = approval_policy(step);
+                if infra.needs_approval(policy) {
+                    let reason = format!(
+                        "Terraform plan: {} to create, {} to update, {} to destroy ({policy})",
+                        infra.create, infra.update, infra.delete
+                    );
+                    self.wait_for_approval(revision, stage, name, Some(reason));
+                } else {
+                    let command = self.machine.step_command(revision, stage, index, true);
+                    self.issue(command);
+                }
+            }
+            WorkResult::Done(Outcome::Succeeded { outputs }) => {
+                let trigger = if cancelling {
+                    StepTrigger::Cancel
+                } else {
+                    StepTrigger::Succeed
+                };
+                self.set_step_with(revision, stage, &name, trigger, None, outputs);
+            }
+            WorkResult::Done(Outcome::Failed { reason }) => {
+                if cancelling {
+                    self.set_step(revision, stage, &name, StepTrigger::Cancel, Some(reason));
+                } else if step.kind.is_test_gate() {
+                    // A failed test gate waits for a person: approve to continue, reject to fail (L16).
+                    let reason = format!("tests failed: {reason}");
+                    self.wait_for_approval(revision, stage, name, Some(reason));
+                } else {
+                    self.set_step(revision, stage, &name, StepTrigger::Fail, Some(reason));
+                }
+            }
+            WorkResult::Done(Outcome::ApprovalRequired { context }) => {
+                if cancelling {
+                    self.set_step(revision, stage, &name, StepTrigger::Cancel, None);
+                    return;
+                }
+                self.wait_for_approval(revision, stage, name, context);
+            }
+        }
+    }
+
+    /// Records how a build of `artifact` ended, when the current attempt is running it.
+    fn build_finished(
+        &mut self,
+        revision: u64,
+        stage: &str,
+        run: &StageRun,
+        artifact: &str,
+        result: WorkResult,
+    ) {
+        if run.builds.get(artifact) != Some(&StepState::Running) {
+            return;
+        }
+        let (succeeded, reason) = match result {
+            WorkResult::Done(Outcome::Succeeded { .. }) => (true, None),
+            WorkResult::Done(Outcome::Failed { reason }) => (false, Some(reason)),
+            other => (false, Some(format!("unexpected build result {other:?}"))),
+        };
+        let at = self
+            .plan_stage(revision, stage)
+            .and_then(|_| self.state().deployments.get(&revision))
+            .and_then(|d| d.plan())
+            .and_then(|p| p.artifacts.iter().find(|a| a.id == artifact))
+            .and_then(|a| a.per_stage.then(|| stage.to_owned()));
+        self.emit(
+            Actor::System,
+            Event::BuildFinished {
+                revision,
+                artifact: artifact.to_owned(),
+                stage: at,
+                succeeded,
+                reason,
+            },
+        );
+    }
+}
+
+/// When a Terraform step's plan waits for a person.
+fn approval_policy(step: &StepPlan) -> ApprovalPolicy {
+    match step.kind {
+        StepKind::Terraform {
+            requires_approval, ..
+        } => requires_approval,
+        _ => ApprovalPolicy::DestructiveChangesOnly,
+    }
+}

@@ -337,7 +337,8 @@ fn an_engine_restarted_while_the_store_cannot_be_read_resumes_once_it_can() {
             commit: "c1".into(),
             tag: String::new(),
         };
-        pool.run_until(engine.push("app", push)).expect("push accepted");
+        pool.run_until(engine.push("app", push))
+            .expect("push accepted");
         pool.run_until_stalled();
     }
     // The second starts while every read fails for a while.
@@ -358,13 +359,22 @@ fn an_engine_restarted_while_the_store_cannot_be_read_resumes_once_it_can() {
     assert_eq!(store.injected().len(), 4, "the reads failed");
     let state = pool.run_until(engine.state("app")).expect("state");
     let d = &state.deployments[&1];
-    assert_eq!(d.stage("staging").map(|s| s.state), Some(StageState::Succeeded));
-    assert_eq!(d.stage("prod").map(|s| s.state), Some(StageState::Succeeded));
+    assert_eq!(
+        d.stage("staging").map(|s| s.state),
+        Some(StageState::Succeeded)
+    );
+    assert_eq!(
+        d.stage("prod").map(|s| s.state),
+        Some(StageState::Succeeded)
+    );
     let staging_starts = handles
         .steps
         .started()
         .into_iter()
         .filter(|k| k.stage == "staging")
         .count();
-    assert_eq!(staging_starts, 1, "the new instance re-attached, it did not start again");
+    assert_eq!(
+        staging_starts, 1,
+        "the new instance re-attached, it did not start again"
+    );
 }

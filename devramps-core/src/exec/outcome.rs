@@ -4,8 +4,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::pipeline::ApprovalPolicy;
-
 /// Outputs of a finished execution, readable as `steps.<step>.<name>`.
 pub type Outputs = BTreeMap<String, serde_json::Value>;
 
@@ -52,14 +50,5 @@ impl InfraPlan {
     /// Whether the plan modifies or destroys existing resources.
     pub fn is_destructive(&self) -> bool {
         self.update + self.delete > 0
-    }
-
-    /// Whether applying it waits for a person under `policy` (reference scenarios 30, 31).
-    pub fn needs_approval(&self, policy: ApprovalPolicy) -> bool {
-        match policy {
-            ApprovalPolicy::Always => self.has_changes(),
-            ApprovalPolicy::Never => false,
-            ApprovalPolicy::DestructiveChangesOnly => self.is_destructive(),
-        }
     }
 }

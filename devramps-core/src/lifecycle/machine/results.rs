@@ -66,7 +66,7 @@ impl Run<'_> {
                     return;
                 }
                 let policy = approval_policy(step);
-                if infra.needs_approval(policy) {
+                if plan_needs_approval(&infra, policy) {
                     let reason = format!(
                         "Terraform plan: {} to create, {} to update, {} to destroy ({policy})",
                         infra.create, infra.update, infra.delete
@@ -149,5 +149,45 @@ fn approval_policy(step: &StepPlan) -> ApprovalPolicy {
             requires_approval, ..
         } => requires_approval,
         _ => ApprovalPolicy::DestructiveChangesOnly,
+    }
+}
+
+/// Whether applying `plan` waits for a person under `policy` (L16; reference scenarios 30,
+/// 31): a lifecycle decision, so it lives here and not on the plan the backend reports.
+fn plan_needs_approval(plan: &InfraPlan, policy: ApprovalPolicy) -> bool {
+    match policy {
+        ApprovalPolicy::Always => plan.has_changes(),
+        ApprovalPolicy::Never => false,
+        ApprovalPolicy::DestructiveChangesOnly => plan.is_destructive(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_policy_judges_the_plan_counts() {
+        let plan = |create, update, delete| InfraPlan {
+            id: "p".into(),
+            create,
+            update,
+            delete,
+        };
+        let cases = [
+            (plan(0, 0, 0), [false, false, false]),
+            (plan(1, 0, 0), [true, false, false]),
+            (plan(0, 1, 0), [true, false, true]),
+            (plan(0, 0, 2), [true, false, true]),
+        ];
+        for (p, expected) in cases {
+            let got = [
+                ApprovalPolicy::Always,
+                ApprovalPolicy::Never,
+                ApprovalPolicy::DestructiveChangesOnly,
+            ]
+            .map(|policy| plan_needs_approval(&p, policy));
+            assert_eq!(got, expected, "{p:?}");
+        }
     }
 }

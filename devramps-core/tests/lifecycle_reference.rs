@@ -18,15 +18,13 @@ fn t0() -> Timestamp {
 }
 
 fn push(commit: &str, definition: &str) -> Input {
-    Input::Push(Push {
-        delivery: Some(format!("d-{commit}")),
-        branch: "main".into(),
-        commit: commit.into(),
-        tag: String::new(),
-        definition: Some(definition.into()),
-        changed: BTreeMap::new(),
-        organization: Organization::default(),
-    })
+    Input::Push(
+        Push::new("main", commit)
+            .with_delivery(format!("d-{commit}"))
+            .with_definition(Some(definition.into()))
+            .with_changed(BTreeMap::new())
+            .with_organization(Organization::default()),
+    )
 }
 
 /// Completes every command with success until nothing is left; returns every record produced.
@@ -156,12 +154,10 @@ pipeline:
 "#;
 
 fn control(stage: &str, action: ControlAction) -> Input {
-    Input::Control(Control {
-        stage: stage.into(),
-        action,
-        actor: Actor::User("ana".into()),
-        reason: Some("freeze prod for the launch".into()),
-    })
+    Input::Control(
+        Control::new(stage, action, Actor::User("ana".into()))
+            .with_reason("freeze prod for the launch"),
+    )
 }
 
 #[test]

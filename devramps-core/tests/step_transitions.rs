@@ -42,15 +42,13 @@ fn t0() -> Timestamp {
 }
 
 fn push(definition: &str) -> Input {
-    Input::Push(Push {
-        delivery: Some("d-c1".into()),
-        branch: "main".into(),
-        commit: "c1".into(),
-        tag: String::new(),
-        definition: Some(definition.into()),
-        changed: BTreeMap::new(),
-        organization: Organization::default(),
-    })
+    Input::Push(
+        Push::new("main", "c1")
+            .with_delivery("d-c1")
+            .with_definition(Some(definition.into()))
+            .with_changed(BTreeMap::new())
+            .with_organization(Organization::default()),
+    )
 }
 
 fn ok() -> WorkResult {
@@ -130,22 +128,11 @@ impl History {
     }
 
     fn decide(&self, step: &str) -> Decide {
-        Decide {
-            revision: 1,
-            stage: "prod".into(),
-            step: step.into(),
-            actor: Actor::User("ana".into()),
-            comment: None,
-        }
+        Decide::new(1, "prod", step, Actor::User("ana".into()))
     }
 
     fn cancel(&self) -> Input {
-        Input::Cancel(Operate {
-            revision: 1,
-            stage: "prod".into(),
-            actor: Actor::User("ana".into()),
-            reason: None,
-        })
+        Input::Cancel(Operate::new(1, "prod", Actor::User("ana".into())))
     }
 }
 

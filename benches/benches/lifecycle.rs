@@ -253,8 +253,8 @@ impl Rig {
 
     /// Pushes `commit` to `pipeline` with delivery `delivery` and waits for its records.
     fn push(&mut self, pipeline: &str, commit: &str, delivery: &str) {
-        let request = PushRequest::new("main".to_owned(), commit.to_owned())
-            .with_delivery(delivery.to_owned());
+        let request =
+            PushRequest::new("main", commit.to_owned()).with_delivery(delivery.to_owned());
         self.pool
             .run_until(self.engine.push(pipeline, request))
             .expect("the push is recorded");
@@ -313,8 +313,7 @@ fn engine_storm(rig: &mut Rig, pushes: usize) {
     let engine = rig.engine.clone();
     rig.pool.run_until(async move {
         for i in 1..=pushes {
-            let request =
-                PushRequest::new("main".to_owned(), format!("c{i}")).with_delivery(format!("d{i}"));
+            let request = PushRequest::new("main", format!("c{i}")).with_delivery(format!("d{i}"));
             engine
                 .push(STORM_SLUG, request)
                 .await
@@ -345,8 +344,8 @@ fn run_fleet(rig: &mut Rig, pipelines: usize) {
     rig.pool.run_until(async move {
         for p in 0..pipelines {
             let slug = format!("p{p}");
-            let request = PushRequest::new("main".to_owned(), format!("{slug}-c1"))
-                .with_delivery(format!("{slug}-d1"));
+            let request =
+                PushRequest::new("main", format!("{slug}-c1")).with_delivery(format!("{slug}-d1"));
             engine.push(&slug, request).await.expect("push recorded");
         }
     });

@@ -76,7 +76,7 @@ fn build_log(records: usize) -> (Backends, MemoryHandles) {
         handles
             .source
             .commit(&commit, None, [(path.as_str(), definition.as_str())]);
-        let request = PushRequest::new("main".to_owned(), commit).with_delivery(format!("d{i}"));
+        let request = PushRequest::new("main", commit).with_delivery(format!("d{i}"));
         pool.run_until(engine.push(SLUG, request))
             .expect("the push is recorded");
         loop {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use devramps_core::backend::{ExecutionKey, InfraPlan, Outcome, Unit};
-use devramps_core::expr::{Deferred, Organization};
+use devramps_core::expr::Deferred;
 use devramps_core::lifecycle::{
     Actor, Command, Decide, InfraWork, Input, Machine, Output, Push, Record, StepWork, WorkResult,
 };
@@ -105,9 +105,7 @@ fn push(commit: &str) -> Input {
     Input::Push(
         Push::new("main", commit)
             .with_delivery(format!("d-{commit}"))
-            .with_definition(Some(PIPELINE.into()))
-            .with_changed(BTreeMap::new())
-            .with_organization(Organization::default()),
+            .with_definition(Some(PIPELINE.into())),
     )
 }
 

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use devramps_core::backend::{InfraPlan, Outcome, Unit};
-use devramps_core::expr::Organization;
 use devramps_core::lifecycle::{
     Actor, BuildWork, Command, Control, ControlAction, Decide, Event, Input, Machine, Operate,
     Output, Push, StageState, StepState, StepWork, WaitingFor, WorkResult,
@@ -42,9 +41,7 @@ fn push(commit: &str, definition: &str) -> Input {
     Input::Push(
         Push::new("main", commit)
             .with_delivery(format!("d-{commit}"))
-            .with_definition(Some(definition.into()))
-            .with_changed(BTreeMap::new())
-            .with_organization(Organization::default()),
+            .with_definition(Some(definition.into())),
     )
 }
 

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use devramps_core::backend::Outcome;
-use devramps_core::expr::Organization;
 use devramps_core::lifecycle::{
     Actor, Blocker, Command, Control, ControlAction, Event, Input, Machine, Output, Push,
     StageState, StepState, WaitingFor, WorkResult,
@@ -21,9 +20,7 @@ fn push(commit: &str, definition: &str) -> Input {
     Input::Push(
         Push::new("main", commit)
             .with_delivery(format!("d-{commit}"))
-            .with_definition(Some(definition.into()))
-            .with_changed(BTreeMap::new())
-            .with_organization(Organization::default()),
+            .with_definition(Some(definition.into())),
     )
 }
 

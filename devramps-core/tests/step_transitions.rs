@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use devramps_core::backend::Outcome;
-use devramps_core::expr::Organization;
 use devramps_core::lifecycle::{
     Actor, Command, Decide, Event, Input, Machine, Operate, Push, STEP_TRANSITIONS, StepState,
     WorkResult,
@@ -45,9 +44,7 @@ fn push(definition: &str) -> Input {
     Input::Push(
         Push::new("main", "c1")
             .with_delivery("d-c1")
-            .with_definition(Some(definition.into()))
-            .with_changed(BTreeMap::new())
-            .with_organization(Organization::default()),
+            .with_definition(Some(definition.into())),
     )
 }
 

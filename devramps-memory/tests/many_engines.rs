@@ -932,7 +932,7 @@ fn l21_a_holder_whose_lease_was_taken_over_cannot_write() {
         .spawner()
         .spawn_local_with_handle(a_driver.run())
         .expect("A starts");
-    let push = PushRequest::new("main".to_owned(), "c1".to_owned()).with_delivery("d1".to_owned());
+    let push = PushRequest::new("main", "c1").with_delivery("d1");
     let engine = a.clone();
     pool.run_until(async move { engine.push(SLUG, push).await })
         .expect("A records the push");
@@ -1157,7 +1157,7 @@ fn l21_a_single_instance_whose_renewal_is_refused_takes_its_lease_again_and_fini
         .spawner()
         .spawn_local_with_handle(driver.run())
         .expect("starts");
-    let push = PushRequest::new("main".to_owned(), "c1".to_owned()).with_delivery("d1".to_owned());
+    let push = PushRequest::new("main", "c1").with_delivery("d1");
     let e = engine.clone();
     pool.run_until(async move { e.push(SLUG, push).await })
         .expect("recorded");

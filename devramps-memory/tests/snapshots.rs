@@ -65,8 +65,8 @@ impl Rig {
     }
 
     fn push(&mut self, commit: &str) {
-        let request = PushRequest::new("main".to_owned(), commit.to_owned())
-            .with_delivery(format!("d-{commit}"));
+        let request =
+            PushRequest::new("main", commit.to_owned()).with_delivery(format!("d-{commit}"));
         self.pool
             .run_until(self.engine.push("app", request))
             .expect("the push is recorded");

@@ -16,6 +16,7 @@ use crate::plan::Plan;
 
 /// The runtime of one stage, across deployments.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StageRuntime {
     /// The revision waiting in the queue (at most one, L6).
     pub queued: Option<u64>,
@@ -40,6 +41,7 @@ pub struct StageRuntime {
 
 /// One step of one attempt.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StepRun {
     /// Its state.
     pub state: StepState,
@@ -64,6 +66,7 @@ impl StepRun {
 
 /// A deployment's life in one stage.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StageRun {
     /// Stage name.
     pub name: String,
@@ -87,6 +90,7 @@ pub struct StageRun {
 
 /// One accepted deployment.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Deployment {
     /// Revision (L1).
     pub revision: u64,
@@ -193,6 +197,7 @@ impl Deployment {
 
 /// The state of a pipeline: the fold of its log.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct PipelineState {
     /// `pipeline.*` of expressions.
     pub pipeline: Option<PipelineInfo>,

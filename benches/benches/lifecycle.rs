@@ -253,12 +253,8 @@ impl Rig {
 
     /// Pushes `commit` to `pipeline` with delivery `delivery` and waits for its records.
     fn push(&mut self, pipeline: &str, commit: &str, delivery: &str) {
-        let request = PushRequest {
-            delivery: Some(delivery.to_owned()),
-            branch: "main".to_owned(),
-            commit: commit.to_owned(),
-            tag: String::new(),
-        };
+        let request =
+            PushRequest::new("main", commit.to_owned()).with_delivery(delivery.to_owned());
         self.pool
             .run_until(self.engine.push(pipeline, request))
             .expect("the push is recorded");
@@ -317,12 +313,7 @@ fn engine_storm(rig: &mut Rig, pushes: usize) {
     let engine = rig.engine.clone();
     rig.pool.run_until(async move {
         for i in 1..=pushes {
-            let request = PushRequest {
-                delivery: Some(format!("d{i}")),
-                branch: "main".to_owned(),
-                commit: format!("c{i}"),
-                tag: String::new(),
-            };
+            let request = PushRequest::new("main", format!("c{i}")).with_delivery(format!("d{i}"));
             engine
                 .push(STORM_SLUG, request)
                 .await
@@ -353,12 +344,8 @@ fn run_fleet(rig: &mut Rig, pipelines: usize) {
     rig.pool.run_until(async move {
         for p in 0..pipelines {
             let slug = format!("p{p}");
-            let request = PushRequest {
-                delivery: Some(format!("{slug}-d1")),
-                branch: "main".to_owned(),
-                commit: format!("{slug}-c1"),
-                tag: String::new(),
-            };
+            let request =
+                PushRequest::new("main", format!("{slug}-c1")).with_delivery(format!("{slug}-d1"));
             engine.push(&slug, request).await.expect("push recorded");
         }
     });

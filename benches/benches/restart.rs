@@ -76,12 +76,7 @@ fn build_log(records: usize) -> (Backends, MemoryHandles) {
         handles
             .source
             .commit(&commit, None, [(path.as_str(), definition.as_str())]);
-        let request = PushRequest {
-            delivery: Some(format!("d{i}")),
-            branch: "main".to_owned(),
-            commit,
-            tag: String::new(),
-        };
+        let request = PushRequest::new("main", commit).with_delivery(format!("d{i}"));
         pool.run_until(engine.push(SLUG, request))
             .expect("the push is recorded");
         loop {

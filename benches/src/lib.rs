@@ -672,15 +672,9 @@ pub fn lifecycle_pipeline(stages: usize, steps: usize, parallel: bool) -> String
 /// definition text `definition` and the default organization, with no changed paths (the
 /// benchmark pipelines have no artifacts, so the machine asks for no base commits).
 pub fn storm_push(i: usize, definition: &str) -> devramps_core::lifecycle::Push {
-    devramps_core::lifecycle::Push {
-        delivery: Some(format!("d{i}")),
-        branch: "main".to_owned(),
-        commit: format!("c{i}"),
-        tag: String::new(),
-        definition: Some(definition.to_owned()),
-        changed: std::collections::BTreeMap::new(),
-        organization: devramps_core::expr::Organization::default(),
-    }
+    devramps_core::lifecycle::Push::new("main", format!("c{i}"))
+        .with_delivery(format!("d{i}"))
+        .with_definition(Some(definition.to_owned()))
 }
 
 /// The work results that let a stage-deployment reach its steps: for each resource validation

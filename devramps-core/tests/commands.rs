@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use devramps_core::backend::{ExecutionKey, InfraPlan, Outcome, Unit};
-use devramps_core::expr::{Deferred, Organization};
+use devramps_core::expr::Deferred;
 use devramps_core::lifecycle::{
     Actor, Command, Decide, InfraWork, Input, Machine, Output, Push, Record, StepWork, WorkResult,
 };
@@ -65,7 +65,9 @@ impl Harness {
         if let Input::Work { key, .. } = &input {
             self.in_flight.remove(key);
         }
-        let Output { records, commands } = self.machine.handle(input, t0());
+        let Output {
+            records, commands, ..
+        } = self.machine.handle(input, t0());
         self.log.extend(records);
         let issued: Vec<Command> = commands
             .into_iter()
@@ -100,15 +102,11 @@ impl Harness {
 }
 
 fn push(commit: &str) -> Input {
-    Input::Push(Push {
-        delivery: Some(format!("d-{commit}")),
-        branch: "main".into(),
-        commit: commit.into(),
-        tag: String::new(),
-        definition: Some(PIPELINE.into()),
-        changed: BTreeMap::new(),
-        organization: Organization::default(),
-    })
+    Input::Push(
+        Push::new("main", commit)
+            .with_delivery(format!("d-{commit}"))
+            .with_definition(Some(PIPELINE.into())),
+    )
 }
 
 fn succeeded(outputs: &[(&str, &str)]) -> WorkResult {
@@ -195,21 +193,10 @@ fn every_command_carries_its_request_and_pending_work_reissues_it_unchanged() {
         "{variables:?}"
     );
     // The plan waits for a person (ALWAYS): nothing runs meanwhile.
-    let changes = InfraPlan {
-        id: "p1".into(),
-        create: 1,
-        update: 0,
-        delete: 0,
-    };
+    let changes = InfraPlan::new("p1", 1, 0, 0);
     assert!(h.done(&plan, WorkResult::Planned(changes)).is_empty());
     assert!(h.machine.pending_work().is_empty());
-    let approve = Decide {
-        revision: 1,
-        stage: "staging".into(),
-        step: "infra".into(),
-        actor: Actor::User("ana".into()),
-        comment: None,
-    };
+    let approve = Decide::new(1, "staging", "infra", Actor::User("ana".into()));
     let apply = only(h.handle(Input::Approve(approve)));
     let Command::ApplyInfra(work) = &apply else {
         panic!("the apply, got {apply:?}");

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use devramps_core::backend::{InfraPlan, Outcome, Unit};
-use devramps_core::expr::Organization;
 use devramps_core::lifecycle::{
     Actor, BuildWork, Command, Control, ControlAction, Decide, Event, Input, Machine, Operate,
     Output, Push, StageState, StepState, StepWork, WaitingFor, WorkResult,
@@ -39,15 +38,11 @@ fn mins(m: i64) -> SignedDuration {
 }
 
 fn push(commit: &str, definition: &str) -> Input {
-    Input::Push(Push {
-        delivery: Some(format!("d-{commit}")),
-        branch: "main".into(),
-        commit: commit.into(),
-        tag: String::new(),
-        definition: Some(definition.into()),
-        changed: BTreeMap::new(),
-        organization: Organization::default(),
-    })
+    Input::Push(
+        Push::new("main", commit)
+            .with_delivery(format!("d-{commit}"))
+            .with_definition(Some(definition.into())),
+    )
 }
 
 fn ok() -> WorkResult {
@@ -276,12 +271,7 @@ fn l12_cancel_stops_running_work_then_ends_cancelled() {
         Command::RunStep { .. } => None,
         _ => Some(ok()),
     });
-    let op = Operate {
-        revision: 1,
-        stage: "staging".into(),
-        actor: Actor::User("ana".into()),
-        reason: Some("bad".into()),
-    };
+    let op = Operate::new(1, "staging", Actor::User("ana".into())).with_reason("bad");
     let out = m.handle(Input::Cancel(op), t0());
     assert_eq!(stage_state(&m, 1, "staging").0, StageState::Cancelling);
     let cancel = out.commands.iter().find_map(|c| match c {
@@ -322,12 +312,7 @@ fn l11_retry_reruns_every_step_and_is_refused_when_a_newer_revision_waits() {
         _ => Some(ok()),
     });
     assert_eq!(stage_state(&m, 1, "staging").0, StageState::Failed);
-    let op = Operate {
-        revision: 1,
-        stage: "staging".into(),
-        actor: Actor::User("ana".into()),
-        reason: None,
-    };
+    let op = Operate::new(1, "staging", Actor::User("ana".into()));
     let out = m.handle(Input::Retry(op.clone()), t0());
     let run = m.state().run(1, "staging").expect("run");
     assert_eq!((run.state, run.attempt), (StageState::InProgress, 2));
@@ -384,13 +369,7 @@ fn l16_a_bake_succeeds_when_its_time_is_up_or_when_approved_early_and_fails_when
         t0(),
     );
     settle(&mut m, out, t0(), all_ok);
-    let decide = Decide {
-        revision: 1,
-        stage: "prod".into(),
-        step: "Bake".into(),
-        actor: Actor::User("ana".into()),
-        comment: None,
-    };
+    let decide = Decide::new(1, "prod", "Bake", Actor::User("ana".into()));
     m.handle(Input::Approve(decide.clone()), t0() + mins(2));
     assert_eq!(stage_state(&m, 1, "prod").0, StageState::Succeeded);
     // Rejected.
@@ -428,24 +407,8 @@ pipeline:
 #[test]
 fn terraform_runs_first_and_waits_for_approval_only_for_destructive_plans() {
     for (plan, waits) in [
-        (
-            InfraPlan {
-                id: "p".into(),
-                create: 2,
-                update: 0,
-                delete: 0,
-            },
-            false,
-        ),
-        (
-            InfraPlan {
-                id: "p".into(),
-                create: 1,
-                update: 1,
-                delete: 0,
-            },
-            true,
-        ),
+        (InfraPlan::new("p", 2, 0, 0), false),
+        (InfraPlan::new("p", 1, 1, 0), true),
     ] {
         let mut m = Machine::new("app");
         m.handle(push("c1", TERRAFORM), t0());
@@ -489,13 +452,8 @@ fn terraform_runs_first_and_waits_for_approval_only_for_destructive_plans() {
                     .iter()
                     .any(|r| matches!(r.event, Event::ApprovalRequired { .. }))
             );
-            let decide = Decide {
-                revision: 1,
-                stage: "prod".into(),
-                step: "infra".into(),
-                actor: Actor::User("ana".into()),
-                comment: Some("ok".into()),
-            };
+            let decide =
+                Decide::new(1, "prod", "infra", Actor::User("ana".into())).with_comment("ok");
             let approved = m.handle(Input::Approve(decide), t0());
             assert!(
                 approved
@@ -692,12 +650,7 @@ fn edges_taken(events: &[Event]) -> std::collections::BTreeSet<(StageState, Stag
 fn every_edge_of_the_transition_table_for_the_normal_flow_is_exercised() {
     use devramps_core::lifecycle::{TRANSITIONS, Trigger};
     let mut events = Vec::new();
-    let op = |revision, stage: &str| Operate {
-        revision,
-        stage: stage.into(),
-        actor: Actor::User("t".into()),
-        reason: None,
-    };
+    let op = |revision, stage: &str| Operate::new(revision, stage, Actor::User("t".into()));
     // Success, superseding, abandon (L6), failure then retry (L10, L11).
     let mut m = Machine::new("app");
     let out = m.handle(push("c1", TWO_STAGES), t0());
@@ -816,12 +769,7 @@ fn every_edge_of_the_transition_table_for_the_normal_flow_is_exercised() {
 fn every_emergency_edge_of_the_transition_table_is_exercised() {
     use devramps_core::lifecycle::{TRANSITIONS, Trigger};
     let person = || Actor::User("t".into());
-    let op = |revision, stage: &str| Operate {
-        revision,
-        stage: stage.into(),
-        actor: person(),
-        reason: None,
-    };
+    let op = |revision, stage: &str| Operate::new(revision, stage, person());
     let mut m = Machine::new("app");
     let mut now = t0();
     let mut events = Vec::new();
@@ -917,12 +865,7 @@ fn every_emergency_edge_of_the_transition_table_is_exercised() {
     }
     // The rollbacks blocked both stages (L13): unblock them.
     for stage in ["staging", "prod"] {
-        let unblock = Input::Control(Control {
-            stage: stage.into(),
-            action: ControlAction::Unblock,
-            actor: person(),
-            reason: None,
-        });
+        let unblock = Input::Control(Control::new(stage, ControlAction::Unblock, person()));
         feed(&mut events, &mut m, unblock, now, &all_ok);
     }
     // A revision that timed out in prod is rolled forward there (TimedOut -> RollingForward).

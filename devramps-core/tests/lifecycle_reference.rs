@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use devramps_core::backend::Outcome;
-use devramps_core::expr::Organization;
 use devramps_core::lifecycle::{
     Actor, Blocker, Command, Control, ControlAction, Event, Input, Machine, Output, Push,
     StageState, StepState, WaitingFor, WorkResult,
@@ -18,15 +17,11 @@ fn t0() -> Timestamp {
 }
 
 fn push(commit: &str, definition: &str) -> Input {
-    Input::Push(Push {
-        delivery: Some(format!("d-{commit}")),
-        branch: "main".into(),
-        commit: commit.into(),
-        tag: String::new(),
-        definition: Some(definition.into()),
-        changed: BTreeMap::new(),
-        organization: Organization::default(),
-    })
+    Input::Push(
+        Push::new("main", commit)
+            .with_delivery(format!("d-{commit}"))
+            .with_definition(Some(definition.into())),
+    )
 }
 
 /// Completes every command with success until nothing is left; returns every record produced.
@@ -156,12 +151,10 @@ pipeline:
 "#;
 
 fn control(stage: &str, action: ControlAction) -> Input {
-    Input::Control(Control {
-        stage: stage.into(),
-        action,
-        actor: Actor::User("ana".into()),
-        reason: Some("freeze prod for the launch".into()),
-    })
+    Input::Control(
+        Control::new(stage, action, Actor::User("ana".into()))
+            .with_reason("freeze prod for the launch"),
+    )
 }
 
 #[test]

@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use devramps_core::backend::Outcome;
-use devramps_core::expr::Organization;
 use devramps_core::lifecycle::{
     Actor, Command, Decide, Event, Input, Machine, Operate, Push, STEP_TRANSITIONS, StepState,
     WorkResult,
@@ -42,15 +41,11 @@ fn t0() -> Timestamp {
 }
 
 fn push(definition: &str) -> Input {
-    Input::Push(Push {
-        delivery: Some("d-c1".into()),
-        branch: "main".into(),
-        commit: "c1".into(),
-        tag: String::new(),
-        definition: Some(definition.into()),
-        changed: BTreeMap::new(),
-        organization: Organization::default(),
-    })
+    Input::Push(
+        Push::new("main", "c1")
+            .with_delivery("d-c1")
+            .with_definition(Some(definition.into())),
+    )
 }
 
 fn ok() -> WorkResult {
@@ -130,22 +125,11 @@ impl History {
     }
 
     fn decide(&self, step: &str) -> Decide {
-        Decide {
-            revision: 1,
-            stage: "prod".into(),
-            step: step.into(),
-            actor: Actor::User("ana".into()),
-            comment: None,
-        }
+        Decide::new(1, "prod", step, Actor::User("ana".into()))
     }
 
     fn cancel(&self) -> Input {
-        Input::Cancel(Operate {
-            revision: 1,
-            stage: "prod".into(),
-            actor: Actor::User("ana".into()),
-            reason: None,
-        })
+        Input::Cancel(Operate::new(1, "prod", Actor::User("ana".into())))
     }
 }
 

@@ -81,12 +81,7 @@ impl InfrastructureSynthesizer for ScriptedInfra {
         let (create, update, delete) = lookup(&state.plans, &request.key)
             .copied()
             .unwrap_or_default();
-        let plan = InfraPlan {
-            id: format!("plan:{}", request.key),
-            create,
-            update,
-            delete,
-        };
+        let plan = InfraPlan::new(format!("plan:{}", request.key), create, update, delete);
         state.issued.insert(request.key.clone(), plan.clone());
         Ok(plan)
     }

@@ -91,12 +91,7 @@ fn a_push_deploys_to_prod_through_every_phase() {
     let (e, d) = (engine.clone(), done.clone());
     pool.spawner()
         .spawn_local(async move {
-            let push = PushRequest {
-                delivery: Some("d1".into()),
-                branch: "main".into(),
-                commit: "c1".into(),
-                tag: String::new(),
-            };
+            let push = PushRequest::new("main", "c1").with_delivery("d1");
             e.push("app", push).await.expect("push accepted");
             *d.borrow_mut() = true;
         })
@@ -156,12 +151,7 @@ fn an_approval_answered_through_the_engine_lets_a_bake_end_early() {
     let (e, d) = (engine.clone(), done.clone());
     pool.spawner()
         .spawn_local(async move {
-            let push = PushRequest {
-                delivery: None,
-                branch: "main".into(),
-                commit: "c1".into(),
-                tag: String::new(),
-            };
+            let push = PushRequest::new("main", "c1");
             e.push("app", push).await.expect("push");
             *d.borrow_mut() = true;
         })
@@ -187,13 +177,7 @@ fn an_approval_answered_through_the_engine_lets_a_bake_end_early() {
     let e = engine.clone();
     pool.spawner()
         .spawn_local(async move {
-            let decide = Decide {
-                revision: 1,
-                stage: "prod".into(),
-                step: "bake".into(),
-                actor: Actor::User("ana".into()),
-                comment: None,
-            };
+            let decide = Decide::new(1, "prod", "bake", Actor::User("ana".into()));
             e.approve("app", decide).await.expect("approve");
         })
         .expect("spawn");
@@ -253,12 +237,7 @@ fn l20_after_a_restart_the_engine_resumes_from_the_store_and_reattaches_to_runni
     let e = engine.clone();
     pool.spawner()
         .spawn_local(async move {
-            let push = PushRequest {
-                delivery: Some("d1".into()),
-                branch: "main".into(),
-                commit: "c1".into(),
-                tag: String::new(),
-            };
+            let push = PushRequest::new("main", "c1").with_delivery("d1");
             e.push("app", push).await.expect("push");
         })
         .expect("spawn");
@@ -277,13 +256,7 @@ fn l20_after_a_restart_the_engine_resumes_from_the_store_and_reattaches_to_runni
     pool.run_until(engine.stop()).expect("stops");
     drop(pool);
     // Second engine on the same backends: nothing accepted is lost, the step is re-attached.
-    let (engine, driver) = Engine::new(
-        backends,
-        EngineConfig {
-            instance: "engine-2".into(),
-            ..EngineConfig::default()
-        },
-    );
+    let (engine, driver) = Engine::new(backends, EngineConfig::new("engine-2"));
     let mut pool = LocalPool::new();
     pool.spawner()
         .spawn_local(async move {
@@ -347,12 +320,7 @@ fn the_engine_runs_on_tokio_too() {
         );
         let (engine, driver) = Engine::new(backends, EngineConfig::default());
         let task = tokio::spawn(driver.run());
-        let push = PushRequest {
-            delivery: None,
-            branch: "main".into(),
-            commit: "c1".into(),
-            tag: String::new(),
-        };
+        let push = PushRequest::new("main", "c1");
         engine.push("app", push).await.expect("push");
         for _ in 0..10_000 {
             let s = engine.state("app").await.expect("state");

@@ -202,12 +202,8 @@ struct Sut {
 fn start(backends: &Backends, name: &str) -> (LocalPool, Engine) {
     let (engine, driver) = Engine::new(
         backends.clone(),
-        EngineConfig {
-            instance: name.into(),
-            // Snapshots often, so that restarts load a snapshot and the records after it.
-            snapshot_every: SNAPSHOT_EVERY,
-            ..EngineConfig::default()
-        },
+        // Snapshots often, so that restarts load a snapshot and the records after it.
+        EngineConfig::new(name).with_snapshot_every(SNAPSHOT_EVERY),
     );
     let pool = LocalPool::new();
     pool.spawner()
@@ -343,16 +339,8 @@ impl StateMachineTest for EngineUnderTest {
                 // A repeated delivery reuses the last id; a new one is the model's new count.
                 let _ = repeat_delivery;
                 let delivery = format!("d{}", model.deliveries);
-                let push = PushRequest {
-                    delivery: Some(delivery),
-                    branch: if main {
-                        "main".into()
-                    } else {
-                        "feature".into()
-                    },
-                    commit: commit.clone(),
-                    tag: String::new(),
-                };
+                let push = PushRequest::new(if main { "main" } else { "feature" }, commit.clone())
+                    .with_delivery(delivery);
                 sut.call("the push is recorded", |engine| async move {
                     engine.push("app", push).await
                 });
@@ -377,13 +365,7 @@ impl StateMachineTest for EngineUnderTest {
                 if let Some((revision, stage, step)) =
                     waiting.get(pick % waiting.len().max(1)).cloned()
                 {
-                    let decide = Decide {
-                        revision,
-                        stage,
-                        step,
-                        actor: Actor::User("prop".into()),
-                        comment: None,
-                    };
+                    let decide = Decide::new(revision, stage, step, Actor::User("prop".into()));
                     sut.call("answered or refused", |engine| async move {
                         if approve {
                             engine.approve("app", decide).await
@@ -394,12 +376,7 @@ impl StateMachineTest for EngineUnderTest {
                 }
             }
             Transition::Cancel { revision, stage } | Transition::Retry { revision, stage } => {
-                let op = Operate {
-                    revision,
-                    stage: STAGES[stage].into(),
-                    actor: Actor::User("prop".into()),
-                    reason: None,
-                };
+                let op = Operate::new(revision, STAGES[stage], Actor::User("prop".into()));
                 let cancel = matches!(transition, Transition::Cancel { .. });
                 sut.operate(|engine| async move {
                     if cancel {
@@ -424,12 +401,7 @@ impl StateMachineTest for EngineUnderTest {
                 revision,
                 stage,
             } => {
-                let op = Operate {
-                    revision,
-                    stage: STAGES[stage].into(),
-                    actor: Actor::User("prop".into()),
-                    reason: None,
-                };
+                let op = Operate::new(revision, STAGES[stage], Actor::User("prop".into()));
                 sut.operate(|engine| async move {
                     if rollback {
                         engine.rollback("app", op).await
@@ -449,12 +421,7 @@ impl StateMachineTest for EngineUnderTest {
                     2 => ControlAction::Unblock,
                     _ => ControlAction::Bypass { revision },
                 };
-                let control = Control {
-                    stage: STAGES[stage].into(),
-                    action,
-                    actor: Actor::User("prop".into()),
-                    reason: None,
-                };
+                let control = Control::new(STAGES[stage], action, Actor::User("prop".into()));
                 sut.operate(|engine| async move { engine.control("app", control).await });
             }
             Transition::Alarm { firing } => {
@@ -472,18 +439,11 @@ impl StateMachineTest for EngineUnderTest {
             }
             Transition::Patch { release } => {
                 if release {
-                    let person = Person {
-                        actor: Actor::User("prop".into()),
-                        reason: None,
-                    };
+                    let person = Person::new(Actor::User("prop".into()));
                     sut.operate(|engine| async move { engine.release_patch("app", person).await });
                 } else {
                     let id = sut.new_commit(model.commits);
-                    let patch = PatchRequest {
-                        commit: id,
-                        actor: Actor::User("prop".into()),
-                        reason: None,
-                    };
+                    let patch = PatchRequest::new(id, Actor::User("prop".into()));
                     sut.call("the patch is recorded", |engine| async move {
                         engine.patch("app", patch).await
                     });
@@ -497,11 +457,7 @@ impl StateMachineTest for EngineUnderTest {
                 };
             }
             Transition::DecidePipeline { revision, approve } => {
-                let decision = PipelineDecision {
-                    revision,
-                    actor: Actor::User("prop".into()),
-                    comment: None,
-                };
+                let decision = PipelineDecision::new(revision, Actor::User("prop".into()));
                 sut.operate(|engine| async move {
                     if approve {
                         engine.approve_pipeline("app", decision).await

@@ -100,13 +100,10 @@ impl Observer for Journal {
 }
 
 fn config(name: &str, journal: &Arc<Journal>) -> EngineConfig {
-    EngineConfig {
-        instance: name.to_owned(),
-        lease_ttl: TTL,
-        poll_interval: Some(POLL),
-        observers: vec![journal.clone()],
-        ..EngineConfig::default()
-    }
+    EngineConfig::new(name.to_owned())
+        .with_lease_ttl(TTL)
+        .with_poll_interval(Some(POLL))
+        .with_observer(journal.clone())
 }
 
 // ----- only the holder starts work -----
@@ -359,12 +356,7 @@ impl Cluster {
     }
 
     fn push(&mut self, instance: usize, delivery: String, commit: String, branch: &str) {
-        let push = PushRequest {
-            delivery: Some(delivery),
-            branch: branch.to_owned(),
-            commit,
-            tag: String::new(),
-        };
+        let push = PushRequest::new(branch.to_owned(), commit).with_delivery(delivery);
         let engine = self.slots[instance].engine.clone();
         self.call(async move { engine.push(SLUG, push).await });
     }
@@ -407,13 +399,7 @@ impl Cluster {
             18..27 => {
                 let answerable = answerable(&self.state(i));
                 if let Some((revision, stage, step)) = rng.pick(&answerable).cloned() {
-                    let decide = Decide {
-                        revision,
-                        stage,
-                        step,
-                        actor: person,
-                        comment: None,
-                    };
+                    let decide = Decide::new(revision, stage, step, person);
                     let approve = rng.chance(80);
                     self.call(async move {
                         if approve {
@@ -452,12 +438,7 @@ impl Cluster {
                     rng.below(2)
                 };
                 let (revision, stage) = target(&state, kind, rng);
-                let op = Operate {
-                    revision,
-                    stage,
-                    actor: person,
-                    reason: Some("random".to_owned()),
-                };
+                let op = Operate::new(revision, stage, person).with_reason("random".to_owned());
                 self.call(async move {
                     match kind {
                         0 => engine.retry(SLUG, op).await,
@@ -482,12 +463,7 @@ impl Cluster {
                             .unwrap_or(state.last_revision.max(1)),
                     },
                 };
-                let control = Control {
-                    stage: stage.to_owned(),
-                    action,
-                    actor: person,
-                    reason: None,
-                };
+                let control = Control::new(stage.to_owned(), action, person);
                 self.call(async move { engine.control(SLUG, control).await });
             }
             // Time passes a little: polls, builds and steps end, bakes run.
@@ -552,13 +528,7 @@ impl Cluster {
             }
             for (revision, stage, step) in answerable(&state) {
                 let engine = self.slots[0].engine.clone();
-                let decide = Decide {
-                    revision,
-                    stage,
-                    step,
-                    actor: Actor::User("closer".to_owned()),
-                    comment: None,
-                };
+                let decide = Decide::new(revision, stage, step, Actor::User("closer".to_owned()));
                 self.call(async move { engine.approve(SLUG, decide).await });
             }
             self.handles.clock.advance(Duration::from_secs(20));
@@ -962,12 +932,7 @@ fn l21_a_holder_whose_lease_was_taken_over_cannot_write() {
         .spawner()
         .spawn_local_with_handle(a_driver.run())
         .expect("A starts");
-    let push = PushRequest {
-        delivery: Some("d1".to_owned()),
-        branch: "main".to_owned(),
-        commit: "c1".to_owned(),
-        tag: String::new(),
-    };
+    let push = PushRequest::new("main", "c1").with_delivery("d1");
     let engine = a.clone();
     pool.run_until(async move { engine.push(SLUG, push).await })
         .expect("A records the push");
@@ -1078,12 +1043,11 @@ fn l21_a_holder_whose_lease_was_taken_over_cannot_write() {
         "A wrote only while it held the lease"
     );
     // People's inputs are still welcome at A: it records them without a token.
-    let control = Control {
-        stage: "prod".to_owned(),
-        action: ControlAction::StopPromotions,
-        actor: Actor::User("ana".to_owned()),
-        reason: None,
-    };
+    let control = Control::new(
+        "prod".to_owned(),
+        ControlAction::StopPromotions,
+        Actor::User("ana".to_owned()),
+    );
     let engine = a.clone();
     let records = pool
         .run_until(async move { engine.control(SLUG, control).await })
@@ -1118,11 +1082,8 @@ fn l12_l21_a_cancel_recorded_by_another_instance_stops_work_the_holder_starts_la
         engines.push((engine, driver));
     }
     let (a, b) = (engines[0].0.clone(), engines[1].0.clone());
-    let push = |delivery: &str, branch: &str| PushRequest {
-        delivery: Some(delivery.to_owned()),
-        branch: branch.to_owned(),
-        commit: "c1".to_owned(),
-        tag: String::new(),
+    let push = |delivery: &str, branch: &str| {
+        PushRequest::new(branch.to_owned(), "c1".to_owned()).with_delivery(delivery.to_owned())
     };
     // A records an ignored push and so holds the lease; nothing runs.
     let request = push("d0", "feature");
@@ -1137,12 +1098,7 @@ fn l12_l21_a_cancel_recorded_by_another_instance_stops_work_the_holder_starts_la
     pool.run_until(async move { engine.push(SLUG, request).await })
         .expect("B records");
     assert!(handles.builds.started().is_empty(), "B started nothing");
-    let op = Operate {
-        revision: 1,
-        stage: "staging".to_owned(),
-        actor: Actor::User("ana".to_owned()),
-        reason: None,
-    };
+    let op = Operate::new(1, "staging".to_owned(), Actor::User("ana".to_owned()));
     let engine = b.clone();
     pool.run_until(async move { engine.cancel(SLUG, op).await })
         .expect("B records the cancel");
@@ -1201,12 +1157,7 @@ fn l21_a_single_instance_whose_renewal_is_refused_takes_its_lease_again_and_fini
         .spawner()
         .spawn_local_with_handle(driver.run())
         .expect("starts");
-    let push = PushRequest {
-        delivery: Some("d1".to_owned()),
-        branch: "main".to_owned(),
-        commit: "c1".to_owned(),
-        tag: String::new(),
-    };
+    let push = PushRequest::new("main", "c1").with_delivery("d1");
     let e = engine.clone();
     pool.run_until(async move { e.push(SLUG, push).await })
         .expect("recorded");

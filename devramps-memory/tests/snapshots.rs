@@ -44,10 +44,7 @@ impl Rig {
     fn start(backends: &Backends, snapshot_every: u64) -> Rig {
         let (engine, driver) = Engine::new(
             backends.clone(),
-            EngineConfig {
-                snapshot_every,
-                ..EngineConfig::default()
-            },
+            EngineConfig::default().with_snapshot_every(snapshot_every),
         );
         let pool = LocalPool::new();
         pool.spawner()
@@ -68,12 +65,8 @@ impl Rig {
     }
 
     fn push(&mut self, commit: &str) {
-        let request = PushRequest {
-            delivery: Some(format!("d-{commit}")),
-            branch: "main".to_owned(),
-            commit: commit.to_owned(),
-            tag: String::new(),
-        };
+        let request =
+            PushRequest::new("main", commit.to_owned()).with_delivery(format!("d-{commit}"));
         self.pool
             .run_until(self.engine.push("app", request))
             .expect("the push is recorded");

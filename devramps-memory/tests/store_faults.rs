@@ -125,12 +125,7 @@ fn deploy_with_faults(times: u32) -> (StageState, StageState, Vec<serde_json::Va
     let (e, p) = (engine.clone(), pushed.clone());
     pool.spawner()
         .spawn_local(async move {
-            let push = PushRequest {
-                delivery: Some("d1".into()),
-                branch: "main".into(),
-                commit: "c1".into(),
-                tag: String::new(),
-            };
+            let push = PushRequest::new("main", "c1").with_delivery("d1");
             e.push("app", push).await.expect("push accepted");
             *p.borrow_mut() = true;
         })

@@ -253,13 +253,13 @@ async fn running_key(
     let state = PipelineState::replay(&target.pipeline, &records);
     let revision = state.stage(&target.stage).running?;
     let attempt = state.run(revision, &target.stage)?.attempt;
-    Some(ExecutionKey {
-        pipeline: target.pipeline.clone(),
+    Some(ExecutionKey::new(
+        target.pipeline.clone(),
         revision,
-        stage: target.stage.clone(),
+        target.stage.clone(),
         attempt,
         unit,
-    })
+    ))
 }
 
 /// Resource validation that takes the scenario's `mirror_duration` (validation and

@@ -421,6 +421,8 @@ fn event_report(record: &Record, commit_of: &impl Fn(u64) -> Option<String>) -> 
             let what = match operation {
                 Emergency::Rollback => "rollback",
                 Emergency::RollForward => "roll-forward",
+                // Operations added later are spelled as the core names them.
+                other => other.as_str(),
             };
             let what = format!("{what} of `{stage}` to revision {revision}");
             event.reason = Some(match reason {

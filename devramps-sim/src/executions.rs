@@ -112,5 +112,7 @@ fn result_of(outcome: &Outcome) -> &'static str {
         Outcome::Failed { reason } if reason == CANCELLED_REASON => "CANCELLED",
         Outcome::Failed { .. } => "FAILED",
         Outcome::ApprovalRequired { .. } => "APPROVAL_REQUIRED",
+        // Outcomes added to the core later are reported as unknown until they are named here.
+        _ => "UNKNOWN",
     }
 }

@@ -136,12 +136,7 @@ pub fn run(verbose: bool) -> Vec<Record> {
         if i > 0 {
             handles.clock.advance(std::time::Duration::from_secs(60));
         }
-        let push = PushRequest {
-            delivery: Some(format!("delivery-{commit}")),
-            branch: "main".into(),
-            commit: commit.into(),
-            tag: String::new(),
-        };
+        let push = PushRequest::new("main", commit).with_delivery(format!("delivery-{commit}"));
         pool.run_until(engine.push("api", push))
             .expect("the push is recorded");
         pool.run_until_stalled();

@@ -65,6 +65,7 @@ pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1_000;
 
 /// How an engine instance runs.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct EngineConfig {
     /// The organization context of expressions.
     pub organization: Organization,
@@ -106,8 +107,55 @@ impl Default for EngineConfig {
     }
 }
 
+impl EngineConfig {
+    /// The defaults (see [`EngineConfig::default`]) for the instance named `instance`.
+    pub fn new(instance: impl Into<String>) -> Self {
+        EngineConfig {
+            instance: instance.into(),
+            ..EngineConfig::default()
+        }
+    }
+
+    /// With the organization context of expressions.
+    pub fn with_organization(mut self, organization: Organization) -> Self {
+        self.organization = organization;
+        self
+    }
+
+    /// With the lease's time to live ([`EngineConfig::lease_ttl`]).
+    pub fn with_lease_ttl(mut self, lease_ttl: Duration) -> Self {
+        self.lease_ttl = lease_ttl;
+        self
+    }
+
+    /// With a poll interval ([`EngineConfig::poll_interval`]; `None`: never poll).
+    pub fn with_poll_interval(mut self, poll_interval: Option<Duration>) -> Self {
+        self.poll_interval = poll_interval;
+        self
+    }
+
+    /// With one more observer of the appends ([`EngineConfig::observers`]).
+    pub fn with_observer(mut self, observer: DynObserver) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
+    /// With the size of the request queue ([`EngineConfig::request_queue`]).
+    pub fn with_request_queue(mut self, request_queue: usize) -> Self {
+        self.request_queue = request_queue;
+        self
+    }
+
+    /// With the snapshot interval ([`EngineConfig::snapshot_every`]; 0: never).
+    pub fn with_snapshot_every(mut self, snapshot_every: u64) -> Self {
+        self.snapshot_every = snapshot_every;
+        self
+    }
+}
+
 /// A push as an embedder submits it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PushRequest {
     /// The webhook delivery id, when there is one (L2 ignores a delivery seen before).
     pub delivery: Option<String>,
@@ -117,6 +165,30 @@ pub struct PushRequest {
     pub commit: String,
     /// A tag pointing at the commit, or empty.
     pub tag: String,
+}
+
+impl PushRequest {
+    /// A push of `commit` to `branch`, with no delivery id and no tag.
+    pub fn new(branch: impl Into<String>, commit: impl Into<String>) -> Self {
+        PushRequest {
+            delivery: None,
+            branch: branch.into(),
+            commit: commit.into(),
+            tag: String::new(),
+        }
+    }
+
+    /// With the webhook delivery id.
+    pub fn with_delivery(mut self, delivery: impl Into<String>) -> Self {
+        self.delivery = Some(delivery.into());
+        self
+    }
+
+    /// With a tag pointing at the commit.
+    pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
+        self.tag = tag.into();
+        self
+    }
 }
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;

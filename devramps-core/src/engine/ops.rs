@@ -9,6 +9,7 @@ use crate::lifecycle::{Actor, AlarmInput, Input, Operate, Person, PipelineDecisi
 
 /// A patch deployment as an embedder submits it (L17).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PatchRequest {
     /// The commit to deploy (any revision the source repository resolves, a short SHA too).
     pub commit: String,
@@ -16,6 +17,23 @@ pub struct PatchRequest {
     pub actor: Actor,
     /// Why.
     pub reason: Option<String>,
+}
+
+impl PatchRequest {
+    /// A patch deployment of `commit` by `actor`, with no reason.
+    pub fn new(commit: impl Into<String>, actor: Actor) -> Self {
+        PatchRequest {
+            commit: commit.into(),
+            actor,
+            reason: None,
+        }
+    }
+
+    /// With a reason.
+    pub fn with_reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
 }
 
 impl Engine {

@@ -27,6 +27,7 @@ const MIRROR: &str = "mirror";
 /// Units order as their printed strings do, so maps keyed by [`ExecutionKey`] iterate in the
 /// same order as when the unit was a string.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Unit {
     /// An artifact build.
     Build {
@@ -179,6 +180,7 @@ impl<'de> Deserialize<'de> for Unit {
 ///
 /// Serializes with the unit as its printed string under `step`, as before units were typed.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ExecutionKey {
     /// Pipeline slug.
     pub pipeline: String,

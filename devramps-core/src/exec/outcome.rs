@@ -10,6 +10,7 @@ pub type Outputs = BTreeMap<String, serde_json::Value>;
 /// How an execution ended.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
 pub enum Outcome {
     /// Done; with outputs.
     Succeeded {
@@ -30,6 +31,7 @@ pub enum Outcome {
 
 /// A Terraform plan's summary.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct InfraPlan {
     /// Identifies the plan for `apply`.
     pub id: String,
@@ -42,6 +44,16 @@ pub struct InfraPlan {
 }
 
 impl InfraPlan {
+    /// The plan `id`, creating `create`, updating `update` and destroying `delete` resources.
+    pub fn new(id: impl Into<String>, create: u32, update: u32, delete: u32) -> Self {
+        InfraPlan {
+            id: id.into(),
+            create,
+            update,
+            delete,
+        }
+    }
+
     /// Whether anything changes.
     pub fn has_changes(&self) -> bool {
         self.create + self.update + self.delete > 0

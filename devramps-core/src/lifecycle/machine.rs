@@ -22,6 +22,7 @@ use crate::plan::{Decision, StepKind, StepPlan};
 
 /// A push of a commit to a branch, with what synthesis needs (read by the engine).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Push {
     /// The delivery id of the webhook, when there is one.
     pub delivery: Option<String>,
@@ -41,6 +42,7 @@ pub struct Push {
 
 /// The result of a piece of work the machine asked for.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum WorkResult {
     /// A build, resource validation, mirroring, step or Terraform apply ended.
     Done(Outcome),
@@ -50,6 +52,7 @@ pub enum WorkResult {
 
 /// What the machine reacts to.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Input {
     /// A push (L2).
     Push(Push),
@@ -90,6 +93,7 @@ pub enum Input {
 
 /// A change of a stage's auto-rollback alarm (L15).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct AlarmInput {
     /// The stage.
     pub stage: String,
@@ -101,6 +105,7 @@ pub struct AlarmInput {
 
 /// A patch deployment (L17): the commit's push, deployed whatever the branch head is.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Patch {
     /// The commit, with what synthesis needs (as for a push).
     pub push: Push,
@@ -112,6 +117,7 @@ pub struct Patch {
 
 /// A person's action on the whole pipeline.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Person {
     /// Who.
     pub actor: Actor,
@@ -121,6 +127,7 @@ pub struct Person {
 
 /// An answer to a definition change waiting for approval (L18).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct PipelineDecision {
     /// The waiting revision.
     pub revision: u64,
@@ -132,6 +139,7 @@ pub struct PipelineDecision {
 
 /// A change to a stage's blockers (L9).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Control {
     /// The stage.
     pub stage: String,
@@ -145,6 +153,7 @@ pub struct Control {
 
 /// The blocker operations of L9.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ControlAction {
     /// Add the `STOP_PROMOTIONS` blocker.
     StopPromotions,
@@ -161,6 +170,7 @@ pub enum ControlAction {
 
 /// An approval or rejection.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Decide {
     /// Revision.
     pub revision: u64,
@@ -176,6 +186,7 @@ pub struct Decide {
 
 /// An operation on one stage-deployment.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Operate {
     /// Revision.
     pub revision: u64,
@@ -189,6 +200,7 @@ pub struct Operate {
 
 /// What one input produced.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Output {
     /// State changes, in order (already applied to the machine's state).
     pub records: Vec<Record>,
@@ -463,6 +475,7 @@ impl StageDetail {
 
 mod approvals;
 mod commands;
+mod inputs;
 mod operations;
 mod people;
 mod phases;

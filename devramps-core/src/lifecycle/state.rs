@@ -17,6 +17,7 @@ use definitions::approval_needed;
 
 /// The runtime of one stage, across deployments.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StageRuntime {
     /// The revision waiting in the queue (at most one, L6).
     pub queued: Option<u64>,
@@ -41,6 +42,7 @@ pub struct StageRuntime {
 
 /// One step of one attempt.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StepRun {
     /// Its state.
     pub state: StepState,
@@ -65,6 +67,7 @@ impl StepRun {
 
 /// A deployment's life in one stage.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StageRun {
     /// Stage name.
     pub name: String,
@@ -88,6 +91,7 @@ pub struct StageRun {
 
 /// One accepted deployment.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Deployment {
     /// Revision (L1).
     pub revision: u64,
@@ -159,6 +163,7 @@ impl Deployment {
 
 /// The state of a pipeline: the fold of its log.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct PipelineState {
     /// `pipeline.*` of expressions.
     pub pipeline: Option<PipelineInfo>,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// The state of a stage-deployment (one revision in one stage).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
 pub enum StageState {
     /// Not begun; see [`WaitingFor`].
     NotStarted,
@@ -84,6 +85,7 @@ impl fmt::Display for StageState {
 /// What a `NOT_STARTED` stage-deployment waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
 pub enum WaitingFor {
     /// The previous stage has not succeeded yet.
     PreviousStage,
@@ -116,6 +118,7 @@ impl WaitingFor {
 /// The state of one step in one attempt of a stage-deployment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
 pub enum StepState {
     /// Not started.
     Pending,
@@ -167,6 +170,7 @@ impl StepState {
 /// The phases of a stage-deployment, in order (L4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
 pub enum Phase {
     /// Artifact builds.
     Build,
@@ -200,6 +204,7 @@ impl Phase {
 /// A reason a stage starts nothing from its queue (L9).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
 pub enum Blocker {
     /// Added and removed by a person.
     StopPromotions,
@@ -214,6 +219,7 @@ pub enum Blocker {
     Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
 )]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
 pub enum AlarmState {
     /// The alarm is quiet.
     #[default]
@@ -241,6 +247,7 @@ impl fmt::Display for AlarmState {
 /// The emergency operations that take a stage over (L13, L14).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Emergency {
     /// Roll the stage back to a revision that succeeded there (L13).
     Rollback,
@@ -291,6 +298,7 @@ impl fmt::Display for Blocker {
 
 /// Who did something (L19): `user:<name>`, `system`, `webhook:<delivery>`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Actor {
     /// A person.
     User(String),

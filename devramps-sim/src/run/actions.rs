@@ -73,16 +73,11 @@ impl Sim<'_> {
                 pipeline,
             },
         );
-        let request = PushRequest {
-            delivery: Some(
-                push.delivery
-                    .clone()
-                    .unwrap_or_else(|| format!("sim-{}", self.pushes)),
-            ),
-            branch,
-            commit: push.commit.clone(),
-            tag: String::new(),
-        };
+        let request = PushRequest::new(branch, push.commit.clone()).with_delivery(
+            push.delivery
+                .clone()
+                .unwrap_or_else(|| format!("sim-{}", self.pushes)),
+        );
         let before = self.state.applied;
         let result = self.call(|engine, slug| {
             let request = request.clone();
@@ -132,13 +127,13 @@ impl Sim<'_> {
         let Some(revision) = self.revision_of(&answer.commit) else {
             return self.no_deployment(context, operation, &answer.commit);
         };
-        let decide = Decide {
+        let mut decide = Decide::new(
             revision,
-            stage: answer.stage.value.clone(),
-            step: answer.step.value.clone(),
-            actor: Actor::User(answer.actor.clone()),
-            comment: answer.comment.clone(),
-        };
+            answer.stage.value.clone(),
+            answer.step.value.clone(),
+            Actor::User(answer.actor.clone()),
+        );
+        decide.comment = answer.comment.clone();
         let before = self.state.applied;
         let result = self.call(|engine, slug| {
             let decide = decide.clone();
@@ -171,12 +166,11 @@ impl Sim<'_> {
         let Some(revision) = self.revision_of(commit) else {
             return self.no_deployment(context, kind.name(), commit);
         };
-        let op = Operate {
+        let op = Operate::new(
             revision,
-            stage: stage.to_owned(),
-            actor: Actor::User(DEFAULT_ACTOR.to_owned()),
-            reason: None,
-        };
+            stage.to_owned(),
+            Actor::User(DEFAULT_ACTOR.to_owned()),
+        );
         let before = self.state.applied;
         let result = self.call(|engine, slug| {
             let op = op.clone();
@@ -200,12 +194,11 @@ impl Sim<'_> {
     }
 
     pub(super) fn control(&mut self, stage: &str, action: ControlAction, commit: Option<&String>) {
-        let control = Control {
-            stage: stage.to_owned(),
+        let control = Control::new(
+            stage.to_owned(),
             action,
-            actor: Actor::User(DEFAULT_ACTOR.to_owned()),
-            reason: None,
-        };
+            Actor::User(DEFAULT_ACTOR.to_owned()),
+        );
         let before = self.state.applied;
         let result = self.call(|engine, slug| {
             let control = control.clone();
@@ -248,11 +241,7 @@ impl Sim<'_> {
             self.handles.alarms.set(alarm, state);
             return;
         }
-        let input = AlarmInput {
-            stage: stage.to_owned(),
-            state,
-            actor: Actor::System,
-        };
+        let input = AlarmInput::new(stage.to_owned(), state, Actor::System);
         let before = self.state.applied;
         let result = self.call(|engine, slug| {
             let input = input.clone();
@@ -272,11 +261,7 @@ impl Sim<'_> {
             .as_ref()
             .map_or_else(|| self.pipeline_text.clone(), |p| p.pipeline.clone());
         self.write_commit(commit, parent.as_ref(), &pipeline, changed);
-        let request = PatchRequest {
-            commit: commit.to_owned(),
-            actor: Actor::User(DEFAULT_ACTOR.to_owned()),
-            reason: None,
-        };
+        let request = PatchRequest::new(commit.to_owned(), Actor::User(DEFAULT_ACTOR.to_owned()));
         let before = self.state.applied;
         let result = self.call(|engine, slug| {
             let request = request.clone();
@@ -303,11 +288,7 @@ impl Sim<'_> {
         let Some(revision) = self.revision_of(commit) else {
             return self.no_deployment(context, operation, commit);
         };
-        let decision = PipelineDecision {
-            revision,
-            actor: Actor::User(DEFAULT_ACTOR.to_owned()),
-            comment: None,
-        };
+        let decision = PipelineDecision::new(revision, Actor::User(DEFAULT_ACTOR.to_owned()));
         let before = self.state.applied;
         let result = self.call(|engine, slug| {
             let decision = decision.clone();

@@ -235,10 +235,7 @@ impl<'s> Sim<'s> {
             return;
         }
         self.instances += 1;
-        let config = EngineConfig {
-            instance: format!("engine-{}", self.instances),
-            ..EngineConfig::default()
-        };
+        let config = EngineConfig::new(format!("engine-{}", self.instances));
         let (engine, driver) = Engine::new(self.backends.clone(), config);
         self.engine = engine;
         self.spawn(driver);
@@ -398,10 +395,7 @@ impl<'s> Sim<'s> {
             Action::Alarm { stage, state } => self.alarm(&stage.value, *state),
             Action::Patch { commit, changed } => self.patch(commit, changed),
             Action::ReleasePatch => {
-                let person = Person {
-                    actor: Actor::User(DEFAULT_ACTOR.to_owned()),
-                    reason: None,
-                };
+                let person = Person::new(Actor::User(DEFAULT_ACTOR.to_owned()));
                 let before = self.state.applied;
                 let result = self.call(|engine, slug| {
                     let person = person.clone();

@@ -266,12 +266,7 @@ fn a_runner_that_is_briefly_unavailable_is_waited_for_again_and_the_step_starts_
             let _ = driver.run().await;
         })
         .expect("spawn the driver");
-    let push = PushRequest {
-        delivery: Some("d1".into()),
-        branch: "main".into(),
-        commit: "c1".into(),
-        tag: String::new(),
-    };
+    let push = PushRequest::new("main", "c1").with_delivery("d1");
     pool.run_until(engine.push("app", push))
         .expect("push accepted");
     loop {
@@ -326,12 +321,7 @@ fn an_engine_restarted_while_the_store_cannot_be_read_resumes_once_it_can() {
                 let _ = driver.run().await;
             })
             .expect("spawn the driver");
-        let push = PushRequest {
-            delivery: Some("d1".into()),
-            branch: "main".into(),
-            commit: "c1".into(),
-            tag: String::new(),
-        };
+        let push = PushRequest::new("main", "c1").with_delivery("d1");
         pool.run_until(engine.push("app", push))
             .expect("push accepted");
         pool.run_until_stalled();

@@ -128,11 +128,7 @@ pub fn run(store: MapStore) -> (StageState, StageState, u64) {
             let _ = driver.run().await;
         })
         .expect("the driver starts");
-    let push = PushRequest {
-        branch: "main".into(),
-        commit: "c1".into(),
-        ..PushRequest::default()
-    };
+    let push = PushRequest::new("main", "c1");
     pool.run_until(engine.push("app", push))
         .expect("the push is recorded");
     // The scripted runners finish on the manual clock: move it until nothing is due.

@@ -9,7 +9,7 @@ use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::lifecycle::AlarmState;
+use crate::exec::AlarmState;
 use crate::pipeline::Stage;
 
 /// Which alarm: its name, in an account and region (a stage's `auto_rollback_alarm_name` lives

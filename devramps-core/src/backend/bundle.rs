@@ -15,8 +15,8 @@ use super::{
     SecretScope, SecretSource, SourceRepository, StageTarget, StepRunners, StoredEvent,
 };
 use crate::error::{Error, Result};
+use crate::exec::AlarmState;
 use crate::expr::SecretString;
-use crate::lifecycle::AlarmState;
 use crate::pipeline::ArtifactType;
 
 impl Backends {

@@ -3,10 +3,12 @@
 //! executions end ([`Outcome`], [`InfraPlan`]). No behaviour lives here; the backend traits
 //! are in [`crate::backend`], which re-exports these types.
 
+mod alarm;
 mod key;
 mod outcome;
 mod request;
 
+pub use alarm::AlarmState;
 pub use key::{ExecutionKey, Unit};
 pub use outcome::{InfraPlan, Outcome, Outputs};
 pub use request::{BuildRequest, InfraRequest, MirrorRequest, StageTarget, StepRequest};

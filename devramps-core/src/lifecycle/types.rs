@@ -214,35 +214,7 @@ pub enum Blocker {
     Alarm,
 }
 
-/// The state of a stage's auto-rollback alarm (L15).
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[non_exhaustive]
-pub enum AlarmState {
-    /// The alarm is quiet.
-    #[default]
-    Ok,
-    /// The alarm fires.
-    Alarm,
-}
-
-impl AlarmState {
-    /// The spelling of `scenario-format.md`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlarmState::Ok => "OK",
-            AlarmState::Alarm => "ALARM",
-        }
-    }
-}
-
-impl fmt::Display for AlarmState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::exec::AlarmState;
 
 /// The emergency operations that take a stage over (L13, L14).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -47,11 +47,12 @@ async fn resolve(
     for deferred in value.deferred() {
         match deferred {
             Deferred::Secret(name) if !resolution.secrets.contains_key(name) => {
-                if let Some(v) = backends
-                    .secrets
-                    .secret(&SecretScope::Organization, name)
-                    .await
-                    .map_err(|e| e.to_string())?
+                let scope = SecretScope::Organization;
+                if let Some(v) = retrying(backends, "read a secret", || {
+                    backends.secrets.secret(&scope, name)
+                })
+                .await
+                .map_err(|e| e.to_string())?
                 {
                     resolution.secrets.insert(name.clone(), v);
                 }
@@ -61,11 +62,11 @@ async fn resolve(
                     pipeline: key.pipeline.clone(),
                     stage: key.stage.clone(),
                 };
-                if let Some(v) = backends
-                    .secrets
-                    .secret(&scope, name)
-                    .await
-                    .map_err(|e| e.to_string())?
+                if let Some(v) = retrying(backends, "read a secret", || {
+                    backends.secrets.secret(&scope, name)
+                })
+                .await
+                .map_err(|e| e.to_string())?
                 {
                     resolution.stage_secrets.insert(name.clone(), v);
                 }

@@ -224,8 +224,8 @@ impl EngineDriver {
     /// Loads every pipeline of the store, takes the leases nobody holds and re-attaches to the
     /// work in flight of those (L20).
     /// A store that fails transiently delays this (the list of pipelines is asked for again
-    /// with backoff; a pipeline that cannot be read now is read again after its backoff); only
-    /// a permanent failure to list the pipelines stops the driver.
+    /// with backoff; a pipeline that cannot be read now is read again after its backoff); a
+    /// permanent failure (a log this version cannot read) stops the driver with the error.
     async fn resume(&mut self) -> Result<()> {
         let mut backoff = super::backoff::Backoff::default();
         let streams = loop {
@@ -241,10 +241,16 @@ impl EngineDriver {
         };
         let now = self.backends.clock.now();
         for stream in streams {
-            if let Err(e) = self.reload(&stream).await {
-                let due = self.pipeline(&stream).backoff.failed(now, e.retry_after());
-                tracing::warn!(pipeline = %stream, error = %e, retry_at = %due, "resume: read the log");
-                continue;
+            match self.reload(&stream).await {
+                Ok(()) => {}
+                Err(e) if e.is_transient() => {
+                    let due = self.pipeline(&stream).backoff.failed(now, e.retry_after());
+                    tracing::warn!(pipeline = %stream, error = %e, retry_at = %due, "resume: read the log");
+                    continue;
+                }
+                // A log this engine cannot read (a record of a newer version): an upgrade is
+                // needed, and driving the other pipelines would hide it.
+                Err(e) => return Err(e),
             }
             self.take_lease(&stream, now).await;
         }

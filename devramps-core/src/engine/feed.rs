@@ -44,7 +44,9 @@ impl EngineDriver {
     /// Rebuilds the machine of `pipeline` from the store.
     pub(super) async fn reload(&mut self, pipeline: &str) -> Result<()> {
         let machine = super::snapshot::load(&self.backends, pipeline).await?;
-        self.pipeline(pipeline).machine = Some(machine);
+        let p = self.pipeline(pipeline);
+        p.snapshot_base = machine.state().applied;
+        p.machine = Some(machine);
         self.set_wake(pipeline, self.backends.clock.now());
         Ok(())
     }

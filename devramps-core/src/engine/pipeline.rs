@@ -115,6 +115,9 @@ pub(super) struct Driven {
     pub(super) backoff: Backoff,
     /// Whether to compare the stages' alarms with the alarm source on the next turn (L15).
     pub(super) alarm_check: bool,
+    /// The log's length when a snapshot was last tried (or the machine loaded): the next is
+    /// spaced from it.
+    pub(super) snapshot_base: u64,
 }
 
 impl Driven {

@@ -53,9 +53,18 @@ fn usable(pipeline: &str, snapshot: &Snapshot) -> Option<Machine> {
     }
 }
 
+/// Whether a snapshot is due at `seq` when the last one was taken (or the machine loaded) at
+/// `base`: after `every` records, and after a quarter of the log when that is more. Writing a
+/// snapshot costs the size of the state, which grows with the log: spacing them in proportion
+/// keeps their total cost linear in the log (a fixed spacing made a long push storm
+/// quadratic), while the tail a restart replays stays under a quarter of the log.
+fn snapshot_due(every: u64, base: u64, seq: u64) -> bool {
+    every > 0 && seq.saturating_sub(base) >= every.max(base / 4)
+}
+
 impl EngineDriver {
     /// After an append that took `pipeline`'s log from `before` records to its machine's:
-    /// saves a snapshot when the log crossed a multiple of `snapshot_every`. Best effort.
+    /// saves a snapshot when [`snapshot_due`]. Best effort.
     /// (`&mut self`: the driver is `Send` but not `Sync`, and its futures must stay `Send`.)
     pub(super) async fn snapshot_if_due(&mut self, pipeline: &str, before: u64) {
         let every = self.config.snapshot_every;
@@ -67,7 +76,8 @@ impl EngineDriver {
             return;
         };
         let seq = machine.state().applied;
-        if every == 0 || seq / every == before / every {
+        let base = self.pipelines.get(pipeline).map_or(0, |p| p.snapshot_base);
+        if !snapshot_due(every, base.min(before), seq) {
             return;
         }
         let saved = match machine.snapshot() {
@@ -79,6 +89,8 @@ impl EngineDriver {
             }
             Err(e) => Err(e),
         };
+        // Tried at `seq`: the next try waits as long, whether it was saved or not.
+        self.pipeline(pipeline).snapshot_base = seq;
         match saved {
             Ok(()) => tracing::debug!(pipeline = %pipeline, seq, "snapshot saved"),
             Err(Error::NotSupported { .. }) => {
@@ -88,5 +100,29 @@ impl EngineDriver {
                 tracing::warn!(pipeline = %pipeline, seq, error = %e, "could not save a snapshot")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snapshot_due;
+
+    #[test]
+    fn snapshots_come_every_n_records_then_every_quarter_of_the_log() {
+        assert!(!snapshot_due(0, 0, 1_000_000), "0 turns them off");
+        assert!(!snapshot_due(1000, 0, 999));
+        assert!(snapshot_due(1000, 0, 1000));
+        assert!(snapshot_due(1000, 3000, 4000));
+        assert!(!snapshot_due(1000, 8000, 9999), "a quarter of 8000 is 2000");
+        assert!(snapshot_due(1000, 8000, 10_000));
+        // Taken at each due point from 0, the snapshots of a 300,000-record log number few.
+        let (mut base, mut count) = (0, 0);
+        for seq in 1..=300_000 {
+            if snapshot_due(1000, base, seq) {
+                base = seq;
+                count += 1;
+            }
+        }
+        assert!((15..40).contains(&count), "{count} snapshots");
     }
 }

@@ -1,8 +1,6 @@
 //! A transient store error never changes an outcome: a work result whose append failed stays
 //! queued and is recorded later, with backoff on the backends' clock.
 
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -114,38 +112,12 @@ fn deploy_with_faults(times: u32) -> (StageState, StageState, Vec<serde_json::Va
         store: store.clone(),
         ..base
     };
-    let (engine, driver) = Engine::new(backends, EngineConfig::default());
-    let mut pool = LocalPool::new();
-    pool.spawner()
-        .spawn_local(async move {
-            let _ = driver.run().await;
-        })
-        .expect("spawn the driver");
-    let pushed = Rc::new(RefCell::new(false));
-    let (e, p) = (engine.clone(), pushed.clone());
-    pool.spawner()
-        .spawn_local(async move {
-            let push = PushRequest::new("main", "c1").with_delivery("d1");
-            e.push("app", push).await.expect("push accepted");
-            *p.borrow_mut() = true;
-        })
-        .expect("spawn");
-    for _ in 0..10_000 {
-        pool.run_until_stalled();
-        if *pushed.borrow() && handles.clock.advance_to_next_deadline().is_none() {
-            pool.run_until_stalled();
-            break;
-        }
-    }
-    let slot = Rc::new(RefCell::new(None));
-    let (e, s) = (engine.clone(), slot.clone());
-    pool.spawner()
-        .spawn_local(async move {
-            *s.borrow_mut() = Some(e.state("app").await.expect("state"));
-        })
-        .expect("spawn");
-    pool.run_until_stalled();
-    let state = slot.borrow_mut().take().expect("answered");
+    let (mut pool, engine) = start(backends);
+    let push = PushRequest::new("main", "c1").with_delivery("d1");
+    pool.run_until(engine.push("app", push))
+        .expect("push accepted");
+    settle(&mut pool, &handles.clock);
+    let state = pool.run_until(engine.state("app")).expect("state");
     let d = &state.deployments[&1];
     let staging = d.stage("staging").expect("staging").state;
     let prod = d.stage("prod").expect("prod").state;
@@ -160,6 +132,28 @@ fn deploy_with_faults(times: u32) -> (StageState, StageState, Vec<serde_json::Va
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .len();
     (staging, prod, log, failures)
+}
+
+/// A new engine over `backends`, its driver spawned on a new pool.
+fn start(backends: Backends) -> (LocalPool, Engine) {
+    let (engine, driver) = Engine::new(backends, EngineConfig::default());
+    let pool = LocalPool::new();
+    pool.spawner()
+        .spawn_local(async move {
+            let _ = driver.run().await;
+        })
+        .expect("spawn the driver");
+    (pool, engine)
+}
+
+/// Runs `pool`, moving `clock` to each next deadline, until nothing is due.
+fn settle(pool: &mut LocalPool, clock: &devramps_memory::ManualClock) {
+    loop {
+        pool.run_until_stalled();
+        if clock.advance_to_next_deadline().is_none() {
+            break;
+        }
+    }
 }
 
 /// The log without times: what happened, in order.
@@ -259,22 +253,11 @@ fn a_runner_that_is_briefly_unavailable_is_waited_for_again_and_the_step_starts_
         steps: devramps_core::backend::StepRunners::new().with_fallback(flaky.clone()),
         ..base
     };
-    let (engine, driver) = Engine::new(backends, EngineConfig::default());
-    let mut pool = LocalPool::new();
-    pool.spawner()
-        .spawn_local(async move {
-            let _ = driver.run().await;
-        })
-        .expect("spawn the driver");
+    let (mut pool, engine) = start(backends);
     let push = PushRequest::new("main", "c1").with_delivery("d1");
     pool.run_until(engine.push("app", push))
         .expect("push accepted");
-    loop {
-        pool.run_until_stalled();
-        if handles.clock.advance_to_next_deadline().is_none() {
-            break;
-        }
-    }
+    settle(&mut pool, &handles.clock);
     let state = pool.run_until(engine.state("app")).expect("state");
     let d = &state.deployments[&1];
     assert_eq!(
@@ -314,13 +297,7 @@ fn an_engine_restarted_while_the_store_cannot_be_read_resumes_once_it_can() {
     // The first instance accepts the push and starts work, then dies (its driver is dropped,
     // its lease is not released).
     {
-        let (engine, driver) = Engine::new(backends.clone(), EngineConfig::default());
-        let mut pool = LocalPool::new();
-        pool.spawner()
-            .spawn_local(async move {
-                let _ = driver.run().await;
-            })
-            .expect("spawn the driver");
+        let (mut pool, engine) = start(backends.clone());
         let push = PushRequest::new("main", "c1").with_delivery("d1");
         pool.run_until(engine.push("app", push))
             .expect("push accepted");
@@ -328,19 +305,8 @@ fn an_engine_restarted_while_the_store_cannot_be_read_resumes_once_it_can() {
     }
     // The second starts while every read fails for a while.
     store.fail_next(CallKind::Read, 4);
-    let (engine, driver) = Engine::new(backends, EngineConfig::default());
-    let mut pool = LocalPool::new();
-    pool.spawner()
-        .spawn_local(async move {
-            let _ = driver.run().await;
-        })
-        .expect("spawn the driver");
-    loop {
-        pool.run_until_stalled();
-        if handles.clock.advance_to_next_deadline().is_none() {
-            break;
-        }
-    }
+    let (mut pool, engine) = start(backends);
+    settle(&mut pool, &handles.clock);
     assert_eq!(store.injected().len(), 4, "the reads failed");
     let state = pool.run_until(engine.state("app")).expect("state");
     let d = &state.deployments[&1];

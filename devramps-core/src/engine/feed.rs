@@ -295,7 +295,7 @@ impl EngineDriver {
             };
             match appended {
                 Ok(_) => {
-                    self.snapshot_if_due(pipeline, expected).await;
+                    self.snapshot_if_due(pipeline).await;
                     self.recorded(pipeline, expected, inputs, &records, now, token);
                     self.check_alarms_if_redefined(pipeline, in_force.as_ref());
                     self.start_commands(pipeline, commands, token);

@@ -124,15 +124,11 @@ impl Driven {
     /// The earliest time something of this pipeline is due: its timer, a retry after a store
     /// failure, or a lease retry.
     pub(super) fn next_wake(&self) -> Option<Timestamp> {
-        let retry = match self.backoff.until() {
-            // While backing off, timers wait for the store too.
-            Some(until) => return Some(until),
-            None => None,
-        };
-        [self.wake, self.lease_retry, retry]
-            .into_iter()
-            .flatten()
-            .min()
+        // While backing off, timers wait for the store too.
+        if let Some(until) = self.backoff.until() {
+            return Some(until);
+        }
+        [self.wake, self.lease_retry].into_iter().flatten().min()
     }
 
     /// Puts the parked work results back at the head of the queue, to be tried again.

@@ -63,10 +63,10 @@ fn snapshot_due(every: u64, base: u64, seq: u64) -> bool {
 }
 
 impl EngineDriver {
-    /// After an append that took `pipeline`'s log from `before` records to its machine's:
-    /// saves a snapshot when [`snapshot_due`]. Best effort.
+    /// After an append to `pipeline`'s log: saves a snapshot when [`snapshot_due`]. Best
+    /// effort.
     /// (`&mut self`: the driver is `Send` but not `Sync`, and its futures must stay `Send`.)
-    pub(super) async fn snapshot_if_due(&mut self, pipeline: &str, before: u64) {
+    pub(super) async fn snapshot_if_due(&mut self, pipeline: &str) {
         let every = self.config.snapshot_every;
         let Some(machine) = self
             .pipelines
@@ -77,7 +77,7 @@ impl EngineDriver {
         };
         let seq = machine.state().applied;
         let base = self.pipelines.get(pipeline).map_or(0, |p| p.snapshot_base);
-        if !snapshot_due(every, base.min(before), seq) {
+        if !snapshot_due(every, base, seq) {
             return;
         }
         let saved = match machine.snapshot() {

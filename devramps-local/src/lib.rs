@@ -1,0 +1,17 @@
+//! Backends for one machine, durable and real: what `devramps run` deploys with.
+//!
+//! - [`store`]: an embedded, durable [`EventStore`](devramps_core::backend::EventStore) and
+//!   [`DeploymentLock`](devramps_core::backend::DeploymentLock) in one database file, safe for
+//!   several processes and for `kill -9` at any point.
+//! - [`source`]: a git repository on disk as the
+//!   [`SourceRepository`](devramps_core::backend::SourceRepository).
+//! - [`steps`]: the process runner of `CUSTOM:*` steps, speaking the DevRamps step protocol.
+//! - [`gate`]: the runner of `DEVRAMPS:APPROVAL:TEST` test gates.
+//! - [`notify`]: notifications (Slack incoming webhooks) as an engine observer.
+#![forbid(unsafe_code)]
+
+pub mod gate;
+pub mod notify;
+pub mod source;
+pub mod steps;
+pub mod store;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    ArtifactMirror, ExecutionKey, InfraPlan, InfraRequest, InfrastructureSynthesizer,
+    ArtifactMirror, ExecutionKey, InfraPlan, LogEntry, InfraRequest, InfrastructureSynthesizer,
     MirrorRequest, Outcome, Outputs, ResourceValidator, Runner, StageTarget,
 };
 use crate::error::Result;
@@ -32,6 +32,9 @@ macro_rules! forward_work {
 
             async fn cancel(&self, key: &ExecutionKey) -> Result<()> {
                 (**self).cancel(key).await
+            }
+            async fn logs(&self, key: &ExecutionKey) -> Result<Vec<LogEntry>> {
+                (**self).logs(key).await
             }
         }
 

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 
 use crate::error::{Error, Result};
 use crate::exec::{
-    BuildRequest, ExecutionKey, InfraPlan, InfraRequest, MirrorRequest, Outcome, Outputs,
-    StageTarget, StepRequest,
+    BuildRequest, ExecutionKey, InfraPlan, InfraRequest, LogEntry, MirrorRequest, Outcome,
+    Outputs, StageTarget, StepRequest,
 };
 use crate::pipeline::ArtifactType;
 
@@ -37,6 +37,16 @@ pub trait Runner<R: Send + Sync + 'static>: Send + Sync + Debug + 'static {
     async fn wait(&self, key: &ExecutionKey) -> Result<Outcome>;
     /// Asks an execution to stop.
     async fn cancel(&self, key: &ExecutionKey) -> Result<()>;
+    /// The log lines the execution wrote so far (all its invocations, in order), for people
+    /// and the CLI. A runner that keeps no logs fails with [`Error::NotSupported`] (the
+    /// default); an unknown key fails with [`Error::NotFound`].
+    async fn logs(&self, key: &ExecutionKey) -> Result<Vec<LogEntry>> {
+        let _ = key;
+        Err(Error::not_supported(
+            "execution logs",
+            std::any::type_name::<Self>(),
+        ))
+    }
 }
 
 /// A shared step runner: a [`Runner`] of [`StepRequest`]s.

@@ -206,8 +206,21 @@ async fn step(backends: &Backends, work: StepWork, stopping: bool) -> WorkResult
         Ok(params) => params,
         Err(e) => return failed(e),
     };
+    if let Some(polling) = &work.polling
+        && !stopping
+    {
+        // The step asked to be polled later: wait, then start the poll (L20: a re-attach
+        // after a restart waits again, which only delays the poll).
+        let now = backends.clock.now();
+        let due = now.checked_add(polling.delay()).unwrap_or(now);
+        backends.clock.sleep_until(due).await;
+    }
     let key = work.key;
-    let request = StepRequest::new(key.clone(), work.step_type, params).approved(work.approved);
+    let request = StepRequest::new(key.clone(), work.step_type, params)
+        .approved(work.approved)
+        .with_commit(work.commit)
+        .with_target(work.target)
+        .with_polling(work.polling);
     run(backends, &**runner, &key, request, stopping).await
 }
 

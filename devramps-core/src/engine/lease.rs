@@ -119,6 +119,9 @@ impl EngineDriver {
     /// The token of the pipeline's lease: the one held, or a new one when the lease is free or
     /// expired (becoming the holder). `None` while another instance holds it.
     pub(super) async fn take_lease(&mut self, pipeline: &str, now: Timestamp) -> Option<u64> {
+        if !self.config.drives {
+            return None;
+        }
         let held = self
             .pipelines
             .get(pipeline)

@@ -49,7 +49,7 @@ use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
 
-use crate::backend::{Backends, EventStoreExt};
+use crate::backend::{Backends, EventStoreExt, ExecutionKey};
 use crate::error::{Error, Result};
 use crate::expr::Organization;
 use crate::lifecycle::{Control, Decide, Input, Operate, PipelineState, Record};
@@ -91,6 +91,10 @@ pub struct EngineConfig {
     /// records (default [`DEFAULT_SNAPSHOT_EVERY`]; 0: never). Loading reads the latest
     /// snapshot and the records after it. Saving is best effort: a failure is logged.
     pub snapshot_every: u64,
+    /// Whether this instance drives work (default `true`). An instance that does not never
+    /// takes a lease: it records people's inputs for the instance that drives (a command-line
+    /// operation from another terminal) and starts nothing but cancellations.
+    pub drives: bool,
 }
 
 impl Default for EngineConfig {
@@ -103,6 +107,7 @@ impl Default for EngineConfig {
             observers: Vec::new(),
             request_queue: DEFAULT_REQUEST_QUEUE,
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            drives: true,
         }
     }
 }
@@ -114,6 +119,13 @@ impl EngineConfig {
             instance: instance.into(),
             ..EngineConfig::default()
         }
+    }
+
+    /// An instance that records inputs only and never drives work (see
+    /// [`EngineConfig::drives`]).
+    pub fn recording_only(mut self) -> Self {
+        self.drives = false;
+        self
     }
 
     /// With the organization context of expressions.
@@ -291,6 +303,16 @@ impl Engine {
     pub async fn history(&self, pipeline: &str) -> Result<Vec<Record>> {
         let events = self.backends.store.read_all(pipeline).await?;
         records_of(pipeline, events)
+    }
+
+    /// The log lines of the execution `key` of a step of type `step_type`, from that type's
+    /// runner ([`Runner::logs`](crate::backend::Runner::logs)).
+    pub async fn step_logs(
+        &self,
+        step_type: &str,
+        key: &ExecutionKey,
+    ) -> Result<Vec<crate::exec::LogEntry>> {
+        self.backends.steps.get(step_type)?.logs(key).await
     }
 
     /// Stops the driver after the request in progress; it releases the leases it holds.

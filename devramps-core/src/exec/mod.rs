@@ -10,5 +10,5 @@ mod request;
 
 pub use alarm::AlarmState;
 pub use key::{ExecutionKey, Unit};
-pub use outcome::{InfraPlan, Outcome, Outputs};
+pub use outcome::{DEFAULT_POLL_INTERVAL_MS, InfraPlan, LogEntry, Outcome, Outputs, Polling};
 pub use request::{BuildRequest, InfraRequest, MirrorRequest, StageTarget, StepRequest};

@@ -27,6 +27,91 @@ pub enum Outcome {
         /// What the person should look at.
         context: Option<String>,
     },
+    /// The step started something that finishes later (custom steps' `TRIGGERED` and
+    /// `POLL_AGAIN`): the engine records `polling_state` in the pipeline's log and starts the
+    /// same key again with it ([`StepRequest::polling`](crate::exec::StepRequest::polling))
+    /// after `retry_after_ms`, so a restart polls again and never triggers twice.
+    PollLater {
+        /// What the step needs to poll (opaque to the engine).
+        polling_state: serde_json::Value,
+        /// How long to wait before polling (default [`DEFAULT_POLL_INTERVAL_MS`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+}
+
+/// How long the engine waits before polling a step that gave no `retryAfterMs`.
+pub const DEFAULT_POLL_INTERVAL_MS: u64 = 5_000;
+
+/// Where a polling step is: the state its last invocation returned, and how many polls ran.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Polling {
+    /// The `pollingState` to pass to the next poll.
+    pub state: serde_json::Value,
+    /// How many `POLL_AGAIN` answers came before (0 right after `TRIGGERED`): the next poll is
+    /// number `polls + 1`, which names its invocation for a runner that re-attaches.
+    pub polls: u32,
+    /// How long to wait before the next poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+impl Polling {
+    /// The polling state `state` after `polls` polls, next poll after `retry_after_ms`.
+    pub fn new(state: serde_json::Value, polls: u32, retry_after_ms: Option<u64>) -> Self {
+        Polling {
+            state,
+            polls,
+            retry_after_ms,
+        }
+    }
+
+    /// The wait before the next poll.
+    pub fn delay(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.retry_after_ms.unwrap_or(DEFAULT_POLL_INTERVAL_MS))
+    }
+}
+
+/// One line a step wrote to its log (the step SDK's JSON Lines: `timestamp`, `level`,
+/// `message`, `data`), as a runner collected it ([`Runner::logs`](crate::backend::Runner::logs)).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct LogEntry {
+    /// When, as the step wrote it (ISO-8601), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    /// `info`, `error`, or what the step wrote.
+    pub level: String,
+    /// The message.
+    pub message: String,
+    /// Structured data, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+}
+
+impl LogEntry {
+    /// A line at `level` with `message`.
+    pub fn new(level: impl Into<String>, message: impl Into<String>) -> Self {
+        LogEntry {
+            timestamp: None,
+            level: level.into(),
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// Sets the time the step wrote.
+    pub fn with_timestamp(mut self, timestamp: impl Into<String>) -> Self {
+        self.timestamp = Some(timestamp.into());
+        self
+    }
+
+    /// Sets the structured data.
+    pub fn with_data(mut self, data: serde_json::Value) -> Self {
+        self.data = Some(data);
+        self
+    }
 }
 
 /// A Terraform plan's summary.

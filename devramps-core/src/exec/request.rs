@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::ExecutionKey;
+use super::{ExecutionKey, Polling};
 use crate::expr::{ArtifactLocation, FinalValue};
 use crate::pipeline::ArtifactType;
 
@@ -86,6 +86,13 @@ pub struct StepRequest {
     pub params: FinalValue,
     /// Set when a person approved a step that asked for approval.
     pub approved: bool,
+    /// The deployed commit (the engine always sets it).
+    pub commit: Option<String>,
+    /// The stage it runs in (the engine always sets it).
+    pub target: Option<StageTarget>,
+    /// Set when the step asked to be polled ([`Outcome::PollLater`](crate::exec::Outcome)):
+    /// this start is a poll with that state, not a new run.
+    pub polling: Option<Polling>,
 }
 
 impl StepRequest {
@@ -96,7 +103,28 @@ impl StepRequest {
             step_type: step_type.into(),
             params,
             approved: false,
+            commit: None,
+            target: None,
+            polling: None,
         }
+    }
+
+    /// Sets the deployed commit.
+    pub fn with_commit(mut self, commit: impl Into<String>) -> Self {
+        self.commit = Some(commit.into());
+        self
+    }
+
+    /// Sets the stage the step runs in.
+    pub fn with_target(mut self, target: StageTarget) -> Self {
+        self.target = Some(target);
+        self
+    }
+
+    /// Makes this start a poll with `polling`.
+    pub fn with_polling(mut self, polling: Option<Polling>) -> Self {
+        self.polling = polling;
+        self
     }
 
     /// Marks the run as approved by a person (or not).

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::exec::{ExecutionKey, MirrorRequest, Outputs, StageTarget};
+use crate::exec::{ExecutionKey, MirrorRequest, Outputs, Polling, StageTarget};
 use crate::expr::ParamValue;
 use crate::pipeline::ArtifactType;
 use crate::plan::StepKind;
@@ -125,4 +125,10 @@ pub struct StepWork {
     pub outputs: StepOutputs,
     /// Whether a person approved it.
     pub approved: bool,
+    /// The deployed commit.
+    pub commit: String,
+    /// The stage it runs in.
+    pub target: StageTarget,
+    /// Set when this start is a poll of a step that asked to be polled.
+    pub polling: Option<Polling>,
 }

@@ -15,7 +15,7 @@ use super::state::PipelineState;
 use super::step_table::{StepTrigger, next_step_state};
 use super::table::{Trigger, next_state};
 use super::types::{Actor, AlarmState, Emergency, Phase, StageState, StepState, WaitingFor};
-use crate::exec::{ExecutionKey, InfraPlan, Outcome, Unit};
+use crate::exec::{ExecutionKey, InfraPlan, Outcome, Polling, Unit};
 use crate::expr::Organization;
 use crate::pipeline::{ApprovalPolicy, TimeWindow};
 use crate::plan::{Decision, StepKind, StepPlan};

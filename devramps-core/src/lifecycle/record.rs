@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::types::{
     Actor, AlarmState, Blocker, Emergency, Phase, StageState, StepState, WaitingFor,
 };
+use crate::exec::Polling;
 use crate::expr::Organization;
 
 /// One entry of the log.
@@ -149,6 +150,19 @@ pub enum Event {
         /// Why, for people.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+    },
+    /// A running step asked to be polled later (a custom step's `TRIGGERED` or `POLL_AGAIN`):
+    /// the state its next poll gets, so a restart polls again instead of triggering again.
+    StepPolling {
+        /// The revision.
+        revision: u64,
+        /// The stage.
+        stage: String,
+        /// The step (id, else name).
+        step: String,
+        /// The state and the number of polls so far.
+        #[serde(flatten)]
+        polling: Polling,
     },
     /// A step waits for a person (L16).
     ApprovalRequired {
@@ -293,6 +307,7 @@ impl Event {
             Event::BuildFinished { .. } => "build_finished",
             Event::BuildReused { .. } => "build_reused",
             Event::StepState { .. } => "step_state",
+            Event::StepPolling { .. } => "step_polling",
             Event::ApprovalRequired { .. } => "approval_required",
             Event::Approved { .. } => "approved",
             Event::Rejected { .. } => "rejected",

@@ -25,7 +25,7 @@ use crate::expr::{Organization, PipelineInfo};
 use crate::pipeline::PipelineDefinition;
 
 /// The format version of the snapshots this release writes, and the only one it reads.
-pub const SNAPSHOT_VERSION: u64 = 1;
+pub const SNAPSHOT_VERSION: u64 = 2;
 
 /// A snapshot as stored (format version 1).
 #[derive(Serialize, Deserialize)]

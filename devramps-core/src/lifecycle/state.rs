@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::accepted::{Accepted, PlanCell, Synthesized, synthesize_deployment};
 use super::record::{Event, Record};
 use super::types::{AlarmState, Blocker, Emergency, Phase, StageState, StepState, WaitingFor};
+use crate::exec::Polling;
 use crate::expr::PipelineInfo;
 use crate::pipeline::{ApprovalPolicy, PipelineDefinition, diff_definitions};
 use crate::plan::Plan;
@@ -52,6 +53,9 @@ pub struct StepRun {
     pub outputs: BTreeMap<String, serde_json::Value>,
     /// Whether a person approved it (bake approved early, approval waits).
     pub approved: bool,
+    /// While it runs and asked to be polled: the state of its next poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polling: Option<Polling>,
 }
 
 impl StepRun {
@@ -61,6 +65,7 @@ impl StepRun {
             started_at: None,
             outputs: BTreeMap::new(),
             approved: false,
+            polling: None,
         }
     }
 }
@@ -297,6 +302,7 @@ impl PipelineState {
             | Event::BuildStarted { .. }
             | Event::BuildFinished { .. }
             | Event::StepState { .. }
+            | Event::StepPolling { .. }
             | Event::Approved { .. } => self.apply_work(record),
             Event::ApprovalRequired { .. } | Event::Rejected { .. } => {}
             Event::BlockerAdded { stage, blocker, .. } => {

@@ -175,6 +175,9 @@ impl Machine {
                 params: step.params.clone(),
                 outputs: cx.outputs_read(&step.params),
                 approved,
+                commit: cx.deployment.commit.clone(),
+                target: cx.target(&self.slug),
+                polling: cx.run.steps.get(index).and_then(|s| s.polling.clone()),
             })),
         }
     }

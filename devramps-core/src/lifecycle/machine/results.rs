@@ -103,6 +103,31 @@ impl Run<'_> {
                 }
                 self.wait_for_approval(revision, stage, name, context);
             }
+            WorkResult::Done(Outcome::PollLater {
+                polling_state,
+                retry_after_ms,
+            }) => {
+                if cancelling {
+                    self.set_step(revision, stage, &name, StepTrigger::Cancel, None);
+                    return;
+                }
+                let polls = run.steps[index]
+                    .polling
+                    .as_ref()
+                    .map_or(0, |p| p.polls.saturating_add(1));
+                self.emit(
+                    Actor::System,
+                    Event::StepPolling {
+                        revision,
+                        stage: stage.to_owned(),
+                        step: name,
+                        polling: Polling::new(polling_state, polls, retry_after_ms),
+                    },
+                );
+                let approved = run.steps[index].approved;
+                let command = self.machine.step_command(revision, stage, index, approved);
+                self.issue(command);
+            }
         }
     }
 

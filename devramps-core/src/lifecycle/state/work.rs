@@ -65,9 +65,24 @@ impl PipelineState {
                         s.started_at = Some(record.at);
                     }
                     s.state = *state;
+                    s.polling = None;
                     if !outputs.is_empty() {
                         s.outputs = outputs.clone();
                     }
+                }
+            }
+            Event::StepPolling {
+                revision,
+                stage,
+                step,
+                polling,
+            } => {
+                let index = self.step_index(*revision, stage, step);
+                if let (Some(i), Some(run)) = (index, self.run_mut(*revision, stage))
+                    && let Some(s) = run.steps.get_mut(i)
+                    && s.state == StepState::Running
+                {
+                    s.polling = Some(polling.clone());
                 }
             }
             Event::Approved {

@@ -17,6 +17,8 @@
 //! input. Reports go to stdout, errors about the invocation to stderr.
 #![forbid(unsafe_code)]
 
+mod local;
+mod ops;
 mod output;
 mod plan;
 mod plan_definition;
@@ -24,7 +26,9 @@ mod plan_text;
 mod render;
 mod report;
 mod schema;
+mod run;
 mod simulate;
+mod store_url;
 mod targets;
 mod validate;
 
@@ -70,6 +74,16 @@ enum Command {
     /// Print the JSON Schema of pipeline.yaml.
     #[command(long_about = schema::LONG_ABOUT, after_help = schema::AFTER_HELP)]
     Schema(schema::SchemaArgs),
+    /// Deploy a commit of a local git repository for real, on this machine.
+    #[command(long_about = run::LONG_ABOUT, after_help = run::AFTER_HELP)]
+    Run(run::RunArgs),
+    /// Show a pipeline's stages: what runs, what is queued, what blocks, what waits.
+    Status(ops::StatusArgs),
+    /// Print the log lines of a step's execution.
+    Logs(ops::LogsArgs),
+    /// An operation on a stage, recorded with its actor and reason.
+    #[command(flatten)]
+    Operation(ops::Operation),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +93,10 @@ fn main() -> ExitCode {
         Command::Plan(args) => plan::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Status(args) => ops::status(args),
+        Command::Logs(args) => ops::logs(args),
+        Command::Operation(op) => ops::operate(op),
     };
     status.into()
 }

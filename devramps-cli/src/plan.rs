@@ -314,7 +314,11 @@ async fn plan(args: &PlanArgs) -> Result<Outcome, String> {
 
 /// Opens the repository holding `--repo`.
 fn open(args: &PlanArgs) -> Result<GitRepository, String> {
-    let dir = &args.repo;
+    open_repo(&args.repo)
+}
+
+/// Opens the git repository holding `dir`, or says why not (with help).
+pub(crate) fn open_repo(dir: &std::path::Path) -> Result<GitRepository, String> {
     if !dir.exists() {
         return Err(format!("`{}` does not exist", dir.display()));
     }
@@ -332,7 +336,7 @@ fn open(args: &PlanArgs) -> Result<GitRepository, String> {
 }
 
 /// The message for a revision given with `option` that cannot be resolved.
-fn revision_error(repo: &GitRepository, option: &str, rev: &str, e: &Error) -> String {
+pub(crate) fn revision_error(repo: &GitRepository, option: &str, rev: &str, e: &Error) -> String {
     match e {
         Error::NotFound { .. } if rev == "HEAD" => format!(
             "the repository at `{}` has no commits yet (HEAD does not name a commit)\n  \
@@ -349,7 +353,7 @@ fn revision_error(repo: &GitRepository, option: &str, rev: &str, e: &Error) -> S
 }
 
 /// The slug of the pipeline to plan: `--pipeline`, else the only one at the commit.
-async fn choose_pipeline(
+pub(crate) async fn choose_pipeline(
     repo: &GitRepository,
     commit: &str,
     wanted: Option<&str>,

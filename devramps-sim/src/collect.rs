@@ -2,14 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use devramps_core::backend::Unit;
-use devramps_core::lifecycle::{Emergency, Event, PipelineState, Record, StageState, WaitingFor};
+use devramps_core::backend::{ExecutionKey, Unit};
+use devramps_core::lifecycle::{
+    Emergency, Event, PipelineState, Record, StageState, StepState, WaitingFor,
+};
 use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::report::{
-    BuildReport, DeploymentReport, EventReport, Report, StageMap, StageReport, StageSummary,
-    Synthesis,
+    BuildReport, DeploymentReport, EventReport, ExecutionReport, Report, StageMap, StageReport,
+    StageSummary, Synthesis,
 };
 
 /// Context the simulator adds to a record produced by one of its events (refusals name no
@@ -456,4 +458,75 @@ fn event_report(record: &Record, commit_of: &impl Fn(u64) -> Option<String>) -> 
         _ => {}
     }
     event
+}
+
+/// The report of a pipeline's log and state, as `devramps simulate` reports a run, for a log
+/// written by a real engine (`devramps run --format json`, `devramps status`): the events are
+/// the log's, the executions are read from it (one per step and build that started, with the
+/// state it reached), and the violations are the invariants `state` breaks.
+pub fn log_report(
+    slug: &str,
+    state: &PipelineState,
+    records: &[Record],
+    end: Timestamp,
+) -> Report {
+    let start = records.first().map_or(end, |r| r.at);
+    let violations = invariant_breaches(state);
+    let mut report = build_report(start, end, state, records, Vec::new(), &[], violations);
+    report.executions = executions_of_log(slug, records);
+    report
+}
+
+/// One execution per step and build the log shows started, in the order first seen.
+fn executions_of_log(slug: &str, records: &[Record]) -> Vec<ExecutionReport> {
+    let mut attempts: BTreeMap<(u64, String), u32> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut results: BTreeMap<String, String> = BTreeMap::new();
+    let mut note = |key: ExecutionKey, result: &str| {
+        let key = key.to_string();
+        if !results.contains_key(&key) {
+            order.push(key.clone());
+        }
+        results.insert(key, result.to_owned());
+    };
+    for record in records {
+        match &record.event {
+            Event::StageState {
+                revision,
+                stage,
+                attempt: Some(attempt),
+                ..
+            } => {
+                attempts.insert((*revision, stage.clone()), *attempt);
+            }
+            Event::StepState {
+                revision,
+                stage,
+                step,
+                state: step_state,
+                ..
+            } if *step_state != StepState::Pending && *step_state != StepState::Skipped => {
+                let attempt = attempts
+                    .get(&(*revision, stage.clone()))
+                    .copied()
+                    .unwrap_or(1);
+                let unit = Unit::step(step.as_str());
+                let key = ExecutionKey::new(slug, *revision, stage, attempt, unit);
+                let result = match step_state {
+                    StepState::WaitingApproval => "APPROVAL_REQUIRED",
+                    other => other.as_str(),
+                };
+                note(key, result);
+            }
+            _ => {}
+        }
+    }
+    order
+        .into_iter()
+        .map(|key| ExecutionReport {
+            result: results.get(&key).cloned().unwrap_or_default(),
+            key,
+            starts: 1,
+        })
+        .collect()
 }

@@ -1,0 +1,300 @@
+//! The backends of `devramps run`, `status` and the operations: one machine's durable store,
+//! the git repository, the process runners, the real clock, secrets from the environment, and
+//! clear failures for the work that needs a cloud.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use devramps_core::backend::{
+    ArtifactMirror, Backends, BuildRequest, DynStepRunner, ExecutionKey, InfraPlan, InfraRequest,
+    InfrastructureSynthesizer, LogEntry, MirrorRequest, Outcome, Outputs, ResourceValidator,
+    Runner, SecretScope, SecretSource, StageTarget, StepRequest, StepRunners, TokioClock,
+};
+use devramps_core::expr::SecretString;
+use devramps_core::pipeline::ArtifactType;
+use devramps_core::{Error, Result};
+use devramps_git::GitRepository;
+
+use crate::store_url::StoreUrl;
+
+/// What the cloud-only work says when `devramps run` meets it.
+const NEEDS_AWS: &str = "the AWS backends (run with `--store s3://BUCKET/PREFIX` and AWS \
+                         credentials); on this machine `devramps run` runs CUSTOM:* steps \
+                         (--step-registry), DEVRAMPS:APPROVAL:TEST test gates and bakes";
+
+/// The local backends and where their files live.
+#[derive(Clone, Debug)]
+pub(crate) struct Local {
+    /// The bundle.
+    pub(crate) backends: Backends,
+    /// Where the runners keep their executions (`.devramps/state/` of the repository).
+    #[allow(dead_code)]
+    pub(crate) state_dir: PathBuf,
+}
+
+/// Opens the backends over the repository `repo`, the store at `store`, with the step
+/// registries `registries`.
+pub(crate) fn open(
+    repo: &Arc<GitRepository>,
+    store: &StoreUrl,
+    registries: &[PathBuf],
+) -> std::result::Result<Local, String> {
+    let state_dir = state_dir(repo);
+    std::fs::create_dir_all(&state_dir)
+        .map_err(|e| format!("cannot create `{}`: {e}", state_dir.display()))?;
+    // Keep `git status` clean: nothing under the state directory is source.
+    let ignore = state_dir.join(".gitignore");
+    if !ignore.exists() {
+        let _ = std::fs::write(&ignore, "*\n");
+    }
+    let (events, lock) = crate::store_url::open(store)?;
+    let steps = LocalSteps::new(&state_dir, repo, registries)?;
+    let backends = Backends::builder(Arc::new(TokioClock::new()))
+        .store(events)
+        .lock(lock)
+        .source(repo.clone())
+        .builds(Arc::new(NeedsCloud))
+        .resources(Arc::new(NeedsCloud))
+        .mirror(Arc::new(NeedsCloud))
+        .infra(Arc::new(NeedsCloud))
+        .secrets(Arc::new(EnvSecrets))
+        .steps(StepRunners::new().with_fallback(Arc::new(steps)))
+        .build();
+    Ok(Local {
+        backends,
+        state_dir,
+    })
+}
+
+/// `.devramps/state/` of the repository's work tree (or of the git directory of a bare one).
+pub(crate) fn state_dir(repo: &GitRepository) -> PathBuf {
+    let root = repo.path();
+    let root = if root.file_name().is_some_and(|n| n == ".git") {
+        root.parent().unwrap_or(root)
+    } else {
+        root
+    };
+    root.join(".devramps").join("state")
+}
+
+/// The step runners of one machine: `CUSTOM:*` steps through the step registries, test gates
+/// in a checkout of the deployed commit; every other type needs a cloud.
+#[derive(Clone)]
+pub(crate) struct LocalSteps {
+    custom: Option<DynStepRunner>,
+    gate: Option<DynStepRunner>,
+}
+
+impl fmt::Debug for LocalSteps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalSteps")
+            .field("custom", &self.custom.is_some())
+            .field("gate", &self.gate.is_some())
+            .finish()
+    }
+}
+
+impl LocalSteps {
+    fn new(
+        state_dir: &Path,
+        repo: &GitRepository,
+        registries: &[PathBuf],
+    ) -> std::result::Result<Self, String> {
+        let _ = (state_dir, repo, registries);
+        Ok(LocalSteps {
+            custom: None,
+            gate: None,
+        })
+    }
+
+    /// The runner of `step_type`, or why there is none.
+    fn runner(&self, step_type: &str) -> Result<&DynStepRunner> {
+        let (runner, why) = if step_type.starts_with("CUSTOM:") {
+            (
+                self.custom.as_ref(),
+                "a step registry that offers it (--step-registry DIR)".to_owned(),
+            )
+        } else if step_type == "DEVRAMPS:APPROVAL:TEST" {
+            (self.gate.as_ref(), "the test gate runner".to_owned())
+        } else {
+            (None, NEEDS_AWS.to_owned())
+        };
+        runner.ok_or_else(|| Error::NotSupported {
+            operation: format!("`{step_type}` steps: they need {why}"),
+            backend: "`devramps run` on this machine".to_owned(),
+        })
+    }
+}
+
+#[async_trait]
+impl Runner<StepRequest> for LocalSteps {
+    async fn start(&self, request: StepRequest) -> Result<()> {
+        self.runner(&request.step_type)?.start(request).await
+    }
+
+    async fn wait(&self, key: &ExecutionKey) -> Result<Outcome> {
+        // The key does not name the type: ask each runner; the one that knows it answers.
+        let mut last = Error::not_found(format!("execution {key}"));
+        for runner in self.custom.iter().chain(&self.gate) {
+            match runner.wait(key).await {
+                Err(e @ Error::NotFound { .. }) => last = e,
+                other => return other,
+            }
+        }
+        Err(last)
+    }
+
+    async fn cancel(&self, key: &ExecutionKey) -> Result<()> {
+        for runner in self.custom.iter().chain(&self.gate) {
+            runner.cancel(key).await?;
+        }
+        Ok(())
+    }
+
+    async fn logs(&self, key: &ExecutionKey) -> Result<Vec<LogEntry>> {
+        let mut last = Error::not_found(format!("execution {key}"));
+        for runner in self.custom.iter().chain(&self.gate) {
+            match runner.logs(key).await {
+                Err(e @ (Error::NotFound { .. } | Error::NotSupported { .. })) => last = e,
+                other => return other,
+            }
+        }
+        Err(last)
+    }
+}
+
+/// Builds, resource validation, mirroring and Terraform: they need a cloud.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NeedsCloud;
+
+impl NeedsCloud {
+    fn error(what: &str) -> Error {
+        Error::NotSupported {
+            operation: format!("{what} (it needs {NEEDS_AWS})"),
+            backend: "`devramps run` on this machine".to_owned(),
+        }
+    }
+}
+
+#[async_trait]
+impl Runner<BuildRequest> for NeedsCloud {
+    async fn start(&self, request: BuildRequest) -> Result<()> {
+        Err(NeedsCloud::error(&format!(
+            "building artifact `{}`",
+            request.artifact
+        )))
+    }
+
+    async fn wait(&self, key: &ExecutionKey) -> Result<Outcome> {
+        Err(Error::not_found(format!("execution {key}")))
+    }
+
+    async fn cancel(&self, _key: &ExecutionKey) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ResourceValidator for NeedsCloud {
+    async fn validate(
+        &self,
+        _target: &StageTarget,
+        artifacts: &[(String, ArtifactType)],
+    ) -> Result<Vec<String>> {
+        // A stage without artifacts has no registry or bucket to look for.
+        match artifacts.first() {
+            None => Ok(Vec::new()),
+            Some((id, _)) => Err(NeedsCloud::error(&format!(
+                "validating the stage resources of artifact `{id}`"
+            ))),
+        }
+    }
+}
+
+#[async_trait]
+impl ArtifactMirror for NeedsCloud {
+    async fn mirror(&self, request: &MirrorRequest) -> Result<()> {
+        Err(NeedsCloud::error(&format!(
+            "mirroring artifact `{}`",
+            request.artifact
+        )))
+    }
+}
+
+#[async_trait]
+impl InfrastructureSynthesizer for NeedsCloud {
+    async fn plan(&self, request: &InfraRequest) -> Result<InfraPlan> {
+        Err(NeedsCloud::error(&format!(
+            "planning the Terraform at `{}`",
+            request.source
+        )))
+    }
+
+    async fn apply(&self, request: &InfraRequest, _plan: &InfraPlan) -> Result<Outputs> {
+        Err(NeedsCloud::error(&format!(
+            "applying the Terraform at `{}`",
+            request.source
+        )))
+    }
+}
+
+/// Secrets from the environment: `secret("NAME")` is `DEVRAMPS_SECRET_NAME`,
+/// `stage_secret("NAME")` in stage `prod` is `DEVRAMPS_STAGE_SECRET_PROD_NAME` (names upper-cased,
+/// other characters than letters and digits as `_`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EnvSecrets;
+
+impl EnvSecrets {
+    /// The environment variable of a secret.
+    pub(crate) fn variable(scope: &SecretScope, name: &str) -> String {
+        let clean = |s: &str| -> String {
+            s.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect()
+        };
+        match scope {
+            SecretScope::Stage { stage, .. } => {
+                format!("DEVRAMPS_STAGE_SECRET_{}_{}", clean(stage), clean(name))
+            }
+            _ => format!("DEVRAMPS_SECRET_{}", clean(name)),
+        }
+    }
+}
+
+#[async_trait]
+impl SecretSource for EnvSecrets {
+    async fn secret(&self, scope: &SecretScope, name: &str) -> Result<Option<SecretString>> {
+        Ok(std::env::var(EnvSecrets::variable(scope, name))
+            .ok()
+            .map(SecretString::new))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_named_after_their_scope() {
+        let stage = SecretScope::Stage {
+            pipeline: "api".into(),
+            stage: "prod-eu".into(),
+        };
+        assert_eq!(
+            EnvSecrets::variable(&SecretScope::Organization, "db.password"),
+            "DEVRAMPS_SECRET_DB_PASSWORD"
+        );
+        assert_eq!(
+            EnvSecrets::variable(&stage, "token"),
+            "DEVRAMPS_STAGE_SECRET_PROD_EU_TOKEN"
+        );
+    }
+}

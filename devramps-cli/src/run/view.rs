@@ -168,7 +168,7 @@ impl View {
 /// One line per record, for people (`None` for records people need not see).
 pub(crate) fn describe(record: &Record) -> Option<String> {
     let zone = jiff::tz::TimeZone::system();
-    let time = jiff::Zoned::new(record.at, zone).strftime("%H:%M:%S");
+    let time = zone.to_datetime(record.at).strftime("%H:%M:%S");
     let line = match &record.event {
         Event::DeploymentAccepted {
             revision, commit, ..

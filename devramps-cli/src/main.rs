@@ -17,6 +17,7 @@
 //! input. Reports go to stdout, errors about the invocation to stderr.
 #![forbid(unsafe_code)]
 
+mod custom_params;
 mod output;
 mod plan;
 mod plan_definition;

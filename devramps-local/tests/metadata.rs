@@ -331,3 +331,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_npm_registry_needs_a_package_json_with_the_start_script() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let e = error_of(&StepRegistry::npm(dir.path()));
+    assert!(e.to_string().ends_with("it has no package.json"), "{e}");
+    std::fs::write(
+        dir.path().join("package.json"),
+        r#"{"scripts": {"build": "tsc"}}"#,
+    )
+    .expect("write");
+    let e = error_of(&StepRegistry::npm(dir.path()));
+    assert!(
+        e.to_string()
+            .ends_with("its package.json has no `start-step-registry` script (in `scripts`)"),
+        "{e}"
+    );
+}

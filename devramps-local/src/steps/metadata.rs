@@ -78,6 +78,15 @@ pub enum MetadataError {
         /// The registry's directory.
         registry: PathBuf,
     },
+    /// An npm registry (started with `npm run start-step-registry`) whose `package.json` is
+    /// missing, unreadable or has no `start-step-registry` script.
+    #[error("step registry `{}` cannot be started with npm: {problem}", registry.display())]
+    NoStartScript {
+        /// The registry's directory.
+        registry: PathBuf,
+        /// What is wrong with its `package.json`.
+        problem: String,
+    },
     /// The registry's command could not be started (for example `npm` is not installed).
     #[error("cannot start `{program}` for the step registry `{}`: {source}{hint}",
             registry.display(),
@@ -199,6 +208,7 @@ pub fn synthesize_metadata_within(
     if !dir.is_dir() {
         return Err(MetadataError::NotADirectory { registry: dir });
     }
+    check_npm_script(registry)?;
     let io_error = |what: &str| {
         let registry = dir.clone();
         let what = what.to_owned();
@@ -350,6 +360,36 @@ pub fn parse_metadata_result(
         out.push(step);
     }
     Ok(out)
+}
+
+/// For a registry started with `npm run ... start-step-registry`: its `package.json` must have
+/// that script (npm's own complaint is silenced by `--silent`).
+fn check_npm_script(registry: &StepRegistry) -> Result<(), MetadataError> {
+    let command = registry.command();
+    let npm_script = command.first().is_some_and(|p| p == "npm")
+        && command.iter().any(|a| a == "start-step-registry");
+    if !npm_script {
+        return Ok(());
+    }
+    let path = registry.dir().join("package.json");
+    let problem = match std::fs::read_to_string(&path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Some("it has no package.json".to_owned()),
+        Err(e) => Some(format!("cannot read its package.json: {e}")),
+        Ok(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+            Err(e) => Some(format!("its package.json is not JSON: {e}")),
+            Ok(json) if json.pointer("/scripts/start-step-registry").is_none() => Some(
+                "its package.json has no `start-step-registry` script (in `scripts`)".to_owned(),
+            ),
+            Ok(_) => None,
+        },
+    };
+    match problem {
+        Some(problem) => Err(MetadataError::NoStartScript {
+            registry: registry.dir().to_path_buf(),
+            problem,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Waits for `child` until `timeout`: `Some(status)` when it ended, `None` on timeout.

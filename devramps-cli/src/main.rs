@@ -19,6 +19,7 @@
 
 mod local;
 mod ops;
+mod custom_params;
 mod output;
 mod plan;
 mod plan_definition;

@@ -56,10 +56,13 @@ pub(crate) const LONG_ABOUT: &str = "Synthesize the deployment plan of one pipel
         the repository: in text on stdout, in JSON as {pipeline, commit, path, valid: false, \
         diagnostics: [{severity, code, message, path, line, column, help?}]}. Warnings of a \
         valid definition go to stderr, so stdout holds only the plan.\n\n\
+        With --step-registry DIR (repeatable), CUSTOM:* params are checked against the \
+        parameter schemas of the registries' step types as `devramps validate` does (E0220, \
+        E0221); a violation makes the definition invalid.\n\n\
         Exit codes: 0 the plan was printed; 1 the definition is invalid or synthesis failed; 2 \
         --repo is not in a git repository, a revision is unknown, the commit has no (such) \
-        pipeline or several without --pipeline, the definition cannot be read, or a usage \
-        error.";
+        pipeline or several without --pipeline, the definition cannot be read, a step registry \
+        cannot be read, or a usage error.";
 
 /// The examples shown after the help of `devramps plan`.
 pub(crate) const AFTER_HELP: &str = "Examples:\n  \
@@ -116,6 +119,9 @@ pub(crate) struct PlanArgs {
     /// `organization.cicd_account_region`.
     #[arg(long, value_name = "REGION", default_value = "us-east-1")]
     pub(crate) cicd_region: String,
+
+    #[arg(long = "step-registry", value_name = "DIR", help = crate::custom_params::HELP)]
+    pub(crate) step_registries: Vec<PathBuf>,
 }
 
 /// Where the changed files of a plan came from, for the text summary.
@@ -233,6 +239,7 @@ fn plan_json(plan: &Plan, definition: Option<&DefinitionReport>) -> serde_json::
 
 /// Reads the repository and synthesizes the plan. `Err` is a message for exit code 2.
 async fn plan(args: &PlanArgs) -> Result<Outcome, String> {
+    let catalog = crate::custom_params::load(&args.step_registries)?;
     let repo = open(args)?;
     let commit = repo
         .resolve(&args.commit)
@@ -253,6 +260,14 @@ async fn plan(args: &PlanArgs) -> Result<Outcome, String> {
         diagnostics: validate_slug(&slug).err().into_iter().collect(),
     };
     report.diagnostics.extend(checked.diagnostics);
+    if let (Some(catalog), Some(text)) = (&catalog, &report.source) {
+        report
+            .diagnostics
+            .extend(crate::custom_params::check(text, catalog));
+        report
+            .diagnostics
+            .sort_by_key(|d| (d.span.offset, d.span.line, d.span.column));
+    }
     let definition = match checked.definition {
         Some(definition) if report.is_valid() => definition,
         _ => return Ok(Outcome::Invalid { report, commit }),

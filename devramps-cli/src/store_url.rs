@@ -61,8 +61,9 @@ pub(crate) fn open(url: &StoreUrl) -> Result<(DynEventStore, DynDeploymentLock),
             Arc::new(devramps_memory::InMemoryLock::new()),
         )),
         StoreUrl::Sqlite(path) => {
-            let _ = path;
-            Err("the sqlite store is not built yet".to_owned())
+            let store = devramps_local::store::LocalStore::open(path)
+                .map_err(|e| format!("cannot open the store `sqlite:{}`: {e}", path.display()))?;
+            Ok((Arc::new(store.clone()), Arc::new(store)))
         }
         StoreUrl::S3 { bucket, .. } => Err(format!(
             "`s3://{bucket}` needs the AWS backends (devramps-aws), which this build does not \

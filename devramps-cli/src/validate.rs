@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use devramps_core::pipeline::{Code, Diagnostic, Span, validate_slug};
 use devramps_core::plan::check;
+use devramps_local::steps::StepCatalog;
 
 use crate::output::{Format, Status, emit, usage_error, use_color};
 use crate::report::{PipelineReport, to_json};
@@ -26,15 +27,22 @@ pub(crate) const LONG_ABOUT: &str = "Check pipeline definitions without running 
         `{\"pipelines\": [{path, slug, valid, diagnostics: [{severity, code, message, path, \
         line, column, help?}]}]}`. Problems of a whole file (slug, reading) are reported at \
         line 1, column 1.\n\n\
+        With --step-registry DIR (repeatable), each registry's SYNTHESIZE-METADATA gives the \
+        parameter JSON Schema of its CUSTOM:* step types: params that break it are E0220 at the \
+        offending value (or key), naming the parameter; a CUSTOM:* type that no given registry \
+        offers is E0221. Values holding a `${{ }}` expression are not judged (known only when \
+        deploying).\n\n\
         Exit codes: 0 every pipeline is valid (warnings allowed); 1 some pipeline has an \
         error; 2 a PATH does not exist or holds no pipeline (nothing is checked then, the \
-        reasons go to stderr), a pipeline file cannot be read (E0502), or a usage error.";
+        reasons go to stderr), a pipeline file cannot be read (E0502), a step registry cannot be \
+        read (its problem goes to stderr), or a usage error.";
 
 /// The examples shown after the help of `devramps validate`.
 pub(crate) const AFTER_HELP: &str = "Examples:\n  \
         devramps validate                              # ./.devramps/*/pipeline.yaml\n  \
         devramps validate services/api services/web    # two repositories\n  \
         devramps validate .devramps/api/pipeline.yaml  # one file\n  \
+        devramps validate --step-registry ../step-registry  # check CUSTOM:* params too\n  \
         devramps validate --format json | jq '.pipelines[] | select(.valid | not) | .slug'";
 
 /// Arguments of `devramps validate`.
@@ -48,6 +56,9 @@ pub(crate) struct ValidateArgs {
     /// `json` for tools (a stable interface).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub(crate) format: Format,
+
+    #[arg(long = "step-registry", value_name = "DIR", help = crate::custom_params::HELP)]
+    pub(crate) step_registries: Vec<PathBuf>,
 }
 
 /// Runs `devramps validate`.
@@ -61,7 +72,17 @@ pub(crate) fn run(args: &ValidateArgs) -> Status {
             return Status::Usage;
         }
     };
-    let reports: Vec<PipelineReport> = targets.iter().map(check_target).collect();
+    let catalog = match crate::custom_params::load(&args.step_registries) {
+        Ok(catalog) => catalog,
+        Err(message) => {
+            usage_error(&message);
+            return Status::Usage;
+        }
+    };
+    let reports: Vec<PipelineReport> = targets
+        .iter()
+        .map(|t| check_target(t, catalog.as_ref()))
+        .collect();
     let status = status_of(&reports);
     let text = match args.format {
         Format::Text => crate::render::text(&reports, use_color()),
@@ -82,8 +103,9 @@ fn status_of(reports: &[PipelineReport]) -> Status {
     }
 }
 
-/// Reads and checks one pipeline file. Never fails: problems become diagnostics.
-pub(crate) fn check_target(target: &Target) -> PipelineReport {
+/// Reads and checks one pipeline file, its `CUSTOM:*` params against `catalog` when given.
+/// Never fails: problems become diagnostics.
+pub(crate) fn check_target(target: &Target, catalog: Option<&StepCatalog>) -> PipelineReport {
     let mut diagnostics = Vec::new();
     if target.slug_is_real
         && let Err(diagnostic) = validate_slug(&target.slug)
@@ -93,6 +115,10 @@ pub(crate) fn check_target(target: &Target) -> PipelineReport {
     let source = match read(&target.path) {
         Ok(text) => {
             diagnostics.extend(check(&text).diagnostics);
+            if let Some(catalog) = catalog {
+                diagnostics.extend(crate::custom_params::check(&text, catalog));
+                diagnostics.sort_by_key(|d| (d.span.offset, d.span.line, d.span.column));
+            }
             Some(text)
         }
         Err(Unreadable { diagnostic, lossy }) => {

@@ -105,6 +105,11 @@ codes! {
     UnknownParam = "W0210", Warning, "unknown parameter";
     /// A `goes_after` or `skip` list names the same step twice.
     RepeatedReference = "W0211", Warning, "step named twice";
+    /// A parameter of a `CUSTOM:*` step breaks the JSON Schema its step registry gives (checked
+    /// only when registries are given, e.g. `devramps validate --step-registry DIR`).
+    CustomParamInvalid = "E0220", Error, "custom step parameter breaks its schema";
+    /// A `CUSTOM:*` step type that none of the given step registries offers.
+    UnknownCustomStepType = "E0221", Error, "unknown custom step type";
     /// Two artifacts have the same id (given or derived from the name).
     DuplicateArtifactId = "E0301", Error, "duplicate artifact id";
     /// An artifact id or name is malformed.

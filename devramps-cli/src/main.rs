@@ -17,17 +17,17 @@
 //! input. Reports go to stdout, errors about the invocation to stderr.
 #![forbid(unsafe_code)]
 
+mod custom_params;
 mod local;
 mod ops;
-mod custom_params;
 mod output;
 mod plan;
 mod plan_definition;
 mod plan_text;
 mod render;
 mod report;
-mod schema;
 mod run;
+mod schema;
 mod simulate;
 mod store_url;
 mod targets;

@@ -187,9 +187,11 @@ impl Session {
         let state_dir = crate::local::state_dir(&repo);
         let store = store_url::parse(at.store.as_deref(), &state_dir)?;
         if store == store_url::StoreUrl::Memory {
-            return Err("`memory:` holds nothing outside the process that made it\n  help: \
+            return Err(
+                "`memory:` holds nothing outside the process that made it\n  help: \
                         use the store `devramps run` used (the default, or --store sqlite:PATH)"
-                .to_owned());
+                    .to_owned(),
+            );
         }
         if let store_url::StoreUrl::Sqlite(path) = &store
             && !path.exists()
@@ -556,9 +558,11 @@ pub(crate) fn logs(args: &LogsArgs) -> Status {
                 let run = d.stage(&args.stage)?;
                 let plan = d.plan()?;
                 let stage = plan.stages.iter().find(|s| s.name == args.stage)?;
-                let (i, step) = stage.steps.iter().enumerate().find(|(_, s)| {
-                    s.key() == args.step || s.name == args.step
-                })?;
+                let (i, step) = stage
+                    .steps
+                    .iter()
+                    .enumerate()
+                    .find(|(_, s)| s.key() == args.step || s.name == args.step)?;
                 (run.steps.get(i)?.state != StepState::Pending).then(|| {
                     let key = ExecutionKey::new(
                         &session.slug,
@@ -575,7 +579,9 @@ pub(crate) fn logs(args: &LogsArgs) -> Status {
                 "no run of step `{}` in stage `{}`{}",
                 args.step,
                 args.stage,
-                args.revision.map(|r| format!(" for revision {r}")).unwrap_or_default()
+                args.revision
+                    .map(|r| format!(" for revision {r}"))
+                    .unwrap_or_default()
             ));
         };
         let lines = session

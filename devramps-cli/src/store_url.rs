@@ -41,7 +41,9 @@ pub(crate) fn parse(url: Option<&str>, state_dir: &Path) -> Result<StoreUrl, Str
     if let Some(rest) = url.strip_prefix("s3://") {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Err(format!("`--store {url}` names no bucket: `s3://BUCKET/PREFIX`"));
+            return Err(format!(
+                "`--store {url}` names no bucket: `s3://BUCKET/PREFIX`"
+            ));
         }
         return Ok(StoreUrl::S3 {
             bucket: bucket.to_owned(),

@@ -24,9 +24,7 @@ fn sleep_pipeline(stages: &[&str], marker: &Path, ms: u64) -> String {
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            format!(
-                "    - {{ name: {s}, account_id: \"11111111111{i}\", region: us-east-1 }}\n"
-            )
+            format!("    - {{ name: {s}, account_id: \"11111111111{i}\", region: us-east-1 }}\n")
         })
         .collect();
     format!(
@@ -151,7 +149,10 @@ fn run_deploys_a_commit_through_every_stage_with_the_step_logs() {
     assert_eq!(code(&out), 0, "{text}\n{}", stderr(&out));
     assert!(text.contains("staging    SUCCEEDED"), "{text}");
     assert!(text.contains("prod       SUCCEEDED"), "{text}");
-    assert!(text.contains("sleeping 100 ms"), "the step's log is shown: {text}");
+    assert!(
+        text.contains("sleeping 100 ms"),
+        "the step's log is shown: {text}"
+    );
     assert_eq!(lines_of(&marker).len(), 2, "one start per stage");
     assert!(
         repo.path().join(".devramps/state/devramps.sqlite").exists(),
@@ -168,7 +169,10 @@ fn run_deploys_a_commit_through_every_stage_with_the_step_logs() {
     assert_eq!(lines_of(&marker).len(), 2, "nothing ran twice");
 
     // status reads the same store.
-    let status = devramps(repo.path(), &["status", "--repo", repo.arg(), "--format", "json"]);
+    let status = devramps(
+        repo.path(),
+        &["status", "--repo", repo.arg(), "--format", "json"],
+    );
     assert_eq!(code(&status), 0, "{}", stderr(&status));
     let status = json(&status);
     assert_eq!(status["slug"], "app");
@@ -177,7 +181,15 @@ fn run_deploys_a_commit_through_every_stage_with_the_step_logs() {
     // A refused operation names the rule and exits 1.
     let refused = devramps(
         repo.path(),
-        &["retry", "--repo", repo.arg(), "--stage", "prod", "--revision", "1"],
+        &[
+            "retry",
+            "--repo",
+            repo.arg(),
+            "--stage",
+            "prod",
+            "--revision",
+            "1",
+        ],
     );
     assert_eq!(code(&refused), 1, "{}", stderr(&refused));
     assert!(stderr(&refused).contains("L11"), "{}", stderr(&refused));
@@ -185,7 +197,15 @@ fn run_deploys_a_commit_through_every_stage_with_the_step_logs() {
     // The step's logs, from the runner's files.
     let logs = devramps(
         repo.path(),
-        &["logs", "--repo", repo.arg(), "--stage", "prod", "--step", "sleep"],
+        &[
+            "logs",
+            "--repo",
+            repo.arg(),
+            "--stage",
+            "prod",
+            "--step",
+            "sleep",
+        ],
     );
     assert_eq!(code(&logs), 0, "{}", stderr(&logs));
     assert!(stdout(&logs).contains("done"), "{}", stdout(&logs));
@@ -201,20 +221,35 @@ fn run_with_json_keeps_stdout_for_the_report() {
     let out = devramps(
         repo.path(),
         &[
-            "run", "--repo", repo.arg(), "--step-registry", &reg, "--format", "json",
+            "run",
+            "--repo",
+            repo.arg(),
+            "--step-registry",
+            &reg,
+            "--format",
+            "json",
         ],
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let report = json(&out);
-    assert_eq!(report["deployments"][0]["stages"]["staging"]["state"], "SUCCEEDED");
-    assert_eq!(report["deployments"][0]["commit"].as_str().map(str::len), Some(40));
+    assert_eq!(
+        report["deployments"][0]["stages"]["staging"]["state"],
+        "SUCCEEDED"
+    );
+    assert_eq!(
+        report["deployments"][0]["commit"].as_str().map(str::len),
+        Some(40)
+    );
     assert!(
         report["executions"]
             .as_array()
             .is_some_and(|e| e.iter().any(|x| x["result"] == "SUCCEEDED")),
         "{report}"
     );
-    assert!(stderr(&out).contains("SUCCEEDED"), "the live view went to stderr");
+    assert!(
+        stderr(&out).contains("SUCCEEDED"),
+        "the live view went to stderr"
+    );
 }
 
 #[test]
@@ -246,7 +281,10 @@ fn a_killed_run_resumes_the_same_revision_without_starting_its_step_again() {
         1,
         "the step process outlived the engine and was waited for, not started again"
     );
-    let log = devramps(repo.path(), &["status", "--repo", repo.arg(), "--format", "json"]);
+    let log = devramps(
+        repo.path(),
+        &["status", "--repo", repo.arg(), "--format", "json"],
+    );
     assert_eq!(json(&log)["deployments"].as_array().map(Vec::len), Some(1));
 }
 
@@ -259,10 +297,14 @@ fn cloud_only_steps_fail_with_a_message_that_says_what_they_need() {
          - { name: Deploy, type: \"DEVRAMPS:ECS:DEPLOY\", params: { cluster_name: c, \
          service_name: s, reference_task_definition: t, image_url: i } }\n  artifacts: {}\n",
     );
-    let out = devramps(repo.path(), &["run", "--repo", repo.arg(), "--store", "memory:"]);
+    let out = devramps(
+        repo.path(),
+        &["run", "--repo", repo.arg(), "--store", "memory:"],
+    );
     assert_eq!(code(&out), 1, "{}", stdout(&out));
     assert!(
-        stdout(&out).contains("needs the AWS backends") || stdout(&out).contains("need the AWS backends"),
+        stdout(&out).contains("needs the AWS backends")
+            || stdout(&out).contains("need the AWS backends"),
         "{}",
         stdout(&out)
     );
@@ -273,7 +315,15 @@ fn an_operation_without_a_store_says_how_to_make_one() {
     let repo = repo_with(&sleep_pipeline(&["staging"], Path::new("/dev/null"), 0));
     let out = devramps(
         repo.path(),
-        &["approve", "--repo", repo.arg(), "--stage", "staging", "--step", "sleep"],
+        &[
+            "approve",
+            "--repo",
+            repo.arg(),
+            "--stage",
+            "staging",
+            "--step",
+            "sleep",
+        ],
     );
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("devramps run"), "{}", stderr(&out));

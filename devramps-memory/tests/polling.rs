@@ -252,11 +252,8 @@ fn a_restarted_engine_polls_with_the_recorded_state_and_never_triggers_again() {
         .filter(|(_, i)| i == "trigger")
         .count();
     assert_eq!(triggers, 1, "a restart never triggers again");
-    let after: Vec<String> = runner
-        .starts
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)[starts_before..]
-        .to_vec();
+    let after: Vec<String> =
+        runner.starts.lock().unwrap_or_else(PoisonError::into_inner)[starts_before..].to_vec();
     assert_eq!(
         after.first().map(String::as_str),
         Some("poll-1"),
@@ -308,7 +305,11 @@ fn an_engine_that_only_records_approves_for_the_one_that_drives() {
     });
     let state = pool.run_until(driving.state("app")).expect("state");
     let run = state.deployments[&1].stage("staging").expect("staging");
-    assert_eq!(run.state, StageState::Succeeded, "the driving engine went on");
+    assert_eq!(
+        run.state,
+        StageState::Succeeded,
+        "the driving engine went on"
+    );
     let invocations = runner.invocations();
     assert!(invocations.contains(&("gated".to_owned(), "run-approved".to_owned())));
     let _ = Polling::new(json!(null), 0, None); // the type is public for runners

@@ -126,9 +126,10 @@ async fn target(args: &RunArgs) -> Result<Target, String> {
                 .and_then(|bytes| String::from_utf8(bytes).ok());
             // An invalid definition fails at synthesis, where the log says why.
             text.and_then(|t| devramps_core::plan::parse(&t).ok())
-                .map_or_else(|| "main".to_owned(), |d: PipelineDefinition| {
-                    d.tracked_branch().to_owned()
-                })
+                .map_or_else(
+                    || "main".to_owned(),
+                    |d: PipelineDefinition| d.tracked_branch().to_owned(),
+                )
         }
     };
     Ok(Target {

@@ -29,7 +29,12 @@ pub(super) struct View {
 }
 
 impl View {
-    pub(super) fn new(format: Format, target: &Target, store: &Option<String>, repo: &Path) -> Self {
+    pub(super) fn new(
+        format: Format,
+        target: &Target,
+        store: &Option<String>,
+        repo: &Path,
+    ) -> Self {
         let mut locate = String::new();
         if repo != Path::new(".") {
             locate.push_str(&format!(" --repo {}", repo.display()));
@@ -127,7 +132,15 @@ impl View {
                 let new: Vec<String> = lines
                     .iter()
                     .skip(*seen)
-                    .map(|l| format!("    {} {:<8} | {:<5} {}", run.name, step.key(), l.level, l.message))
+                    .map(|l| {
+                        format!(
+                            "    {} {:<8} | {:<5} {}",
+                            run.name,
+                            step.key(),
+                            l.level,
+                            l.message
+                        )
+                    })
                     .collect();
                 *seen = lines.len();
                 for line in new {
@@ -234,20 +247,29 @@ pub(crate) fn describe(record: &Record) -> Option<String> {
             reason,
         } => format!(
             "r{revision} {stage:<10}   {step} waits for approval{}",
-            reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+            reason
+                .as_ref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
         ),
         Event::Approved {
             revision,
             stage,
             step,
             ..
-        } => format!("r{revision} {stage:<10}   {step} approved by {}", record.actor),
+        } => format!(
+            "r{revision} {stage:<10}   {step} approved by {}",
+            record.actor
+        ),
         Event::Rejected {
             revision,
             stage,
             step,
             ..
-        } => format!("r{revision} {stage:<10}   {step} rejected by {}", record.actor),
+        } => format!(
+            "r{revision} {stage:<10}   {step} rejected by {}",
+            record.actor
+        ),
         Event::Refused {
             operation,
             rule,

@@ -29,6 +29,9 @@ type Timer = Pin<Box<Fuse<BoxFuture<'static, ()>>>>;
 pub(super) const REQUEST_BURST: u32 = 16;
 
 /// What the loop takes next.
+// One value at a time, on the stack of the loop, never stored: boxing would only add an
+// allocation per request.
+#[allow(clippy::large_enum_variant)]
 enum Next {
     Request(Option<Request>),
     Landed(Landed),
@@ -349,13 +352,10 @@ impl EngineDriver {
         }
         let mut by_pipeline: BTreeMap<(String, u64), Vec<Input>> = BTreeMap::new();
         for landed in ready {
-            let Landed::Done {
-                token,
-                done: (pipeline, key, result),
-            } = landed
-            else {
+            let Landed::Done { token, done } = landed else {
                 continue;
             };
+            let (pipeline, key, result) = *done;
             // Only the execution tracked now: a lost lease aborted the others.
             let Some(p) = self.pipelines.get_mut(&pipeline) else {
                 continue;

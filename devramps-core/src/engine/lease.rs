@@ -28,8 +28,8 @@ pub(super) enum Landed {
     Done {
         /// The token of the lease the work was started under.
         token: u64,
-        /// Its result.
-        done: Done,
+        /// Its result (boxed: a work result is large, and most landings are small).
+        done: Box<Done>,
     },
     /// A cancellation ended, or the work was aborted because its lease was lost.
     Nothing,
@@ -396,7 +396,10 @@ impl EngineDriver {
             .in_flight
             .insert(key, Flight { token, abort });
         self.work.push(Box::pin(future.map(move |r| match r {
-            Ok(Some(done)) => Landed::Done { token, done },
+            Ok(Some(done)) => Landed::Done {
+                token,
+                done: Box::new(done),
+            },
             _ => Landed::Nothing,
         })));
     }

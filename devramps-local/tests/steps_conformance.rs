@@ -36,7 +36,11 @@ impl Harness for Fresh {
             runner: Arc::new(runner),
             request: Box::new(|key| {
                 let sleep = if key.unit == SLOW { 3_600_000 } else { 0 };
-                support::request(&key, "CUSTOM:ECHO", json!({"message": "m", "sleepMs": sleep}))
+                support::request(
+                    &key,
+                    "CUSTOM:ECHO",
+                    json!({"message": "m", "sleepMs": sleep}),
+                )
             }),
             time: Time::Real,
         }

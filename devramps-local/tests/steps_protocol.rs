@@ -16,11 +16,17 @@ async fn a_simple_step_succeeds_with_its_data_as_outputs_and_its_logs_collected(
     let state = tempfile::tempdir().unwrap();
     let runner = CustomStepRunner::new(state.path(), vec![sample()]);
     let k = key("echo");
-    let outcome = run(&runner, request(&k, "CUSTOM:ECHO", json!({"message": "hello"}))).await;
+    let outcome = run(
+        &runner,
+        request(&k, "CUSTOM:ECHO", json!({"message": "hello"})),
+    )
+    .await;
     assert_eq!(
         outcome,
         Outcome::Succeeded {
-            outputs: [("message".to_owned(), json!("hello"))].into_iter().collect()
+            outputs: [("message".to_owned(), json!("hello"))]
+                .into_iter()
+                .collect()
         }
     );
     let logs = runner.logs(&k).await.unwrap();
@@ -81,7 +87,9 @@ async fn a_polling_step_is_triggered_once_then_polled_with_its_state() {
     assert_eq!(polling_state["polled"], json!(0));
     let mut state_now = polling_state;
     for polls in 0..2u32 {
-        let poll = base.clone().with_polling(Some(Polling::new(state_now, polls, None)));
+        let poll = base
+            .clone()
+            .with_polling(Some(Polling::new(state_now, polls, None)));
         match run(&runner, poll).await {
             Outcome::PollLater {
                 polling_state,
@@ -115,7 +123,13 @@ async fn a_polling_step_is_triggered_once_then_polled_with_its_state() {
 async fn invalid_params_and_unknown_types_fail_the_step_with_the_registry_s_code() {
     let state = tempfile::tempdir().unwrap();
     let runner = CustomStepRunner::new(state.path(), vec![sample()]);
-    let bad = reason(run(&runner, request(&key("a"), "CUSTOM:ECHO", json!({"message": 3}))).await);
+    let bad = reason(
+        run(
+            &runner,
+            request(&key("a"), "CUSTOM:ECHO", json!({"message": 3})),
+        )
+        .await,
+    );
     assert!(bad.starts_with("INVALID_PARAMS: params.message"), "{bad}");
     let unknown = reason(run(&runner, request(&key("b"), "CUSTOM:NOPE", json!({}))).await);
     assert!(unknown.starts_with("STEP_NOT_FOUND: "), "{unknown}");
@@ -158,7 +172,11 @@ async fn with_several_registries_each_type_goes_to_the_one_whose_metadata_lists_
 esac"#,
     );
     let runner = CustomStepRunner::new(state.path().join("state"), vec![sample(), other]);
-    let echo = run(&runner, request(&key("a"), "CUSTOM:ECHO", json!({"message": "m"}))).await;
+    let echo = run(
+        &runner,
+        request(&key("a"), "CUSTOM:ECHO", json!({"message": "m"})),
+    )
+    .await;
     assert!(matches!(echo, Outcome::Succeeded { .. }), "{echo:?}");
     let Outcome::Succeeded { outputs } =
         run(&runner, request(&key("b"), "CUSTOM:OTHER", json!({}))).await
@@ -167,12 +185,24 @@ esac"#,
     };
     assert_eq!(outputs["from"], json!("other"));
     let none = reason(run(&runner, request(&key("c"), "CUSTOM:NONE", json!({}))).await);
-    assert!(none.contains("no step registry offers `CUSTOM:NONE`"), "{none}");
+    assert!(
+        none.contains("no step registry offers `CUSTOM:NONE`"),
+        "{none}"
+    );
     // A route given by configuration wins over the metadata.
-    let routed = CustomStepRunner::new(state.path().join("routed"), vec![sample()])
-        .with_route("CUSTOM:ECHO", support::script(state.path(), "echo2", r#"echo '{"status":"SUCCESS","data":{"routed":true}}' > "$out""#));
-    let Outcome::Succeeded { outputs } =
-        run(&routed, request(&key("d"), "CUSTOM:ECHO", json!({"message": "m"}))).await
+    let routed = CustomStepRunner::new(state.path().join("routed"), vec![sample()]).with_route(
+        "CUSTOM:ECHO",
+        support::script(
+            state.path(),
+            "echo2",
+            r#"echo '{"status":"SUCCESS","data":{"routed":true}}' > "$out""#,
+        ),
+    );
+    let Outcome::Succeeded { outputs } = run(
+        &routed,
+        request(&key("d"), "CUSTOM:ECHO", json!({"message": "m"})),
+    )
+    .await
     else {
         panic!("the routed registry succeeds");
     };
@@ -183,15 +213,19 @@ esac"#,
 async fn npm_start_step_registry_is_the_default_command() {
     support::require("npm");
     let state = tempfile::tempdir().unwrap();
-    let runner = CustomStepRunner::new(
-        state.path(),
-        vec![StepRegistry::npm(support::sample_dir())],
-    );
-    let outcome = run(&runner, request(&key("npm"), "CUSTOM:ECHO", json!({"message": "via npm"}))).await;
+    let runner =
+        CustomStepRunner::new(state.path(), vec![StepRegistry::npm(support::sample_dir())]);
+    let outcome = run(
+        &runner,
+        request(&key("npm"), "CUSTOM:ECHO", json!({"message": "via npm"})),
+    )
+    .await;
     assert_eq!(
         outcome,
         Outcome::Succeeded {
-            outputs: [("message".to_owned(), json!("via npm"))].into_iter().collect()
+            outputs: [("message".to_owned(), json!("via npm"))]
+                .into_iter()
+                .collect()
         }
     );
 }

@@ -28,7 +28,10 @@ fn in_a_runtime_that_ends<T>(f: impl std::future::Future<Output = T>) -> T {
 }
 
 fn lines(path: &Path) -> usize {
-    std::fs::read_to_string(path).unwrap_or_default().lines().count()
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .count()
 }
 
 #[test]
@@ -41,14 +44,13 @@ fn a_new_runner_re_attaches_to_a_running_step_and_never_runs_it_twice() {
         "CUSTOM:ECHO",
         json!({"message": "once", "sleepMs": 1500, "countFile": count}),
     );
-    let started = {
+    {
         let (req, dir) = (req.clone(), state.path().join("state"));
         in_a_runtime_that_ends(async move {
             let runner = CustomStepRunner::new(dir, vec![sample()]);
             runner.start(req).await.unwrap();
-        })
-    };
-    let _ = started;
+        });
+    }
     let pid = pid_of(&invocation_dir(&state.path().join("state"), "run"));
     assert!(alive(pid), "the step outlives the runner that started it");
     in_a_runtime_that_ends(async {
@@ -58,7 +60,9 @@ fn a_new_runner_re_attaches_to_a_running_step_and_never_runs_it_twice() {
         assert_eq!(
             outcome,
             Outcome::Succeeded {
-                outputs: [("message".to_owned(), json!("once"))].into_iter().collect()
+                outputs: [("message".to_owned(), json!("once"))]
+                    .into_iter()
+                    .collect()
             }
         );
         // Once more after the end: the outcome again, nothing run.
@@ -71,24 +75,29 @@ fn a_new_runner_re_attaches_to_a_running_step_and_never_runs_it_twice() {
 #[tokio::test]
 async fn a_step_killed_without_a_result_fails_with_what_is_known() {
     let state = tempfile::tempdir().unwrap();
-    let registry = support::script(
-        state.path(),
-        "dies",
-        "echo 'about to hang' >&2\nsleep 60",
-    );
+    let registry = support::script(state.path(), "dies", "echo 'about to hang' >&2\nsleep 60");
     let runner = CustomStepRunner::new(state.path().join("state"), vec![registry]);
     let k = key("dies");
-    runner.start(request(&k, "CUSTOM:DIES", json!({}))).await.unwrap();
+    runner
+        .start(request(&k, "CUSTOM:DIES", json!({})))
+        .await
+        .unwrap();
     let pid = pid_of(&invocation_dir(&state.path().join("state"), "run"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     killpg(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
     let why = reason(wait(&runner, &k).await);
     assert!(why.contains("ended without writing a result"), "{why}");
     assert!(why.contains("SIGKILL"), "{why}");
-    assert!(why.contains("about to hang"), "stderr's tail is kept: {why}");
+    assert!(
+        why.contains("about to hang"),
+        "stderr's tail is kept: {why}"
+    );
     // A new runner (after a restart) gives the same outcome, without running it again.
     let again = CustomStepRunner::new(state.path().join("state"), vec![]);
-    again.start(request(&k, "CUSTOM:DIES", json!({}))).await.unwrap();
+    again
+        .start(request(&k, "CUSTOM:DIES", json!({})))
+        .await
+        .unwrap();
     assert_eq!(reason(wait(&again, &k).await), why);
 }
 
@@ -103,7 +112,10 @@ async fn cancel_stops_the_whole_process_group() {
     );
     let runner = CustomStepRunner::new(state.path().join("state"), vec![registry]);
     let k = key("tree");
-    runner.start(request(&k, "CUSTOM:TREE", json!({}))).await.unwrap();
+    runner
+        .start(request(&k, "CUSTOM:TREE", json!({})))
+        .await
+        .unwrap();
     let child = wait_for_pid(&children).await;
     let leader = pid_of(&invocation_dir(&state.path().join("state"), "run"));
     assert!(alive(child) && alive(leader));
@@ -121,12 +133,18 @@ async fn a_step_ignoring_sigterm_is_killed_after_the_grace_period_by_any_runner(
     let registry = support::script(
         state.path(),
         "stubborn",
-        &format!("trap '' TERM\nsleep 300 &\necho $! > {}\nwait", children.display()),
+        &format!(
+            "trap '' TERM\nsleep 300 &\necho $! > {}\nwait",
+            children.display()
+        ),
     );
     let dir = state.path().join("state");
     let runner = CustomStepRunner::new(&dir, vec![registry]);
     let k = key("stubborn");
-    runner.start(request(&k, "CUSTOM:STUBBORN", json!({}))).await.unwrap();
+    runner
+        .start(request(&k, "CUSTOM:STUBBORN", json!({})))
+        .await
+        .unwrap();
     let child = wait_for_pid(&children).await;
     // Another runner on the same state directory (a CLI in another terminal) cancels it.
     let other = CustomStepRunner::new(&dir, vec![])
@@ -136,7 +154,10 @@ async fn a_step_ignoring_sigterm_is_killed_after_the_grace_period_by_any_runner(
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(alive(child), "SIGTERM is ignored by the group");
     let why = reason(wait(&runner, &k).await);
-    assert!(asked.elapsed() >= Duration::from_millis(300), "killed only after the grace");
+    assert!(
+        asked.elapsed() >= Duration::from_millis(300),
+        "killed only after the grace"
+    );
     assert!(why.starts_with("cancelled"), "{why}");
     assert!(why.contains("SIGKILL"), "{why}");
     gone_soon(child).await;

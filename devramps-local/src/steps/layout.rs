@@ -30,7 +30,11 @@ pub(crate) fn invocation_rank(name: &str) -> Option<u64> {
     match name {
         "run" => Some(0),
         "run-approved" => Some(1),
-        _ => name.strip_prefix("poll-")?.parse::<u64>().ok()?.checked_add(1),
+        _ => name
+            .strip_prefix("poll-")?
+            .parse::<u64>()
+            .ok()?
+            .checked_add(1),
     }
 }
 
@@ -123,10 +127,17 @@ mod tests {
 
     #[test]
     fn invocations_rank_in_the_order_they_run() {
-        let ranks: Vec<_> = ["run", "run-approved", "poll-1", "poll-2", "poll-10", "other"]
-            .iter()
-            .map(|n| invocation_rank(n))
-            .collect();
+        let ranks: Vec<_> = [
+            "run",
+            "run-approved",
+            "poll-1",
+            "poll-2",
+            "poll-10",
+            "other",
+        ]
+        .iter()
+        .map(|n| invocation_rank(n))
+        .collect();
         assert_eq!(ranks, [Some(0), Some(1), Some(2), Some(3), Some(11), None]);
     }
 }

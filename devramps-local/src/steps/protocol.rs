@@ -205,8 +205,8 @@ mod tests {
 
     #[test]
     fn log_lines_are_read_leniently() {
-        let e = log_entry(r#"{"timestamp":"t","level":"error","message":"m","data":{"a":1}}"#)
-            .unwrap();
+        let e =
+            log_entry(r#"{"timestamp":"t","level":"error","message":"m","data":{"a":1}}"#).unwrap();
         assert_eq!(
             e,
             LogEntry::new("error", "m")

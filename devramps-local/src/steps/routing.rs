@@ -62,9 +62,11 @@ impl Routes {
             return Ok(&self.registries[*index]);
         }
         match self.registries.as_slice() {
-            [] => return Err(format!(
-                "no step registry is configured for `{step_type}` (give one with --step-registry DIR)"
-            )),
+            [] => {
+                return Err(format!(
+                    "no step registry is configured for `{step_type}` (give one with --step-registry DIR)"
+                ));
+            }
             [only] => return Ok(only),
             _ => {}
         }

@@ -34,7 +34,11 @@ pub(crate) struct Watcher {
 
 impl Watcher {
     /// Watches until the process ends, then sends `true` on `done`.
-    pub(crate) async fn run(self, mut child: Option<tokio::process::Child>, done: watch::Sender<bool>) {
+    pub(crate) async fn run(
+        self,
+        mut child: Option<tokio::process::Child>,
+        done: watch::Sender<bool>,
+    ) {
         loop {
             self.tick();
             match &mut child {

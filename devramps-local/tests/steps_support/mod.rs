@@ -90,7 +90,11 @@ pub(crate) fn invocation_dir(state: &Path, name: &str) -> PathBuf {
         .map(|e| e.unwrap().path().join(name))
         .filter(|p| p.is_dir())
         .collect();
-    assert_eq!(dirs.len(), 1, "one execution with `{name}` in {executions:?}");
+    assert_eq!(
+        dirs.len(),
+        1,
+        "one execution with `{name}` in {executions:?}"
+    );
     dirs.remove(0)
 }
 
@@ -98,7 +102,9 @@ pub(crate) fn invocation_dir(state: &Path, name: &str) -> PathBuf {
 pub(crate) fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
-            let state = stat[stat.rfind(')').unwrap() + 1..].split_whitespace().next();
+            let state = stat[stat.rfind(')').unwrap() + 1..]
+                .split_whitespace()
+                .next();
             !matches!(state, Some("Z" | "X"))
         }
         Err(_) => false,

@@ -14,7 +14,7 @@ use super::StepRegistry;
 use super::process::{self, ProcessId};
 
 /// The registries of a runner and the routes to them.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Routes {
     registries: Vec<StepRegistry>,
     routes: BTreeMap<String, usize>,
@@ -23,7 +23,7 @@ pub(crate) struct Routes {
 
 /// What the registries' metadata said: the registry of each type, and the registries that
 /// could not tell.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Discovered {
     types: BTreeMap<String, usize>,
     problems: Vec<String>,

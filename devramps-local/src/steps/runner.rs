@@ -101,14 +101,20 @@ impl CustomStepOptions {
 /// that reap and watch its processes). Clones share state.
 #[derive(Clone, Debug)]
 pub struct CustomStepRunner {
+    config: Arc<Config>,
     inner: Arc<Inner>,
+}
+
+/// What the builder methods set.
+#[derive(Clone, Debug)]
+struct Config {
+    routes: Routes,
+    options: CustomStepOptions,
 }
 
 #[derive(Debug)]
 struct Inner {
     state_dir: PathBuf,
-    routes: Routes,
-    options: CustomStepOptions,
     /// Held while a start decides and spawns, so two starts of one key spawn once.
     starting: tokio::sync::Mutex<()>,
     /// Invocation directories watched by a task of this runner: `true` once ended.
@@ -122,10 +128,12 @@ impl CustomStepRunner {
         let state_dir = state_dir.into();
         let state_dir = std::path::absolute(&state_dir).unwrap_or(state_dir);
         CustomStepRunner {
-            inner: Arc::new(Inner {
-                state_dir,
+            config: Arc::new(Config {
                 routes: Routes::new(registries),
                 options: CustomStepOptions::default(),
+            }),
+            inner: Arc::new(Inner {
+                state_dir,
                 starting: tokio::sync::Mutex::new(()),
                 watched: Arc::default(),
             }),
@@ -133,19 +141,18 @@ impl CustomStepRunner {
     }
 
     /// Routes `step_type` to `registry` (for example from the metadata `devramps validate`
-    /// read). Call before sharing the runner: clones made before do not see it.
+    /// read). Clones made before do not see it (they share the executions all the same).
     pub fn with_route(mut self, step_type: impl Into<String>, registry: StepRegistry) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.routes.route(step_type.into(), registry);
-        }
+        Arc::make_mut(&mut self.config)
+            .routes
+            .route(step_type.into(), registry);
         self
     }
 
-    /// Sets the tunables (before sharing the runner, as for [`with_route`](Self::with_route)).
+    /// Sets the tunables (clones made before keep theirs, as for
+    /// [`with_route`](Self::with_route)).
     pub fn with_options(mut self, options: CustomStepOptions) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.options = options;
-        }
+        Arc::make_mut(&mut self.config).options = options;
         self
     }
 
@@ -191,7 +198,7 @@ impl CustomStepRunner {
         let watcher = supervise::Watcher {
             inv: inv.clone(),
             leader,
-            options: self.inner.options.clone(),
+            options: self.config.options.clone(),
             watched: self.inner.watched.clone(),
         };
         tokio::spawn(watcher.run(child, done));
@@ -199,9 +206,9 @@ impl CustomStepRunner {
 
     /// Spawns the invocation's process; the error is the step's failure reason.
     async fn spawn(&self, request: &StepRequest, inv: &Invocation) -> Result<(), String> {
-        let options = &self.inner.options;
+        let options = &self.config.options;
         let registry = self
-            .inner
+            .config
             .routes
             .registry_for(
                 &request.step_type,
@@ -269,7 +276,7 @@ impl CustomStepRunner {
         if let Some(reason) = read_optional(&inv.file("failed"))? {
             return Ok(Outcome::Failed { reason });
         }
-        let limit = self.inner.options.result_limit;
+        let limit = self.config.options.result_limit;
         let path = inv.file("output.json");
         let found = match fs::File::open(&path) {
             Ok(file) => {
@@ -417,7 +424,7 @@ impl Runner<StepRequest> for CustomStepRunner {
         leader
             .signal_group(nix::sys::signal::Signal::SIGTERM)
             .map_err(what("stop"))?;
-        let grace = self.inner.options.cancel_grace;
+        let grace = self.config.options.cancel_grace;
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
             let _ = leader.signal_group(nix::sys::signal::Signal::SIGKILL);
@@ -430,7 +437,7 @@ impl Runner<StepRequest> for CustomStepRunner {
         if !key_dir.is_dir() {
             return Err(Error::not_found(format!("custom step execution `{key}`")));
         }
-        let limit = self.inner.options.capture_limit;
+        let limit = self.config.options.capture_limit;
         let read = tokio::task::spawn_blocking(move || supervise::collect_logs(&key_dir, limit));
         match read.await {
             Ok(result) => result.map_err(io_error(format!("read the logs of `{key}`"))),

@@ -16,6 +16,7 @@ use devramps_core::expr::SecretString;
 use devramps_core::pipeline::ArtifactType;
 use devramps_core::{Error, Result};
 use devramps_git::GitRepository;
+use devramps_local::steps::{CustomStepRunner, StepRegistry};
 
 use crate::store_url::StoreUrl;
 
@@ -102,9 +103,13 @@ impl LocalSteps {
         repo: &GitRepository,
         registries: &[PathBuf],
     ) -> std::result::Result<Self, String> {
-        let _ = (state_dir, repo, registries);
+        let _ = repo;
+        let registries: Vec<StepRegistry> = registries.iter().map(StepRegistry::npm).collect();
+        // Always a custom step runner, even without registries: it re-attaches to, and
+        // cancels, the step processes a `run` started, from any terminal.
+        let custom = CustomStepRunner::new(state_dir.join("steps"), registries);
         Ok(LocalSteps {
-            custom: None,
+            custom: Some(Arc::new(custom)),
             gate: None,
         })
     }

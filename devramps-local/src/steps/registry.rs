@@ -74,7 +74,14 @@ mod tests {
         let args: Vec<_> = c.get_args().collect();
         assert_eq!(
             args,
-            ["run", "--silent", "start-step-registry", "--", "--input", "{}"]
+            [
+                "run",
+                "--silent",
+                "start-step-registry",
+                "--",
+                "--input",
+                "{}"
+            ]
         );
         assert_eq!(c.get_current_dir(), Some(Path::new("/r")));
         let py = StepRegistry::npm("/r").with_command(["python3", "registry.py"]);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    ArtifactMirror, ExecutionKey, InfraPlan, LogEntry, InfraRequest, InfrastructureSynthesizer,
+    ArtifactMirror, ExecutionKey, InfraPlan, InfraRequest, InfrastructureSynthesizer, LogEntry,
     MirrorRequest, Outcome, Outputs, ResourceValidator, Runner, StageTarget,
 };
 use crate::error::Result;

@@ -17,8 +17,8 @@ mod work;
 use std::sync::Arc;
 
 pub use crate::exec::{
-    BuildRequest, ExecutionKey, InfraPlan, InfraRequest, LogEntry, MirrorRequest, Outcome,
-    Outputs, Polling, StageTarget, StepRequest, Unit,
+    BuildRequest, ExecutionKey, InfraPlan, InfraRequest, LogEntry, MirrorRequest, Outcome, Outputs,
+    Polling, StageTarget, StepRequest, Unit,
 };
 pub use alarm::{AlarmChange, AlarmId, AlarmSource, DynAlarmSource};
 pub use bundle::BackendsBuilder;

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 
 use crate::error::{Error, Result};
 use crate::exec::{
-    BuildRequest, ExecutionKey, InfraPlan, InfraRequest, LogEntry, MirrorRequest, Outcome,
-    Outputs, StageTarget, StepRequest,
+    BuildRequest, ExecutionKey, InfraPlan, InfraRequest, LogEntry, MirrorRequest, Outcome, Outputs,
+    StageTarget, StepRequest,
 };
 use crate::pipeline::ArtifactType;
 

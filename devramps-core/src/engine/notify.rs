@@ -329,7 +329,8 @@ pub struct AppendedRecords {
 /// the store when it sees the gap).
 #[derive(Debug)]
 pub struct NotifyingObserver {
-    sender: mpsc::Sender<AppendedRecords>,
+    /// Behind a lock because `try_send` takes `&mut` (a clone per send would add a slot each).
+    sender: std::sync::Mutex<mpsc::Sender<AppendedRecords>>,
 }
 
 impl NotifyingObserver {
@@ -337,6 +338,7 @@ impl NotifyingObserver {
     /// appends.
     pub fn new(capacity: usize) -> (Self, mpsc::Receiver<AppendedRecords>) {
         let (sender, receiver) = mpsc::channel(capacity);
+        let sender = std::sync::Mutex::new(sender);
         (NotifyingObserver { sender }, receiver)
     }
 }
@@ -348,14 +350,18 @@ impl Observer for NotifyingObserver {
             first_seq: append.first_seq,
             records: append.records.to_vec(),
         };
-        if let Err(e) = self.sender.clone().try_send(batch) {
-            if e.is_full() {
-                tracing::warn!(
-                    pipeline = append.pipeline,
-                    first_seq = append.first_seq,
-                    "the notification queue is full: the notifications of this append are dropped"
-                );
-            }
+        let mut sender = self
+            .sender
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(e) = sender.try_send(batch)
+            && e.is_full()
+        {
+            tracing::warn!(
+                pipeline = append.pipeline,
+                first_seq = append.first_seq,
+                "the notification queue is full: the notifications of this append are dropped"
+            );
         }
     }
 }

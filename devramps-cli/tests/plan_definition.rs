@@ -5,8 +5,8 @@ mod common;
 
 use std::path::Path;
 
-use common::repo::TestRepo;
 use common::*;
+use devramps_git::testing::TestRepo;
 use serde_json::{Value, json};
 
 /// The example pipeline of the repository (`examples/repo/.devramps/api/pipeline.yaml`).

@@ -28,7 +28,12 @@
 //! changes are never looked at.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -182,6 +187,38 @@ impl GitRepository {
         Ok(names)
     }
 
+    /// Writes the files of `commit`'s tree into the folder `dir` (created if missing; it must
+    /// be empty): a checkout without the repository, its index or its work tree. Executable
+    /// files keep their executable bit and symbolic links are written as links; submodules
+    /// (another repository's commit) become empty folders.
+    ///
+    /// Fails with [`Error::NotFound`] for an unknown commit, with
+    /// [`Error::Backend`] naming the path for a folder that is not empty, an entry whose
+    /// name could escape `dir` (`..`, `.git`, a `/`), or a file that cannot be written.
+    pub fn export(&self, commit: &str, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        let operation = format!("export commit `{commit}` to `{}`", dir.display());
+        let io = |what: &str, path: &Path, e: std::io::Error| {
+            Error::backend(
+                BACKEND,
+                operation.clone(),
+                format!("cannot {what} `{}`: {e}", path.display()),
+            )
+        };
+        std::fs::create_dir_all(dir).map_err(|e| io("create the folder", dir, e))?;
+        let mut listing = std::fs::read_dir(dir).map_err(|e| io("read the folder", dir, e))?;
+        if listing.next().is_some() {
+            return Err(Error::backend(
+                BACKEND,
+                operation,
+                "the folder is not empty; export into a new folder",
+            ));
+        }
+        let repo = self.lock();
+        let tree = commit_tree(&repo, commit)?;
+        export_tree(&repo, &tree, dir, &operation)
+    }
+
     /// The repository, locked. A panic in another thread while reading leaves nothing half
     /// written, so a poisoned lock is used as is.
     fn lock(&self) -> MutexGuard<'_, Repository> {
@@ -328,6 +365,67 @@ fn commit_tree<'r>(repo: &'r Repository, commit: &str) -> Result<Tree<'r>> {
     find_commit(repo, commit)?
         .tree()
         .map_err(|e| backend(&format!("read the tree of commit `{commit}`"), &e))
+}
+
+/// Writes the entries of `tree` into `dir` (which exists), folders first, recursively.
+fn export_tree(repo: &Repository, tree: &Tree<'_>, dir: &Path, operation: &str) -> Result<()> {
+    for entry in tree.iter() {
+        let name = entry.name_bytes();
+        let name = std::str::from_utf8(name).ok().filter(|n| {
+            !n.is_empty() && *n != "." && *n != ".." && *n != ".git" && !n.contains(['/', '\0'])
+        });
+        let Some(name) = name else {
+            return Err(Error::backend(
+                BACKEND,
+                operation,
+                format!(
+                    "the tree holds an entry named `{}` under `{}`, which cannot be written \
+                     safely",
+                    String::from_utf8_lossy(entry.name_bytes()),
+                    dir.display()
+                ),
+            ));
+        };
+        let path = dir.join(name);
+        let failed = |what: &str, e: &dyn fmt::Display| {
+            Error::backend(
+                BACKEND,
+                operation,
+                format!("cannot {what} `{}`: {e}", path.display()),
+            )
+        };
+        let mode = entry.filemode();
+        match entry.kind() {
+            Some(ObjectType::Tree) => {
+                std::fs::create_dir(&path).map_err(|e| failed("create the folder", &e))?;
+                let subtree = repo
+                    .find_tree(entry.id())
+                    .map_err(|e| failed("read the tree of", &e.message().to_owned()))?;
+                export_tree(repo, &subtree, &path, operation)?;
+            }
+            Some(ObjectType::Blob) => {
+                let blob = repo
+                    .find_blob(entry.id())
+                    .map_err(|e| failed("read the blob of", &e.message().to_owned()))?;
+                if mode == i32::from(FileMode::Link) {
+                    let target = std::ffi::OsStr::from_bytes(blob.content());
+                    std::os::unix::fs::symlink(target, &path)
+                        .map_err(|e| failed("create the symbolic link", &e))?;
+                } else {
+                    std::fs::write(&path, blob.content())
+                        .map_err(|e| failed("write the file", &e))?;
+                    if mode == i32::from(FileMode::BlobExecutable) {
+                        let permissions = std::fs::Permissions::from_mode(0o755);
+                        std::fs::set_permissions(&path, permissions)
+                            .map_err(|e| failed("make executable", &e))?;
+                    }
+                }
+            }
+            // A submodule: another repository's commit, not content of this one.
+            _ => std::fs::create_dir(&path).map_err(|e| failed("create the folder", &e))?,
+        }
+    }
+    Ok(())
 }
 
 /// A repository path without its leading and trailing `/`; empty for the root.

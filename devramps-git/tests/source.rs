@@ -1,12 +1,10 @@
 //! [`GitRepository`] against the `SourceRepository` contract, on real git repositories built in
 //! temporary folders.
 
-mod common;
-
-use common::TestRepo;
 use devramps_core::Error;
 use devramps_core::backend::{DirEntry, SourceRepository, SourceRepositoryExt};
 use devramps_git::GitRepository;
+use devramps_git::testing::TestRepo;
 use futures::executor::block_on;
 
 /// The example pipeline of the repository (`examples/repo/.devramps/api/pipeline.yaml`).

@@ -2,8 +2,6 @@
 //! repository folders.
 #![allow(dead_code, unreachable_pub)]
 
-pub mod repo;
-
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -36,12 +36,17 @@ mod driver;
 mod execute;
 mod feed;
 mod lease;
+mod notify;
 mod observe;
 mod ops;
 mod pipeline;
 mod snapshot;
 
 pub use driver::EngineDriver;
+pub use notify::{
+    AppendedRecords, DynNotifier, Notification, NotificationEvent, Notifier, NotifyConfig,
+    NotifyingObserver, PipelineNotifications, notifications,
+};
 pub use observe::{Appended, DynObserver, Observer};
 pub use ops::PatchRequest;
 

@@ -1,13 +1,25 @@
-//! A git repository in a temporary folder, for the tests of `devramps plan`.
+//! Git repositories in temporary folders, for tests (feature `testing`): commits with a fixed
+//! author and fixed times, so that commit ids do not depend on when a test runs.
+//!
+//! Test helpers panic (with a message saying what failed) instead of returning errors: a
+//! failure here is a broken test environment, not a result.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::path::Path;
 
 use git2::{IndexAddOption, Repository, RepositoryInitOptions, Signature, Time};
 
-use super::write;
+use crate::GitRepository;
 
-/// A git repository in a temporary folder, committed to with a fixed author and fixed times so
-/// that commit ids do not depend on when the test runs.
+/// Writes `contents` to `root/relative`, creating folders.
+pub fn write(root: &Path, relative: &str, contents: impl AsRef<[u8]>) {
+    let path = root.join(relative);
+    std::fs::create_dir_all(path.parent().expect("has a parent")).expect("create folders");
+    std::fs::write(path, contents).expect("write file");
+}
+
+/// A git repository in a temporary folder (removed when dropped), whose `HEAD` starts as the
+/// unborn branch `main`.
 pub struct TestRepo {
     /// The work tree.
     dir: tempfile::TempDir,
@@ -15,6 +27,21 @@ pub struct TestRepo {
     repo: Repository,
     /// The commits made, oldest first.
     commits: Vec<String>,
+}
+
+impl std::fmt::Debug for TestRepo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestRepo")
+            .field("path", &self.dir.path())
+            .field("commits", &self.commits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for TestRepo {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl TestRepo {
@@ -36,7 +63,7 @@ impl TestRepo {
         self.dir.path()
     }
 
-    /// The work tree's folder as an argument.
+    /// The work tree's folder as a command-line argument.
     pub fn arg(&self) -> &str {
         self.path().to_str().expect("temp paths are UTF-8")
     }
@@ -44,6 +71,23 @@ impl TestRepo {
     /// Writes a file of the work tree (`path` without a leading `/`).
     pub fn write(&self, path: &str, contents: &str) -> &Self {
         write(self.path(), path, contents);
+        self
+    }
+
+    /// Writes an executable file of the work tree (mode 755).
+    pub fn write_executable(&self, path: &str, contents: &str) -> &Self {
+        use std::os::unix::fs::PermissionsExt;
+        write(self.path(), path, contents);
+        let permissions = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(self.path().join(path), permissions).expect("chmod");
+        self
+    }
+
+    /// Makes `path` a symbolic link to `target` in the work tree.
+    pub fn symlink(&self, path: &str, target: &str) -> &Self {
+        let link = self.path().join(path);
+        std::fs::create_dir_all(link.parent().expect("has a parent")).expect("create folders");
+        std::os::unix::fs::symlink(target, link).expect("symlink");
         self
     }
 
@@ -118,5 +162,10 @@ impl TestRepo {
         self.repo
             .tag(name, &object, &signature, "release", false)
             .expect("tag");
+    }
+
+    /// The repository, opened from the work tree.
+    pub fn source(&self) -> GitRepository {
+        GitRepository::discover(self.path()).expect("opens")
     }
 }

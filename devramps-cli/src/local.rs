@@ -16,6 +16,7 @@ use devramps_core::expr::SecretString;
 use devramps_core::pipeline::ArtifactType;
 use devramps_core::{Error, Result};
 use devramps_git::GitRepository;
+use devramps_local::gate::TestGateRunner;
 use devramps_local::steps::{CustomStepRunner, StepRegistry};
 
 use crate::store_url::StoreUrl;
@@ -100,17 +101,16 @@ impl fmt::Debug for LocalSteps {
 impl LocalSteps {
     fn new(
         state_dir: &Path,
-        repo: &GitRepository,
+        repo: &Arc<GitRepository>,
         registries: &[PathBuf],
     ) -> std::result::Result<Self, String> {
-        let _ = repo;
         let registries: Vec<StepRegistry> = registries.iter().map(StepRegistry::npm).collect();
         // Always a custom step runner, even without registries: it re-attaches to, and
         // cancels, the step processes a `run` started, from any terminal.
         let custom = CustomStepRunner::new(state_dir.join("steps"), registries);
         Ok(LocalSteps {
             custom: Some(Arc::new(custom)),
-            gate: None,
+            gate: Some(Arc::new(TestGateRunner::new(repo.clone(), state_dir))),
         })
     }
 

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::repo::TestRepo;
+use devramps_git::testing::TestRepo;
 use common::{code, devramps, json, stderr, stdout};
 
 /// The step registry of these tests (`CUSTOM:SLEEP`).

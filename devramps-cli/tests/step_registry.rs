@@ -9,7 +9,7 @@ mod common;
 
 use std::path::Path;
 
-use common::repo::TestRepo;
+use devramps_git::testing::TestRepo;
 use common::*;
 use serde_json::Value;
 

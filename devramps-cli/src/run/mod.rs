@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use clap::Args;
 use devramps_core::backend::{Clock, SourceRepository};
-use devramps_core::engine::{Engine, EngineConfig, PushRequest};
+use devramps_core::engine::{Engine, EngineConfig, NotifyingObserver, PushRequest};
+use devramps_local::notify::{SlackNotifier, spawn_notifications};
 use devramps_core::lifecycle::{Event, PipelineState, StageState};
 use devramps_core::pipeline::{PIPELINE_DIR, PIPELINE_FILE, PipelineDefinition};
 use devramps_git::GitRepository;
@@ -146,8 +147,16 @@ async fn deploy(args: &RunArgs) -> Result<Status, String> {
     let store = store_url::parse(args.store.as_deref(), &state_dir)?;
     let local = crate::local::open(&target.repo, &store, &args.step_registry)?;
     let clock = local.backends.clock.clone();
-    let config = EngineConfig::new(format!("run-{}", std::process::id()))
+    let mut config = EngineConfig::new(format!("run-{}", std::process::id()))
         .with_poll_interval(Some(Duration::from_millis(500)));
+    // Slack, when `DEVRAMPS_SLACK_WEBHOOK_URL` is set: each record this process appends is
+    // notified at most once, after it is durable.
+    let slack = SlackNotifier::from_env().map_err(|e| format!("notifications: {e}"))?;
+    let notifying = slack.map(|slack| {
+        let (observer, appends) = NotifyingObserver::new(1024);
+        config = config.clone().with_observer(Arc::new(observer));
+        spawn_notifications(appends, local.backends.store.clone(), Arc::new(slack))
+    });
     let (engine, driver) = Engine::new(local.backends.clone(), config);
     let driving = tokio::spawn(driver.run());
 
@@ -191,6 +200,12 @@ async fn deploy(args: &RunArgs) -> Result<Status, String> {
         Ok(Err(e)) => return Err(format!("the engine stopped: {e}")),
         Err(e) => return Err(format!("the engine stopped: {e}")),
         Ok(Ok(())) => {}
+    }
+    if let Some(task) = notifying {
+        // The observers went with the driver: the task ends once it delivered what it has.
+        if tokio::time::timeout(Duration::from_secs(30), task).await.is_err() {
+            eprintln!("warning: notifications still being delivered after 30 s were dropped");
+        }
     }
     let status = if !interrupted && succeeded(&state, revision) {
         Status::Success

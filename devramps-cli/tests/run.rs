@@ -329,3 +329,128 @@ fn an_operation_without_a_store_says_how_to_make_one() {
     assert!(stderr(&out).contains("devramps run"), "{}", stderr(&out));
     let _ = PathBuf::new();
 }
+
+/// The sample application (`examples/sample-app`) in a repository of its own.
+fn sample_app() -> TestRepo {
+    let mut repo = TestRepo::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-app");
+    for file in [
+        ".devramps/shop/pipeline.yaml",
+        "tests/run.sh",
+        "README.md",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).expect("sample file");
+        repo.write(file, &text);
+    }
+    repo.commit("sample app");
+    repo
+}
+
+#[test]
+fn the_sample_app_waits_for_a_person_who_approves_from_another_terminal() {
+    need_node();
+    let repo = sample_app();
+    let registry = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/step-registry");
+    let mut run = Running::start(&["run", "--repo", repo.arg(), "--step-registry", registry]);
+    let hint = run.wait_for("waiting for a person");
+    assert!(
+        hint.contains("devramps approve") && hint.contains("--stage prod --step release"),
+        "{hint}"
+    );
+    let status = devramps(repo.path(), &["status", "--repo", repo.arg(), "--format", "json"]);
+    let status = json(&status);
+    assert_eq!(status["approvals"][0]["stage"], "prod", "{status}");
+    assert_eq!(status["approvals"][0]["step"], "release", "{status}");
+
+    // Rejecting the wrong step is refused by the rules (L16), and nothing changes.
+    let wrong = devramps(
+        repo.path(),
+        &[
+            "approve", "--repo", repo.arg(), "--stage", "prod", "--step", "announce",
+            "--revision", "1",
+        ],
+    );
+    assert_eq!(code(&wrong), 1, "{}", stderr(&wrong));
+    assert!(stderr(&wrong).contains("L16"), "{}", stderr(&wrong));
+
+    let approve = devramps(
+        repo.path(),
+        &[
+            "approve", "--repo", repo.arg(), "--stage", "prod", "--step", "release", "--actor",
+            "ana", "--reason", "ship it",
+        ],
+    );
+    assert_eq!(code(&approve), 0, "{}", stderr(&approve));
+    let (code, lines) = run.exit();
+    let text = lines.join("\n");
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("release approved by user:ana"), "{text}");
+    assert!(text.contains("rollout polling (2 polls so far)"), "{text}");
+    assert!(text.contains("2 passed, 0 failed"), "the test gate's output: {text}");
+    assert!(text.contains("prod SUCCEEDED"), "{text}");
+}
+
+#[test]
+fn a_failed_stage_is_posted_to_slack_once() {
+    need_node();
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+    let (tx, posts) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut request = Vec::new();
+            let mut buf = [0_u8; 8192];
+            // Read the headers, then the body by Content-Length.
+            loop {
+                let n = stream.read(&mut buf).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if request.len() >= end + 4 + length {
+                        let _ = tx.send(text[end + 4..].to_owned());
+                        break;
+                    }
+                }
+            }
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        }
+    });
+    let repo = repo_with(
+        "version: \"1.0.0\"\npipeline:\n  cloud_provider: AWS\n  \
+         pipeline_updates_require_approval: NEVER\n  notifications:\n    slack:\n      \
+         channel: \"#deploys\"\n      events: [stage_failed]\n  stages:\n    \
+         - { name: staging, account_id: \"111111111111\", region: us-east-1 }\n  steps:\n    \
+         - { name: Tests, id: tests, type: \"CUSTOM:NOPE\" }\n  artifacts: {}\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_devramps"))
+        .args(["run", "--repo", repo.arg(), "--store", "memory:"])
+        .env("DEVRAMPS_SLACK_WEBHOOK_URL", &url)
+        .output()
+        .expect("devramps run");
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let post = posts
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a message was posted");
+    let body: serde_json::Value = serde_json::from_str(&post).expect("JSON body");
+    assert_eq!(body["channel"], "#deploys");
+    let text = body["text"].as_str().unwrap_or_default();
+    assert!(text.contains("staging") && text.contains("app"), "{text}");
+    assert!(
+        posts.recv_timeout(Duration::from_millis(500)).is_err(),
+        "one message per failed stage"
+    );
+}

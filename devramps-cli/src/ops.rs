@@ -333,7 +333,7 @@ fn try_operate(op: &Operation) -> Result<Status, String> {
     match result {
         Ok(records) => {
             for record in &records {
-                if let Some(line) = crate::run::describe(record) {
+                if let Some(line) = devramps_core::lifecycle::describe(record) {
                     println!("{line}");
                 }
             }

@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use devramps_git::testing::TestRepo;
 use common::{code, devramps, json, stderr, stdout};
+use devramps_git::testing::TestRepo;
 
 /// The step registry of these tests (`CUSTOM:SLEEP`).
 fn registry() -> String {
@@ -334,11 +334,7 @@ fn an_operation_without_a_store_says_how_to_make_one() {
 fn sample_app() -> TestRepo {
     let mut repo = TestRepo::new();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-app");
-    for file in [
-        ".devramps/shop/pipeline.yaml",
-        "tests/run.sh",
-        "README.md",
-    ] {
+    for file in [".devramps/shop/pipeline.yaml", "tests/run.sh", "README.md"] {
         let text = std::fs::read_to_string(root.join(file)).expect("sample file");
         repo.write(file, &text);
     }
@@ -357,7 +353,10 @@ fn the_sample_app_waits_for_a_person_who_approves_from_another_terminal() {
         hint.contains("devramps approve") && hint.contains("--stage prod --step release"),
         "{hint}"
     );
-    let status = devramps(repo.path(), &["status", "--repo", repo.arg(), "--format", "json"]);
+    let status = devramps(
+        repo.path(),
+        &["status", "--repo", repo.arg(), "--format", "json"],
+    );
     let status = json(&status);
     assert_eq!(status["approvals"][0]["stage"], "prod", "{status}");
     assert_eq!(status["approvals"][0]["step"], "release", "{status}");
@@ -366,8 +365,15 @@ fn the_sample_app_waits_for_a_person_who_approves_from_another_terminal() {
     let wrong = devramps(
         repo.path(),
         &[
-            "approve", "--repo", repo.arg(), "--stage", "prod", "--step", "announce",
-            "--revision", "1",
+            "approve",
+            "--repo",
+            repo.arg(),
+            "--stage",
+            "prod",
+            "--step",
+            "announce",
+            "--revision",
+            "1",
         ],
     );
     assert_eq!(code(&wrong), 1, "{}", stderr(&wrong));
@@ -376,8 +382,17 @@ fn the_sample_app_waits_for_a_person_who_approves_from_another_terminal() {
     let approve = devramps(
         repo.path(),
         &[
-            "approve", "--repo", repo.arg(), "--stage", "prod", "--step", "release", "--actor",
-            "ana", "--reason", "ship it",
+            "approve",
+            "--repo",
+            repo.arg(),
+            "--stage",
+            "prod",
+            "--step",
+            "release",
+            "--actor",
+            "ana",
+            "--reason",
+            "ship it",
         ],
     );
     assert_eq!(code(&approve), 0, "{}", stderr(&approve));
@@ -386,7 +401,10 @@ fn the_sample_app_waits_for_a_person_who_approves_from_another_terminal() {
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("release approved by user:ana"), "{text}");
     assert!(text.contains("rollout polling (2 polls so far)"), "{text}");
-    assert!(text.contains("2 passed, 0 failed"), "the test gate's output: {text}");
+    assert!(
+        text.contains("2 passed, 0 failed"),
+        "the test gate's output: {text}"
+    );
     assert!(text.contains("prod SUCCEEDED"), "{text}");
 }
 

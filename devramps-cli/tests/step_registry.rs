@@ -9,8 +9,8 @@ mod common;
 
 use std::path::Path;
 
-use devramps_git::testing::TestRepo;
 use common::*;
+use devramps_git::testing::TestRepo;
 use serde_json::Value;
 
 /// The test registry: `CUSTOM:SCRIPT:DEPLOY` (script required; replicas an integer; environment

@@ -11,15 +11,15 @@ use std::rc::Rc;
 
 use devramps_core::backend::Clock;
 use devramps_core::engine::{Engine, EngineConfig, PushRequest};
-use devramps_core::lifecycle::{Event, Record, StageState};
+use devramps_core::lifecycle::{Record, describe};
 use devramps_memory::{Match, MemoryHandles, scripted_backends};
 use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
 
 const PIPELINE: &str = include_str!("../repo/.devramps/api/pipeline.yaml");
 
-/// One line per record, for people.
-pub fn describe(record: &Record) -> Option<String> {
+/// One line per record, for people: the core's [`describe`] after the virtual time.
+pub fn describe_at(record: &Record) -> Option<String> {
     let time = record
         .at
         .in_tz(devramps_core::lifecycle::PACIFIC_ZONE)
@@ -27,82 +27,7 @@ pub fn describe(record: &Record) -> Option<String> {
             |_| record.at.to_string(),
             |z| z.strftime("%a %H:%M").to_string(),
         );
-    let line = match &record.event {
-        Event::DeploymentAccepted {
-            revision, commit, ..
-        } => format!("r{revision} accepted ({commit})"),
-        Event::PushIgnored { commit, reason, .. } => format!("push of {commit} ignored: {reason}"),
-        Event::SynthesisFailed {
-            revision,
-            diagnostics,
-        } => format!("r{revision} synthesis failed: {}", diagnostics.join("; ")),
-        Event::StageState {
-            revision,
-            stage,
-            state,
-            waiting_for,
-            superseded_by,
-            reason,
-            ..
-        } => {
-            let mut s = format!("r{revision} {stage:<8} {state}");
-            if let Some(w) = waiting_for {
-                s.push_str(&format!(" (waiting for {})", w.as_str()));
-            }
-            if let Some(by) = superseded_by {
-                s.push_str(&format!(" (superseded by r{by})"));
-            }
-            if let (Some(r), StageState::Failed | StageState::TimedOut) = (reason, state) {
-                s.push_str(&format!(": {r}"));
-            }
-            s
-        }
-        Event::BuildStarted {
-            revision,
-            artifact,
-            stage,
-        } => format!(
-            "r{revision} build {artifact}{} started",
-            stage
-                .as_ref()
-                .map(|s| format!(" for {s}"))
-                .unwrap_or_default()
-        ),
-        Event::BuildFinished {
-            revision,
-            artifact,
-            succeeded,
-            ..
-        } => format!(
-            "r{revision} build {artifact} {}",
-            if *succeeded { "succeeded" } else { "FAILED" }
-        ),
-        Event::BuildReused {
-            revision,
-            artifact,
-            commit,
-        } => format!("r{revision} reuses {artifact} built at {commit}"),
-        Event::StepState {
-            revision,
-            stage,
-            step,
-            state,
-            ..
-        } => format!("r{revision} {stage:<8}   step {step} {state:?}"),
-        Event::ApprovalRequired {
-            revision,
-            stage,
-            step,
-            ..
-        } => format!("r{revision} {stage:<8}   step {step} waits for approval"),
-        Event::Refused {
-            operation,
-            rule,
-            reason,
-        } => format!("{operation} refused ({rule}): {reason}"),
-        _ => return None,
-    };
-    Some(format!("{time}  {line}"))
+    describe(record).map(|line| format!("{time}  {line}"))
 }
 
 /// Runs the quickstart and returns the pipeline's log.
@@ -123,7 +48,7 @@ pub fn run(verbose: bool) -> Vec<Record> {
         let mut seen = printed.borrow_mut();
         if verbose {
             for r in &log[*seen..] {
-                if let Some(line) = describe(r) {
+                if let Some(line) = describe_at(r) {
                     println!("{line}");
                 }
             }

@@ -10,15 +10,13 @@ use std::time::Duration;
 use clap::Args;
 use devramps_core::backend::{Clock, SourceRepository};
 use devramps_core::engine::{Engine, EngineConfig, NotifyingObserver, PushRequest};
-use devramps_local::notify::{SlackNotifier, spawn_notifications};
 use devramps_core::lifecycle::{Event, PipelineState, StageState};
 use devramps_core::pipeline::{PIPELINE_DIR, PIPELINE_FILE, PipelineDefinition};
 use devramps_git::GitRepository;
+use devramps_local::notify::{SlackNotifier, spawn_notifications};
 
 use crate::output::{Format, Status, emit, usage_error};
 use crate::store_url;
-
-pub(crate) use view::describe;
 
 /// The long description of `devramps run` (`--help`).
 pub(crate) const LONG_ABOUT: &str = "Deploy a commit of a local git repository for real, on \
@@ -203,7 +201,10 @@ async fn deploy(args: &RunArgs) -> Result<Status, String> {
     }
     if let Some(task) = notifying {
         // The observers went with the driver: the task ends once it delivered what it has.
-        if tokio::time::timeout(Duration::from_secs(30), task).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .is_err()
+        {
             eprintln!("warning: notifications still being delivered after 30 s were dropped");
         }
     }

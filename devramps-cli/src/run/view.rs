@@ -7,7 +7,7 @@ use std::path::Path;
 
 use devramps_core::backend::{ExecutionKey, Unit};
 use devramps_core::engine::Engine;
-use devramps_core::lifecycle::{Event, PipelineState, Record, StageState, StepState};
+use devramps_core::lifecycle::{Event, PipelineState, Record, StageState, StepState, describe};
 
 use super::Target;
 use crate::output::Format;
@@ -82,7 +82,9 @@ impl View {
     ) {
         for record in records.iter().skip(self.shown) {
             if let Some(line) = describe(record) {
-                self.line(&line);
+                let zone = jiff::tz::TimeZone::system();
+                let time = zone.to_datetime(record.at).strftime("%H:%M:%S");
+                self.line(&format!("{time}  {line}"));
             }
             if let Event::ApprovalRequired {
                 revision: r,
@@ -175,116 +177,6 @@ impl View {
             })
             .collect();
         self.line(&format!("revision {revision}: {}", stages.join(", ")));
-    }
-}
-
-/// One line per record, for people (`None` for records people need not see).
-pub(crate) fn describe(record: &Record) -> Option<String> {
-    let zone = jiff::tz::TimeZone::system();
-    let time = zone.to_datetime(record.at).strftime("%H:%M:%S");
-    let line = match &record.event {
-        Event::DeploymentAccepted {
-            revision, commit, ..
-        } => format!("r{revision} accepted ({})", short(commit)),
-        Event::PushIgnored { commit, reason, .. } => {
-            format!("push of {} ignored: {reason}", short(commit))
-        }
-        Event::SynthesisFailed {
-            revision,
-            diagnostics,
-        } => format!("r{revision} synthesis failed: {}", diagnostics.join("; ")),
-        Event::StageState {
-            revision,
-            stage,
-            state,
-            waiting_for,
-            reason,
-            ..
-        } => {
-            let mut s = format!("r{revision} {stage:<10} {}", state.as_str());
-            if let Some(w) = waiting_for {
-                s.push_str(&format!(" (waiting for {})", w.as_str()));
-            }
-            if let Some(r) = reason {
-                s.push_str(&format!(": {r}"));
-            }
-            s
-        }
-        Event::PhaseStarted {
-            revision,
-            stage,
-            phase,
-            skipped,
-        } if !skipped => format!("r{revision} {stage:<10} {}", spell(phase)),
-        Event::StepState {
-            revision,
-            stage,
-            step,
-            state,
-            reason,
-            ..
-        } => {
-            let mut s = format!("r{revision} {stage:<10}   {step} {}", state.as_str());
-            if let Some(r) = reason {
-                s.push_str(&format!(": {r}"));
-            }
-            s
-        }
-        Event::StepPolling {
-            revision,
-            stage,
-            step,
-            polling,
-        } => format!(
-            "r{revision} {stage:<10}   {step} polling ({} poll{} so far)",
-            polling.polls,
-            if polling.polls == 1 { "" } else { "s" }
-        ),
-        Event::ApprovalRequired {
-            revision,
-            stage,
-            step,
-            reason,
-        } => format!(
-            "r{revision} {stage:<10}   {step} waits for approval{}",
-            reason
-                .as_ref()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default()
-        ),
-        Event::Approved {
-            revision,
-            stage,
-            step,
-            ..
-        } => format!(
-            "r{revision} {stage:<10}   {step} approved by {}",
-            record.actor
-        ),
-        Event::Rejected {
-            revision,
-            stage,
-            step,
-            ..
-        } => format!(
-            "r{revision} {stage:<10}   {step} rejected by {}",
-            record.actor
-        ),
-        Event::Refused {
-            operation,
-            rule,
-            reason,
-        } => format!("{operation} refused ({rule}): {reason}"),
-        _ => return None,
-    };
-    Some(format!("{time}  {line}"))
-}
-
-/// The spelling of a lifecycle name, as serialized (`RESOURCE_VALIDATION`).
-fn spell<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod accepted;
 mod command;
+mod describe;
 mod diagram;
 mod envelope;
 mod machine;
@@ -14,6 +15,7 @@ mod types;
 mod window;
 
 pub use command::{BuildWork, Command, InfraWork, MirrorWork, StepOutputs, StepWork, ValidateWork};
+pub use describe::describe;
 pub use diagram::{diagram, step_mermaid};
 pub use envelope::RECORD_VERSION;
 pub use machine::{

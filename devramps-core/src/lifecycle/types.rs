@@ -194,10 +194,33 @@ impl Phase {
         Phase::Steps,
     ];
 
+    /// The spelling of the log (`RESOURCE_VALIDATION`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Build => "BUILD",
+            Phase::ResourceValidation => "RESOURCE_VALIDATION",
+            Phase::Mirroring => "MIRRORING",
+            Phase::Infrastructure => "INFRASTRUCTURE",
+            Phase::Steps => "STEPS",
+        }
+    }
+
     /// The phase after this one.
     pub fn next(self) -> Option<Phase> {
         let i = Phase::ALL.iter().position(|p| *p == self)?;
         Phase::ALL.get(i + 1).copied()
+    }
+}
+
+#[cfg(test)]
+mod phase_tests {
+    use super::Phase;
+
+    #[test]
+    fn phases_are_spelled_as_serialized() {
+        for phase in Phase::ALL {
+            assert_eq!(serde_json::json!(phase), phase.as_str());
+        }
     }
 }
 

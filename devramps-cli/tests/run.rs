@@ -472,3 +472,50 @@ fn a_failed_stage_is_posted_to_slack_once() {
         "one message per failed stage"
     );
 }
+
+#[test]
+fn a_run_killed_while_a_step_is_polled_polls_on_and_never_triggers_again() {
+    need_node();
+    let repo = repo_with(
+        "version: \"1.0.0\"\npipeline:\n  cloud_provider: AWS\n  \
+         pipeline_updates_require_approval: NEVER\n  stages:\n    \
+         - { name: staging, account_id: \"111111111111\", region: us-east-1 }\n  steps:\n    \
+         - { name: Wait, id: wait, type: \"CUSTOM:WAIT\", params: { polls: 4, retryAfterMs: 300 } }\n  \
+         artifacts: {}\n",
+    );
+    let registry = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/step-registry");
+    let args = ["run", "--repo", repo.arg(), "--step-registry", registry];
+    let mut first = Running::start(&args);
+    first.wait_for("wait polling (1 poll so far)");
+    first.child.kill().expect("SIGKILL devramps run");
+    let _ = first.child.wait();
+
+    let (code, lines) = Running::start(&args).exit();
+    let text = lines.join("\n");
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("wait SUCCEEDED"), "{text}");
+    let logs = devramps(
+        repo.path(),
+        &[
+            "logs",
+            "--repo",
+            repo.arg(),
+            "--stage",
+            "staging",
+            "--step",
+            "wait",
+        ],
+    );
+    let logs = stdout(&logs);
+    assert_eq!(
+        logs.matches("triggered").count(),
+        1,
+        "the step was triggered once, then only polled:\n{logs}"
+    );
+    assert!(logs.matches("polled").count() >= 4, "{logs}");
+    let status = json(&devramps(
+        repo.path(),
+        &["status", "--repo", repo.arg(), "--format", "json"],
+    ));
+    assert_eq!(status["deployments"].as_array().map(Vec::len), Some(1));
+}

@@ -242,12 +242,22 @@ impl Session {
 }
 
 fn actor(who: &Who) -> Actor {
-    let name = who.actor.clone().unwrap_or_else(|| {
-        std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| "unknown".to_owned())
-    });
+    let name = who.actor.clone().unwrap_or_else(os_user);
     Actor::User(name.strip_prefix("user:").unwrap_or(&name).to_owned())
+}
+
+/// The OS user's name: `$USER`, `$LOGNAME`, else what `id -un` says, else `unknown`.
+fn os_user() -> String {
+    let from_env = ["USER", "LOGNAME"]
+        .into_iter()
+        .find_map(|v| std::env::var(v).ok().filter(|n| !n.is_empty()));
+    from_env
+        .or_else(|| {
+            let out = std::process::Command::new("id").arg("-un").output().ok()?;
+            let name = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+            (out.status.success() && !name.is_empty()).then_some(name)
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// Runs an operation.

@@ -464,12 +464,7 @@ fn event_report(record: &Record, commit_of: &impl Fn(u64) -> Option<String>) -> 
 /// written by a real engine (`devramps run --format json`, `devramps status`): the events are
 /// the log's, the executions are read from it (one per step and build that started, with the
 /// state it reached), and the violations are the invariants `state` breaks.
-pub fn log_report(
-    slug: &str,
-    state: &PipelineState,
-    records: &[Record],
-    end: Timestamp,
-) -> Report {
+pub fn log_report(slug: &str, state: &PipelineState, records: &[Record], end: Timestamp) -> Report {
     let start = records.first().map_or(end, |r| r.at);
     let violations = invariant_breaches(state);
     let mut report = build_report(start, end, state, records, Vec::new(), &[], violations);

@@ -13,6 +13,7 @@ use devramps_core::engine::{Engine, EngineConfig, EngineDriver};
 use devramps_core::lifecycle::{Actor, ControlAction, Person, PipelineState, Record};
 use devramps_core::pipeline::{PipelineDefinition, Span};
 use devramps_memory::{CallKind, InMemoryEventStore, InMemoryLock};
+use futures::FutureExt;
 use futures::executor::LocalPool;
 use futures::future::RemoteHandle;
 use futures::task::LocalSpawnExt;
@@ -473,20 +474,18 @@ impl<'s> Sim<'s> {
         }
     }
 
-    /// Delivers a request to the engine; when the engine answers with a transient error (its
-    /// store was unavailable), delivers it again after a delay on the virtual clock (1s,
-    /// doubling, at most 1m), as a webhook sender or a person would.
+    /// Delivers a request to the engine and waits for its answer ([`Sim::answer`]); when the
+    /// engine answers with a transient error, delivers it again after a delay on the virtual
+    /// clock (1s, doubling, at most 1m), as a webhook sender or a person would.
     fn call<F, Fut>(&mut self, request: F) -> devramps_core::Result<Vec<Record>>
     where
         F: Fn(Engine, String) -> Fut,
-        Fut: Future<Output = devramps_core::Result<Vec<Record>>>,
+        Fut: Future<Output = devramps_core::Result<Vec<Record>>> + 'static,
     {
         let mut delay = FIRST_BACKOFF;
         let mut tries = 0;
         loop {
-            let answer = self
-                .pool
-                .run_until(request(self.engine.clone(), self.scenario.slug.clone()));
+            let answer = self.answer(request(self.engine.clone(), self.scenario.slug.clone()));
             match answer {
                 Err(e) if e.is_transient() && tries < MAX_REDELIVERIES => {
                     tries += 1;
@@ -497,6 +496,36 @@ impl<'s> Sim<'s> {
                 answer => return answer,
             }
         }
+    }
+
+    /// Waits for the engine's answer to `request`. A request the store did not take waits in
+    /// the engine for its backoff on the virtual clock (`store_fault`), so the clock runs on,
+    /// stopping at every deadline, until the answer comes.
+    fn answer<Fut>(&mut self, request: Fut) -> devramps_core::Result<Vec<Record>>
+    where
+        Fut: Future<Output = devramps_core::Result<Vec<Record>>> + 'static,
+    {
+        let unanswered = |why: String| {
+            devramps_core::Error::backend("simulator", "deliver a request to the engine", why)
+        };
+        let mut handle = match self.pool.spawner().spawn_local_with_handle(request) {
+            Ok(handle) => handle,
+            Err(e) => return Err(unanswered(e.to_string())),
+        };
+        for _ in 0..MAX_STEPS {
+            self.pool.run_until_stalled();
+            if let Some(answer) = (&mut handle).now_or_never() {
+                return answer;
+            }
+            if self.handles.clock.next_deadline().is_none() {
+                break;
+            }
+            self.handles.clock.advance_to_next_deadline();
+            self.settle();
+        }
+        Err(unanswered(
+            "the engine did not answer and nothing was left to wait for".to_owned(),
+        ))
     }
 
     /// Records a `refused` event of the simulator at the current time.

@@ -41,7 +41,9 @@ pub(crate) fn parse(url: Option<&str>, state_dir: &Path) -> Result<StoreUrl, Str
     if let Some(rest) = url.strip_prefix("s3://") {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Err(format!("`--store {url}` names no bucket: `s3://BUCKET/PREFIX`"));
+            return Err(format!(
+                "`--store {url}` names no bucket: `s3://BUCKET/PREFIX`"
+            ));
         }
         return Ok(StoreUrl::S3 {
             bucket: bucket.to_owned(),
@@ -61,8 +63,8 @@ pub(crate) fn open(url: &StoreUrl) -> Result<(DynEventStore, DynDeploymentLock),
             Arc::new(devramps_memory::InMemoryLock::new()),
         )),
         StoreUrl::Sqlite(path) => {
-            let _ = path;
-            Err("the sqlite store is not built yet".to_owned())
+            let store = devramps_local::store::LocalStore::open(path).map_err(|e| e.to_string())?;
+            Ok((Arc::new(store.clone()), Arc::new(store)))
         }
         StoreUrl::S3 { bucket, .. } => Err(format!(
             "`s3://{bucket}` needs the AWS backends (devramps-aws), which this build does not \

@@ -1,13 +1,15 @@
-//! `devramps simulate`: runs a scenario through the real engine on in-memory backends and
-//! prints its report (`shared/spec/scenario-format.md`).
+//! `devramps simulate`: runs a scenario through the real engine on in-memory backends (the
+//! event log and the leases where `--store` says) and prints its report
+//! (`shared/spec/scenario-format.md`).
 
 use std::io::{self, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
-use devramps_sim::{render_text, simulate_file, to_json};
+use devramps_sim::{SimulateError, render_text, simulate_file_with, to_json};
 
 use crate::output::{Format, Status, emit};
+use crate::store_url::{self, StoreUrl};
 
 /// The long description of `devramps simulate` (`--help`).
 pub(crate) const LONG_ABOUT: &str = "Run a scenario through the deployment engine and report \
@@ -20,9 +22,13 @@ pub(crate) const LONG_ABOUT: &str = "Run a scenario through the deployment engin
         `--format json` (the default when stdout is not a terminal) prints `{end, deployments, \
         builds, stages, events, violations}`; `--format text` (the default on a terminal) a \
         readable timeline.\n\n\
+        `--store` puts the event log and the leases in memory (`memory:`, the default) or in a \
+        local store file (`sqlite:PATH`, which must hold no events yet: a simulation starts \
+        from an empty log); the report is the same either way.\n\n\
         Exit codes: 0 the scenario ran (whatever the deployments did); 2 the scenario or its \
         pipeline is invalid or unreadable: each problem goes to stderr as \
-        `path:line:column: error: message`, and nothing is printed on stdout.";
+        `path:line:column: error: message`, and nothing is printed on stdout; 2 too when the \
+        store cannot be opened or already holds events.";
 
 /// The examples shown after the help of `devramps simulate`.
 pub(crate) const AFTER_HELP: &str = "Examples:\n  \
@@ -40,19 +46,42 @@ pub(crate) struct SimulateArgs {
     /// (the report, a stable interface; the default otherwise).
     #[arg(long, value_enum)]
     pub(crate) format: Option<Format>,
+
+    /// Where the event log and the leases live: `memory:` (the default) or `sqlite:PATH` (a
+    /// local store file holding no events yet).
+    #[arg(long, value_name = "URL")]
+    pub(crate) store: Option<String>,
 }
 
 /// Runs `devramps simulate`.
 pub(crate) fn run(args: &SimulateArgs) -> Status {
-    let report = match simulate_file(&args.scenario) {
+    let url = match args.store.as_deref() {
+        None => StoreUrl::Memory,
+        // The state directory only names the default store, which is not simulate's.
+        Some(url) => match store_url::parse(Some(url), Path::new(".")) {
+            Ok(url) => url,
+            Err(e) => return usage(&format!("error: --store: {e}")),
+        },
+    };
+    let (store, lock) = match store_url::open(&url) {
+        Ok(opened) => opened,
+        Err(e) => return usage(&format!("error: --store {}: {e}", store_name(args))),
+    };
+    let report = match simulate_file_with(&args.scenario, store, lock) {
         Ok(report) => report,
-        Err(errors) => {
+        Err(SimulateError::Scenario(errors)) => {
             let mut stderr = io::stderr().lock();
             for error in &errors {
                 // Ignore failures: stderr is the last resort.
                 let _ = writeln!(stderr, "{error}");
             }
             return Status::Usage;
+        }
+        Err(SimulateError::Store(e)) => {
+            return usage(&format!(
+                "error: --store {}: {e}\n  help: give a new file, or `--store memory:`",
+                store_name(args)
+            ));
         }
     };
     let format = args.format.unwrap_or(if io::stdout().is_terminal() {
@@ -65,4 +94,16 @@ pub(crate) fn run(args: &SimulateArgs) -> Status {
         Format::Json => to_json(&report),
     };
     emit(&text, Status::Success)
+}
+
+/// The `--store` as given (`memory:` when not).
+fn store_name(args: &SimulateArgs) -> &str {
+    args.store.as_deref().unwrap_or("memory:")
+}
+
+/// Prints `message` to stderr; exit code 2.
+fn usage(message: &str) -> Status {
+    // Ignore failures: stderr is the last resort.
+    let _ = writeln!(io::stderr().lock(), "{message}");
+    Status::Usage
 }

@@ -1,5 +1,6 @@
-//! The backends of a simulation: the in-memory ones, wrapped so that scripted outcomes are
-//! looked up by commit when work starts, and so that validation and mirroring take time.
+//! The backends of a simulation: the in-memory ones (and the event store and lease service
+//! it was given), wrapped so that scripted outcomes are looked up by commit when work starts,
+//! and so that validation and mirroring take time.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -8,23 +9,23 @@ use std::time::Duration;
 use async_trait::async_trait;
 use devramps_core::Result;
 use devramps_core::backend::{
-    ArtifactMirror, Backends, BuildRequest, Clock, DynClock, EventStoreExt, ExecutionKey,
-    InfraPlan, InfraRequest, InfrastructureSynthesizer, MirrorRequest, Outcome, Outputs,
-    ResourceValidator, Runner, SecretScope, SecretSource, StageTarget, StepRequest, StepRunners,
-    Unit,
+    ArtifactMirror, Backends, BuildRequest, Clock, DynClock, DynDeploymentLock, EventStoreExt,
+    ExecutionKey, InfraPlan, InfraRequest, InfrastructureSynthesizer, MirrorRequest, Outcome,
+    Outputs, ResourceValidator, Runner, SecretScope, SecretSource, StageTarget, StepRequest,
+    StepRunners, Unit,
 };
 use devramps_core::expr::SecretString;
 use devramps_core::lifecycle::{Event, PipelineState, Record};
 use devramps_core::pipeline::ArtifactType;
 use devramps_memory::{
-    Behavior, FaultOptions, FaultyStore, InMemoryAlarms, InMemoryEventStore, InMemoryLock,
-    InMemoryMirror, InMemoryResources, InMemorySource, ManualClock, Match, ScriptedInfra,
-    ScriptedRequest, ScriptedRunner,
+    Behavior, FaultOptions, FaultyStore, InMemoryAlarms, InMemoryMirror, InMemoryResources,
+    InMemorySource, ManualClock, Match, ScriptedInfra, ScriptedRequest, ScriptedRunner,
 };
 
 use crate::action::{ScriptedResult, TerraformPlan};
 use crate::executions::Executions;
 use crate::scenario::Defaults;
+use crate::store::{Inline, InlineStore};
 use crate::time::add;
 
 /// One scripted outcome, keyed by commit (the revision is not known when it is written).
@@ -60,7 +61,7 @@ struct ScriptState {
 #[derive(Clone, Debug)]
 pub(crate) struct Scripts {
     state: Arc<Mutex<ScriptState>>,
-    store: InMemoryEventStore,
+    store: InlineStore,
 }
 
 impl Scripts {
@@ -241,7 +242,7 @@ impl<R: ScriptedRequest + Approvable> Runner<R> for SimRunner<R> {
 /// The execution key of the stage-deployment running in `target`'s stage, for the work
 /// that carries no key of its own (validation and mirroring), read from the log.
 async fn running_key(
-    store: &InMemoryEventStore,
+    store: &InlineStore,
     target: &StageTarget,
     unit: Unit,
 ) -> Option<ExecutionKey> {
@@ -268,7 +269,7 @@ async fn running_key(
 #[derive(Clone, Debug)]
 struct SimResources {
     inner: InMemoryResources,
-    store: InMemoryEventStore,
+    store: InlineStore,
     executions: Executions,
     clock: ManualClock,
     duration: Duration,
@@ -306,7 +307,7 @@ impl ResourceValidator for SimResources {
 #[derive(Clone, Debug)]
 struct SimMirror {
     inner: InMemoryMirror,
-    store: InMemoryEventStore,
+    store: InlineStore,
     executions: Executions,
 }
 
@@ -428,14 +429,22 @@ pub(crate) struct SimHandles {
     /// The stages' alarms (L15).
     pub(crate) alarms: InMemoryAlarms,
     /// The store as the engine sees it: `store_fault` events fail its next calls.
-    pub(crate) store: FaultyStore<InMemoryEventStore>,
+    pub(crate) store: FaultyStore<InlineStore>,
+    /// The leases.
+    pub(crate) lock: Inline<DynDeploymentLock>,
     /// What the runners saw.
     pub(crate) executions: Executions,
 }
 
-/// The backends of a simulation starting at `start`, with the scenario's default durations.
-pub(crate) fn sim_backends(start: jiff::Timestamp, defaults: &Defaults) -> (Backends, SimHandles) {
-    let store = FaultyStore::new(InMemoryEventStore::new(), FaultOptions::default());
+/// The backends of a simulation starting at `start`, with the scenario's default durations,
+/// on `store` and `lock` (each call waited for on the simulator's thread).
+pub(crate) fn sim_backends(
+    start: jiff::Timestamp,
+    defaults: &Defaults,
+    store: InlineStore,
+    lock: DynDeploymentLock,
+) -> (Backends, SimHandles) {
+    let store = FaultyStore::new(store, FaultOptions::default());
     let handles = SimHandles {
         clock: ManualClock::new(start),
         source: InMemorySource::new(),
@@ -446,6 +455,7 @@ pub(crate) fn sim_backends(start: jiff::Timestamp, defaults: &Defaults) -> (Back
         },
         alarms: InMemoryAlarms::new(),
         store,
+        lock: Inline(lock),
         executions: Executions::default(),
     };
     let backends = engine_backends(&handles, defaults);
@@ -459,7 +469,7 @@ fn engine_backends(handles: &SimHandles, defaults: &Defaults) -> Backends {
     let store = handles.store.inner().clone();
     Backends {
         store: Arc::new(handles.store.clone()),
-        lock: Arc::new(InMemoryLock::new()),
+        lock: Arc::new(handles.lock.clone()),
         source: Arc::new(handles.source.clone()),
         builds: Arc::new(SimRunner::<BuildRequest>::new(
             "simulated builds",

@@ -74,3 +74,38 @@ impl fmt::Display for ScenarioError {
 }
 
 impl std::error::Error for ScenarioError {}
+
+/// Why [`simulate_file_with`](crate::simulate_file_with) ran nothing.
+#[derive(Debug)]
+pub enum SimulateError {
+    /// The scenario or its pipeline is invalid or unreadable: every problem found.
+    Scenario(Vec<ScenarioError>),
+    /// The store cannot take the simulation.
+    Store(crate::StoreError),
+}
+
+impl fmt::Display for SimulateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SimulateError::Scenario(errors) => {
+                for (i, error) in errors.iter().enumerate() {
+                    if i > 0 {
+                        writeln!(f)?;
+                    }
+                    write!(f, "{error}")?;
+                }
+                Ok(())
+            }
+            SimulateError::Store(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for SimulateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SimulateError::Scenario(_) => None,
+            SimulateError::Store(e) => Some(e),
+        }
+    }
+}

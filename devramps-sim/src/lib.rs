@@ -1,5 +1,6 @@
 //! The simulator behind `devramps simulate`: scenario files, a run of the real engine on the
-//! in-memory backends of `devramps-memory` and a virtual clock, and the report.
+//! in-memory backends of `devramps-memory` (or any given event store and lease service) and a
+//! virtual clock, and the report.
 //!
 //! It is a crate of its own so that an embedder who wants the in-memory backends does not
 //! compile a scenario reader: `devramps-memory` never depends on it.
@@ -10,7 +11,9 @@
 //! - [`Report`] is what a run produced, as `--format json` prints it ([`to_json`]) or as a
 //!   readable timeline ([`render_text`]).
 //! - [`simulate`] (and [`simulate_file`]) runs a scenario through the real engine on
-//!   in-memory backends and a manual clock, and returns its [`Report`].
+//!   in-memory backends and a manual clock, and returns its [`Report`];
+//!   [`simulate_with_store`] (and [`simulate_file_with`]) does the same with the event log and
+//!   the leases in a given store, such as the durable local one: the report is the same.
 //! - [`parse_duration`] and [`format_duration`] read and write durations such as `1h30m`.
 //!
 //! The format is specified in `shared/spec/scenario-format.md`; state names are those of the
@@ -30,6 +33,7 @@ mod render;
 mod report;
 mod run;
 mod scenario;
+mod store;
 mod time;
 
 pub use action::{
@@ -38,14 +42,15 @@ pub use action::{
 };
 pub use collect::log_report;
 pub use duration::{format_duration, parse_duration};
-pub use error::ScenarioError;
+pub use error::{ScenarioError, SimulateError};
 pub use render::render_text;
 pub use report::{
     BuildReport, DeploymentReport, EventReport, ExecutionReport, Report, StageMap, StageReport,
     StageSummary, Synthesis, format_time, to_json,
 };
-pub use run::{simulate, simulate_file};
+pub use run::{simulate, simulate_file, simulate_file_with, simulate_with_store};
 pub use scenario::{
     DEFAULT_RUN_UNTIL, DEFAULT_SCENARIO_START, DEFAULT_SLUG, Defaults, PipelineRef, Scenario,
     ScenarioEvent, parse_scenario,
 };
+pub use store::StoreError;

@@ -185,3 +185,31 @@ fn a_restart_mid_step_starts_nothing_twice_and_timers_resume() {
         assert_eq!(d["stages"]["prod"]["state"], "SUCCEEDED", "{d:#}");
     }
 }
+
+#[test]
+fn a_push_the_store_fails_to_record_is_accepted_after_the_engines_backoff() {
+    let faulty = run("store-fault-push.yaml");
+    let clean = run("store-fault-free.yaml");
+    assert_eq!(timeless(&faulty), timeless(&clean));
+    let accepted = |r: &Value, commit: &str| {
+        let found = matching(
+            r,
+            &[
+                ("type", json!("deployment_accepted")),
+                ("commit", json!(commit)),
+            ],
+        );
+        assert_eq!(found.len(), 1, "{commit}: {:#}", r["events"]);
+        found[0]["at"].as_str().expect("at").to_owned()
+    };
+    // Later than without the faults by the engine's backoff (0.5s, then 1s, 2s: times are
+    // shown to the second), seconds, not minutes.
+    for commit in ["c1", "c2"] {
+        let (late, on_time) = (accepted(&faulty, commit), accepted(&clean, commit));
+        assert!(late > on_time, "{commit}: {late} after {on_time}");
+        let late: jiff::Timestamp = late.parse().expect("a time");
+        let on_time: jiff::Timestamp = on_time.parse().expect("a time");
+        let delay = late.duration_since(on_time);
+        assert!(delay.as_secs() < 60, "{commit}: waited {delay:?}");
+    }
+}

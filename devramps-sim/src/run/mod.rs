@@ -1,16 +1,19 @@
 //! [`simulate`]: runs a scenario through the real engine on in-memory backends and a manual
-//! clock, and reports what happened.
+//! clock, and reports what happened ([`simulate_with_store`]: on a given event store and lease
+//! service).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use devramps_core::backend::{Backends, Clock};
+use devramps_core::backend::{Backends, Clock, DynDeploymentLock, DynEventStore};
 use devramps_core::engine::{Engine, EngineConfig, EngineDriver};
 use devramps_core::lifecycle::{Actor, ControlAction, Person, PipelineState, Record};
 use devramps_core::pipeline::{PipelineDefinition, Span};
-use devramps_memory::CallKind;
+use devramps_memory::{CallKind, InMemoryEventStore, InMemoryLock};
+use futures::FutureExt;
 use futures::executor::LocalPool;
 use futures::future::RemoteHandle;
 use futures::task::LocalSpawnExt;
@@ -20,9 +23,10 @@ use crate::action::{Action, DEFAULT_ACTOR, StoreOp};
 use crate::backends::{SimHandles, sim_backends};
 use crate::check::{check_pipeline, check_scenario};
 use crate::collect::{Annotation, build_report, invariant_breaches};
-use crate::error::ScenarioError;
+use crate::error::{ScenarioError, SimulateError};
 use crate::report::{EventReport, Report, format_time};
 use crate::scenario::{PipelineRef, Scenario, parse_scenario};
+use crate::store::{Inline, InlineStore, StoreError, check_empty};
 use crate::time::add;
 
 mod actions;
@@ -65,7 +69,34 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// L5 and L6 are checked after every event and every clock move; breaches are the report's
 /// `violations`. The same inputs always give the same report.
 pub fn simulate(scenario: &Scenario, pipeline_text: &str) -> Report {
-    Sim::new(scenario, pipeline_text).run()
+    let store: DynEventStore = Arc::new(InMemoryEventStore::new());
+    let lock: DynDeploymentLock = Arc::new(InMemoryLock::new());
+    Sim::new(scenario, pipeline_text, Inline(store), lock).run()
+}
+
+/// As [`simulate`], with the event log and the leases in `store` and `lock` (for example the
+/// durable local store, which is both) instead of in memory. The scenario gives the same
+/// report whichever store it runs on.
+///
+/// Each call to the store is waited for on the caller's thread before the simulation goes on
+/// (so a store that works on other threads cannot make the run depend on thread timing); its
+/// calls must therefore not wait for the engine's own tasks. The store's time is the virtual
+/// clock's: the engine passes it to every lease call.
+///
+/// # Errors
+///
+/// [`StoreError::InUse`] when the store already holds events of any pipeline (a simulation
+/// starts from an empty log, and the engine would drive every pipeline it finds there);
+/// [`StoreError::Unreadable`] when it cannot be asked.
+pub fn simulate_with_store(
+    scenario: &Scenario,
+    pipeline_text: &str,
+    store: DynEventStore,
+    lock: DynDeploymentLock,
+) -> Result<Report, StoreError> {
+    let store = Inline(store);
+    check_empty(&store)?;
+    Ok(Sim::new(scenario, pipeline_text, store, lock).run())
 }
 
 /// Reads the scenario at `path` and its pipeline, checks both, and runs it ([`simulate`]).
@@ -74,6 +105,28 @@ pub fn simulate(scenario: &Scenario, pipeline_text: &str) -> Report {
 /// pipeline's validation errors, located in the pipeline file (or, for `pipeline_yaml`, in the
 /// scenario file); and names of stages, steps or artifacts the pipeline does not have.
 pub fn simulate_file(path: &Path) -> Result<Report, Vec<ScenarioError>> {
+    let (scenario, pipeline_text) = load(path)?;
+    Ok(simulate(&scenario, &pipeline_text))
+}
+
+/// As [`simulate_file`], on `store` and `lock` ([`simulate_with_store`]).
+///
+/// # Errors
+///
+/// [`SimulateError::Scenario`] with the errors of [`simulate_file`] (the scenario is checked
+/// first, the store is not touched then); [`SimulateError::Store`] when the store is in use
+/// or unreadable.
+pub fn simulate_file_with(
+    path: &Path,
+    store: DynEventStore,
+    lock: DynDeploymentLock,
+) -> Result<Report, SimulateError> {
+    let (scenario, pipeline_text) = load(path).map_err(SimulateError::Scenario)?;
+    simulate_with_store(&scenario, &pipeline_text, store, lock).map_err(SimulateError::Store)
+}
+
+/// Reads the scenario at `path` and its pipeline's text, and checks both.
+fn load(path: &Path) -> Result<(Scenario, String), Vec<ScenarioError>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         vec![ScenarioError::new(
             path,
@@ -102,7 +155,7 @@ pub fn simulate_file(path: &Path) -> Result<Report, Vec<ScenarioError>> {
     };
     let definition = check_pipeline(path, &text, &scenario, &pipeline_text)?;
     check_scenario(path, &scenario, &definition)?;
-    Ok(simulate(&scenario, &pipeline_text))
+    Ok((scenario, pipeline_text))
 }
 
 /// The operations on one stage-deployment.
@@ -170,8 +223,13 @@ struct Sim<'s> {
 }
 
 impl<'s> Sim<'s> {
-    fn new(scenario: &'s Scenario, pipeline_text: &'s str) -> Self {
-        let (backends, handles) = sim_backends(scenario.start, &scenario.defaults);
+    fn new(
+        scenario: &'s Scenario,
+        pipeline_text: &'s str,
+        store: InlineStore,
+        lock: DynDeploymentLock,
+    ) -> Self {
+        let (backends, handles) = sim_backends(scenario.start, &scenario.defaults, store, lock);
         let (engine, driver) = Engine::new(backends.clone(), EngineConfig::default());
         let pool = LocalPool::new();
         let mut sim = Sim {
@@ -416,20 +474,18 @@ impl<'s> Sim<'s> {
         }
     }
 
-    /// Delivers a request to the engine; when the engine answers with a transient error (its
-    /// store was unavailable), delivers it again after a delay on the virtual clock (1s,
-    /// doubling, at most 1m), as a webhook sender or a person would.
+    /// Delivers a request to the engine and waits for its answer ([`Sim::answer`]); when the
+    /// engine answers with a transient error, delivers it again after a delay on the virtual
+    /// clock (1s, doubling, at most 1m), as a webhook sender or a person would.
     fn call<F, Fut>(&mut self, request: F) -> devramps_core::Result<Vec<Record>>
     where
         F: Fn(Engine, String) -> Fut,
-        Fut: Future<Output = devramps_core::Result<Vec<Record>>>,
+        Fut: Future<Output = devramps_core::Result<Vec<Record>>> + 'static,
     {
         let mut delay = FIRST_BACKOFF;
         let mut tries = 0;
         loop {
-            let answer = self
-                .pool
-                .run_until(request(self.engine.clone(), self.scenario.slug.clone()));
+            let answer = self.answer(request(self.engine.clone(), self.scenario.slug.clone()));
             match answer {
                 Err(e) if e.is_transient() && tries < MAX_REDELIVERIES => {
                     tries += 1;
@@ -440,6 +496,36 @@ impl<'s> Sim<'s> {
                 answer => return answer,
             }
         }
+    }
+
+    /// Waits for the engine's answer to `request`. A request the store did not take waits in
+    /// the engine for its backoff on the virtual clock (`store_fault`), so the clock runs on,
+    /// stopping at every deadline, until the answer comes.
+    fn answer<Fut>(&mut self, request: Fut) -> devramps_core::Result<Vec<Record>>
+    where
+        Fut: Future<Output = devramps_core::Result<Vec<Record>>> + 'static,
+    {
+        let unanswered = |why: String| {
+            devramps_core::Error::backend("simulator", "deliver a request to the engine", why)
+        };
+        let mut handle = match self.pool.spawner().spawn_local_with_handle(request) {
+            Ok(handle) => handle,
+            Err(e) => return Err(unanswered(e.to_string())),
+        };
+        for _ in 0..MAX_STEPS {
+            self.pool.run_until_stalled();
+            if let Some(answer) = (&mut handle).now_or_never() {
+                return answer;
+            }
+            if self.handles.clock.next_deadline().is_none() {
+                break;
+            }
+            self.handles.clock.advance_to_next_deadline();
+            self.settle();
+        }
+        Err(unanswered(
+            "the engine did not answer and nothing was left to wait for".to_owned(),
+        ))
     }
 
     /// Records a `refused` event of the simulator at the current time.

@@ -172,14 +172,16 @@ async fn deploy(args: &RunArgs) -> Result<Status, String> {
 
     let mut interrupted = false;
     let state = loop {
-        let records = engine
-            .history(&target.slug)
-            .await
-            .map_err(|e| format!("cannot read the log: {e}"))?;
+        // The state first, then the log: the log read after holds every record the state
+        // folded, so the view never ends before it showed what ended the run.
         let state = engine
             .state(&target.slug)
             .await
             .map_err(|e| format!("cannot read the state: {e}"))?;
+        let records = engine
+            .history(&target.slug)
+            .await
+            .map_err(|e| format!("cannot read the log: {e}"))?;
         view.update(&engine, &records, &state, revision).await;
         if finished(&state, revision) || driving.is_finished() {
             break state;
@@ -193,6 +195,7 @@ async fn deploy(args: &RunArgs) -> Result<Status, String> {
         }
     };
     let records = engine.history(&target.slug).await.unwrap_or_default();
+    view.update(&engine, &records, &state, revision).await;
     let _ = engine.stop().await;
     match driving.await {
         Ok(Err(e)) => return Err(format!("the engine stopped: {e}")),

@@ -112,6 +112,8 @@ impl Default for FaultPlan {
 /// What the proxy saw and did since it started (or since [`FaultProxy::reset_counts`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FaultCounts {
+    /// Client connections accepted (fewer than requests when clients keep connections alive).
+    pub connections: u64,
     /// Requests received from clients, faulted or not.
     pub requests: u64,
     /// Requests received, by HTTP method (`"GET"`, `"PUT"`, ...).

@@ -192,6 +192,7 @@ async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, mut stopped
             },
         };
         let _ = stream.set_nodelay(true);
+        lock(&shared.counts).connections += 1;
         let (shared, client) = (Arc::clone(&shared), client.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {

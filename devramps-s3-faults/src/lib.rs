@@ -77,14 +77,20 @@ pub struct FaultPlan {
 impl FaultPlan {
     /// A plan that forwards everything at once: no errors, no drops, no delay.
     pub fn passthrough() -> Self {
-        Self { error_share: 0.0, drop_after_write_share: 0.0, delay: None, seed: 0 }
+        Self {
+            error_share: 0.0,
+            drop_after_write_share: 0.0,
+            delay: None,
+            seed: 0,
+        }
     }
 
     /// Checks the shares are within 0.0..=1.0 and the delay range is ordered.
     fn validate(&self) -> Result<(), FaultProxyError> {
-        for (name, share) in
-            [("error_share", self.error_share), ("drop_after_write_share", self.drop_after_write_share)]
-        {
+        for (name, share) in [
+            ("error_share", self.error_share),
+            ("drop_after_write_share", self.drop_after_write_share),
+        ] {
             if !(0.0..=1.0).contains(&share) {
                 return Err(FaultProxyError::BadPlan(format!(
                     "{name} is {share}; a share must be between 0.0 and 1.0"

@@ -46,7 +46,11 @@ const ERRORS: [Fate; 3] = [
         "InternalError",
         "We encountered an internal error. Please try again.",
     ),
-    Fate::Error(StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate."),
+    Fate::Error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "SlowDown",
+        "Please reduce your request rate.",
+    ),
     Fate::Error(
         StatusCode::SERVICE_UNAVAILABLE,
         "ServiceUnavailable",
@@ -77,18 +81,30 @@ impl FaultProxy {
     pub fn start(upstream: &str, plan: FaultPlan) -> Result<Self, FaultProxyError> {
         plan.validate()?;
         let upstream = parse_upstream(upstream)?;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")
-            .map_err(|source| FaultProxyError::Io { action: "bind 127.0.0.1:0", source })?;
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").map_err(|source| FaultProxyError::Io {
+                action: "bind 127.0.0.1:0",
+                source,
+            })?;
         let addr = listener
             .local_addr()
-            .map_err(|source| FaultProxyError::Io { action: "read the bound address", source })?;
+            .map_err(|source| FaultProxyError::Io {
+                action: "read the bound address",
+                source,
+            })?;
         listener
             .set_nonblocking(true)
-            .map_err(|source| FaultProxyError::Io { action: "make the listener non-blocking", source })?;
+            .map_err(|source| FaultProxyError::Io {
+                action: "make the listener non-blocking",
+                source,
+            })?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|source| FaultProxyError::Io { action: "build the proxy's runtime", source })?;
+            .map_err(|source| FaultProxyError::Io {
+                action: "build the proxy's runtime",
+                source,
+            })?;
         let rng = SplitMix64(plan.seed);
         let shared = Arc::new(Shared {
             upstream,
@@ -100,7 +116,10 @@ impl FaultProxy {
         let thread = std::thread::Builder::new()
             .name(format!("s3-fault-proxy-{}", addr.port()))
             .spawn(move || runtime.block_on(serve(listener, serving, stopped)))
-            .map_err(|source| FaultProxyError::Io { action: "spawn the proxy thread", source })?;
+            .map_err(|source| FaultProxyError::Io {
+                action: "spawn the proxy thread",
+                source,
+            })?;
         Ok(Self {
             endpoint: format!("http://{addr}"),
             shared,
@@ -160,7 +179,10 @@ fn parse_upstream(upstream: &str) -> Result<Uri, FaultProxyError> {
         upstream: upstream.to_owned(),
         reason: reason.to_owned(),
     };
-    let uri: Uri = upstream.trim_end_matches('/').parse().map_err(|_| bad("not a URL"))?;
+    let uri: Uri = upstream
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|_| bad("not a URL"))?;
     if uri.scheme_str() != Some("http") {
         return Err(bad("only plain http:// is supported"));
     }
@@ -173,7 +195,11 @@ fn parse_upstream(upstream: &str) -> Result<Uri, FaultProxyError> {
     Ok(uri)
 }
 
-async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, mut stopped: oneshot::Receiver<()>) {
+async fn serve(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    mut stopped: oneshot::Receiver<()>,
+) {
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
         return;
     };
@@ -211,11 +237,16 @@ async fn handle(
     client: Client<HttpConnector, Full<Bytes>>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, ServiceError> {
-    let is_write = matches!(*request.method(), Method::PUT | Method::POST | Method::DELETE);
+    let is_write = matches!(
+        *request.method(),
+        Method::PUT | Method::POST | Method::DELETE
+    );
     let (delay, fate) = {
         let mut draws = lock(&shared.draws);
         let (plan, rng) = &mut *draws;
-        let delay = plan.delay.map(|(min, max)| min + (max - min).mul_f64(rng.unit()));
+        let delay = plan
+            .delay
+            .map(|(min, max)| min + (max - min).mul_f64(rng.unit()));
         let fate = if rng.unit() < plan.error_share {
             ERRORS[(rng.next() % 3) as usize]
         } else if is_write && rng.unit() < plan.drop_after_write_share {
@@ -228,7 +259,10 @@ async fn handle(
     {
         let mut counts = lock(&shared.counts);
         counts.requests += 1;
-        *counts.by_method.entry(request.method().to_string()).or_default() += 1;
+        *counts
+            .by_method
+            .entry(request.method().to_string())
+            .or_default() += 1;
         if delay.is_some() {
             counts.delayed += 1;
         }
@@ -282,7 +316,9 @@ async fn forward(
     let chunked = parts.headers.remove(header::TRANSFER_ENCODING).is_some();
     strip_hop_by_hop(&mut parts.headers);
     if chunked || parts.headers.contains_key(header::CONTENT_LENGTH) {
-        parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     }
     let response = client
         .request(Request::from_parts(parts, Full::new(body)))
@@ -309,13 +345,22 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 fn s3_error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{}</Message><RequestId>devramps-fault-proxy</RequestId></Error>",
-        message.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+        message
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
     );
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
-    headers.insert("x-amz-request-id", HeaderValue::from_static("devramps-fault-proxy"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    headers.insert(
+        "x-amz-request-id",
+        HeaderValue::from_static("devramps-fault-proxy"),
+    );
     response
 }
 

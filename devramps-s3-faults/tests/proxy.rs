@@ -32,7 +32,13 @@ fn client(endpoint: &str, attempts: u32) -> Client {
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "fault-proxy-tests"))
+        .credentials_provider(Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "fault-proxy-tests",
+        ))
         .force_path_style(true)
         .retry_config(
             RetryConfig::standard()
@@ -40,7 +46,9 @@ fn client(endpoint: &str, attempts: u32) -> Client {
                 .with_initial_backoff(Duration::from_millis(10)),
         )
         .timeout_config(
-            TimeoutConfig::builder().operation_timeout(Duration::from_secs(30)).build(),
+            TimeoutConfig::builder()
+                .operation_timeout(Duration::from_secs(30))
+                .build(),
         )
         .build();
     Client::from_conf(config)
@@ -48,7 +56,9 @@ fn client(endpoint: &str, attempts: u32) -> Client {
 
 /// A bucket name no other test (or earlier run against the same moto) uses.
 fn bucket(test: &str) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     format!("faults-{test}-{}-{nanos}", std::process::id())
 }
 
@@ -79,7 +89,11 @@ async fn without_faults_everything_passes_through_and_is_counted() {
     let proxy = FaultProxy::start(&moto(), FaultPlan::passthrough()).expect("proxy starts");
     let s3 = client(proxy.endpoint(), 1);
     let name = bucket("pass");
-    s3.create_bucket().bucket(&name).send().await.expect("create bucket through the proxy");
+    s3.create_bucket()
+        .bucket(&name)
+        .send()
+        .await
+        .expect("create bucket through the proxy");
     s3.put_object()
         .bucket(&name)
         .key("a/1.json")
@@ -87,8 +101,17 @@ async fn without_faults_everything_passes_through_and_is_counted() {
         .send()
         .await
         .expect("put through the proxy");
-    assert_eq!(read(&s3, &name, "a/1.json").await.as_deref(), Ok(&b"{\"n\":1}"[..]));
-    let listed = s3.list_objects_v2().bucket(&name).prefix("a/").send().await.expect("list");
+    assert_eq!(
+        read(&s3, &name, "a/1.json").await.as_deref(),
+        Ok(&b"{\"n\":1}"[..])
+    );
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&name)
+        .prefix("a/")
+        .send()
+        .await
+        .expect("list");
     let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!(keys, ["a/1.json"]);
 
@@ -102,16 +125,35 @@ async fn without_faults_everything_passes_through_and_is_counted() {
             .send()
     };
     put_new(b"first").await.expect("first create-only put");
-    let refused = put_new(b"second").await.expect_err("second create-only put must be refused");
-    assert_eq!(refused.raw_response().map(|r| r.status().as_u16()), Some(412), "{refused:?}");
-    assert_eq!(read(&s3, &name, "a/2.json").await.as_deref(), Ok(&b"first"[..]));
+    let refused = put_new(b"second")
+        .await
+        .expect_err("second create-only put must be refused");
+    assert_eq!(
+        refused.raw_response().map(|r| r.status().as_u16()),
+        Some(412),
+        "{refused:?}"
+    );
+    assert_eq!(
+        read(&s3, &name, "a/2.json").await.as_deref(),
+        Ok(&b"first"[..])
+    );
 
     let counts = proxy.counts();
     // create, put, get, list, put, put, get
     assert_eq!(counts.requests, 7, "{counts:?}");
-    assert_eq!((counts.method("PUT"), counts.method("GET")), (4, 3), "{counts:?}");
-    assert_eq!((counts.forwarded, counts.faults(), counts.upstream_failures), (7, 0, 0));
-    assert!(counts.connections < counts.requests, "keep-alive reuses connections: {counts:?}");
+    assert_eq!(
+        (counts.method("PUT"), counts.method("GET")),
+        (4, 3),
+        "{counts:?}"
+    );
+    assert_eq!(
+        (counts.forwarded, counts.faults(), counts.upstream_failures),
+        (7, 0, 0)
+    );
+    assert!(
+        counts.connections < counts.requests,
+        "keep-alive reuses connections: {counts:?}"
+    );
     proxy.reset_counts();
     assert_eq!(proxy.counts().requests, 0);
 }
@@ -120,7 +162,11 @@ async fn without_faults_everything_passes_through_and_is_counted() {
 async fn with_error_share_one_every_request_gets_a_retryable_5xx_and_nothing_is_written() {
     let name = bucket("errors");
     create_bucket(&name).await;
-    let plan = FaultPlan { error_share: 1.0, seed: 11, ..FaultPlan::passthrough() };
+    let plan = FaultPlan {
+        error_share: 1.0,
+        seed: 11,
+        ..FaultPlan::passthrough()
+    };
     let proxy = FaultProxy::start(&moto(), plan).expect("proxy starts");
 
     let once = client(proxy.endpoint(), 1);
@@ -146,12 +192,18 @@ async fn with_error_share_one_every_request_gets_a_retryable_5xx_and_nothing_is_
     }
     let counts = proxy.counts();
     assert_eq!((counts.requests, counts.forwarded), (30, 0), "{counts:?}");
-    assert_eq!(counts.internal_errors + counts.slow_downs + counts.service_unavailable, 30);
+    assert_eq!(
+        counts.internal_errors + counts.slow_downs + counts.service_unavailable,
+        30
+    );
     assert!(
         counts.internal_errors > 0 && counts.slow_downs > 0 && counts.service_unavailable > 0,
         "all three kinds are drawn: {counts:?}"
     );
-    assert_eq!(counts.internal_errors, codes.iter().filter(|c| *c == "InternalError").count() as u64);
+    assert_eq!(
+        counts.internal_errors,
+        codes.iter().filter(|c| *c == "InternalError").count() as u64
+    );
 
     // The SDK treats them as transient: with 3 attempts allowed it makes 3.
     proxy.reset_counts();
@@ -165,7 +217,12 @@ async fn with_error_share_one_every_request_gets_a_retryable_5xx_and_nothing_is_
 
     // Nothing reached moto.
     let direct = client(&moto(), 1);
-    let listed = direct.list_objects_v2().bucket(&name).send().await.expect("list on moto");
+    let listed = direct
+        .list_objects_v2()
+        .bucket(&name)
+        .send()
+        .await
+        .expect("list on moto");
     assert_eq!(listed.key_count(), Some(0));
 }
 
@@ -173,7 +230,11 @@ async fn with_error_share_one_every_request_gets_a_retryable_5xx_and_nothing_is_
 async fn a_write_dropped_after_forwarding_fails_for_the_client_but_lands_in_moto() {
     let name = bucket("drop");
     create_bucket(&name).await;
-    let plan = FaultPlan { drop_after_write_share: 1.0, seed: 3, ..FaultPlan::passthrough() };
+    let plan = FaultPlan {
+        drop_after_write_share: 1.0,
+        seed: 3,
+        ..FaultPlan::passthrough()
+    };
     let proxy = FaultProxy::start(&moto(), plan).expect("proxy starts");
     let s3 = client(proxy.endpoint(), 1);
 
@@ -186,15 +247,47 @@ async fn a_write_dropped_after_forwarding_fails_for_the_client_but_lands_in_moto
         .send()
         .await
         .expect_err("the client gets no answer");
-    assert!(err.raw_response().is_none(), "no HTTP answer, a dropped connection: {err:?}");
+    assert!(
+        err.raw_response().is_none(),
+        "no HTTP answer, a dropped connection: {err:?}"
+    );
     let counts = proxy.counts();
-    assert_eq!((counts.dropped_after_write, counts.forwarded), (1, 1), "{counts:?}");
+    assert_eq!(
+        (counts.dropped_after_write, counts.forwarded),
+        (1, 1),
+        "{counts:?}"
+    );
 
     // The write is in moto all the same: the ambiguous outcome.
-    assert_eq!(read(&client(&moto(), 1), &name, "ambiguous").await.as_deref(), Ok(&b"landed"[..]));
+    assert_eq!(
+        read(&client(&moto(), 1), &name, "ambiguous")
+            .await
+            .as_deref(),
+        Ok(&b"landed"[..])
+    );
     // Reads are never dropped.
-    assert_eq!(read(&s3, &name, "ambiguous").await.as_deref(), Ok(&b"landed"[..]));
+    assert_eq!(
+        read(&s3, &name, "ambiguous").await.as_deref(),
+        Ok(&b"landed"[..])
+    );
     assert_eq!(proxy.counts().dropped_after_write, 1);
+
+    // The SDK retries a dropped connection on its own: a create-only put retried after its first
+    // attempt landed is what a store must resolve (here every attempt is dropped again).
+    proxy.reset_counts();
+    let err = client(proxy.endpoint(), 3)
+        .put_object()
+        .bucket(&name)
+        .key("retried")
+        .body(ByteStream::from_static(b"again"))
+        .send()
+        .await
+        .expect_err("every attempt dropped");
+    assert_eq!(
+        proxy.counts().dropped_after_write,
+        3,
+        "the SDK retried: {err:?}"
+    );
 }
 
 #[tokio::test]
@@ -202,21 +295,45 @@ async fn delays_hold_requests_back_within_the_range() {
     let name = bucket("delay");
     create_bucket(&name).await;
     let delay = (Duration::from_millis(200), Duration::from_millis(300));
-    let plan = FaultPlan { delay: Some(delay), ..FaultPlan::passthrough() };
+    let plan = FaultPlan {
+        delay: Some(delay),
+        ..FaultPlan::passthrough()
+    };
     let proxy = FaultProxy::start(&moto(), plan).expect("proxy starts");
     let s3 = client(proxy.endpoint(), 1);
     for _ in 0..3 {
         let started = Instant::now();
-        s3.head_bucket().bucket(&name).send().await.expect("head bucket");
+        s3.head_bucket()
+            .bucket(&name)
+            .send()
+            .await
+            .expect("head bucket");
         let took = started.elapsed();
-        assert!(took >= delay.0, "took {took:?}, less than the minimum delay");
+        assert!(
+            took >= delay.0,
+            "took {took:?}, less than the minimum delay"
+        );
     }
-    proxy.set_plan(FaultPlan::passthrough()).expect("valid plan");
+    proxy
+        .set_plan(FaultPlan::passthrough())
+        .expect("valid plan");
     let started = Instant::now();
-    s3.head_bucket().bucket(&name).send().await.expect("head bucket");
-    assert!(started.elapsed() < delay.0, "no delay after set_plan: {:?}", started.elapsed());
+    s3.head_bucket()
+        .bucket(&name)
+        .send()
+        .await
+        .expect("head bucket");
+    assert!(
+        started.elapsed() < delay.0,
+        "no delay after set_plan: {:?}",
+        started.elapsed()
+    );
     let counts = proxy.counts();
-    assert_eq!((counts.requests, counts.delayed, counts.method("HEAD")), (4, 3, 4), "{counts:?}");
+    assert_eq!(
+        (counts.requests, counts.delayed, counts.method("HEAD")),
+        (4, 3, 4),
+        "{counts:?}"
+    );
 }
 
 /// Runs 40 sequential HEADs through a fresh proxy with `plan` and returns which failed.
@@ -234,7 +351,11 @@ async fn failures(plan: FaultPlan) -> (Vec<bool>, u64) {
 
 #[tokio::test]
 async fn a_seeded_share_fails_the_same_requests_every_run() {
-    let plan = FaultPlan { error_share: 0.5, seed: 42, ..FaultPlan::passthrough() };
+    let plan = FaultPlan {
+        error_share: 0.5,
+        seed: 42,
+        ..FaultPlan::passthrough()
+    };
     let (first, faults) = failures(plan.clone()).await;
     let (again, _) = failures(plan.clone()).await;
     let (other_seed, _) = failures(FaultPlan { seed: 43, ..plan }).await;
@@ -242,7 +363,10 @@ async fn a_seeded_share_fails_the_same_requests_every_run() {
     assert_ne!(first, other_seed, "another seed, other faults");
     let failed = first.iter().filter(|f| **f).count() as u64;
     assert_eq!(failed, faults);
-    assert!((8..=32).contains(&failed), "about half of 40 fail, got {failed}");
+    assert!(
+        (8..=32).contains(&failed),
+        "about half of 40 fail, got {failed}"
+    );
 }
 
 #[tokio::test]
@@ -251,31 +375,48 @@ async fn an_unreachable_upstream_answers_bad_gateway() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("addr").port()
     };
-    let proxy = FaultProxy::start(&format!("http://127.0.0.1:{port}"), FaultPlan::passthrough())
-        .expect("proxy starts");
+    let proxy = FaultProxy::start(
+        &format!("http://127.0.0.1:{port}"),
+        FaultPlan::passthrough(),
+    )
+    .expect("proxy starts");
     let err = client(proxy.endpoint(), 1)
         .head_bucket()
         .bucket("nothing-there")
         .send()
         .await
         .expect_err("no upstream");
-    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(502), "{err:?}");
+    assert_eq!(
+        err.raw_response().map(|r| r.status().as_u16()),
+        Some(502),
+        "{err:?}"
+    );
     assert_eq!(proxy.counts().upstream_failures, 1);
 }
 
 #[test]
 fn bad_plans_and_upstreams_are_refused_with_what_is_wrong() {
-    let bad_share = FaultPlan { error_share: 1.5, ..FaultPlan::passthrough() };
+    let bad_share = FaultPlan {
+        error_share: 1.5,
+        ..FaultPlan::passthrough()
+    };
     let err = FaultProxy::start("http://127.0.0.1:1", bad_share).expect_err("share above 1");
     assert!(matches!(err, FaultProxyError::BadPlan(_)) && err.to_string().contains("error_share"));
-    let nan = FaultPlan { drop_after_write_share: f64::NAN, ..FaultPlan::passthrough() };
+    let nan = FaultPlan {
+        drop_after_write_share: f64::NAN,
+        ..FaultPlan::passthrough()
+    };
     assert!(FaultProxy::start("http://127.0.0.1:1", nan).is_err());
     let inverted = FaultPlan {
         delay: Some((Duration::from_secs(2), Duration::from_secs(1))),
         ..FaultPlan::passthrough()
     };
     assert!(FaultProxy::start("http://127.0.0.1:1", inverted).is_err());
-    for upstream in ["https://127.0.0.1:5055", "not a url", "http://127.0.0.1:5055/prefix"] {
+    for upstream in [
+        "https://127.0.0.1:5055",
+        "not a url",
+        "http://127.0.0.1:5055/prefix",
+    ] {
         let err = FaultProxy::start(upstream, FaultPlan::passthrough()).expect_err(upstream);
         assert!(err.to_string().contains(upstream), "{err}");
     }
@@ -283,8 +424,15 @@ fn bad_plans_and_upstreams_are_refused_with_what_is_wrong() {
     let proxy = FaultProxy::start("http://127.0.0.1:1/", FaultPlan::passthrough()).expect("starts");
     assert!(proxy.endpoint().starts_with("http://127.0.0.1:"));
     let err = proxy
-        .set_plan(FaultPlan { error_share: -0.1, ..FaultPlan::passthrough() })
+        .set_plan(FaultPlan {
+            error_share: -0.1,
+            ..FaultPlan::passthrough()
+        })
         .expect_err("negative share");
     assert!(err.to_string().contains("-0.1"), "{err}");
-    assert_eq!(proxy.plan(), FaultPlan::passthrough(), "a refused plan changes nothing");
+    assert_eq!(
+        proxy.plan(),
+        FaultPlan::passthrough(),
+        "a refused plan changes nothing"
+    );
 }

@@ -436,3 +436,71 @@ fn bad_plans_and_upstreams_are_refused_with_what_is_wrong() {
         "a refused plan changes nothing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clients_with_retries_get_through_faults_and_large_bodies_pass_unchanged() {
+    let name = bucket("load");
+    create_bucket(&name).await;
+    let plan = FaultPlan {
+        error_share: 0.3,
+        delay: Some((Duration::ZERO, Duration::from_millis(5))),
+        seed: 9,
+        ..FaultPlan::passthrough()
+    };
+    let proxy = FaultProxy::start(&moto(), plan).expect("proxy starts");
+    let s3 = client(proxy.endpoint(), 10);
+    let puts = (0..40).map(|i| {
+        let (s3, name) = (s3.clone(), name.clone());
+        tokio::spawn(async move {
+            s3.put_object()
+                .bucket(&name)
+                .key(format!("k{i:02}"))
+                .body(ByteStream::from(format!("value {i}").into_bytes()))
+                .send()
+                .await
+                .map_err(|e| format!("put k{i:02}: {e:?}"))
+        })
+    });
+    for put in puts.collect::<Vec<_>>() {
+        put.await
+            .expect("task")
+            .expect("retries get through 30% errors");
+    }
+    let counts = proxy.counts();
+    assert_eq!(
+        counts.method("PUT"),
+        40 + counts.faults(),
+        "each fault cost one retry: {counts:?}"
+    );
+    assert!(counts.faults() > 0, "{counts:?}");
+
+    // A body of 3 MiB goes through byte for byte.
+    proxy
+        .set_plan(FaultPlan::passthrough())
+        .expect("valid plan");
+    let big: Vec<u8> = (0..3 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
+    s3.put_object()
+        .bucket(&name)
+        .key("big")
+        .body(ByteStream::from(big.clone()))
+        .send()
+        .await
+        .expect("big put");
+    assert!(
+        read(&client(&moto(), 1), &name, "big").await == Ok(big.clone()),
+        "big body in moto"
+    );
+    assert!(
+        read(&s3, &name, "big").await == Ok(big),
+        "big body back through the proxy"
+    );
+
+    let direct = client(&moto(), 1);
+    let listed = direct
+        .list_objects_v2()
+        .bucket(&name)
+        .send()
+        .await
+        .expect("list on moto");
+    assert_eq!(listed.key_count(), Some(41));
+}

@@ -105,14 +105,18 @@ impl S3Lock {
             .map_err(|e| Error::backend_from("s3", format!("encode the lease of `{key}`"), e))?;
         let condition = etag.map_or(Condition::Absent, Condition::Matches);
         Ok(matches!(
-            self.location.put_if(&self.object(key), body, condition).await?,
+            self.location
+                .put_if(&self.object(key), body, condition)
+                .await?,
             Put::Written(_)
         ))
     }
 
     fn busy(key: &str) -> Error {
         Error::Conflict {
-            what: format!("the lease of `{key}` changed {ROUNDS} times while being written; try again"),
+            what: format!(
+                "the lease of `{key}` changed {ROUNDS} times while being written; try again"
+            ),
         }
     }
 }
@@ -141,7 +145,10 @@ impl DeploymentLock for S3Lock {
                     released: false,
                 },
             };
-            if self.write(key, &grant, current.map(|(_, etag)| etag)).await? {
+            if self
+                .write(key, &grant, current.map(|(_, etag)| etag))
+                .await?
+            {
                 return Ok(Some(grant.lease(key)));
             }
         }
@@ -151,9 +158,9 @@ impl DeploymentLock for S3Lock {
     async fn renew(&self, lease: &Lease, ttl: Duration, now: Timestamp) -> Result<Lease> {
         for _ in 0..ROUNDS {
             let current = self.read(&lease.key).await?;
-            let Some((grant, etag)) = current.filter(|(g, _)| {
-                !g.released && g.holder == lease.holder && g.token == lease.token
-            }) else {
+            let Some((grant, etag)) = current
+                .filter(|(g, _)| !g.released && g.holder == lease.holder && g.token == lease.token)
+            else {
                 return Err(Error::Conflict {
                     what: format!(
                         "lease of `{}` with token {} held by `{}` was lost (released or taken \
@@ -176,9 +183,9 @@ impl DeploymentLock for S3Lock {
     async fn release(&self, lease: &Lease) -> Result<()> {
         for _ in 0..ROUNDS {
             let current = self.read(&lease.key).await?;
-            let Some((grant, etag)) = current.filter(|(g, _)| {
-                !g.released && g.holder == lease.holder && g.token == lease.token
-            }) else {
+            let Some((grant, etag)) = current
+                .filter(|(g, _)| !g.released && g.holder == lease.holder && g.token == lease.token)
+            else {
                 return Ok(());
             };
             let released = Grant {

@@ -74,8 +74,13 @@ where
                 (500..=599, _)
                 | (
                     _,
-                    "SlowDown" | "Throttling" | "ThrottlingException" | "RequestTimeout"
-                    | "InternalError" | "ServiceUnavailable" | "RequestTimeTooSkewed",
+                    "SlowDown"
+                    | "Throttling"
+                    | "ThrottlingException"
+                    | "RequestTimeout"
+                    | "InternalError"
+                    | "ServiceUnavailable"
+                    | "RequestTimeTooSkewed",
                 ) => Failure::Transient(format!("{status} {code}"), Box::new(error)),
                 _ => Failure::Fatal(message, Box::new(error)),
             }
@@ -105,7 +110,13 @@ impl S3Location {
         format!("s3://{}/{}", self.bucket, key)
     }
 
-    fn fatal(&self, op: &str, key: &str, message: String, source: Box<dyn std::error::Error + Send + Sync>) -> Error {
+    fn fatal(
+        &self,
+        op: &str,
+        key: &str,
+        message: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    ) -> Error {
         Error::Backend {
             backend: "s3".into(),
             operation: format!("{op} `{}`", self.url(key)),
@@ -114,7 +125,13 @@ impl S3Location {
         }
     }
 
-    fn unavailable(&self, op: &str, key: &str, message: String, source: Box<dyn std::error::Error + Send + Sync>) -> Error {
+    fn unavailable(
+        &self,
+        op: &str,
+        key: &str,
+        message: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    ) -> Error {
         Error::Unavailable {
             backend: "s3".into(),
             operation: format!("{op} `{}`", self.url(key)),
@@ -128,7 +145,14 @@ impl S3Location {
     pub(crate) async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
         let mut attempt = 0;
         loop {
-            let failure = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            let failure = match self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+            {
                 Ok(output) => {
                     let etag = output.e_tag().unwrap_or_default().to_owned();
                     match output.body.collect().await {
@@ -141,7 +165,11 @@ impl S3Location {
             match failure {
                 Failure::Missing => return Ok(None),
                 Failure::Precondition => {
-                    return Err(Error::backend("s3", format!("GET `{}`", self.url(key)), "unexpected 412"));
+                    return Err(Error::backend(
+                        "s3",
+                        format!("GET `{}`", self.url(key)),
+                        "unexpected 412",
+                    ));
                 }
                 Failure::Fatal(m, s) => return Err(self.fatal("GET", key, m, s)),
                 Failure::Transient(m, s) => {
@@ -183,7 +211,11 @@ impl S3Location {
                 }
                 Failure::Fatal(m, s) => return Err(self.fatal("PUT", key, m, s)),
                 Failure::Missing | Failure::Precondition => {
-                    return Err(Error::backend("s3", format!("PUT `{}`", self.url(key)), "unexpected 404/412 on an unconditional PUT"));
+                    return Err(Error::backend(
+                        "s3",
+                        format!("PUT `{}`", self.url(key)),
+                        "unexpected 404/412 on an unconditional PUT",
+                    ));
                 }
             }
         }
@@ -197,7 +229,12 @@ impl S3Location {
     /// won ([`Put::Lost`], unless the condition still holds, then the PUT is sent again). A 412
     /// after an ambiguous attempt is resolved the same way, so a write that landed on an
     /// earlier attempt is never reported lost, nor written twice.
-    pub(crate) async fn put_if(&self, key: &str, body: Vec<u8>, condition: Condition) -> Result<Put> {
+    pub(crate) async fn put_if(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        condition: Condition,
+    ) -> Result<Put> {
         let mut attempt = 0;
         let mut ambiguous = false;
         loop {
@@ -227,7 +264,9 @@ impl S3Location {
                 Condition::Matches(etag) => request.if_match(etag),
             };
             let failure = match request.send().await {
-                Ok(output) => return Ok(Put::Written(output.e_tag().unwrap_or_default().to_owned())),
+                Ok(output) => {
+                    return Ok(Put::Written(output.e_tag().unwrap_or_default().to_owned()));
+                }
                 Err(e) => classify(e),
             };
             match failure {
@@ -235,7 +274,11 @@ impl S3Location {
                     // Maybe our own earlier attempt: the read-back at the top of the loop decides.
                     attempt += 1;
                     if attempt >= ATTEMPTS {
-                        return Err(Error::unavailable("s3", format!("PUT `{}`", self.url(key)), "could not tell whether the write landed"));
+                        return Err(Error::unavailable(
+                            "s3",
+                            format!("PUT `{}`", self.url(key)),
+                            "could not tell whether the write landed",
+                        ));
                     }
                 }
                 Failure::Precondition => return Ok(Put::Lost),
@@ -261,12 +304,21 @@ impl S3Location {
 
     /// Lists the keys under `prefix` after `start_after` (all of them when `None`), in order;
     /// with `delimiter`, the common prefixes instead.
-    pub(crate) async fn list(&self, prefix: &str, start_after: Option<&str>, delimiter: bool) -> Result<Vec<String>> {
+    pub(crate) async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        delimiter: bool,
+    ) -> Result<Vec<String>> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         let mut attempt = 0;
         loop {
-            let mut request = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix);
+            let mut request = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix);
             if let Some(after) = start_after {
                 request = request.start_after(after);
             }
@@ -279,9 +331,17 @@ impl S3Location {
             let failure = match request.send().await {
                 Ok(page) => {
                     if delimiter {
-                        out.extend(page.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_owned)));
+                        out.extend(
+                            page.common_prefixes()
+                                .iter()
+                                .filter_map(|p| p.prefix().map(str::to_owned)),
+                        );
                     } else {
-                        out.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+                        out.extend(
+                            page.contents()
+                                .iter()
+                                .filter_map(|o| o.key().map(str::to_owned)),
+                        );
                     }
                     match page.next_continuation_token() {
                         Some(next) if page.is_truncated() == Some(true) => {
@@ -304,7 +364,11 @@ impl S3Location {
                 }
                 Failure::Fatal(m, s) => return Err(self.fatal("LIST", prefix, m, s)),
                 Failure::Missing | Failure::Precondition => {
-                    return Err(Error::backend("s3", format!("LIST `{}`", self.url(prefix)), "unexpected 404/412"));
+                    return Err(Error::backend(
+                        "s3",
+                        format!("LIST `{}`", self.url(prefix)),
+                        "unexpected 404/412",
+                    ));
                 }
             }
         }

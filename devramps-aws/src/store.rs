@@ -166,7 +166,10 @@ impl S3EventStore {
     /// records them.
     async fn refresh(&self, stream: &str) -> Result<()> {
         let prefix = self.log_prefix(stream);
-        let last_known = self.chains().get(stream).and_then(|c| c.keys.last().cloned());
+        let last_known = self
+            .chains()
+            .get(stream)
+            .and_then(|c| c.keys.last().cloned());
         let listed = self
             .location
             .list(&prefix, last_known.as_ref().map(|k| k.key.as_str()), false)
@@ -192,14 +195,18 @@ impl S3EventStore {
                 return Err(self.bad_object(
                     stream,
                     &key,
-                    format_args!("batch {n} where batch {want_n} was expected (a gap in the chain)"),
+                    format_args!(
+                        "batch {n} where batch {want_n} was expected (a gap in the chain)"
+                    ),
                 ));
             }
             if first < min_first || (n == 1 && first != 1) {
                 return Err(self.bad_object(
                     stream,
                     &key,
-                    format_args!("its first seq {first} goes backwards (expected at least {min_first})"),
+                    format_args!(
+                        "its first seq {first} goes backwards (expected at least {min_first})"
+                    ),
                 ));
             }
             let batch = BatchKey { n, first, key };
@@ -210,9 +217,7 @@ impl S3EventStore {
         let chain = chains.entry(stream.to_owned()).or_default();
         // Another call may have extended the chain meanwhile; keep what continues it.
         let known = chain.keys.len() as u64;
-        chain
-            .keys
-            .extend(new.into_iter().filter(|k| k.n > known));
+        chain.keys.extend(new.into_iter().filter(|k| k.n > known));
         chain.listed = true;
         Ok(())
     }
@@ -228,16 +233,29 @@ impl S3EventStore {
             }
             let keys = chain.map(|c| c.keys.as_slice()).unwrap_or_default();
             let Some(key) = usize::try_from(n - 1).ok().and_then(|i| keys.get(i)) else {
-                return Err(Error::backend("s3", format!("read stream `{stream}`"), format!("batch {n} is not known")));
+                return Err(Error::backend(
+                    "s3",
+                    format!("read stream `{stream}`"),
+                    format!("batch {n} is not known"),
+                ));
             };
             let next_first = keys.get(n as usize).map(|k| (k.first, k.key.clone()));
             (key.clone(), next_first)
         };
         let Some((bytes, _)) = self.location.get(&key.key).await? else {
-            return Err(self.bad_object(stream, &key.key, "it was listed but is gone (batches are never deleted)"));
+            return Err(self.bad_object(
+                stream,
+                &key.key,
+                "it was listed but is gone (batches are never deleted)",
+            ));
         };
-        let batch: Batch = serde_json::from_slice(&bytes)
-            .map_err(|e| self.bad_object(stream, &key.key, format_args!("its body is not a batch: {e}")))?;
+        let batch: Batch = serde_json::from_slice(&bytes).map_err(|e| {
+            self.bad_object(
+                stream,
+                &key.key,
+                format_args!("its body is not a batch: {e}"),
+            )
+        })?;
         if batch.first != key.first || batch.count != batch.events.len() as u64 {
             return Err(self.bad_object(
                 stream,
@@ -316,16 +334,29 @@ impl EventStore for S3EventStore {
             if let (Some(t), Some(accepted)) = (options.fencing_token, tip.token)
                 && t < accepted
             {
-                return Err(Self::conflict(stream, format!("fencing token {t} is lower than token {accepted}, accepted before (a newer lease holder writes this stream)")));
+                return Err(Self::conflict(
+                    stream,
+                    format!(
+                        "fencing token {t} is lower than token {accepted}, accepted before (a newer lease holder writes this stream)"
+                    ),
+                ));
             }
             if tip.last != expected_last {
                 if tip.last < expected_last && !fresh {
                     fresh = true;
                     continue;
                 }
-                return Err(Self::conflict(stream, format!("expected last seq {expected_last}, the stream is at {}", tip.last)));
+                return Err(Self::conflict(
+                    stream,
+                    format!(
+                        "expected last seq {expected_last}, the stream is at {}",
+                        tip.last
+                    ),
+                ));
             }
-            let raises = options.fencing_token.is_some_and(|t| tip.token.is_none_or(|a| t > a));
+            let raises = options
+                .fencing_token
+                .is_some_and(|t| tip.token.is_none_or(|a| t > a));
             if events.is_empty() && !raises {
                 if !fresh {
                     fresh = true;
@@ -340,8 +371,9 @@ impl EventStore for S3EventStore {
                 writer: writer.clone(),
                 events: events.clone(),
             };
-            let body = serde_json::to_vec(&batch)
-                .map_err(|e| Error::backend_from("s3", format!("encode an append to `{stream}`"), e))?;
+            let body = serde_json::to_vec(&batch).map_err(|e| {
+                Error::backend_from("s3", format!("encode an append to `{stream}`"), e)
+            })?;
             let n = tip.n + 1;
             let key = self.batch_key(stream, n, batch.first);
             match self.location.put_if(&key, body, Condition::Absent).await? {
@@ -350,7 +382,11 @@ impl EventStore for S3EventStore {
                     let mut chains = self.chains();
                     let chain = chains.entry(stream.to_owned()).or_default();
                     if chain.keys.len() as u64 == tip.n {
-                        chain.keys.push(BatchKey { n, first: batch.first, key });
+                        chain.keys.push(BatchKey {
+                            n,
+                            first: batch.first,
+                            key,
+                        });
                     }
                     chain.bodies.insert(n, Arc::new(batch));
                     return Ok(last);
@@ -358,7 +394,10 @@ impl EventStore for S3EventStore {
                 Put::Lost => fresh = true,
             }
         }
-        Err(Self::conflict(stream, format!("lost {APPEND_ROUNDS} races in a row to other writers; re-read and try again")))
+        Err(Self::conflict(
+            stream,
+            format!("lost {APPEND_ROUNDS} races in a row to other writers; re-read and try again"),
+        ))
     }
 
     async fn read(
@@ -368,7 +407,11 @@ impl EventStore for S3EventStore {
         limit: Option<usize>,
     ) -> Result<Vec<StoredEvent>> {
         self.refresh(stream).await?;
-        let keys: Vec<BatchKey> = self.chains().get(stream).map(|c| c.keys.clone()).unwrap_or_default();
+        let keys: Vec<BatchKey> = self
+            .chains()
+            .get(stream)
+            .map(|c| c.keys.clone())
+            .unwrap_or_default();
         let limit = limit.unwrap_or(usize::MAX);
         let mut out = Vec::new();
         for (i, key) in keys.iter().enumerate() {
@@ -383,7 +426,10 @@ impl EventStore for S3EventStore {
             let batch = self.batch(stream, key.n).await?;
             for (seq, payload) in (batch.first..).zip(&batch.events) {
                 if seq > after && out.len() < limit {
-                    out.push(StoredEvent { seq, payload: payload.clone() });
+                    out.push(StoredEvent {
+                        seq,
+                        payload: payload.clone(),
+                    });
                 }
             }
         }
@@ -399,9 +445,19 @@ impl EventStore for S3EventStore {
         let dirs = self.location.list(&prefix, None, true).await?;
         let mut out = Vec::new();
         for dir in dirs {
-            let segment = dir.strip_prefix(&prefix).and_then(|s| s.strip_suffix('/')).unwrap_or(&dir);
+            let segment = dir
+                .strip_prefix(&prefix)
+                .and_then(|s| s.strip_suffix('/'))
+                .unwrap_or(&dir);
             let Some(stream) = decode_segment(segment) else {
-                return Err(Error::backend("s3", "list streams", format!("`{}` is not a stream this store wrote (bad name encoding)", self.location.url(&dir))));
+                return Err(Error::backend(
+                    "s3",
+                    "list streams",
+                    format!(
+                        "`{}` is not a stream this store wrote (bad name encoding)",
+                        self.location.url(&dir)
+                    ),
+                ));
             };
             if self.tip(&stream, true).await?.last > 0 {
                 out.push(stream);
@@ -413,8 +469,9 @@ impl EventStore for S3EventStore {
 
     async fn save_snapshot(&self, stream: &str, snapshot: Snapshot) -> Result<()> {
         let key = format!("{}/snapshot.json", self.stream_dir(stream));
-        let body = serde_json::to_vec(&snapshot)
-            .map_err(|e| Error::backend_from("s3", format!("encode a snapshot of `{stream}`"), e))?;
+        let body = serde_json::to_vec(&snapshot).map_err(|e| {
+            Error::backend_from("s3", format!("encode a snapshot of `{stream}`"), e)
+        })?;
         self.location.put_plain(&key, body).await
     }
 
@@ -423,8 +480,12 @@ impl EventStore for S3EventStore {
         let Some((bytes, _)) = self.location.get(&key).await? else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| self.bad_object(stream, &key, format_args!("its body is not a snapshot: {e}")))
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            self.bad_object(
+                stream,
+                &key,
+                format_args!("its body is not a snapshot: {e}"),
+            )
+        })
     }
 }

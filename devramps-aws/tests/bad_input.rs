@@ -43,7 +43,10 @@ fn assert_names(result: Result<impl std::fmt::Debug, Error>, key: &str, what: &s
     match result {
         Err(e @ Error::Backend { .. }) => {
             let message = e.to_string();
-            assert!(message.contains(key), "{what}: the error must name `{key}`: {message}");
+            assert!(
+                message.contains(key),
+                "{what}: the error must name `{key}`: {message}"
+            );
         }
         other => panic!("{what}: expected an error naming `{key}`, got {other:?}"),
     }
@@ -58,7 +61,9 @@ async fn corrupt_json_in_a_batch_is_named() {
     assert_names(store.read_all("api").await, &key, "read");
     assert_names(store.last_seq("api").await, &key, "last_seq");
     assert_names(
-        store.append("api", 3, vec![json!(4)], AppendOptions::default()).await,
+        store
+            .append("api", 3, vec![json!(4)], AppendOptions::default())
+            .await,
         &key,
         "append",
     );
@@ -72,7 +77,11 @@ async fn a_body_that_disagrees_with_its_name_is_named() {
     let key = batch_key(3, 4);
     let body = json!({"first": 9, "count": 1, "writer": "x", "events": [1]});
     support::put_raw(&bucket, &key, &body.to_string()).await;
-    assert_names(fresh_store(&bucket).await.read_all("api").await, &key, "read");
+    assert_names(
+        fresh_store(&bucket).await.read_all("api").await,
+        &key,
+        "read",
+    );
 }
 
 #[tokio::test]
@@ -147,7 +156,11 @@ async fn a_corrupt_lease_is_named() {
     let lock = S3Lock::new(S3Location::from_env(bucket.clone(), "pfx").await);
     let now = jiff::Timestamp::constant(1_767_632_400, 0);
     let ttl = Duration::from_secs(30);
-    assert_names(lock.acquire("api/prod", "a", ttl, now).await, key, "acquire");
+    assert_names(
+        lock.acquire("api/prod", "a", ttl, now).await,
+        key,
+        "acquire",
+    );
     assert_names(lock.current("api/prod", now).await, key, "current");
 }
 
@@ -156,11 +169,16 @@ async fn a_missing_bucket_is_named() {
     support::endpoint();
     let bucket = support::fresh_bucket_name();
     let store = S3EventStore::new(S3Location::from_env(bucket.clone(), "pfx").await);
-    let result = store.append("api", 0, vec![json!(1)], AppendOptions::default()).await;
+    let result = store
+        .append("api", 0, vec![json!(1)], AppendOptions::default())
+        .await;
     match result {
         Err(e @ Error::Backend { .. }) => {
             let message = e.to_string();
-            assert!(message.contains(&bucket) && message.contains("bucket does not exist"), "{message}");
+            assert!(
+                message.contains(&bucket) && message.contains("bucket does not exist"),
+                "{message}"
+            );
         }
         other => panic!("a missing bucket: {other:?}"),
     }

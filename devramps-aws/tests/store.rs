@@ -32,7 +32,12 @@ async fn writer(store: S3EventStore, name: &'static str, rounds: usize) -> usize
             let last = store.last_seq("api").await.unwrap();
             let event = json!({ "writer": name, "i": i });
             match store
-                .append("api", last, vec![event.clone(), event], AppendOptions::default())
+                .append(
+                    "api",
+                    last,
+                    vec![event.clone(), event],
+                    AppendOptions::default(),
+                )
                 .await
             {
                 Ok(new) => {
@@ -85,7 +90,9 @@ async fn two_instances_racing_appends_leave_no_gap_and_no_duplicate() {
 async fn old_holder_is_fenced_out_even_when_it_read_before_the_fence() {
     let bucket = support::fresh_bucket().await;
     let (old, new) = (instance(&bucket, None).await, instance(&bucket, None).await);
-    old.append("api", 0, vec![json!(1)], fenced(1)).await.unwrap();
+    old.append("api", 0, vec![json!(1)], fenced(1))
+        .await
+        .unwrap();
     // The old holder has read the tip (and cached it) before the new holder fences.
     assert_eq!(old.last_seq("api").await.unwrap(), 1);
     assert_eq!(new.append("api", 1, vec![], fenced(2)).await.unwrap(), 1);
@@ -99,7 +106,9 @@ async fn old_holder_is_fenced_out_even_when_it_read_before_the_fence() {
     for round in 0..5u64 {
         let last = new.last_seq("api").await.unwrap();
         let (t_old, t_new) = (10 + 2 * round, 11 + 2 * round);
-        old.append("api", last, vec![], fenced(t_old)).await.unwrap();
+        old.append("api", last, vec![], fenced(t_old))
+            .await
+            .unwrap();
         let fence = async {
             // The new holder fences like the engine: re-reading on a conflict.
             let mut expected = last;
@@ -122,14 +131,20 @@ async fn old_holder_is_fenced_out_even_when_it_read_before_the_fence() {
             Err(e) => panic!("{e}"),
         }
         let after = old
-            .append("api", new.last_seq("api").await.unwrap(), vec![json!("after the fence")], fenced(t_old))
+            .append(
+                "api",
+                new.last_seq("api").await.unwrap(),
+                vec![json!("after the fence")],
+                fenced(t_old),
+            )
             .await;
         assert!(matches!(after, Err(Error::Conflict { .. })), "{after:?}");
     }
     let events = instance(&bucket, None).await.read_all("api").await.unwrap();
     assert!(
-        events.iter().all(|e| e.payload != json!("late")
-            && e.payload != json!("after the fence")),
+        events
+            .iter()
+            .all(|e| e.payload != json!("late") && e.payload != json!("after the fence")),
         "{events:?}"
     );
 }
@@ -138,9 +153,14 @@ async fn old_holder_is_fenced_out_even_when_it_read_before_the_fence() {
 async fn snapshots_round_trip_across_instances_and_latest_wins() {
     let bucket = support::fresh_bucket().await;
     let (a, b) = (instance(&bucket, None).await, instance(&bucket, None).await);
-    a.append("api", 0, vec![json!(1), json!(2), json!(3)], AppendOptions::default())
-        .await
-        .unwrap();
+    a.append(
+        "api",
+        0,
+        vec![json!(1), json!(2), json!(3)],
+        AppendOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(b.load_snapshot("api").await.unwrap(), None);
     let first = Snapshot {
         seq: 2,
@@ -172,7 +192,12 @@ async fn an_instance_fetches_each_batch_once() {
     let mut last = 0;
     for i in 0..5 {
         last = writer
-            .append("api", last, vec![json!(i), json!(i)], AppendOptions::default())
+            .append(
+                "api",
+                last,
+                vec![json!(i), json!(i)],
+                AppendOptions::default(),
+            )
             .await
             .unwrap();
     }

@@ -19,6 +19,7 @@
 
 mod custom_params;
 mod local;
+mod on_runtime;
 mod ops;
 mod output;
 mod plan;

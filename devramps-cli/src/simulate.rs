@@ -79,7 +79,7 @@ pub(crate) fn run(args: &SimulateArgs) -> Status {
         }
         Err(SimulateError::Store(e)) => {
             return usage(&format!(
-                "error: --store {}: {e}\n  help: give a new file, or `--store memory:`",
+                "error: --store {}: {e}\n  help: give a new file (sqlite:) or prefix (s3://), or `--store memory:`",
                 store_name(args)
             ));
         }

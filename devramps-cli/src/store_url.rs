@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use devramps_core::backend::{DynDeploymentLock, DynEventStore};
 
+use crate::on_runtime::OnRuntime;
+
 /// A parsed `--store`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum StoreUrl {
@@ -67,10 +69,21 @@ pub(crate) fn open(url: &StoreUrl) -> Result<(DynEventStore, DynDeploymentLock),
                 .map_err(|e| format!("cannot open the store `sqlite:{}`: {e}", path.display()))?;
             Ok((Arc::new(store.clone()), Arc::new(store)))
         }
-        StoreUrl::S3 { bucket, .. } => Err(format!(
-            "`s3://{bucket}` needs the AWS backends (devramps-aws), which this build does not \
-             have yet\n  help: use the local store (the default) or `memory:`"
-        )),
+        StoreUrl::S3 { bucket, prefix } => {
+            // The AWS SDK needs tokio: the S3 backends run on a runtime of their own, so every
+            // command (the simulator's executor too) can use them.
+            let (bucket, prefix) = (bucket.clone(), prefix.clone());
+            let location = crate::on_runtime::block_on(async move {
+                devramps_aws::S3Location::from_env(bucket, prefix).await
+            })
+            .map_err(|e| e.to_string())?;
+            Ok((
+                Arc::new(OnRuntime::new(devramps_aws::S3EventStore::new(
+                    location.clone(),
+                ))),
+                Arc::new(OnRuntime::new(devramps_aws::S3Lock::new(location))),
+            ))
+        }
     }
 }
 

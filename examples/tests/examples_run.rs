@@ -75,3 +75,32 @@ fn custom_store_example_deploys_to_prod_with_its_log_in_the_custom_store() {
         "the whole log is in the custom store: {records} records"
     );
 }
+
+#[path = "../examples/s3_engine.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod s3_engine;
+
+#[test]
+fn s3_engine_example_deploys_to_prod_with_its_log_on_s3() {
+    use devramps_core::lifecycle::StageState;
+    assert!(
+        std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+        "AWS_ENDPOINT_URL is not set: this test needs a local S3 API. Run the tests with \
+         `scripts/test` (it starts moto), or start moto and set AWS_ENDPOINT_URL, \
+         AWS_ACCESS_KEY_ID=test, AWS_SECRET_ACCESS_KEY=test, AWS_REGION=us-east-1"
+    );
+    let bucket = format!("devramps-example-{}", std::process::id());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (staging, prod, records) = runtime
+        .block_on(s3_engine::run(&bucket, "example"))
+        .expect("the example runs against moto");
+    assert_eq!(
+        (staging, prod),
+        (StageState::Succeeded, StageState::Succeeded)
+    );
+    assert!(records > 10, "the log is on S3: {records} records");
+}

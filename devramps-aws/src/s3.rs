@@ -88,7 +88,11 @@ where
         SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
             Failure::Transient(message, Box::new(error))
         }
-        SdkError::DispatchFailure(dispatch) if dispatch.is_io() || dispatch.is_timeout() => {
+        // A connection closed before the answer (`other`, transient) is as ambiguous as a
+        // timeout: the write may have landed, so it is read back like one.
+        SdkError::DispatchFailure(dispatch)
+            if dispatch.is_io() || dispatch.is_timeout() || dispatch.is_other() =>
+        {
             Failure::Transient(message, Box::new(error))
         }
         _ => Failure::Fatal(message, Box::new(error)),

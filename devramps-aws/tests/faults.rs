@@ -24,18 +24,13 @@ use devramps_core::testkit::{Harness, Runtime};
 use devramps_s3_faults::{FaultPlan, FaultProxy};
 use serde_json::json;
 
-/// The faults: a fifth of requests fail with a 5xx and every request waits 0 to 5 ms.
-///
-/// Writes whose connection is dropped after they landed (`drop_after_write_share`) are off for
-/// now: the SDK reports that drop as a dispatch failure of kind "other (transient)" ("connection
-/// closed before message completed"), which `classify` in `src/s3.rs` treats as fatal instead of
-/// as an ambiguous outcome to read back, so a lease or an append fails with `Error::Backend`.
-/// Once `classify` counts that kind as transient, set this to 0.1 and assert
-/// `dropped_after_write > 0` below.
+/// The faults: a fifth of requests fail with a 5xx, a tenth of writes land but their answer is
+/// lost (the connection is dropped: the SDK reports a transient dispatch failure, which the
+/// store resolves by reading the write back), and every request waits 0 to 5 ms.
 fn plan() -> FaultPlan {
     FaultPlan {
         error_share: 0.2,
-        drop_after_write_share: 0.0,
+        drop_after_write_share: 0.1,
         delay: Some((Duration::ZERO, Duration::from_millis(5))),
         seed: 11,
     }
@@ -179,8 +174,8 @@ async fn appends_through_faults_leave_an_exact_log() {
 
     let counts = proxy.counts();
     assert!(
-        counts.faults() > 0,
-        "the proxy injected no faults: {counts:?}"
+        counts.faults() > 0 && counts.dropped_after_write > 0,
+        "the proxy injected no errors or no lost answers: {counts:?}"
     );
 
     // Read back directly on moto, past the proxy, with a fresh store (no cache).

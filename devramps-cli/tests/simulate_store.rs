@@ -111,7 +111,11 @@ fn read_log(db: &std::path::Path) -> Vec<devramps_core::backend::StoredEvent> {
 fn bad_or_unavailable_stores_are_usage_errors() {
     let dir = scenario_dir();
     for (url, expected) in [
-        ("s3://bucket/prefix", "needs the AWS backends"),
+        // A bucket that does not exist (moto when `scripts/test` runs the tests).
+        (
+            "s3://devramps-no-such-bucket/prefix",
+            "s3://devramps-no-such-bucket/prefix:",
+        ),
         ("postgres://x", "unknown store `postgres://x`"),
         ("sqlite:", "needs a path"),
     ] {

@@ -33,6 +33,7 @@ use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 
 pub mod lock;
+pub mod runtime;
 mod s3;
 pub mod store;
 

@@ -52,13 +52,7 @@ fn proxy() -> Arc<FaultProxy> {
 
 /// A client on moto's API through `proxy` (its own connection pool).
 async fn client_through(proxy: &FaultProxy) -> aws_sdk_s3::Client {
-    support::endpoint();
-    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let config = aws_sdk_s3::config::Builder::from(&shared)
-        .endpoint_url(proxy.endpoint())
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
+    support::client_at(&proxy.endpoint()).await
 }
 
 /// Each case: a fresh bucket (made directly on moto) and a backend reaching it through a new

@@ -19,7 +19,6 @@
 
 mod custom_params;
 mod local;
-mod on_runtime;
 mod ops;
 mod output;
 mod plan;

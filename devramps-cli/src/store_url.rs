@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use devramps_core::backend::{DynDeploymentLock, DynEventStore};
 
-use crate::on_runtime::OnRuntime;
+use devramps_aws::runtime::OnRuntime;
 
 /// A parsed `--store`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,7 +73,7 @@ pub(crate) fn open(url: &StoreUrl) -> Result<(DynEventStore, DynDeploymentLock),
             // The AWS SDK needs tokio: the S3 backends run on a runtime of their own, so every
             // command (the simulator's executor too) can use them.
             let (bucket, prefix) = (bucket.clone(), prefix.clone());
-            let location = crate::on_runtime::block_on(async move {
+            let location = devramps_aws::runtime::block_on(async move {
                 devramps_aws::S3Location::from_env(bucket, prefix).await
             })
             .map_err(|e| e.to_string())?;

@@ -50,6 +50,8 @@ mod clock;
 pub mod fault;
 mod infra;
 mod lock;
+#[cfg(feature = "testkit")]
+pub mod many_engines;
 mod mirror;
 mod observer;
 mod resources;

@@ -1,801 +1,32 @@
-//! Many engines on one store (L21). Three engine instances share a store that injects random
-//! compare-and-swap conflicts and latency, one lease service, one repository, the scripted
-//! runners and a manual clock. Seeded random histories of pushes, repeated deliveries,
-//! people's actions, clock jumps, lease expiries, crashes and restarts go to random instances.
-//! Afterwards the merged log must keep the invariants of `lifecycle.md` at every prefix, fold
-//! to what every instance reports, and be reproduced record for record by replaying the
-//! inputs the instances journaled through one sans-IO machine. A holder fenced out by a newer
-//! lease cannot write.
+//! Many engines on one store (L21): the harness of `devramps_memory::many_engines` on the
+//! in-memory store with random injected compare-and-swap conflicts and latency, plus
+//! hand-made races: a holder fenced out by a newer lease cannot write; a cancel recorded by
+//! another instance stops work; a refused renewal is recovered from.
 //!
 //! More seeds: `MANY_ENGINES_SEEDS=50 cargo test -p devramps-memory --test many_engines`
 //! (about 1.5 s per seed in debug); `MANY_ENGINES_STATS=1` prints what each history did.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use devramps_core::backend::{
-    AppendOptions, Backends, EventStore, EventStoreExt, ExecutionKey, Outcome, Runner, StepRunners,
-    StoredEvent, Unit,
+    AppendOptions, Backends, EventStore, ExecutionKey, Outcome, StepRunners, StoredEvent, Unit,
 };
-use devramps_core::engine::{Appended, Engine, EngineConfig, Observer, PushRequest};
+use devramps_core::engine::{Engine, EngineConfig, PushRequest};
 use devramps_core::lifecycle::{
-    Actor, Control, ControlAction, Decide, Event, Input, Machine, Operate, PipelineState, Record,
-    StageState, StepState, TRANSITIONS, WaitingFor,
+    Actor, Control, ControlAction, Operate, PipelineState, StageState, StepState,
+};
+use devramps_memory::many_engines::{
+    PIPELINE, POLL, SLUG, STAGES, Shared, check_log, config, run_history,
 };
 use devramps_memory::{
     Behavior, Fault, FaultOptions, FaultSchedule, FaultyLock, FaultyStore, InMemoryEventStore,
-    InMemoryLock, Match, MemoryHandles, RunAction, ScriptedRequest, ScriptedStepRunner,
-    scripted_backends,
+    RecordingObserver, RunAction, ScriptedStepRunner, scripted_backends,
 };
 use futures::executor::LocalPool;
-use futures::future::RemoteHandle;
 use futures::task::LocalSpawnExt;
-use jiff::Timestamp;
-
-const SLUG: &str = "app";
-const STAGES: [&str; 2] = ["staging", "prod"];
-const TTL: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_secs(5);
-const INSTANCES: usize = 3;
-const ACTIONS: usize = 200;
-
-const PIPELINE: &str = r#"
-version: "1.0.0"
-pipeline:
-  cloud_provider: AWS
-  pipeline_updates_require_approval: NEVER
-  stages:
-    - { name: staging, account_id: "111111111111", region: us-east-1, skip: [bake] }
-    - { name: prod, account_id: "222222222222", region: us-east-1 }
-  steps:
-    - { name: Deploy, id: deploy, type: "CUSTOM:SCRIPT:DEPLOY", params: { timeout: 30 } }
-    - { name: Bake, id: bake, type: "DEVRAMPS:APPROVAL:BAKE", params: { duration_minutes: 2 } }
-  artifacts:
-    Image:
-      id: image
-      type: DEVRAMPS:DOCKER:BUILD
-      rebuild_when_changed: [/src]
-      params: { dockerfile: /Dockerfile }
-"#;
-
-// ----- the journal -----
-
-/// One journaled append, owned.
-#[derive(Clone, Debug)]
-struct Entry {
-    instance: String,
-    first_seq: u64,
-    inputs: Vec<Input>,
-    records: Vec<Record>,
-    now: Timestamp,
-    token: Option<u64>,
-}
-
-/// Every instance's appends, shared by the instances of a test.
-#[derive(Debug, Default)]
-struct Journal {
-    entries: Mutex<Vec<Entry>>,
-}
-
-impl Journal {
-    fn entries(&self) -> MutexGuard<'_, Vec<Entry>> {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl Observer for Journal {
-    fn appended(&self, entry: &Appended<'_>) {
-        self.entries().push(Entry {
-            instance: entry.instance.to_owned(),
-            first_seq: entry.first_seq,
-            inputs: entry.inputs.to_vec(),
-            records: entry.records.to_vec(),
-            now: entry.now,
-            token: entry.fencing_token,
-        });
-    }
-}
-
-fn config(name: &str, journal: &Arc<Journal>) -> EngineConfig {
-    EngineConfig::new(name.to_owned())
-        .with_lease_ttl(TTL)
-        .with_poll_interval(Some(POLL))
-        .with_observer(journal.clone())
-}
-
-// ----- only the holder starts work -----
-
-/// A runner decorator of one instance: every start (or re-attach) checks that the instance
-/// holds the pipeline's lease at that moment (L21), and remembers it when not.
-#[derive(Debug)]
-struct HolderOnly<R: Send + Sync + 'static> {
-    inner: Arc<dyn Runner<R>>,
-    instance: String,
-    lock: InMemoryLock,
-    breaches: Arc<Mutex<Vec<String>>>,
-}
-
-#[async_trait]
-impl<R: ScriptedRequest + std::fmt::Debug> Runner<R> for HolderOnly<R> {
-    async fn start(&self, request: R) -> devramps_core::Result<()> {
-        let holder = self.lock.leases().into_iter().find(|l| l.key == SLUG);
-        if holder.as_ref().is_none_or(|l| l.holder != self.instance) {
-            let breach = format!(
-                "{} started {} while the lease was {holder:?}",
-                self.instance,
-                request.key()
-            );
-            self.breaches
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(breach);
-        }
-        self.inner.start(request).await
-    }
-
-    async fn wait(&self, key: &ExecutionKey) -> devramps_core::Result<Outcome> {
-        self.inner.wait(key).await
-    }
-
-    async fn cancel(&self, key: &ExecutionKey) -> devramps_core::Result<()> {
-        self.inner.cancel(key).await
-    }
-}
-
-// ----- a seeded generator -----
-
-/// xorshift64*: deterministic per seed.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A number in `0..n` (0 when `n` is 0).
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            return 0;
-        }
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
-        items.get(self.below(items.len()))
-    }
-
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-}
-
-// ----- the cluster -----
-
-/// One engine instance: its handle and its running driver (dropping the handle of the driver
-/// kills it without a goodbye: a crash).
-struct Slot {
-    engine: Engine,
-    driver: Option<RemoteHandle<devramps_core::Result<()>>>,
-}
-
-struct Cluster {
-    pool: LocalPool,
-    backends: Backends,
-    handles: MemoryHandles,
-    store: FaultyStore<InMemoryEventStore>,
-    journal: Arc<Journal>,
-    slots: Vec<Slot>,
-    started: usize,
-    /// The newest commit written (`c{head}`).
-    head: usize,
-    /// Deliveries sent, with their commit.
-    deliveries: Vec<(String, String)>,
-    /// Calls answered with an error, by message.
-    errors: Vec<String>,
-    /// Work started by an instance that did not hold the lease.
-    breaches: Arc<Mutex<Vec<String>>>,
-}
-
-impl Cluster {
-    fn new(seed: u64, rng: &mut Rng) -> Cluster {
-        let (mut backends, handles) = scripted_backends();
-        let store = FaultyStore::new(
-            handles.store.clone(),
-            FaultOptions {
-                schedule: FaultSchedule::RandomWrites {
-                    seed,
-                    one_in: 5,
-                    faults: vec![Fault::Conflict],
-                },
-                latency_yields: 2,
-            },
-        );
-        backends.store = Arc::new(store.clone());
-        handles.source.commit(
-            "c0",
-            None,
-            [
-                ("/.devramps/app/pipeline.yaml", PIPELINE),
-                ("/Dockerfile", "FROM scratch"),
-                ("/src/main.rs", "0"),
-            ],
-        );
-        handles
-            .steps
-            .set_default(Behavior::succeed(Duration::from_secs(20)));
-        handles
-            .builds
-            .set_default(Behavior::succeed(Duration::from_secs(30)));
-        // Per revision: some deploys fail, hang (until finished by hand, cancelled or timed
-        // out) or ask for approval.
-        for revision in 1..=150 {
-            let deploy = Match::step("deploy").revision(revision);
-            let behavior = match rng.below(10) {
-                0 => Some((
-                    "staging",
-                    Behavior::fail("scripted", Duration::from_secs(15)),
-                )),
-                1 => Some(("prod", Behavior::hang())),
-                2 => Some((
-                    "staging",
-                    Behavior::approval_required(None, Duration::from_secs(10)),
-                )),
-                3 => Some(("prod", Behavior::fail("scripted", Duration::from_secs(25)))),
-                _ => None,
-            };
-            if let Some((stage, behavior)) = behavior {
-                handles.steps.script(deploy.in_stage(stage), behavior);
-            }
-            if rng.chance(5) {
-                let build = Match::unit(Unit::build("image")).revision(revision);
-                let failing = Behavior::fail("scripted build failure", Duration::from_secs(20));
-                handles.builds.script(build, failing);
-            }
-        }
-        let mut cluster = Cluster {
-            pool: LocalPool::new(),
-            backends,
-            handles,
-            store,
-            journal: Arc::new(Journal::default()),
-            slots: Vec::new(),
-            started: 0,
-            head: 0,
-            deliveries: Vec::new(),
-            errors: Vec::new(),
-            breaches: Arc::default(),
-        };
-        for _ in 0..INSTANCES {
-            let slot = cluster.start();
-            cluster.slots.push(slot);
-        }
-        cluster.settle();
-        cluster
-    }
-
-    /// Starts a new instance (a new name each time).
-    fn start(&mut self) -> Slot {
-        self.started += 1;
-        let name = format!("engine-{}", self.started);
-        let builds = HolderOnly {
-            inner: Arc::new(self.handles.builds.clone()),
-            instance: name.clone(),
-            lock: self.handles.lock.clone(),
-            breaches: self.breaches.clone(),
-        };
-        let steps = HolderOnly {
-            inner: Arc::new(self.handles.steps.clone()),
-            instance: name.clone(),
-            lock: self.handles.lock.clone(),
-            breaches: self.breaches.clone(),
-        };
-        let backends = Backends {
-            builds: Arc::new(builds),
-            steps: StepRunners::new().with_fallback(Arc::new(steps)),
-            ..self.backends.clone()
-        };
-        let (engine, driver) = Engine::new(backends, config(&name, &self.journal));
-        let driver = self
-            .pool
-            .spawner()
-            .spawn_local_with_handle(driver.run())
-            .expect("the driver starts");
-        Slot {
-            engine,
-            driver: Some(driver),
-        }
-    }
-
-    fn settle(&mut self) {
-        self.pool.run_until_stalled();
-    }
-
-    /// Runs a call on the pool; an error is kept (lost races after retries are allowed). A
-    /// refusal is an answer, not an error: its `refused` record is in the log.
-    fn call<T>(
-        &mut self,
-        future: impl std::future::Future<Output = devramps_core::Result<T>>,
-    ) -> Option<T> {
-        match self.pool.run_until(future) {
-            Ok(value) => Some(value),
-            Err(devramps_core::Error::Refused { .. }) => None,
-            Err(e) => {
-                self.errors.push(e.to_string());
-                None
-            }
-        }
-    }
-
-    fn state(&mut self, instance: usize) -> PipelineState {
-        let engine = self.slots[instance].engine.clone();
-        self.pool
-            .run_until(async move { engine.state(SLUG).await })
-            .expect("the state reads")
-    }
-
-    /// The merged log, read back from the store under the fault injector.
-    fn log(&self) -> Vec<Record> {
-        let events =
-            futures::executor::block_on(self.handles.store.read_all(SLUG)).expect("the log reads");
-        events
-            .into_iter()
-            .map(|e| serde_json::from_value(e.payload).expect("records parse"))
-            .collect()
-    }
-
-    fn push(&mut self, instance: usize, delivery: String, commit: String, branch: &str) {
-        let push = PushRequest::new(branch.to_owned(), commit).with_delivery(delivery);
-        let engine = self.slots[instance].engine.clone();
-        self.call(async move { engine.push(SLUG, push).await });
-    }
-
-    /// One random action, sent to a random instance.
-    fn act(&mut self, rng: &mut Rng) {
-        let i = rng.below(INSTANCES);
-        let engine = self.slots[i].engine.clone();
-        let person = Actor::User("ana".to_owned());
-        match rng.below(100) {
-            // A push of a new commit (sometimes to another branch).
-            0..12 => {
-                self.head += 1;
-                let commit = format!("c{}", self.head);
-                let parent = format!("c{}", self.head - 1);
-                let content = Some(commit.clone());
-                let changes = [("/src/main.rs", content)];
-                self.handles
-                    .source
-                    .commit_changes(&commit, &parent, changes);
-                let delivery = format!("d{}", self.deliveries.len());
-                self.deliveries.push((delivery.clone(), commit.clone()));
-                let branch = if rng.chance(10) { "feature" } else { "main" };
-                self.push(i, delivery, commit, branch);
-            }
-            // A delivery seen before, delivered again (to any instance).
-            12..16 => {
-                if let Some((delivery, commit)) = rng.pick(&self.deliveries).cloned() {
-                    self.push(i, delivery, commit, "main");
-                }
-            }
-            // The newest commit again, in a new delivery.
-            16..18 => {
-                let delivery = format!("d{}", self.deliveries.len());
-                let commit = format!("c{}", self.head);
-                self.deliveries.push((delivery.clone(), commit.clone()));
-                self.push(i, delivery, commit, "main");
-            }
-            // A person answers a waiting step or ends a bake.
-            18..27 => {
-                let answerable = answerable(&self.state(i));
-                if let Some((revision, stage, step)) = rng.pick(&answerable).cloned() {
-                    let decide = Decide::new(revision, stage, step, person);
-                    let approve = rng.chance(80);
-                    self.call(async move {
-                        if approve {
-                            engine.approve(SLUG, decide).await
-                        } else {
-                            engine.reject(SLUG, decide).await
-                        }
-                    });
-                }
-            }
-            // A hanging step ends.
-            27..35 => {
-                let running = self.handles.steps.running();
-                if let Some(key) = rng.pick(&running) {
-                    let outcome = if rng.chance(75) {
-                        Outcome::Succeeded {
-                            outputs: BTreeMap::new(),
-                        }
-                    } else {
-                        Outcome::Failed {
-                            reason: "finished by hand".to_owned(),
-                        }
-                    };
-                    self.handles
-                        .steps
-                        .complete(key, outcome)
-                        .expect("a running step completes");
-                }
-            }
-            // Retry or cancel; now and then an emergency rollback or roll-forward.
-            35..45 => {
-                let state = self.state(i);
-                let kind = if rng.chance(30) {
-                    2 + rng.below(2)
-                } else {
-                    rng.below(2)
-                };
-                let (revision, stage) = target(&state, kind, rng);
-                let op = Operate::new(revision, stage, person).with_reason("random".to_owned());
-                self.call(async move {
-                    match kind {
-                        0 => engine.retry(SLUG, op).await,
-                        1 => engine.cancel(SLUG, op).await,
-                        2 => engine.rollback(SLUG, op).await,
-                        _ => engine.roll_forward(SLUG, op).await,
-                    }
-                });
-            }
-            // Stop or resume promotions, unblock after rollback, bypass.
-            45..52 => {
-                let state = self.state(i);
-                let stage = STAGES[rng.below(STAGES.len())];
-                let action = match rng.below(6) {
-                    0 => ControlAction::StopPromotions,
-                    1 | 2 => ControlAction::ResumePromotions,
-                    3 | 4 => ControlAction::Unblock,
-                    _ => ControlAction::Bypass {
-                        revision: state
-                            .stage(stage)
-                            .queued
-                            .unwrap_or(state.last_revision.max(1)),
-                    },
-                };
-                let control = Control::new(stage.to_owned(), action, person);
-                self.call(async move { engine.control(SLUG, control).await });
-            }
-            // Time passes a little: polls, builds and steps end, bakes run.
-            52..84 => {
-                if rng.chance(30) {
-                    self.handles.clock.advance_to_next_deadline();
-                } else {
-                    let secs = 1 + rng.below(60) as u64;
-                    self.handles.clock.advance(Duration::from_secs(secs));
-                }
-            }
-            // Time jumps past the lease's TTL: every lease has expired before anyone renews.
-            84..91 => {
-                let secs = TTL.as_secs() + 1 + rng.below(90) as u64;
-                self.handles.clock.advance(Duration::from_secs(secs));
-            }
-            // An instance crashes (its lease lives on until it expires) and a new one starts.
-            91..96 => {
-                drop(self.slots[i].driver.take());
-                self.settle();
-                self.slots[i] = self.start();
-            }
-            // An instance stops cleanly (releasing its leases) and a new one starts.
-            _ => {
-                self.call(async move { engine.stop().await });
-                self.slots[i] = self.start();
-            }
-        }
-        self.settle();
-    }
-
-    /// Ends what still runs: finishes hanging steps, approves waiting ones, lets time pass.
-    fn wind_down(&mut self) {
-        for _ in 0..400 {
-            self.settle();
-            let state = self.state(0);
-            let busy = state
-                .stages
-                .values()
-                .any(|s| s.running.is_some() || s.emergency.is_some());
-            if !busy {
-                return;
-            }
-            // Executions of cancelling stage-deployments are left alone: the engine must
-            // stop them (L12), whichever instance recorded the cancel.
-            let cancelling = |key: &ExecutionKey| {
-                state
-                    .run(key.revision, &key.stage)
-                    .is_some_and(|r| r.state == StageState::Cancelling)
-            };
-            for key in self.handles.steps.running() {
-                if cancelling(&key) {
-                    continue;
-                }
-                let outcome = Outcome::Succeeded {
-                    outputs: BTreeMap::new(),
-                };
-                self.handles
-                    .steps
-                    .complete(&key, outcome)
-                    .expect("completes");
-            }
-            for (revision, stage, step) in answerable(&state) {
-                let engine = self.slots[0].engine.clone();
-                let decide = Decide::new(revision, stage, step, Actor::User("closer".to_owned()));
-                self.call(async move { engine.approve(SLUG, decide).await });
-            }
-            self.handles.clock.advance(Duration::from_secs(20));
-        }
-        panic!("the pipeline never settled");
-    }
-}
-
-/// Steps waiting for a person or baking, as (revision, stage, step).
-fn answerable(state: &PipelineState) -> Vec<(u64, String, String)> {
-    let mut out = Vec::new();
-    for d in state.active_deployments() {
-        let Some(plan) = d.plan() else { continue };
-        for (stage, run) in plan.stages.iter().zip(&d.stages) {
-            for (step, s) in stage.steps.iter().zip(&run.steps) {
-                let baking =
-                    s.state == StepState::Running && step.step_type == "DEVRAMPS:APPROVAL:BAKE";
-                if s.state == StepState::WaitingApproval || baking {
-                    out.push((d.revision, stage.name.clone(), step.key().to_owned()));
-                }
-            }
-        }
-    }
-    out
-}
-
-/// A (revision, stage) worth operating on: `kind` 0 retry, 1 cancel, 2 rollback, 3
-/// roll-forward; sometimes anything (to be refused).
-fn target(state: &PipelineState, kind: usize, rng: &mut Rng) -> (u64, String) {
-    let fits = |revision: u64, run: &devramps_core::lifecycle::StageRun| match kind {
-        0 => matches!(
-            run.state,
-            StageState::Failed | StageState::TimedOut | StageState::Cancelled
-        ),
-        1 => run.state.holds_lock() || run.waiting_for.is_some_and(|w| w != WaitingFor::Never),
-        2 => state.stage(&run.name).deployed.contains(&revision),
-        _ => run.state != StageState::NotStarted || run.waiting_for != Some(WaitingFor::Never),
-    };
-    let candidates: Vec<(u64, String)> = state
-        .deployments
-        .values()
-        .flat_map(|d| {
-            d.stages
-                .iter()
-                .filter(|r| fits(d.revision, r))
-                .map(|r| (d.revision, r.name.clone()))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    match rng.pick(&candidates) {
-        Some(t) if rng.chance(85) => t.clone(),
-        _ => (
-            1 + rng.below(state.last_revision.max(1) as usize) as u64,
-            STAGES[rng.below(STAGES.len())].to_owned(),
-        ),
-    }
-}
-
-// ----- the checks -----
-
-/// L1, L5, L6 and the transition table, at every prefix of the log.
-fn check_log(log: &[Record]) {
-    let mut state = PipelineState::new(SLUG);
-    let mut last: BTreeMap<(u64, String), StageState> = BTreeMap::new();
-    let mut revisions = 0;
-    for (i, record) in log.iter().enumerate() {
-        let seq = i + 1;
-        match &record.event {
-            Event::DeploymentAccepted { revision, .. } => {
-                revisions += 1;
-                assert_eq!(*revision, revisions, "L1: revisions in order at seq {seq}");
-            }
-            Event::StageState {
-                revision,
-                stage,
-                state: to,
-                ..
-            } => {
-                let from = last
-                    .insert((*revision, stage.clone()), *to)
-                    .unwrap_or(StageState::NotStarted);
-                let edge = (from == StageState::NotStarted && *to == StageState::NotStarted)
-                    || TRANSITIONS.iter().any(|(f, _, t)| *f == from && t == to);
-                assert!(
-                    edge,
-                    "seq {seq}: revision {revision} in {stage} went {from:?} -> {to:?}, not an \
-                     edge of TRANSITIONS"
-                );
-            }
-            _ => {}
-        }
-        state.apply(record);
-        for stage in STAGES {
-            let holders: Vec<u64> = state
-                .deployments
-                .values()
-                .filter(|d| d.stage(stage).is_some_and(|s| s.state.holds_lock()))
-                .map(|d| d.revision)
-                .collect();
-            assert!(
-                holders.len() <= 1,
-                "L5 at seq {seq}: {stage} is held by {holders:?}"
-            );
-            let queued: Vec<u64> = state
-                .deployments
-                .values()
-                .filter(|d| {
-                    d.stage(stage).is_some_and(|s| {
-                        s.state == StageState::NotStarted
-                            && matches!(
-                                s.waiting_for,
-                                Some(
-                                    WaitingFor::Lock | WaitingFor::TimeWindow | WaitingFor::Blocker
-                                )
-                            )
-                    })
-                })
-                .map(|d| d.revision)
-                .collect();
-            assert!(
-                queued.len() <= 1,
-                "L6 at seq {seq}: {stage} queues {queued:?}"
-            );
-        }
-    }
-    let numbers: Vec<u64> = state.deployments.keys().copied().collect();
-    assert_eq!(numbers, (1..=revisions).collect::<Vec<_>>(), "L1: 1..n");
-}
-
-/// Replaying the journaled inputs in log order through one machine gives the log, record for
-/// record, and its state; holder-only inputs were recorded under a lease, with fencing tokens
-/// that never go back and each belong to one instance (L21).
-fn check_journal(entries: &[Entry], log: &[Record]) {
-    let mut entries = entries.to_vec();
-    entries.sort_by_key(|e| e.first_seq);
-    let mut machine = Machine::new(SLUG);
-    let mut seq = 1;
-    let mut highest = 0;
-    let mut owners: BTreeMap<u64, &str> = BTreeMap::new();
-    for e in &entries {
-        assert_eq!(
-            e.first_seq, seq as u64,
-            "the journal covers the log without gaps"
-        );
-        let mut records = Vec::new();
-        for input in &e.inputs {
-            records.extend(machine.handle(input.clone(), e.now).records);
-        }
-        assert_eq!(
-            records, e.records,
-            "replaying the inputs {} fed at seq {seq} gives its records",
-            e.instance
-        );
-        let end = seq + records.len();
-        assert_eq!(
-            &log[seq - 1..end - 1],
-            &records[..],
-            "the log at seq {seq} holds the records of {}",
-            e.instance
-        );
-        let holder_only = e
-            .inputs
-            .iter()
-            .any(|i| matches!(i, Input::Work { .. } | Input::Tick));
-        assert!(
-            !holder_only || e.token.is_some(),
-            "L21: {} recorded work results or timers at seq {seq} without a lease",
-            e.instance
-        );
-        if let Some(token) = e.token {
-            assert!(token >= highest, "L21: token {token} after {highest}");
-            highest = token;
-            let owner = owners.entry(token).or_insert(&e.instance);
-            assert_eq!(
-                *owner, e.instance,
-                "L21: token {token} used by two instances"
-            );
-        }
-        seq = end;
-    }
-    assert_eq!(seq - 1, log.len(), "every record was journaled");
-    assert_eq!(
-        machine.state(),
-        Machine::replay(SLUG, log).state(),
-        "replaying the inputs gives the log's state"
-    );
-}
-
-fn run(seed: u64) {
-    let mut rng = Rng::new(seed);
-    let mut cluster = Cluster::new(seed, &mut rng);
-    for _ in 0..ACTIONS {
-        cluster.act(&mut rng);
-    }
-    cluster.wind_down();
-    let log = cluster.log();
-    check_log(&log);
-    let folded = PipelineState::replay(SLUG, &log);
-    for i in 0..INSTANCES {
-        assert_eq!(
-            cluster.state(i),
-            folded,
-            "seed {seed}: instance {i} reports the fold of the merged log"
-        );
-    }
-    check_journal(&cluster.journal.entries(), &log);
-    let breaches = cluster
-        .breaches
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    assert!(
-        breaches.is_empty(),
-        "seed {seed}: L21: work started without the lease: {breaches:?}"
-    );
-    // The history was a real one: records from every kind of writer, lost races, and
-    // leadership that moved.
-    let entries = cluster.journal.entries().clone();
-    let tokens: BTreeSet<u64> = entries.iter().filter_map(|e| e.token).collect();
-    let writers: BTreeSet<&str> = entries.iter().map(|e| e.instance.as_str()).collect();
-    assert!(
-        tokens.len() >= 2,
-        "seed {seed}: the lease moved ({tokens:?})"
-    );
-    assert!(
-        writers.len() >= 3,
-        "seed {seed}: several writers ({writers:?})"
-    );
-    assert!(
-        entries.iter().any(|e| e.token.is_none()),
-        "seed {seed}: non-holders recorded inputs"
-    );
-    assert!(
-        !cluster.store.injected().is_empty(),
-        "seed {seed}: conflicts"
-    );
-    let deployments = folded.deployments.len();
-    assert!(deployments >= 5, "seed {seed}: {deployments} deployments");
-    let unexpected: Vec<&String> = cluster
-        .errors
-        .iter()
-        .filter(|e| !e.contains("kept changing"))
-        .collect();
-    assert!(unexpected.is_empty(), "seed {seed}: errors {unexpected:?}");
-    if std::env::var("MANY_ENGINES_STATS").is_ok() {
-        let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
-        for r in &log {
-            let k = match &r.event {
-                Event::StageState { stage, state, .. } => format!("{stage}:{state:?}"),
-                Event::Refused { .. } => format!("refused:{}", r.event.type_name()),
-                e => e.type_name().to_owned(),
-            };
-            *kinds.entry(k).or_default() += 1;
-        }
-        eprintln!("{kinds:#?}");
-    }
-    eprintln!(
-        "seed {seed}: {} records, {deployments} deployments, {} appends, {} tokens, {} \
-         writers, {} injected conflicts, {} calls lost every race",
-        log.len(),
-        entries.len(),
-        tokens.len(),
-        writers.len(),
-        cluster.store.injected().len(),
-        cluster.errors.len()
-    );
-}
 
 #[test]
 fn l21_three_engines_on_one_faulty_store_keep_every_invariant_and_replay_from_their_inputs() {
@@ -804,7 +35,43 @@ fn l21_three_engines_on_one_faulty_store_keep_every_invariant_and_replay_from_th
         .and_then(|s| s.parse().ok())
         .unwrap_or(6);
     for seed in 1..=seeds {
-        run(seed);
+        let mut injected = None;
+        let history = run_history(seed, |handles| {
+            let store = FaultyStore::new(
+                handles.store.clone(),
+                FaultOptions {
+                    schedule: FaultSchedule::RandomWrites {
+                        seed,
+                        one_in: 5,
+                        faults: vec![Fault::Conflict],
+                    },
+                    latency_yields: 2,
+                },
+            );
+            injected = Some(store.clone());
+            let lock = handles.lock.clone();
+            Shared {
+                connect: Box::new(move |_| (Arc::new(store.clone()), Arc::new(lock.clone()))),
+                in_flight: None,
+            }
+        });
+        let injected = injected.expect("the store was built").injected().len();
+        assert!(injected > 0, "seed {seed}: conflicts were injected");
+        let unexpected: Vec<&String> = history
+            .errors
+            .iter()
+            .filter(|e| !e.contains("kept changing"))
+            .collect();
+        assert!(unexpected.is_empty(), "seed {seed}: errors {unexpected:?}");
+        eprintln!(
+            "seed {seed}: {} records, {} deployments, {} appends, {} tokens, {injected} \
+             injected conflicts, {} calls lost every race",
+            history.log.len(),
+            history.deployments,
+            history.appends.len(),
+            history.tokens,
+            history.errors.len()
+        );
     }
 }
 
@@ -911,7 +178,7 @@ fn l21_a_holder_whose_lease_was_taken_over_cannot_write() {
             ("/src/main.rs", "1"),
         ],
     );
-    let journal = Arc::new(Journal::default());
+    let journal = RecordingObserver::new();
     // A sees the store through a gate, and the step runner through its own view: the step
     // ends for A (its result is what A will try to write) while it still runs for B.
     let gated = GatedStore {
@@ -992,7 +259,7 @@ fn l21_a_holder_whose_lease_was_taken_over_cannot_write() {
         "B re-attached to the deploy"
     );
     let before = futures::executor::block_on(a.history(SLUG)).expect("log");
-    let journaled = journal.entries().len();
+    let journaled = journal.appends().len();
     let appended = gated.gate().appends.len();
     // A wakes up: its append, presenting token 1, is refused, and it does not try again (not
     // with its token, and never without: a work result is the holder's to record).
@@ -1009,7 +276,7 @@ fn l21_a_holder_whose_lease_was_taken_over_cannot_write() {
     );
     let after = futures::executor::block_on(a.history(SLUG)).expect("log");
     assert_eq!(after, before, "nothing of A's landed");
-    assert_eq!(journal.entries().len(), journaled, "A journaled nothing");
+    assert_eq!(journal.appends().len(), journaled, "A journaled nothing");
     // A caught up and reports the log; it drives nothing any more.
     let engine = a.clone();
     let a_state = pool
@@ -1032,14 +299,14 @@ fn l21_a_holder_whose_lease_was_taken_over_cannot_write() {
         .stage("staging")
         .is_some_and(|r| r.steps[0].state == StepState::Succeeded);
     assert!(deploy_done, "B recorded the deploy's success");
-    let entries = journal.entries().clone();
+    let entries = journal.appends().clone();
     let last = entries.last().expect("B journaled");
-    assert_eq!((last.instance.as_str(), last.token), ("b", Some(2)));
+    assert_eq!((last.instance.as_str(), last.fencing_token), ("b", Some(2)));
     assert!(
         entries
             .iter()
             .filter(|e| e.instance == "a")
-            .all(|e| e.token == Some(1)),
+            .all(|e| e.fencing_token == Some(1)),
         "A wrote only while it held the lease"
     );
     // People's inputs are still welcome at A: it records them without a token.
@@ -1053,8 +320,8 @@ fn l21_a_holder_whose_lease_was_taken_over_cannot_write() {
         .run_until(async move { engine.control(SLUG, control).await })
         .expect("A records a person's input");
     assert!(!records.is_empty());
-    let last = journal.entries().last().cloned().expect("journaled");
-    assert_eq!((last.instance.as_str(), last.token), ("a", None));
+    let last = journal.appends().last().cloned().expect("journaled");
+    assert_eq!((last.instance.as_str(), last.fencing_token), ("a", None));
     check_log(&futures::executor::block_on(a.history(SLUG)).expect("log"));
 }
 
@@ -1070,7 +337,7 @@ fn l12_l21_a_cancel_recorded_by_another_instance_stops_work_the_holder_starts_la
         ],
     );
     handles.builds.set_default(Behavior::hang());
-    let journal = Arc::new(Journal::default());
+    let journal = RecordingObserver::new();
     let mut pool = LocalPool::new();
     let mut engines = Vec::new();
     for name in ["a", "b"] {

@@ -82,6 +82,18 @@ pub async fn client(counter: Option<Counter>) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config.build())
 }
 
+/// A new client (its own connection pool) on the S3 API at `endpoint`: moto, or a fault proxy
+/// in front of it.
+pub async fn client_at(endpoint_url: &str) -> aws_sdk_s3::Client {
+    endpoint();
+    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let config = aws_sdk_s3::config::Builder::from(&shared)
+        .endpoint_url(endpoint_url)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
 /// Creates a fresh bucket and returns its name.
 pub async fn fresh_bucket() -> String {
     let bucket = fresh_bucket_name();

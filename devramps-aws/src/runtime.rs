@@ -1,7 +1,20 @@
 //! [`OnRuntime`]: a store or lease service whose calls run on a tokio runtime of its own, so
-//! that backends built on tokio (the AWS SDK) work from any executor: the simulator's
-//! `futures` executor, or another runtime.
+//! that backends built on tokio (the AWS SDK) work from any executor: a `futures` executor
+//! (the simulator's), a test's `LocalPool`, or another runtime.
+//!
+//! ```no_run
+//! # async fn example() -> devramps_core::Result<()> {
+//! use std::sync::Arc;
+//! use devramps_aws::runtime::{OnRuntime, block_on};
+//! use devramps_aws::{S3EventStore, S3Location};
+//!
+//! let location = block_on(S3Location::from_env("my-bucket", "devramps"))?;
+//! let store = Arc::new(OnRuntime::new(S3EventStore::new(location)));
+//! // `store` is an `EventStore` any executor can drive.
+//! # Ok(()) }
+//! ```
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -12,8 +25,13 @@ use devramps_core::backend::{
 use devramps_core::{Error, Result};
 use jiff::Timestamp;
 
-/// The runtime the wrapped backends run on: started once, on threads of its own.
-pub(crate) fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+/// The runtime the wrapped backends run on: started once per process, on two threads of its
+/// own (named `devramps-backends`).
+///
+/// # Errors
+///
+/// [`Error::Backend`] when the runtime cannot start (the OS refused threads).
+pub fn runtime() -> Result<&'static tokio::runtime::Runtime> {
     static RUNTIME: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> =
         OnceLock::new();
     RUNTIME
@@ -30,8 +48,12 @@ pub(crate) fn runtime() -> Result<&'static tokio::runtime::Runtime> {
 }
 
 /// Runs `future` to its end on the backends' runtime, from any thread (also from inside
-/// another runtime).
-pub(crate) fn block_on<F>(future: F) -> Result<F::Output>
+/// another runtime, as it waits on a thread of its own).
+///
+/// # Errors
+///
+/// [`Error::Backend`] when the runtime cannot start or the future panicked.
+pub fn block_on<F>(future: F) -> Result<F::Output>
 where
     F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
@@ -42,17 +64,82 @@ where
         .map_err(|_| Error::backend("tokio", "run a backend call", "the call panicked"))
 }
 
-/// `T`, each call spawned on the backends' runtime and awaited from wherever it was made.
+/// `T` (an [`EventStore`] or a [`DeploymentLock`]), each call spawned on the backends'
+/// [`runtime`] and awaited from wherever it was made.
+///
+/// Clones share the inner value and the count of calls in flight.
 #[derive(Debug)]
-pub(crate) struct OnRuntime<T> {
+pub struct OnRuntime<T> {
     inner: Arc<T>,
+    in_flight: CallsInFlight,
+}
+
+/// A count of calls made through [`OnRuntime`] wrappers and not yet answered to their callers;
+/// clones share it, and so do the wrappers made with [`OnRuntime::counted`] on it.
+#[derive(Clone, Debug, Default)]
+pub struct CallsInFlight(Arc<AtomicUsize>);
+
+impl CallsInFlight {
+    /// A count at 0.
+    pub fn new() -> Self {
+        CallsInFlight::default()
+    }
+
+    /// The calls in flight now.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl<T> Clone for OnRuntime<T> {
+    fn clone(&self) -> Self {
+        OnRuntime {
+            inner: self.inner.clone(),
+            in_flight: self.in_flight.clone(),
+        }
+    }
+}
+
+/// Counts a call from its start until its caller has its answer (or gave up on it).
+struct InFlight(CallsInFlight);
+
+impl InFlight {
+    fn start(count: &CallsInFlight) -> Self {
+        count.0.fetch_add(1, Ordering::SeqCst);
+        InFlight(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl<T> OnRuntime<T> {
-    pub(crate) fn new(inner: T) -> Self {
+    /// Wraps `inner`, with a count of its own.
+    pub fn new(inner: T) -> Self {
+        OnRuntime::counted(inner, &CallsInFlight::new())
+    }
+
+    /// Wraps `inner`, counting its calls in `in_flight` (shared with other wrappers).
+    pub fn counted(inner: T, in_flight: &CallsInFlight) -> Self {
         OnRuntime {
             inner: Arc::new(inner),
+            in_flight: in_flight.clone(),
         }
+    }
+
+    /// The wrapped value.
+    pub fn inner(&self) -> &T {
+        &self.inner
+    }
+
+    /// Calls made and not yet answered to their callers. A test driving engines on a
+    /// single-threaded executor waits for 0 (with nothing else to run) before it calls the
+    /// engines quiet: a call in flight on the runtime does not show as work to that executor.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.get()
     }
 
     async fn call<R, F, Fut>(&self, f: F) -> Result<R>
@@ -61,6 +148,7 @@ impl<T> OnRuntime<T> {
         F: FnOnce(Arc<T>) -> Fut,
         Fut: std::future::Future<Output = Result<R>> + Send + 'static,
     {
+        let _counted = InFlight::start(&self.in_flight);
         let task = runtime()?.spawn(f(self.inner.clone()));
         task.await
             .map_err(|e| Error::backend("tokio", "run a backend call", e.to_string()))?

@@ -52,7 +52,7 @@ fn proxy() -> Arc<FaultProxy> {
 
 /// A client on moto's API through `proxy` (its own connection pool).
 async fn client_through(proxy: &FaultProxy) -> aws_sdk_s3::Client {
-    support::client_at(&proxy.endpoint()).await
+    support::client_at(proxy.endpoint()).await
 }
 
 /// Each case: a fresh bucket (made directly on moto) and a backend reaching it through a new

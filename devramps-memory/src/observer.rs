@@ -6,8 +6,9 @@ use devramps_core::engine::{Appended, Observer};
 use devramps_core::lifecycle::{Input, Record};
 use jiff::Timestamp;
 
-/// One append, as a [`RecordingObserver`] keeps it.
-#[derive(Clone, Debug, PartialEq)]
+/// One append, as a [`RecordingObserver`] keeps it. It serializes (as JSON, say) so that
+/// engines in other processes can journal their appends to files a test merges.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct ObservedAppend {
     /// The pipeline.
@@ -56,19 +57,26 @@ impl RecordingObserver {
     }
 }
 
+impl ObservedAppend {
+    /// An owned copy of what an observer was told.
+    pub fn of(append: &Appended<'_>) -> Self {
+        ObservedAppend {
+            pipeline: append.pipeline.to_owned(),
+            instance: append.instance.to_owned(),
+            first_seq: append.first_seq,
+            inputs: append.inputs.to_vec(),
+            records: append.records.to_vec(),
+            now: append.now,
+            fencing_token: append.fencing_token,
+        }
+    }
+}
+
 impl Observer for RecordingObserver {
     fn appended(&self, append: &Appended<'_>) {
         self.seen
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(ObservedAppend {
-                pipeline: append.pipeline.to_owned(),
-                instance: append.instance.to_owned(),
-                first_seq: append.first_seq,
-                inputs: append.inputs.to_vec(),
-                records: append.records.to_vec(),
-                now: append.now,
-                fencing_token: append.fencing_token,
-            });
+            .push(ObservedAppend::of(append));
     }
 }

@@ -21,7 +21,7 @@ use crate::pipeline::{ApprovalPolicy, TimeWindow};
 use crate::plan::{Decision, StepKind, StepPlan};
 
 /// A push of a commit to a branch, with what synthesis needs (read by the engine).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Push {
     /// The delivery id of the webhook, when there is one.
@@ -41,7 +41,7 @@ pub struct Push {
 }
 
 /// The result of a piece of work the machine asked for.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum WorkResult {
     /// A build, resource validation, mirroring, step or Terraform apply ended.
@@ -51,7 +51,7 @@ pub enum WorkResult {
 }
 
 /// What the machine reacts to.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum Input {
     /// A push (L2).
@@ -92,7 +92,7 @@ pub enum Input {
 }
 
 /// A change of a stage's auto-rollback alarm (L15).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct AlarmInput {
     /// The stage.
@@ -104,7 +104,7 @@ pub struct AlarmInput {
 }
 
 /// A patch deployment (L17): the commit's push, deployed whatever the branch head is.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Patch {
     /// The commit, with what synthesis needs (as for a push).
@@ -116,7 +116,7 @@ pub struct Patch {
 }
 
 /// A person's action on the whole pipeline.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Person {
     /// Who.
@@ -126,7 +126,7 @@ pub struct Person {
 }
 
 /// An answer to a definition change waiting for approval (L18).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct PipelineDecision {
     /// The waiting revision.
@@ -138,7 +138,7 @@ pub struct PipelineDecision {
 }
 
 /// A change to a stage's blockers (L9).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Control {
     /// The stage.
@@ -152,7 +152,7 @@ pub struct Control {
 }
 
 /// The blocker operations of L9.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum ControlAction {
     /// Add the `STOP_PROMOTIONS` blocker.
@@ -169,7 +169,7 @@ pub enum ControlAction {
 }
 
 /// An approval or rejection.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Decide {
     /// Revision.
@@ -185,7 +185,7 @@ pub struct Decide {
 }
 
 /// An operation on one stage-deployment.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Operate {
     /// Revision.

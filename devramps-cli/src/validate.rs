@@ -144,13 +144,9 @@ struct Unreadable {
 
 /// Reads a pipeline file as UTF-8 text.
 fn read(path: &Path) -> Result<String, Unreadable> {
-    let bytes = std::fs::read(path).map_err(|e| Unreadable {
-        diagnostic: Diagnostic::new(
-            Code::UnreadableFile,
-            Span::UNKNOWN,
-            format!("cannot read the file: {e}"),
-        )
-        .with_help("check that the file exists and is readable"),
+    let bytes = devramps_sim::files::read_bounded(path).map_err(|e| Unreadable {
+        diagnostic: Diagnostic::new(Code::UnreadableFile, Span::UNKNOWN, e.to_string())
+            .with_help(e.help()),
         lossy: None,
     })?;
     String::from_utf8(bytes).map_err(|e| {

@@ -143,3 +143,27 @@ fn a_pipeline_file_error_is_located_in_the_pipeline_file() {
     );
     assert_eq!(err.matches(": error: ").count(), 3, "every error: {err}");
 }
+
+#[test]
+fn an_endless_pipeline_or_scenario_file_is_refused_at_the_limit_within_a_second() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(dir.path(), "sim.yaml", "pipeline: /dev/zero\n");
+    let started = std::time::Instant::now();
+    let output = devramps(dir.path(), &["simulate", "sim.yaml"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    assert_eq!(code(&output), 2);
+    let err = stderr(&output);
+    assert!(
+        err.starts_with("sim.yaml:1:11: error: cannot read the pipeline: cannot read `/dev/zero`: it is larger than the limit"),
+        "{err}"
+    );
+    assert!(err.contains("DEVRAMPS_MAX_FILE_MIB"), "{err}");
+
+    let output = devramps(dir.path(), &["simulate", "/dev/urandom"]);
+    assert_eq!(code(&output), 2);
+    assert!(
+        stderr(&output).contains("larger than the limit"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -371,3 +371,26 @@ pipeline:
         "{text}"
     );
 }
+
+#[test]
+fn dev_zero_and_a_named_pipe_are_refused_within_a_second_naming_the_limit() {
+    let started = std::time::Instant::now();
+    let out = devramps(Path::new("."), &["validate", "/dev/zero"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    assert_eq!(code(&out), 2, "{}{}", stdout(&out), stderr(&out));
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        text.contains("larger than the limit of 16777216 bytes"),
+        "{text}"
+    );
+    assert!(text.contains("DEVRAMPS_MAX_FILE_MIB"), "{text}");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fifo = dir.path().join("pipeline.yaml");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.expect("mkfifo (coreutils) runs").success());
+    let out = devramps(dir.path(), &["validate", "pipeline.yaml"]);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert_eq!(code(&out), 2, "{text}");
+    assert!(text.contains("named pipe"), "{text}");
+}

@@ -27,6 +27,7 @@ mod collect;
 mod duration;
 mod error;
 mod executions;
+pub mod files;
 mod read_events;
 mod reader;
 mod render;

@@ -127,29 +127,38 @@ pub fn simulate_file_with(
 
 /// Reads the scenario at `path` and its pipeline's text, and checks both.
 fn load(path: &Path) -> Result<(Scenario, String), Vec<ScenarioError>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![ScenarioError::new(
-            path,
-            Span {
-                line: 1,
-                column: 1,
-                offset: 0,
-                len: 0,
-            },
-            format!("cannot read the scenario: {e}"),
-        )]
+    let text = crate::files::read_text(path).map_err(|e| {
+        vec![
+            ScenarioError::new(
+                path,
+                Span {
+                    line: 1,
+                    column: 1,
+                    offset: 0,
+                    len: 0,
+                },
+                format!("cannot read the scenario: {e}"),
+            )
+            .with_help(e.help()),
+        ]
     })?;
     let scenario = parse_scenario(&text, path)?;
     let pipeline_text = match &scenario.pipeline {
         PipelineRef::Inline(inline) => inline.clone(),
-        PipelineRef::Path(pipeline) => std::fs::read_to_string(pipeline).map_err(|e| {
+        PipelineRef::Path(pipeline) => crate::files::read_text(pipeline).map_err(|e| {
+            let help = match e {
+                crate::files::FileError::Io { .. } => {
+                    "the path is relative to the scenario file's folder".to_owned()
+                }
+                _ => e.help(),
+            };
             vec![
                 ScenarioError::new(
                     path,
                     scenario.pipeline_span,
-                    format!("cannot read the pipeline `{}`: {e}", pipeline.display()),
+                    format!("cannot read the pipeline: {e}"),
                 )
-                .with_help("the path is relative to the scenario file's folder"),
+                .with_help(help),
             ]
         })?,
     };

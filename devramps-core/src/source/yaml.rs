@@ -80,6 +80,9 @@ fn explain(message: &str) -> (String, Option<&'static str>) {
             ),
         );
     }
+    if let Some(breach) = message.strip_prefix("budget breached: ") {
+        return explain_budget(breach);
+    }
     if message.contains("tabs disallowed") {
         return (
             message.to_owned(),
@@ -90,6 +93,43 @@ fn explain(message: &str) -> (String, Option<&'static str>) {
         return (message.to_owned(), Some("add the closing quote"));
     }
     (message.to_owned(), None)
+}
+
+/// A parser budget's breach (`Depth { depth: 33 }`, `Nodes { nodes: 250001 }`, ...) said as
+/// which limit it is; the limits are fixed (docs/limits.md lists them).
+fn explain_budget(breach: &str) -> (String, Option<&'static str>) {
+    let kind = breach.split([' ', '{']).next().unwrap_or(breach);
+    let (what, help) = match kind {
+        "Depth" => (
+            format!("the file is nested deeper than {MAX_DEPTH} levels (the limit on depth)"),
+            "a pipeline needs about ten levels: flatten the structure (the limit is fixed)",
+        ),
+        "Nodes" => (
+            "the file has more than 250,000 YAML values (the limit on nodes)".to_owned(),
+            "a pipeline needs far fewer: split it into several pipelines (the limit is fixed)",
+        ),
+        "Events" => (
+            "the file has more than 1,000,000 YAML events (the limit on events)".to_owned(),
+            "a pipeline needs far fewer: split it into several pipelines (the limit is fixed)",
+        ),
+        "Aliases" | "Anchors" => (
+            format!(
+                "the file uses more than 50,000 {} (the limit on {})",
+                kind.to_lowercase(),
+                kind.to_lowercase()
+            ),
+            "write the values out, or use fewer anchors and aliases (the limit is fixed)",
+        ),
+        "Documents" => (
+            "the file holds more than 1,024 YAML documents (the limit on documents)".to_owned(),
+            "a pipeline file holds exactly one document",
+        ),
+        _ => (
+            format!("the file breaks a limit of the YAML reader ({breach})"),
+            "docs/limits.md lists the limits; the file is far larger or deeper than a pipeline",
+        ),
+    };
+    (what, Some(help))
 }
 
 /// serde-saphyr messages may end with ` at line L, column C`; the location is reported
@@ -310,6 +350,23 @@ fn convert(node: Node, sink: &mut Sink) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budget_breaches_say_which_limit_they_are() {
+        let (message, help) = explain("budget breached: Nodes { nodes: 250001 }");
+        assert!(
+            message.contains("250,000") && message.contains("limit on nodes"),
+            "{message}"
+        );
+        assert!(help.is_some());
+        let (message, _) = explain("budget breached: Depth { depth: 33 }");
+        assert!(message.contains("deeper than 32 levels"), "{message}");
+        let (message, _) = explain("budget breached: Aliases { aliases: 50001 }");
+        assert!(message.contains("50,000 aliases"), "{message}");
+        let (message, help) = explain("budget breached: Frobs { frobs: 1 }");
+        assert!(message.contains("Frobs"), "{message}");
+        assert!(help.unwrap().contains("docs/limits.md"));
+    }
 
     #[test]
     fn keeps_spans_and_yaml_1_2_booleans() {

@@ -365,7 +365,7 @@ mod tests {
         assert!(message.contains("50,000 aliases"), "{message}");
         let (message, help) = explain("budget breached: Frobs { frobs: 1 }");
         assert!(message.contains("Frobs"), "{message}");
-        assert!(help.unwrap().contains("docs/limits.md"));
+        assert!(help.is_some_and(|h| h.contains("docs/limits.md")));
     }
 
     #[test]

@@ -224,9 +224,10 @@ impl EngineDriver {
         })
     }
 
-    /// Feeds inputs that arrived together: decides on the log as it is in the store, appends
-    /// the records in one compare-and-swap, then starts the work they imply (L20). A lost race
-    /// means: re-read, decide again (L21). `origin` says who may record the inputs.
+    /// Feeds inputs that arrived together: decides on the log as this instance knows it (read
+    /// first unless it holds the lease), appends the records in one compare-and-swap that
+    /// fails when the store's log has moved on, then starts the work they imply (L20). A lost
+    /// race means: re-read, decide again (L21). `origin` says who may record the inputs.
     pub(super) async fn feed_all(
         &mut self,
         pipeline: &str,
@@ -243,7 +244,7 @@ impl EngineDriver {
         origin: Origin,
     ) -> Result<Vec<Record>> {
         let now = self.backends.clock.now();
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
             // The lease first (a lease found lost starts nothing while catching up), then the
             // log as it is in the store.
             let token = match origin {
@@ -263,7 +264,14 @@ impl EngineDriver {
                     ours
                 }
             };
-            self.sync(pipeline).await?;
+            // The holder decides on the state it has, and the compare-and-swap checks it: the
+            // log moves only by its own appends unless another instance recorded a person's
+            // input, and then the append fails, the log is read and the inputs are decided
+            // again. Instances without the lease read first: they are behind whenever the
+            // holder wrote. (One request per input instead of two on a remote store.)
+            if attempt > 0 || token.is_none() {
+                self.sync(pipeline).await?;
+            }
             let machine = self.machine(pipeline).await?;
             let expected = machine.state().applied;
             let in_force = machine.state().definition.clone();

@@ -13,7 +13,7 @@
 //! | key | what |
 //! |---|---|
 //! | `streams/<s>/log/<batch 20 digits>-<first seq 20 digits>.json` | one append (a batch): its events, their first seq, the stream's highest fencing token; immutable |
-//! | `streams/<s>/snapshot.json` | the latest snapshot of the stream |
+//! | `streams/<s>/snapshot.json` | the latest snapshot of the stream, with the batch it ends with |
 //! | `leases/<key>.json` | a lease: holder, token, expiry, whether released |
 //!
 //! See [`store`] and [`lock`] for why this is correct under races, and the clock assumptions.

@@ -36,6 +36,15 @@
 //! (`start-after`). An append after this instance's own append goes straight to the next key
 //! without listing (a 412 sends it to re-list), so an append usually costs one PUT.
 //!
+//! # Snapshots
+//!
+//! `streams/<s>/snapshot.json` holds the latest snapshot and, when the saving instance knew
+//! it, its *anchor*: the number, first and last seq of the batch the snapshot ends with. An
+//! instance that loads a snapshot before knowing anything of the chain starts its chain at
+//! the anchor, so reading the tail after the snapshot lists only the keys after the anchor
+//! (`start-after`) instead of the whole chain; the first of them must start right after the
+//! anchor's end. A read of events before the anchor lists the chain from the start.
+
 //! # Objects the store did not write
 //!
 //! A key under `log/` that is not `<n>-<first>.json`, a batch number that skips one, a batch
@@ -71,7 +80,13 @@ pub struct S3EventStore {
 struct Chain {
     /// Whether `keys` was ever listed (else the chain may have batches not known here).
     listed: bool,
-    /// The batches' keys in chain order (`keys[i]` is batch `i + 1`).
+    /// How many batches come before `keys[0]` and are not known here: 0 after a listing
+    /// from the start; the anchor's place after loading a snapshot that names one.
+    offset: u64,
+    /// The last seq of `keys[0]` when it is a snapshot's anchor (its body not read): the
+    /// batch after it must start right after.
+    anchor_end: Option<u64>,
+    /// The batches' keys in chain order (`keys[i]` is batch `offset + i + 1`).
     keys: Vec<BatchKey>,
     /// The bodies fetched so far, by batch number.
     bodies: HashMap<u64, Arc<Batch>>,
@@ -95,6 +110,24 @@ struct Batch {
     /// A random nonce of the writing call, so that equal bytes read back mean this write.
     writer: String,
     events: Vec<serde_json::Value>,
+}
+
+/// What a snapshot object holds: the snapshot, and the batch it ends with (`anchor`), so
+/// that a new instance lists only the batches after it (older objects have no anchor).
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotBody {
+    seq: u64,
+    state: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    anchor: Option<Anchor>,
+}
+
+/// The batch a snapshot ends with: its number, first and last seq.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+struct Anchor {
+    n: u64,
+    first: u64,
+    end: u64,
 }
 
 /// The end of a chain: last batch number, last seq, highest token.
@@ -166,10 +199,16 @@ impl S3EventStore {
     /// records them.
     async fn refresh(&self, stream: &str) -> Result<()> {
         let prefix = self.log_prefix(stream);
-        let last_known = self
-            .chains()
-            .get(stream)
-            .and_then(|c| c.keys.last().cloned());
+        let (last_known, anchor) = {
+            let chains = self.chains();
+            let chain = chains.get(stream);
+            let last_known = chain.and_then(|c| c.keys.last().cloned());
+            // The anchor is the last key known: the next batch starts right after its end.
+            let anchor = chain
+                .filter(|c| c.keys.len() == 1)
+                .and_then(|c| c.anchor_end);
+            (last_known, anchor)
+        };
         let listed = self
             .location
             .list(&prefix, last_known.as_ref().map(|k| k.key.as_str()), false)
@@ -200,6 +239,18 @@ impl S3EventStore {
                     ),
                 ));
             }
+            if new.is_empty()
+                && let Some(end) = anchor
+                && first != end + 1
+            {
+                return Err(self.bad_object(
+                    stream,
+                    &key,
+                    format_args!(
+                        "its first seq {first} does not follow seq {end}, the end of the batch the snapshot names"
+                    ),
+                ));
+            }
             if first < min_first || (n == 1 && first != 1) {
                 return Err(self.bad_object(
                     stream,
@@ -215,10 +266,14 @@ impl S3EventStore {
         }
         let mut chains = self.chains();
         let chain = chains.entry(stream.to_owned()).or_default();
-        // Another call may have extended the chain meanwhile; keep what continues it.
-        let known = chain.keys.len() as u64;
-        chain.keys.extend(new.into_iter().filter(|k| k.n > known));
-        chain.listed = true;
+        // Another call may have extended (or reset) the chain meanwhile; keep what continues
+        // it, and only that.
+        let known = chain.offset + chain.keys.len() as u64;
+        let mut new = new.into_iter().filter(|k| k.n > known).peekable();
+        if new.peek().is_none_or(|k| k.n == known + 1) {
+            chain.keys.extend(new);
+            chain.listed = true;
+        }
         Ok(())
     }
 
@@ -232,14 +287,19 @@ impl S3EventStore {
                 return Ok(body.clone());
             }
             let keys = chain.map(|c| c.keys.as_slice()).unwrap_or_default();
-            let Some(key) = usize::try_from(n - 1).ok().and_then(|i| keys.get(i)) else {
+            let index = n
+                .checked_sub(chain.map_or(0, |c| c.offset) + 1)
+                .and_then(|i| usize::try_from(i).ok());
+            let Some(key) = index.and_then(|i| keys.get(i)) else {
                 return Err(Error::backend(
                     "s3",
                     format!("read stream `{stream}`"),
                     format!("batch {n} is not known"),
                 ));
             };
-            let next_first = keys.get(n as usize).map(|k| (k.first, k.key.clone()));
+            let next_first = index
+                .and_then(|i| keys.get(i + 1))
+                .map(|k| (k.first, k.key.clone()));
             (key.clone(), next_first)
         };
         let Some((bytes, _)) = self.location.get(&key.key).await? else {
@@ -296,7 +356,10 @@ impl S3EventStore {
         if fresh || !listed {
             self.refresh(stream).await?;
         }
-        let n = self.chains().get(stream).map_or(0, |c| c.keys.len() as u64);
+        let n = self
+            .chains()
+            .get(stream)
+            .map_or(0, |c| c.offset + c.keys.len() as u64);
         if n == 0 {
             return Ok(Tip::default());
         }
@@ -306,6 +369,42 @@ impl S3EventStore {
             last: batch.first + batch.count - 1,
             token: batch.token,
         })
+    }
+
+    /// The batch known here (with its body) that ends exactly at `seq`: the anchor of a
+    /// snapshot at `seq`. `None` when it is not known (the snapshot is then saved without one).
+    fn anchor(&self, stream: &str, seq: u64) -> Option<Anchor> {
+        let chains = self.chains();
+        let chain = chains.get(stream)?;
+        let key = chain.keys.iter().rev().find(|k| k.first <= seq)?;
+        let body = chain.bodies.get(&key.n)?;
+        (body.count > 0 && body.first + body.count - 1 == seq).then_some(Anchor {
+            n: key.n,
+            first: key.first,
+            end: seq,
+        })
+    }
+
+    /// After loading a snapshot with `anchor`: an instance that knows nothing of the chain yet
+    /// starts it at the anchor, so that reading the tail lists only the batches after it (a
+    /// read of earlier events lists from the start; see [`EventStore::read`] here).
+    fn start_at(&self, stream: &str, anchor: Anchor) {
+        if anchor.n == 0 || anchor.first == 0 || anchor.end < anchor.first {
+            return;
+        }
+        let key = self.batch_key(stream, anchor.n, anchor.first);
+        let mut chains = self.chains();
+        let chain = chains.entry(stream.to_owned()).or_default();
+        if chain.listed || !chain.keys.is_empty() {
+            return;
+        }
+        chain.offset = anchor.n - 1;
+        chain.anchor_end = Some(anchor.end);
+        chain.keys.push(BatchKey {
+            n: anchor.n,
+            first: anchor.first,
+            key,
+        });
     }
 
     fn conflict(stream: &str, what: String) -> Error {
@@ -381,7 +480,7 @@ impl EventStore for S3EventStore {
                     let last = tip.last + batch.count;
                     let mut chains = self.chains();
                     let chain = chains.entry(stream.to_owned()).or_default();
-                    if chain.keys.len() as u64 == tip.n {
+                    if chain.offset + chain.keys.len() as u64 == tip.n {
                         chain.keys.push(BatchKey {
                             n,
                             first: batch.first,
@@ -406,6 +505,14 @@ impl EventStore for S3EventStore {
         after: u64,
         limit: Option<usize>,
     ) -> Result<Vec<StoredEvent>> {
+        // Known from a snapshot's anchor on, but asked for earlier events: list from the start.
+        if let Some(c) = self.chains().get_mut(stream)
+            && c.offset > 0
+            && c.keys.first().is_none_or(|k| after + 1 < k.first)
+        {
+            (c.offset, c.anchor_end, c.listed) = (0, None, false);
+            c.keys.clear();
+        }
         self.refresh(stream).await?;
         let keys: Vec<BatchKey> = self
             .chains()
@@ -469,7 +576,12 @@ impl EventStore for S3EventStore {
 
     async fn save_snapshot(&self, stream: &str, snapshot: Snapshot) -> Result<()> {
         let key = format!("{}/snapshot.json", self.stream_dir(stream));
-        let body = serde_json::to_vec(&snapshot).map_err(|e| {
+        let body = SnapshotBody {
+            anchor: self.anchor(stream, snapshot.seq),
+            seq: snapshot.seq,
+            state: snapshot.state,
+        };
+        let body = serde_json::to_vec(&body).map_err(|e| {
             Error::backend_from("s3", format!("encode a snapshot of `{stream}`"), e)
         })?;
         self.location.put_plain(&key, body).await
@@ -480,12 +592,19 @@ impl EventStore for S3EventStore {
         let Some((bytes, _)) = self.location.get(&key).await? else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        let body: SnapshotBody = serde_json::from_slice(&bytes).map_err(|e| {
             self.bad_object(
                 stream,
                 &key,
                 format_args!("its body is not a snapshot: {e}"),
             )
-        })
+        })?;
+        if let Some(anchor) = body.anchor {
+            self.start_at(stream, anchor);
+        }
+        Ok(Some(Snapshot {
+            seq: body.seq,
+            state: body.state,
+        }))
     }
 }

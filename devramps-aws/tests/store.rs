@@ -231,3 +231,93 @@ async fn an_instance_fetches_each_batch_once() {
     let requests = own.all.load(std::sync::atomic::Ordering::SeqCst) - before;
     assert_eq!(requests, 4, "one PUT per append");
 }
+
+/// Appends 6 batches of 2 events (seqs 1..=12) and saves a snapshot at seq 8 (the end of batch
+/// 4), from `writer`.
+async fn six_batches_and_a_snapshot(writer: &S3EventStore) {
+    let mut last = 0;
+    for i in 0..6 {
+        last = writer
+            .append("api", last, vec![json!(i), json!(i)], fenced(1))
+            .await
+            .unwrap();
+    }
+    let snapshot = Snapshot {
+        seq: 8,
+        state: json!({ "upto": 8 }),
+    };
+    writer.save_snapshot("api", snapshot).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_new_instance_reads_the_tail_after_a_snapshot_without_listing_the_whole_chain() {
+    let bucket = support::fresh_bucket().await;
+    six_batches_and_a_snapshot(&instance(&bucket, None).await).await;
+    let counter = support::Counter::default();
+    let reader = instance(&bucket, Some(counter.clone())).await;
+    let snapshot = reader.load_snapshot("api").await.unwrap().unwrap();
+    assert_eq!(snapshot.seq, 8);
+    let tail = reader.read("api", snapshot.seq, None).await.unwrap();
+    assert_eq!(
+        tail.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [9, 10, 11, 12]
+    );
+    // The snapshot, one LIST after its anchor (batch 4), batches 5 and 6: not batches 1 to 4.
+    assert_eq!(
+        counter.gets(),
+        3,
+        "GETs: the snapshot and the 2 tail batches"
+    );
+    assert_eq!(counter.all.load(std::sync::atomic::Ordering::SeqCst), 4);
+    // Appending and reading from the start still see the whole chain.
+    assert_eq!(
+        reader
+            .append("api", 12, vec![json!("new")], fenced(1))
+            .await
+            .unwrap(),
+        13
+    );
+    let all = reader.read_all("api").await.unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=13).collect::<Vec<_>>()
+    );
+    // A token below the one accepted is still refused by an instance that started at the anchor.
+    let late = instance(&bucket, None).await;
+    late.load_snapshot("api").await.unwrap();
+    assert!(matches!(
+        late.append("api", 13, vec![json!("old")], fenced(0)).await,
+        Err(Error::Conflict { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_gap_right_after_a_snapshots_anchor_is_named() {
+    let bucket = support::fresh_bucket().await;
+    let writer = instance(&bucket, None).await;
+    let mut last = 0;
+    for i in 0..2 {
+        last = writer
+            .append(
+                "api",
+                last,
+                vec![json!(i), json!(i)],
+                AppendOptions::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let snapshot = Snapshot {
+        seq: last,
+        state: json!({}),
+    };
+    writer.save_snapshot("api", snapshot).await.unwrap();
+    // Batch 3 starting at seq 7: seqs 5 and 6 are missing.
+    let key = format!("team/state/streams/api/log/{:020}-{:020}.json", 3, 7);
+    let body = json!({ "first": 7, "count": 1, "writer": "x", "events": [1] }).to_string();
+    support::put_raw(&bucket, &key, &body).await;
+    let reader = instance(&bucket, None).await;
+    reader.load_snapshot("api").await.unwrap();
+    let error = reader.read("api", 4, None).await.unwrap_err().to_string();
+    assert!(error.contains(&key), "{error}");
+}

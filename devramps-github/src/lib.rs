@@ -9,6 +9,9 @@
 //!   reason); `ping` is answered; `pull_request` opened / reopened / synchronize / closed are
 //!   kept for ephemeral environments; any other event is ignored with a reason.
 //!   [`webhook::WebhookError::status`] gives the HTTP answer (401, 400, 413).
+//! - [`GitHubSource`]: the engine's [`SourceRepository`](devramps_core::backend::SourceRepository)
+//!   over the REST API, through a [`GitHubClient`] with personal tokens or GitHub App
+//!   installation tokens ([`Auth`]); rate limits are waited out, answers for a commit cached.
 //!
 //! A server's handler, in short:
 //!
@@ -39,4 +42,11 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod auth;
+mod client;
+mod source;
 pub mod webhook;
+
+pub use auth::{AppAuth, Auth, REFRESH_BEFORE_EXPIRY};
+pub use client::{DEFAULT_MAX_RATE_WAIT, GITHUB_API, GitHubClient};
+pub use source::{COMPARE_FILE_CAP, GitHubSource};

@@ -13,32 +13,51 @@
 //!   over the REST API, through a [`GitHubClient`] with personal tokens or GitHub App
 //!   installation tokens ([`Auth`]); rate limits are waited out, answers for a commit cached.
 //!
-//! A server's handler, in short:
+//! A server's handler, in short. Every push goes to each pipeline of its repository: a branch
+//! push through [`Engine::push`](devramps_core::engine::Engine::push) (the engine ignores an
+//! untracked branch, a seen delivery, a commit already accepted, and logs why), a tag or a
+//! branch deletion through
+//! [`Engine::record_ignored_push`](devramps_core::engine::Engine::record_ignored_push) with
+//! [`webhook::Ignored::push_record`] (logged as `push_ignored` with its reason and ref, nothing
+//! resolved; its delivery id is remembered, so a re-delivery is a duplicate, L2):
 //!
 //! ```
+//! use devramps_core::engine::Engine;
 //! use devramps_github::webhook::{self, Webhook, WebhookSecrets};
 //!
-//! fn handle(secrets: &WebhookSecrets, signature: Option<&str>, event: &str, delivery: &str,
-//!           body: &[u8]) -> u16 {
+//! async fn handle(engine: &Engine, pipelines: &[&str], secrets: &WebhookSecrets,
+//!                 signature: Option<&str>, event: &str, delivery: &str,
+//!                 body: &[u8]) -> u16 {
 //!     if let Err(e) = secrets.verify(signature, body) {
 //!         return e.status(); // 401 or 413: nothing parsed
 //!     }
-//!     match webhook::parse(event, delivery, body) {
-//!         Err(e) => e.status(), // 400
-//!         Ok(Webhook::Push(push)) => match push.request() {
-//!             Ok(_request) => 202, // engine.push(pipeline, request) for each pipeline
-//!             Err(_ignored) => 202, // a tag or a deletion: recorded with its reason
-//!         },
-//!         Ok(_) => 202,
+//!     let push = match webhook::parse(event, delivery, body) {
+//!         Err(e) => return e.status(), // 400
+//!         Ok(Webhook::Push(push)) => push,
+//!         Ok(_) => return 202, // ping, pull_request, other events: nothing to log
+//!     };
+//!     for pipeline in pipelines {
+//!         let recorded = match push.request() {
+//!             Ok(request) => engine.push(pipeline, request).await,
+//!             Err(ignored) => match ignored.push_record() {
+//!                 Some(record) => engine.record_ignored_push(pipeline, record).await,
+//!                 None => Ok(Vec::new()),
+//!             },
+//!         };
+//!         if recorded.is_err() {
+//!             return 503; // GitHub delivers again; the delivery id makes it safe
+//!         }
 //!     }
+//!     202
 //! }
-//!
-//! let secrets = WebhookSecrets::from_lines("s3cret\n").unwrap();
-//! let body = br#"{"ref": "refs/tags/v1", "after": "0123456789012345678901234567890123456789",
-//!                 "repository": {"full_name": "acme/shop"}}"#;
-//! let signature = webhook::sign(b"s3cret", body);
-//! assert_eq!(handle(&secrets, Some(&signature), "push", "d-1", body), 202);
-//! assert_eq!(handle(&secrets, Some("sha256=00"), "push", "d-1", body), 401);
+//! # let secrets = WebhookSecrets::from_lines("s3cret\n").unwrap();
+//! # let body = br#"{"ref": "refs/tags/v1", "after": "0123456789012345678901234567890123456789",
+//! #                 "repository": {"full_name": "acme/shop"}}"#;
+//! # let Ok(Webhook::Push(push)) = webhook::parse("push", "d-1", body) else { panic!() };
+//! # let record = push.request().unwrap_err().push_record().unwrap();
+//! # assert_eq!(record.git_ref, "refs/tags/v1");
+//! # assert_eq!(record.delivery.as_deref(), Some("d-1"));
+//! # let _ = handle; // driven against a real engine in tests/ignored_push.rs
 //! ```
 #![forbid(unsafe_code)]
 

@@ -20,6 +20,7 @@ pub use pull_request::{PullRequestAction, PullRequestEvent};
 pub use push::Push;
 pub use signature::{WebhookSecrets, check_size, sign};
 
+use devramps_core::engine::IgnoredPush;
 use json::Json;
 
 /// The largest body accepted: 25 MiB, GitHub's own cap on webhook payloads.
@@ -93,6 +94,28 @@ pub struct Ignored {
     pub commit: Option<String>,
     /// Why nothing starts.
     pub reason: String,
+}
+
+impl Ignored {
+    /// The engine's record of an ignored push (L2: ignored pushes are in the event log with
+    /// their reason): submit it with
+    /// [`Engine::record_ignored_push`](devramps_core::engine::Engine::record_ignored_push) to
+    /// every pipeline of the repository, as a branch push goes to each with `Engine::push`.
+    /// It carries the delivery id, so a re-delivery is recorded as a duplicate. `None` for a
+    /// delivery that is no push (another event type, a `pull_request` action): those are
+    /// answered, not logged.
+    pub fn push_record(&self) -> Option<IgnoredPush> {
+        if self.event != "push" {
+            return None;
+        }
+        let git_ref = self.git_ref.as_ref()?;
+        let mut record =
+            IgnoredPush::new(git_ref.clone(), self.reason.clone()).with_delivery(&self.delivery);
+        if let Some(commit) = &self.commit {
+            record = record.with_commit(commit.clone());
+        }
+        Some(record)
+    }
 }
 
 /// Why a delivery was refused. [`status`](WebhookError::status) gives the HTTP answer.

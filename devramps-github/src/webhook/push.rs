@@ -50,7 +50,9 @@ impl Push {
     /// [`Engine::push`](devramps_core::engine::Engine::push) to every pipeline of the
     /// repository: the engine ignores a branch a pipeline does not track, a delivery seen
     /// before and a commit already accepted, and records why, L2), or why the push is no
-    /// deployment: a branch deletion, a tag, or a ref that is no branch.
+    /// deployment: a branch deletion, a tag, or a ref that is no branch. That answer is
+    /// recorded through [`Ignored::push_record`] and
+    /// [`Engine::record_ignored_push`](devramps_core::engine::Engine::record_ignored_push).
     pub fn request(&self) -> Result<PushRequest, Box<Ignored>> {
         let ignored = |reason: String| {
             Box::new(Ignored {

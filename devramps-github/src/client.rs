@@ -83,8 +83,8 @@ impl GitHubClient {
         self.send(Method::GET, url, None, operation).await
     }
 
-    /// POSTs `body` to `url` (for commit statuses, issue 15 item 3, not written yet).
-    #[allow(dead_code)]
+    /// POSTs `body` to `url` (commit statuses); 2xx and 404 are answers, anything else an
+    /// error.
     pub(crate) async fn post(&self, url: Url, body: &Value, operation: &str) -> Result<Answer> {
         self.send(Method::POST, url, Some(body), operation).await
     }

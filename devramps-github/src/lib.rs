@@ -12,6 +12,9 @@
 //! - [`GitHubSource`]: the engine's [`SourceRepository`](devramps_core::backend::SourceRepository)
 //!   over the REST API, through a [`GitHubClient`] with personal tokens or GitHub App
 //!   installation tokens ([`Auth`]); rate limits are waited out, answers for a commit cached.
+//! - [`status`]: [`CommitStatuses`], one commit status per stage (`devramps/<pipeline>/<stage>`)
+//!   posted by a task of its own, fed by an engine observer that never waits; updates
+//!   coalesced, never the same status twice.
 //!
 //! A server's handler, in short. Every push goes to each pipeline of its repository: a branch
 //! push through [`Engine::push`](devramps_core::engine::Engine::push) (the engine ignores an
@@ -64,8 +67,10 @@
 mod auth;
 mod client;
 mod source;
+pub mod status;
 pub mod webhook;
 
 pub use auth::{AppAuth, Auth, REFRESH_BEFORE_EXPIRY};
 pub use client::{DEFAULT_MAX_RATE_WAIT, GITHUB_API, GitHubClient};
 pub use source::{COMPARE_FILE_CAP, GitHubSource};
+pub use status::{CommitStatusObserver, CommitStatuses, StatusPoster};

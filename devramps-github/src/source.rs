@@ -52,20 +52,11 @@ struct Cache {
 impl GitHubSource {
     /// The repository `owner/name` through `client`.
     pub fn new(client: GitHubClient, repository: &str) -> Result<Self> {
-        let (owner, repo) = repository
-            .split_once('/')
-            .filter(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'))
-            .ok_or_else(|| {
-                Error::backend(
-                    "github",
-                    "name the repository",
-                    format!("`{repository}` is not OWNER/NAME"),
-                )
-            })?;
+        let (owner, repo) = split_repository(repository)?;
         Ok(GitHubSource {
             client,
-            owner: owner.to_owned(),
-            repo: repo.to_owned(),
+            owner,
+            repo,
             cache: Mutex::new(Cache::default()),
         })
     }
@@ -342,6 +333,21 @@ impl SourceRepository for GitHubSource {
         }
         Ok(out)
     }
+}
+
+/// `owner/name` split, or an error naming it.
+pub(crate) fn split_repository(repository: &str) -> Result<(String, String)> {
+    repository
+        .split_once('/')
+        .filter(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'))
+        .map(|(o, r)| (o.to_owned(), r.to_owned()))
+        .ok_or_else(|| {
+            Error::backend(
+                "github",
+                "name the repository",
+                format!("`{repository}` is not OWNER/NAME"),
+            )
+        })
 }
 
 /// A full commit id (cacheable: it names an immutable commit).

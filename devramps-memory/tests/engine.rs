@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use devramps_core::backend::{Clock, Unit};
-use devramps_core::engine::{Engine, EngineConfig, PushRequest};
+use devramps_core::engine::{Engine, EngineConfig, IgnoredPush, PushRequest};
 use devramps_core::lifecycle::{Actor, Decide, Event, PipelineState, StageState};
 use devramps_memory::{MemoryHandles, scripted_backends};
 use futures::executor::LocalPool;
@@ -342,6 +342,70 @@ fn the_engine_runs_on_tokio_too() {
             s.deployments[&1].stage("prod").expect("prod").state,
             StageState::Succeeded
         );
+        engine.stop().await.expect("stop");
+        task.await.expect("joins").expect("runs cleanly");
+    });
+}
+
+#[test]
+fn l2_a_tag_push_is_recorded_unresolved_and_its_redelivery_is_a_duplicate_after_a_restart() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("tokio");
+    runtime.block_on(async {
+        let (backends, handles) = devramps_memory::scripted_backends();
+        handles
+            .source
+            .commit("c1", None, [("/.devramps/app/pipeline.yaml", PIPELINE)]);
+        // A commit the source does not know: resolving it would fail the call.
+        let unknown = "9999999999999999999999999999999999999999";
+        let tag = IgnoredPush::new("refs/tags/v1", "tag `v1` was pushed: tags deploy nothing")
+            .with_delivery("d-tag")
+            .with_commit(unknown);
+        let (engine, driver) = Engine::new(backends.clone(), EngineConfig::default());
+        let task = tokio::spawn(driver.run());
+        let records = engine
+            .record_ignored_push("app", tag.clone())
+            .await
+            .expect("recorded without resolving the commit");
+        assert_eq!(records.len(), 1, "{records:?}");
+        assert!(matches!(
+            &records[0].event,
+            Event::PushIgnored { commit, git_ref: Some(r), reason, delivery, .. }
+                if commit == unknown && r == "refs/tags/v1"
+                    && reason.contains("tags deploy nothing")
+                    && delivery.as_deref() == Some("d-tag")
+        ));
+        engine.stop().await.expect("stop");
+        task.await.expect("joins").expect("runs cleanly");
+
+        // Another engine over the same store: the delivery is remembered.
+        let (engine, driver) = Engine::new(backends, EngineConfig::default());
+        let task = tokio::spawn(driver.run());
+        let again = engine
+            .record_ignored_push("app", tag)
+            .await
+            .expect("recorded");
+        assert!(matches!(
+            &again[0].event,
+            Event::PushIgnored { reason, .. } if reason.contains("delivery was seen before")
+        ));
+        let push = PushRequest::new("main", "c1").with_delivery("d-tag");
+        let same_delivery = engine.push("app", push).await.expect("push");
+        assert!(matches!(
+            &same_delivery[0].event,
+            Event::PushIgnored { reason, .. } if reason.contains("delivery was seen before")
+        ));
+        let history = engine.history("app").await.expect("history");
+        assert_eq!(
+            history
+                .iter()
+                .map(|r| r.event.type_name())
+                .collect::<Vec<_>>(),
+            ["push_ignored"; 3],
+            "nothing deployed"
+        );
+        assert_eq!(engine.state("app").await.expect("state").last_revision, 0);
         engine.stop().await.expect("stop");
         task.await.expect("joins").expect("runs cleanly");
     });

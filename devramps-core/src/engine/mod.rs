@@ -50,6 +50,9 @@ pub use notify::{
 pub use observe::{Appended, DynObserver, Observer};
 pub use ops::PatchRequest;
 
+/// A push that is no deployment, for [`Engine::record_ignored_push`].
+pub use crate::lifecycle::IgnoredPush;
+
 use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
@@ -271,6 +274,19 @@ impl Engine {
     pub async fn push(&self, pipeline: &str, push: PushRequest) -> Result<Vec<Record>> {
         self.ask(|r| Request::Push(pipeline.to_owned(), push, r))
             .await
+    }
+
+    /// Records a push that is no deployment whatever the pipeline (a tag, a branch deletion,
+    /// a ref that is no branch) in the log of `pipeline` as `push_ignored` with its reason
+    /// (L2), without resolving anything. Its delivery id is remembered: a re-delivery (of this
+    /// push, or of any push with the same id) is recorded as a duplicate and creates nothing.
+    /// Returns the record.
+    pub async fn record_ignored_push(
+        &self,
+        pipeline: &str,
+        push: IgnoredPush,
+    ) -> Result<Vec<Record>> {
+        self.record(pipeline, Input::IgnoredPush(push)).await
     }
 
     /// Approves a waiting step (L16).

@@ -12,6 +12,18 @@ pub fn describe(record: &Record) -> Option<String> {
         Event::DeploymentAccepted {
             revision, commit, ..
         } => format!("r{revision} accepted ({})", short(commit)),
+        Event::PushIgnored {
+            commit,
+            reason,
+            git_ref: Some(git_ref),
+            ..
+        } if commit.is_empty() => format!("push of {git_ref} ignored: {reason}"),
+        Event::PushIgnored {
+            commit,
+            reason,
+            git_ref: Some(git_ref),
+            ..
+        } => format!("push of {git_ref} ({}) ignored: {reason}", short(commit)),
         Event::PushIgnored { commit, reason, .. } => {
             format!("push of {} ignored: {reason}", short(commit))
         }

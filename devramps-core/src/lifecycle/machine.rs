@@ -40,6 +40,22 @@ pub struct Push {
     pub organization: Organization,
 }
 
+/// A push that deploys nothing whatever the pipeline tracks (L2): a tag, a branch deletion, a
+/// ref that is no branch. The machine records it as `push_ignored` with `reason`; its delivery
+/// id is remembered, so a re-delivery is a duplicate like any other (L2).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct IgnoredPush {
+    /// The delivery id of the webhook, when there is one.
+    pub delivery: Option<String>,
+    /// The full ref pushed (`refs/tags/v1.0`, `refs/heads/feature`).
+    pub git_ref: String,
+    /// The commit the ref points at now (`None` when the push deleted it).
+    pub commit: Option<String>,
+    /// Why it deploys nothing.
+    pub reason: String,
+}
+
 /// The result of a piece of work the machine asked for.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
@@ -56,6 +72,9 @@ pub enum WorkResult {
 pub enum Input {
     /// A push (L2).
     Push(Push),
+    /// A push that is no deployment whatever the pipeline (a tag, a branch deletion, a ref
+    /// that is no branch): recorded as `push_ignored` with its reason, nothing resolved (L2).
+    IgnoredPush(IgnoredPush),
     /// Work ended.
     Work {
         /// Which execution.
@@ -277,6 +296,7 @@ impl Machine {
         };
         match input {
             Input::Push(push) => run.push(push),
+            Input::IgnoredPush(push) => run.ignored_push(push),
             Input::Work { key, result } => run.work(&key, result),
             Input::Tick => {}
             Input::Approve(d) => run.decide(d, true),

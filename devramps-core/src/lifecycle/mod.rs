@@ -19,8 +19,8 @@ pub use describe::describe;
 pub use diagram::{diagram, step_mermaid};
 pub use envelope::RECORD_VERSION;
 pub use machine::{
-    AlarmInput, Control, ControlAction, Decide, Input, Machine, Operate, Output, Patch, Person,
-    PipelineDecision, Push, WorkResult,
+    AlarmInput, Control, ControlAction, Decide, IgnoredPush, Input, Machine, Operate, Output,
+    Patch, Person, PipelineDecision, Push, WorkResult,
 };
 pub use record::{Event, Record};
 pub use snapshot::SNAPSHOT_VERSION;

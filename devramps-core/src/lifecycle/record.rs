@@ -31,14 +31,19 @@ pub struct Record {
 pub enum Event {
     /// A push created nothing (L2).
     PushIgnored {
-        /// The pushed commit.
+        /// The pushed commit (empty when the push deleted its ref).
         commit: String,
-        /// Its branch.
+        /// Its branch (empty when the ref is no branch, as a tag).
         branch: String,
         /// The delivery id, when known.
         delivery: Option<String>,
         /// Why.
         reason: String,
+        /// The full ref pushed, for a push that is no deployment whatever the pipeline (a
+        /// tag, a branch deletion: [`Input::IgnoredPush`](super::Input::IgnoredPush)); absent
+        /// for a branch push (and in logs written before the field existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        git_ref: Option<String>,
     },
     /// A deployment was accepted (L1, L3). It holds what synthesis needs, so that the fold
     /// re-synthesizes the plan exactly.
@@ -352,5 +357,36 @@ mod tests {
         let back: Record = serde_json::from_value(json).expect("parses");
         assert_eq!(back, record);
         assert_eq!(back.event.type_name(), "stage_state");
+    }
+
+    #[test]
+    fn push_ignored_reads_logs_without_git_ref_and_writes_it_only_when_set() {
+        // A record written before `git_ref` existed (the exact JSON of that release).
+        let old = serde_json::json!({
+            "at": "2026-01-05T17:00:00Z", "actor": "webhook:d1", "type": "push_ignored",
+            "commit": "c1", "branch": "feature", "delivery": "d1",
+            "reason": "branch `feature` is not the tracked branch `main`",
+        });
+        let record: Record = serde_json::from_value(old.clone()).expect("an old record loads");
+        assert!(matches!(
+            &record.event,
+            Event::PushIgnored { git_ref: None, branch, .. } if branch == "feature"
+        ));
+        // A branch push writes what it wrote before: no `git_ref` key.
+        assert_eq!(serde_json::to_value(&record).expect("serializes"), old);
+        // A tag carries its ref, and reads back.
+        let tag = Record {
+            event: Event::PushIgnored {
+                commit: "c2".into(),
+                branch: String::new(),
+                delivery: Some("d2".into()),
+                reason: "tags deploy nothing".into(),
+                git_ref: Some("refs/tags/v1".into()),
+            },
+            ..record
+        };
+        let json = serde_json::to_value(&tag).expect("serializes");
+        assert_eq!(json["git_ref"], "refs/tags/v1");
+        assert_eq!(serde_json::from_value::<Record>(json).expect("parses"), tag);
     }
 }

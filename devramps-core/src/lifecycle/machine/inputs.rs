@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    AlarmInput, Control, ControlAction, Decide, Operate, Patch, Person, PipelineDecision, Push,
+    AlarmInput, Control, ControlAction, Decide, IgnoredPush, Operate, Patch, Person,
+    PipelineDecision, Push,
 };
 use crate::expr::Organization;
 use crate::lifecycle::{Actor, AlarmState};
@@ -51,6 +52,31 @@ impl Push {
     /// With the organization context.
     pub fn with_organization(mut self, organization: Organization) -> Self {
         self.organization = organization;
+        self
+    }
+}
+
+impl IgnoredPush {
+    /// A push of `git_ref` (the full ref, `refs/tags/v1.0`) that deploys nothing, for
+    /// `reason`; no delivery id, no commit.
+    pub fn new(git_ref: impl Into<String>, reason: impl Into<String>) -> Self {
+        IgnoredPush {
+            delivery: None,
+            git_ref: git_ref.into(),
+            commit: None,
+            reason: reason.into(),
+        }
+    }
+
+    /// With the webhook delivery id.
+    pub fn with_delivery(mut self, delivery: impl Into<String>) -> Self {
+        self.delivery = Some(delivery.into());
+        self
+    }
+
+    /// With the commit the ref points at now.
+    pub fn with_commit(mut self, commit: impl Into<String>) -> Self {
+        self.commit = Some(commit.into());
         self
     }
 }

@@ -43,11 +43,42 @@ impl Run<'_> {
                     branch: push.branch,
                     delivery: push.delivery,
                     reason,
+                    git_ref: None,
                 },
             );
             return;
         }
         self.accept(actor, push, false);
+    }
+
+    /// Records a push that is no deployment (a tag, a branch deletion) with its reason, or as
+    /// a duplicate when its delivery was seen before (L2). Nothing is resolved or accepted.
+    pub(super) fn ignored_push(&mut self, push: IgnoredPush) {
+        let actor = Actor::Webhook(push.delivery.clone().unwrap_or_else(|| "push".to_owned()));
+        let seen = push
+            .delivery
+            .as_ref()
+            .is_some_and(|d| self.state().deliveries.contains(d));
+        let reason = if seen {
+            "this delivery was seen before".to_owned()
+        } else {
+            push.reason
+        };
+        let branch = push
+            .git_ref
+            .strip_prefix("refs/heads/")
+            .unwrap_or_default()
+            .to_owned();
+        self.emit(
+            actor,
+            Event::PushIgnored {
+                commit: push.commit.unwrap_or_default(),
+                branch,
+                delivery: push.delivery,
+                reason,
+                git_ref: Some(push.git_ref),
+            },
+        );
     }
 
     /// Accepts a deployment of `push` (L1, L3) and sends it to the first stage's queue (L6).

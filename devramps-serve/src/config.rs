@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use devramps_core::backend::{Backends, DynEventStore, DynSourceRepository};
+use devramps_github::webhook::WebhookSecrets;
 use tokio::sync::watch;
 
 use crate::auth::Tokens;
@@ -13,7 +14,7 @@ use crate::metrics::Metrics;
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The largest webhook body accepted: 25 MiB, GitHub's own cap.
-pub const MAX_WEBHOOK_BODY: usize = 25 * 1024 * 1024;
+pub const MAX_WEBHOOK_BODY: usize = devramps_github::webhook::MAX_BODY;
 
 /// How the router serves.
 #[derive(Clone, Debug)]
@@ -27,8 +28,9 @@ pub struct ServeConfig {
     /// The accepted bearer tokens; `None`: only callers on a loopback address, as `admin`
     /// named `local`.
     pub tokens: Option<Tokens>,
-    /// The webhook secrets (several during a rotation); none: every webhook is refused (401).
-    pub webhook_secrets: Vec<String>,
+    /// The webhook secrets (several during a rotation); `None`: every webhook is refused
+    /// (401).
+    pub webhook_secrets: Option<WebhookSecrets>,
     /// How long a request body may take to arrive (a slow client is answered 408).
     pub body_timeout: Duration,
     /// How often an event stream looks for new records when nothing woke it.
@@ -47,7 +49,7 @@ impl ServeConfig {
             store: backends.store.clone(),
             source: backends.source.clone(),
             tokens: None,
-            webhook_secrets: Vec::new(),
+            webhook_secrets: None,
             body_timeout: DEFAULT_BODY_TIMEOUT,
             stream_poll: Duration::from_millis(500),
             metrics: Arc::new(Metrics::new()),
@@ -62,8 +64,8 @@ impl ServeConfig {
     }
 
     /// With the webhook secrets.
-    pub fn with_webhook_secrets(mut self, secrets: Vec<String>) -> Self {
-        self.webhook_secrets = secrets;
+    pub fn with_webhook_secrets(mut self, secrets: WebhookSecrets) -> Self {
+        self.webhook_secrets = Some(secrets);
         self
     }
 

@@ -17,6 +17,11 @@ pub const PIPELINE: &str = "version: \"1.0.0\"\npipeline:\n  cloud_provider: AWS
     - { name: Bake, id: bake, type: \"DEVRAMPS:APPROVAL:BAKE\", params: { duration_minutes: 30 } }\n  \
     artifacts: {}\n";
 
+/// A commit with a full id, as GitHub sends them.
+pub const SHA1: &str = "1111111111111111111111111111111111111111";
+/// Its child.
+pub const SHA2: &str = "2222222222222222222222222222222222222222";
+
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
@@ -40,6 +45,15 @@ impl Server {
             [(".devramps/app/pipeline.yaml", PIPELINE), ("README", "2")],
         );
         handles.source.set_ref("main", "c1");
+        // Commits with GitHub-shaped ids, for webhooks.
+        handles
+            .source
+            .commit(SHA1, None, [(".devramps/app/pipeline.yaml", PIPELINE)]);
+        handles.source.commit(
+            SHA2,
+            Some(SHA1),
+            [(".devramps/app/pipeline.yaml", PIPELINE), ("README", "2")],
+        );
         let metrics = Arc::new(Metrics::new());
         let config = EngineConfig::new("test").with_observer(metrics.clone());
         let (engine, driver) = Engine::new(backends.clone(), config);

@@ -145,7 +145,10 @@ fn serve_config(args: &ServeArgs, config: ServeConfig) -> Result<ServeConfig, St
     }
     if let Some(path) = &args.webhook_secret_file {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            format!("cannot read the webhook secret file `{}`: {e}", path.display())
+            format!(
+                "cannot read the webhook secret file `{}`: {e}",
+                path.display()
+            )
         })?;
         let secrets = WebhookSecrets::from_lines(&text)
             .map_err(|e| format!("--webhook-secret-file `{}`: {e}", path.display()))?;

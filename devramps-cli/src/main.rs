@@ -11,7 +11,9 @@
 //!   ([`plan`]), read through [`devramps_git::GitRepository`];
 //! - `devramps simulate SCENARIO [--format json|text]` runs a scenario through the engine on
 //!   in-memory backends and a virtual clock and reports what happened ([`simulate`]);
-//! - `devramps schema` prints the JSON Schema of `pipeline.yaml` ([`schema`]).
+//! - `devramps schema` prints the JSON Schema of `pipeline.yaml` ([`schema`]);
+//! - `devramps serve` runs the engine behind the HTTP API of `devramps-serve`, and
+//!   `devramps token new` makes its tokens ([`serve`]).
 //!
 //! Exit codes: 0 success, 1 the input was checked and found wrong, 2 usage error or unreadable
 //! input. Reports go to stdout, errors about the invocation to stderr.
@@ -28,6 +30,7 @@ mod render;
 mod report;
 mod run;
 mod schema;
+mod serve;
 mod simulate;
 mod store_url;
 mod targets;
@@ -82,6 +85,12 @@ enum Command {
     Status(ops::StatusArgs),
     /// Print the log lines of a step's execution.
     Logs(ops::LogsArgs),
+    /// Run the engine with its HTTP front door: webhooks, the operations API, metrics.
+    #[command(long_about = serve::LONG_ABOUT, after_help = serve::AFTER_HELP)]
+    Serve(serve::ServeArgs),
+    /// Tokens of the API of `devramps serve`.
+    #[command(subcommand)]
+    Token(serve::TokenCommand),
     /// An operation on a stage, recorded with its actor and reason.
     #[command(flatten)]
     Operation(ops::Operation),
@@ -97,6 +106,8 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Status(args) => ops::status(args),
         Command::Logs(args) => ops::logs(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Token(command) => serve::token(command),
         Command::Operation(op) => ops::operate(op),
     };
     status.into()

@@ -14,6 +14,8 @@
 //!   in-memory backends and a manual clock, and returns its [`Report`];
 //!   [`simulate_with_store`] (and [`simulate_file_with`]) does the same with the event log and
 //!   the leases in a given store, such as the durable local one: the report is the same.
+//! - [`waiting_approvals`], [`waiting_revision`] and [`stage_revision`] read what an operator
+//!   needs from a pipeline's state (`devramps status`, the operations, `devramps serve`).
 //! - [`parse_duration`] and [`format_duration`] read and write durations such as `1h30m`.
 //!
 //! The format is specified in `shared/spec/scenario-format.md`; state names are those of the
@@ -34,6 +36,7 @@ mod render;
 mod report;
 mod run;
 mod scenario;
+mod status;
 mod store;
 mod time;
 
@@ -53,5 +56,8 @@ pub use run::{simulate, simulate_file, simulate_file_with, simulate_with_store};
 pub use scenario::{
     DEFAULT_RUN_UNTIL, DEFAULT_SCENARIO_START, DEFAULT_SLUG, Defaults, PipelineRef, Scenario,
     ScenarioEvent, parse_scenario,
+};
+pub use status::{
+    ApprovalReport, has_stage, stage_revision, step_execution, waiting_approvals, waiting_revision,
 };
 pub use store::StoreError;

@@ -9,10 +9,7 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 use devramps_core::Error;
 use devramps_core::engine::{Engine, EngineConfig};
-use devramps_core::lifecycle::{
-    Actor, Control, ControlAction, Decide, Operate, PipelineState, StageState, StepState,
-};
-use serde::Serialize;
+use devramps_core::lifecycle::{Actor, Control, ControlAction, Decide, Operate, PipelineState};
 
 use crate::output::{Format, Status, usage_error};
 use crate::store_url;
@@ -382,77 +379,19 @@ fn control(stage: &str, action: ControlAction, who: &Who) -> Control {
 
 /// The revision whose `step` waits for a person in `stage`.
 fn waiting_revision(state: &PipelineState, stage: &str, step: &str) -> Result<u64, String> {
-    let waiting: Vec<u64> = approvals(state)
-        .into_iter()
-        .filter(|a| a.stage == stage && (a.step == step || a.name == step))
-        .map(|a| a.revision)
-        .collect();
-    match waiting.as_slice() {
-        [one] => Ok(*one),
-        [] => Err(format!(
-            "no revision has step `{step}` waiting for a person in stage `{stage}`\n  help: \
-             `devramps status` shows what waits; name the revision with --revision N"
-        )),
-        many => Err(format!(
-            "several revisions wait at `{step}` in `{stage}`: {many:?}; name one with --revision"
-        )),
-    }
+    devramps_sim::waiting_revision(state, stage, step).map_err(|e| {
+        format!("{e}\n  help: `devramps status` shows what waits; name it with --revision N")
+    })
 }
 
 /// The revision in progress in `stage` (cancel), or the newest that ended badly there (retry).
 fn stage_revision(state: &PipelineState, stage: &str, retry: bool) -> Result<u64, String> {
-    let found = state.deployments.values().rev().find(|d| {
-        d.stage(stage).is_some_and(|run| {
-            if retry {
-                matches!(
-                    run.state,
-                    StageState::Failed | StageState::TimedOut | StageState::Cancelled
-                )
-            } else {
-                run.state.holds_lock()
-            }
-        })
-    });
-    found.map(|d| d.revision).ok_or_else(|| {
-        let what = if retry {
-            "ended FAILED, TIMED_OUT or CANCELLED"
-        } else {
-            "is in progress"
-        };
-        format!("no revision {what} in stage `{stage}`; name one with --revision N")
-    })
+    devramps_sim::stage_revision(state, stage, retry).map_err(|e| format!("{e} with --revision N"))
 }
 
 /// A step waiting for a person.
-#[derive(Debug, Serialize)]
-struct Approval {
-    revision: u64,
-    stage: String,
-    /// The step's id, else name.
-    step: String,
-    /// The step's name.
-    name: String,
-}
+pub(crate) use devramps_sim::ApprovalReport as Approval;
 
 fn approvals(state: &PipelineState) -> Vec<Approval> {
-    let mut out = Vec::new();
-    for d in state.deployments.values() {
-        let Some(plan) = d.plan() else { continue };
-        for run in &d.stages {
-            let Some(stage) = plan.stages.iter().find(|s| s.name == run.name) else {
-                continue;
-            };
-            for (step, step_run) in stage.steps.iter().zip(&run.steps) {
-                if step_run.state == StepState::WaitingApproval {
-                    out.push(Approval {
-                        revision: d.revision,
-                        stage: run.name.clone(),
-                        step: step.key().to_owned(),
-                        name: step.name.clone(),
-                    });
-                }
-            }
-        }
-    }
-    out
+    devramps_sim::waiting_approvals(state)
 }

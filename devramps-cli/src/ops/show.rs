@@ -1,6 +1,5 @@
 //! `devramps status` and `devramps logs`: what the store holds, for people and tools.
 
-use devramps_core::backend::{ExecutionKey, Unit};
 use devramps_core::lifecycle::{PipelineState, StageState, StepState};
 use serde::Serialize;
 
@@ -112,31 +111,13 @@ fn status_text(slug: &str, state: &PipelineState, report: &devramps_sim::Report)
 pub(crate) fn logs(args: &LogsArgs) -> Status {
     let result = Session::open(&args.at).and_then(|session| {
         let state = session.state()?;
-        let found = state
-            .deployments
-            .values()
-            .rev()
-            .filter(|d| args.revision.is_none_or(|r| r == d.revision))
-            .find_map(|d| {
-                let run = d.stage(&args.stage)?;
-                let plan = d.plan()?;
-                let stage = plan.stages.iter().find(|s| s.name == args.stage)?;
-                let (i, step) = stage
-                    .steps
-                    .iter()
-                    .enumerate()
-                    .find(|(_, s)| s.key() == args.step || s.name == args.step)?;
-                (run.steps.get(i)?.state != StepState::Pending).then(|| {
-                    let key = ExecutionKey::new(
-                        &session.slug,
-                        d.revision,
-                        &args.stage,
-                        run.attempt,
-                        Unit::step(step.key()),
-                    );
-                    (key, step.step_type.clone())
-                })
-            });
+        let found = devramps_sim::step_execution(
+            &session.slug,
+            &state,
+            &args.stage,
+            &args.step,
+            args.revision,
+        );
         let Some((key, step_type)) = found else {
             return Err(format!(
                 "no run of step `{}` in stage `{}`{}",

@@ -112,7 +112,11 @@ async fn github(State(app): State<AppState>, request: Request) -> Response {
     match hook {
         Webhook::Push(push) => match push.request() {
             Ok(request) => submit(&app, request).await,
-            Err(ignored) => ignore(&app, delivery, &ignored.reason),
+            // A tag or a branch deletion: in the log of every pipeline with its reason (L2).
+            Err(ignored) => match ignored.push_record() {
+                Some(record) => record_ignored(&app, record).await,
+                None => ignore(&app, delivery, &ignored.reason),
+            },
         },
         Webhook::Ping(ping) => ignore(&app, delivery, &format!("ping: {}", ping.zen)),
         Webhook::PullRequest(pr) => ignore(
@@ -168,19 +172,54 @@ fn ignore(app: &AppState, delivery: &str, reason: &str) -> Response {
         .into_response()
 }
 
-/// Submits a push to every pipeline defined at its commit (or, when the source cannot read
-/// the commit, to every pipeline the store knows, which records why it deploys nothing).
-async fn submit(app: &AppState, request: devramps_core::engine::PushRequest) -> Response {
-    let delivery = request.delivery.clone().unwrap_or_default();
-    let mut slugs = app
-        .config
-        .source
-        .pipeline_slugs(&request.commit)
-        .await
-        .unwrap_or_default();
+/// The pipelines a push goes to: those defined at its commit (or, when the source cannot
+/// read the commit or there is none, every pipeline the store knows, which records why it
+/// deploys nothing).
+async fn pipelines_for(app: &AppState, commit: &str) -> Vec<String> {
+    let mut slugs = if commit.is_empty() {
+        Vec::new()
+    } else {
+        app.config
+            .source
+            .pipeline_slugs(commit)
+            .await
+            .unwrap_or_default()
+    };
     if slugs.is_empty() {
         slugs = app.config.store.streams().await.unwrap_or_default();
     }
+    slugs
+}
+
+/// Records a push that is no deployment (a tag, a branch deletion) in every pipeline's log.
+async fn record_ignored(app: &AppState, record: devramps_core::engine::IgnoredPush) -> Response {
+    let delivery = record.delivery.clone().unwrap_or_default();
+    let slugs = pipelines_for(app, record.commit.as_deref().unwrap_or_default()).await;
+    if slugs.is_empty() {
+        return ignore(app, &delivery, &record.reason);
+    }
+    let mut outcome = Map::new();
+    let mut all_seen = true;
+    for slug in &slugs {
+        match app.engine.record_ignored_push(slug, record.clone()).await {
+            Ok(records) => {
+                let (seen, what) = summarize(&records);
+                all_seen &= seen;
+                outcome.insert(slug.to_string(), what);
+            }
+            Err(e) => {
+                app.config.metrics.webhook("error");
+                return Problem::from(e).into_response();
+            }
+        }
+    }
+    answer(app, &delivery, all_seen, outcome)
+}
+
+/// Submits a push to every pipeline of [`pipelines_for`] its commit.
+async fn submit(app: &AppState, request: devramps_core::engine::PushRequest) -> Response {
+    let delivery = request.delivery.clone().unwrap_or_default();
+    let slugs = pipelines_for(app, &request.commit).await;
     if slugs.is_empty() {
         return ignore(
             app,
@@ -202,6 +241,12 @@ async fn submit(app: &AppState, request: devramps_core::engine::PushRequest) -> 
         all_seen &= seen;
         outcome.insert(slug.to_string(), what);
     }
+    answer(app, &delivery, all_seen, outcome)
+}
+
+/// 200 `{"duplicate": true}` when every pipeline had seen the delivery, else 202 with what
+/// each pipeline did.
+fn answer(app: &AppState, delivery: &str, all_seen: bool, outcome: Map<String, Value>) -> Response {
     if all_seen {
         app.config.metrics.webhook("duplicate");
         return (

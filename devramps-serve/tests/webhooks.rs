@@ -89,15 +89,27 @@ async fn a_signed_push_deploys_once_and_a_replay_is_a_duplicate() {
             .as_str()
             .is_some_and(|r| r.contains("tracked"))
     );
+    // A tag push is recorded in the pipeline's log with its reason and ref (L2); its
+    // re-delivery is a duplicate.
     let tag = push_body(SHA2, "refs/tags/v1");
     let (status, answer) = deliver(&server, "push", "d-4", &tag, Some(SECRET)).await;
     assert_eq!(status, 202);
     assert!(
-        answer["ignored"]
+        answer["pipelines"]["app"]["ignored"]
             .as_str()
             .is_some_and(|r| r.contains("tag")),
         "{answer}"
     );
+    let (status, answer) = deliver(&server, "push", "d-4", &tag, Some(SECRET)).await;
+    assert_eq!((status, &answer["duplicate"]), (200, &serde_json::json!(true)));
+    let (_, events) = server.get("/api/v1/pipelines/app/events", None).await;
+    let tag_records: Vec<&serde_json::Value> = events["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e.to_string().contains("refs/tags/v1"))
+        .collect();
+    assert_eq!(tag_records.len(), 2, "the tag and its duplicate: {events}");
     let ping = r#"{"zen": "Keep it logically awesome.", "hook_id": 1}"#;
     assert_eq!(
         deliver(&server, "ping", "d-5", ping, Some(SECRET)).await.0,
@@ -115,11 +127,11 @@ async fn a_signed_push_deploys_once_and_a_replay_is_a_duplicate() {
         .await
         .expect("text");
     assert!(
-        metrics.contains("devramps_webhook_deliveries_total{result=\"accepted\"} 3"),
+        metrics.contains("devramps_webhook_deliveries_total{result=\"accepted\"} 4"),
         "{metrics}"
     );
-    assert!(metrics.contains("{result=\"duplicate\"} 1"), "{metrics}");
-    assert!(metrics.contains("{result=\"ignored\"} 2"), "{metrics}");
+    assert!(metrics.contains("{result=\"duplicate\"} 2"), "{metrics}");
+    assert!(metrics.contains("{result=\"ignored\"} 1"), "{metrics}");
 }
 
 #[tokio::test]

@@ -101,7 +101,10 @@ async fn a_signed_push_deploys_once_and_a_replay_is_a_duplicate() {
         "{answer}"
     );
     let (status, answer) = deliver(&server, "push", "d-4", &tag, Some(SECRET)).await;
-    assert_eq!((status, &answer["duplicate"]), (200, &serde_json::json!(true)));
+    assert_eq!(
+        (status, &answer["duplicate"]),
+        (200, &serde_json::json!(true))
+    );
     let (_, events) = server.get("/api/v1/pipelines/app/events", None).await;
     let tag_records: Vec<&serde_json::Value> = events["events"]
         .as_array()

@@ -366,6 +366,63 @@ impl Observer for NotifyingObserver {
     }
 }
 
+/// Reads the records of `pipeline` with sequence numbers from `next` up to (not including)
+/// `until` from `store`, in pages, and hands each to `apply` with its sequence number: how a
+/// delivery task catches up with appends its observer dropped or another instance made.
+/// A transient store failure is retried up to 5 times, after `sleep` of the delay the error
+/// asks for (else 200 ms doubling).
+///
+/// # Errors
+///
+/// The store's error after the retries; [`Error::Backend`](crate::Error::Backend) when the
+/// store has fewer records than `until - 1` (`what` names the reader), or a record does not
+/// parse.
+pub async fn read_records<Z, F>(
+    store: &crate::backend::DynEventStore,
+    pipeline: &str,
+    what: &str,
+    mut next: u64,
+    until: u64,
+    sleep: impl Fn(std::time::Duration) -> Z,
+    mut apply: F,
+) -> crate::Result<()>
+where
+    Z: std::future::Future<Output = ()>,
+    F: FnMut(u64, &Record),
+{
+    const PAGE: usize = 1_000;
+    let mut failures = 0u32;
+    while next < until {
+        let wanted = usize::try_from(until - next).unwrap_or(PAGE).min(PAGE);
+        let events = match store.read(pipeline, next - 1, Some(wanted)).await {
+            Ok(events) => events,
+            Err(e) if e.is_transient() && failures < 5 => {
+                failures += 1;
+                let delay = e
+                    .retry_after()
+                    .unwrap_or(std::time::Duration::from_millis(100 << failures));
+                sleep(delay).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if events.is_empty() {
+            return Err(crate::Error::backend(
+                what.to_owned(),
+                format!("catch up with `{pipeline}`"),
+                format!("the store has no record {next} yet"),
+            ));
+        }
+        for event in events {
+            let seq = event.seq;
+            let record = Record::from_stored(pipeline, event)?;
+            apply(seq, &record);
+            next = seq + 1;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

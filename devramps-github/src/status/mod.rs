@@ -45,12 +45,9 @@
 mod map;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-use std::time::Duration;
 
 use devramps_core::backend::DynEventStore;
-use devramps_core::engine::{Appended, Observer};
-use devramps_core::lifecycle::Record;
+use devramps_core::engine::{AppendedRecords, NotifyingObserver, read_records};
 use devramps_core::{Error, Result};
 use futures::StreamExt;
 use futures::channel::mpsc;
@@ -64,9 +61,6 @@ use map::{Fold, StageStatus};
 
 /// The default of [`CommitStatuses::with_queue`]: appends waiting for the poster.
 pub const DEFAULT_STATUS_QUEUE: usize = 1024;
-
-/// How many records a catch-up reads at once.
-const PAGE: usize = 1_000;
 
 /// Commit statuses of one repository's pipelines: configure, then split with
 /// [`channel`](CommitStatuses::channel) into the engine's observer and the poster's task.
@@ -122,12 +116,9 @@ impl CommitStatuses {
     ///
     /// [`EngineConfig::observers`]: devramps_core::engine::EngineConfig::observers
     pub fn channel(self) -> (CommitStatusObserver, StatusPoster) {
-        // A futures channel holds `buffer + senders` items: one sender, so `queue - 1`.
-        let (sender, receiver) = mpsc::channel(self.queue - 1);
+        let (observer, receiver) = NotifyingObserver::new(self.queue - 1);
         (
-            CommitStatusObserver {
-                sender: Mutex::new(sender),
-            },
+            observer,
             StatusPoster {
                 config: self,
                 appends: receiver,
@@ -136,42 +127,9 @@ impl CommitStatuses {
     }
 }
 
-/// One append, as queued for the poster.
-#[derive(Debug)]
-struct Batch {
-    pipeline: String,
-    first_seq: u64,
-    records: Vec<Record>,
-}
-
-/// The engine side of [`CommitStatuses`]: queues each append for the poster, never waits.
-#[derive(Debug)]
-pub struct CommitStatusObserver {
-    sender: Mutex<mpsc::Sender<Batch>>,
-}
-
-impl Observer for CommitStatusObserver {
-    fn appended(&self, append: &Appended<'_>) {
-        let batch = Batch {
-            pipeline: append.pipeline.to_owned(),
-            first_seq: append.first_seq,
-            records: append.records.to_vec(),
-        };
-        let mut sender = self
-            .sender
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Err(e) = sender.try_send(batch)
-            && e.is_full()
-        {
-            tracing::warn!(
-                pipeline = append.pipeline,
-                first_seq = append.first_seq,
-                "the commit status queue is full: the statuses of this append are dropped"
-            );
-        }
-    }
-}
+/// The engine side of [`CommitStatuses`]: the core's [`NotifyingObserver`], which queues each
+/// append for the poster and never waits (a full queue drops the append with a warning).
+pub type CommitStatusObserver = NotifyingObserver;
 
 /// A status waiting to be posted: its commit and context are the key.
 type Key = (String, String);
@@ -180,7 +138,7 @@ type Key = (String, String);
 #[derive(Debug)]
 pub struct StatusPoster {
     config: CommitStatuses,
-    appends: mpsc::Receiver<Batch>,
+    appends: mpsc::Receiver<AppendedRecords>,
 }
 
 impl StatusPoster {
@@ -241,7 +199,7 @@ impl StatusPoster {
     /// Folds `batch` into its pipeline's log and queues the statuses it means.
     async fn fold(
         &self,
-        batch: Batch,
+        batch: AppendedRecords,
         store: &DynEventStore,
         folds: &mut HashMap<String, Fold>,
         order: &mut VecDeque<Key>,
@@ -342,36 +300,17 @@ async fn catch_up(
     pipeline: &str,
     until: u64,
 ) -> Result<()> {
-    let mut failures = 0u32;
-    while fold.next_seq() < until {
-        let after = fold.next_seq() - 1;
-        let wanted = usize::try_from(until - fold.next_seq())
-            .unwrap_or(PAGE)
-            .min(PAGE);
-        let events = match store.read(pipeline, after, Some(wanted)).await {
-            Ok(events) => events,
-            Err(e) if e.is_transient() && failures < 5 => {
-                failures += 1;
-                let delay = e
-                    .retry_after()
-                    .unwrap_or(Duration::from_millis(100 << failures));
-                tokio::time::sleep(delay).await;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        if events.is_empty() {
-            return Err(Error::backend(
-                "github",
-                format!("catch up with `{pipeline}` for commit statuses"),
-                format!("the store has no record {} yet", fold.next_seq()),
-            ));
-        }
-        for event in events {
-            let seq = event.seq;
-            let record = Record::from_stored(pipeline, event)?;
-            let _ = fold.apply(seq, &record);
-        }
-    }
-    Ok(())
+    let next = fold.next_seq();
+    read_records(
+        store,
+        pipeline,
+        "github",
+        next,
+        until,
+        tokio::time::sleep,
+        |seq, record| {
+            let _ = fold.apply(seq, record);
+        },
+    )
+    .await
 }

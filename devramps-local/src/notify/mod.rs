@@ -25,18 +25,13 @@
 mod slack;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use devramps_core::backend::DynEventStore;
-use devramps_core::engine::{AppendedRecords, DynNotifier, PipelineNotifications};
-use devramps_core::lifecycle::Record;
+use devramps_core::engine::{AppendedRecords, DynNotifier, PipelineNotifications, read_records};
 use futures::StreamExt;
 use futures::channel::mpsc;
 
 pub use slack::{SLACK_WEBHOOK_ENV, SlackNotifier, SlackOptions};
-
-/// How many records a catch-up reads at once.
-const PAGE: usize = 1_000;
 
 /// Spawns the delivery task on the current tokio runtime; it ends when every sender of
 /// `appends` (the observers) is dropped.
@@ -88,36 +83,17 @@ async fn catch_up(
     pipeline: &str,
     until: u64,
 ) -> devramps_core::Result<()> {
-    let mut failures = 0u32;
-    while fold.next_seq() < until {
-        let after = fold.next_seq() - 1;
-        let wanted = usize::try_from(until - fold.next_seq())
-            .unwrap_or(PAGE)
-            .min(PAGE);
-        let events = match store.read(pipeline, after, Some(wanted)).await {
-            Ok(events) => events,
-            Err(e) if e.is_transient() && failures < 5 => {
-                failures += 1;
-                let delay = e
-                    .retry_after()
-                    .unwrap_or(Duration::from_millis(100 << failures));
-                tokio::time::sleep(delay).await;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        if events.is_empty() {
-            return Err(devramps_core::Error::backend(
-                "notifications",
-                format!("catch up with `{pipeline}`"),
-                format!("the store has no record {} yet", fold.next_seq()),
-            ));
-        }
-        for event in events {
-            let seq = event.seq;
-            let record = Record::from_stored(pipeline, event)?;
-            let _ = fold.apply(seq, &record);
-        }
-    }
-    Ok(())
+    let next = fold.next_seq();
+    read_records(
+        store,
+        pipeline,
+        "notifications",
+        next,
+        until,
+        tokio::time::sleep,
+        |seq, record| {
+            let _ = fold.apply(seq, record);
+        },
+    )
+    .await
 }

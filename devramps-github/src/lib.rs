@@ -72,5 +72,5 @@ pub mod webhook;
 
 pub use auth::{AppAuth, Auth, REFRESH_BEFORE_EXPIRY};
 pub use client::{DEFAULT_MAX_RATE_WAIT, GITHUB_API, GitHubClient};
-pub use source::{COMPARE_FILE_CAP, GitHubSource};
+pub use source::{COMPARE_FILE_CAP, DEFAULT_CACHE_BYTES, DEFAULT_CACHE_ENTRIES, GitHubSource};
 pub use status::{CommitStatusObserver, CommitStatuses, StatusPoster};

@@ -31,7 +31,10 @@ pub const COMPARE_FILE_CAP: usize = 300;
 /// - `list_dir`: the contents API (GitHub lists at most 1,000 entries of a directory).
 ///
 /// Answers for a full commit id are cached (commits are immutable); branch names and
-/// abbreviated ids are resolved every time.
+/// abbreviated ids are resolved every time. The cache is bounded
+/// ([`with_cache_limits`](GitHubSource::with_cache_limits); by default
+/// [`DEFAULT_CACHE_ENTRIES`] answers of each kind and [`DEFAULT_CACHE_BYTES`] of file
+/// content): past a bound the oldest answers are dropped, to be asked again when needed.
 #[derive(Debug)]
 pub struct GitHubSource {
     client: GitHubClient,
@@ -40,13 +43,91 @@ pub struct GitHubSource {
     cache: Mutex<Cache>,
 }
 
-#[derive(Debug, Default)]
+/// The default bound on cached answers of each kind (commits, files, directories,
+/// comparisons).
+pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
+
+/// The default bound on the bytes of file content cached.
+pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Debug)]
 struct Cache {
     /// Full commit id -> its first parent.
-    commits: HashMap<String, Option<String>>,
-    files: HashMap<(String, String), Option<Vec<u8>>>,
-    dirs: HashMap<(String, String), Vec<DirEntry>>,
-    changed: HashMap<(String, String), Vec<String>>,
+    commits: Bounded<String, Option<String>>,
+    files: Bounded<(String, String), Option<Vec<u8>>>,
+    dirs: Bounded<(String, String), Vec<DirEntry>>,
+    changed: Bounded<(String, String), Vec<String>>,
+}
+
+impl Cache {
+    fn new(entries: usize, bytes: usize) -> Self {
+        Cache {
+            commits: Bounded::new(entries, usize::MAX, |_| 0),
+            files: Bounded::new(entries, bytes, |v: &Option<Vec<u8>>| {
+                v.as_ref().map_or(0, Vec::len)
+            }),
+            dirs: Bounded::new(entries, usize::MAX, |_| 0),
+            changed: Bounded::new(entries, usize::MAX, |_| 0),
+        }
+    }
+}
+
+/// A map that keeps at most `entries` values weighing at most `bytes` in all, dropping the
+/// oldest first.
+#[derive(Debug)]
+struct Bounded<K, V> {
+    map: HashMap<K, V>,
+    order: std::collections::VecDeque<K>,
+    entries: usize,
+    bytes: usize,
+    weight: fn(&V) -> usize,
+    held: usize,
+}
+
+impl<K: std::hash::Hash + Eq + Clone, V> Bounded<K, V> {
+    fn new(entries: usize, bytes: usize, weight: fn(&V) -> usize) -> Self {
+        Bounded {
+            map: HashMap::new(),
+            order: std::collections::VecDeque::new(),
+            entries: entries.max(1),
+            bytes,
+            weight,
+            held: 0,
+        }
+    }
+
+    fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        self.map.get(key)
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn insert(&mut self, key: K, value: V) {
+        let weight = (self.weight)(&value);
+        if weight > self.bytes {
+            return;
+        }
+        if let Some(old) = self.map.insert(key.clone(), value) {
+            self.held -= (self.weight)(&old);
+        } else {
+            self.order.push_back(key);
+        }
+        self.held += weight;
+        while self.map.len() > self.entries || self.held > self.bytes {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(dropped) = self.map.remove(&oldest) {
+                self.held -= (self.weight)(&dropped);
+            }
+        }
+    }
 }
 
 impl GitHubSource {
@@ -57,8 +138,29 @@ impl GitHubSource {
             client,
             owner,
             repo,
-            cache: Mutex::new(Cache::default()),
+            cache: Mutex::new(Cache::new(DEFAULT_CACHE_ENTRIES, DEFAULT_CACHE_BYTES)),
         })
+    }
+
+    /// With at most `entries` cached answers of each kind and `bytes` of cached file content
+    /// (a file larger than `bytes` is not cached). Starts with an empty cache.
+    pub fn with_cache_limits(self, entries: usize, bytes: usize) -> Self {
+        GitHubSource {
+            cache: Mutex::new(Cache::new(entries, bytes)),
+            ..self
+        }
+    }
+
+    /// How many answers are cached now, of each kind: commits, files, directories,
+    /// comparisons.
+    pub fn cached(&self) -> [usize; 4] {
+        let cache = self.cache();
+        [
+            cache.commits.len(),
+            cache.files.len(),
+            cache.dirs.len(),
+            cache.changed.len(),
+        ]
     }
 
     /// The client (to post commit statuses with the same credentials).

@@ -281,3 +281,43 @@ async fn app_installation_tokens_are_minted_with_a_jwt_and_refreshed_before_expi
     assert!(err.to_string().contains("App 43"), "{err}");
     assert!(Auth::app(1, 1, "not a key").is_err());
 }
+
+#[tokio::test]
+async fn the_cache_keeps_within_its_bounds_and_asks_again_for_what_it_dropped() {
+    let t = repo();
+    let fake = Fake::start(t.path(), REPO, "ghp_test").await;
+    let client = GitHubClient::new(&fake.url, Auth::token("ghp_test")).unwrap();
+    // Two answers of each kind, and 10 bytes of file content.
+    let gh = GitHubSource::new(client, REPO)
+        .unwrap()
+        .with_cache_limits(2, 10);
+    let c3 = t.c(3);
+    for i in 0..5 {
+        gh.read_file(c3, &format!("/gen/f{i:03}.txt"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(gh.cached()[1], 2, "at most two files cached");
+    // The newest two are answered from the cache, the oldest is asked again.
+    let before = fake.count("GET /repos/acme/shop/contents/");
+    gh.read_file(c3, "/gen/f004.txt").await.unwrap();
+    gh.read_file(c3, "/gen/f003.txt").await.unwrap();
+    assert_eq!(fake.count("GET /repos/acme/shop/contents/"), before);
+    let again = gh.read_file(c3, "/gen/f000.txt").await.unwrap();
+    assert_eq!(
+        again,
+        t.source().read_file(c3, "/gen/f000.txt").await.unwrap()
+    );
+    assert_eq!(fake.count("GET /repos/acme/shop/contents/"), before + 1);
+    // A file over the byte bound (big.bin: 3,000 bytes) is never cached.
+    gh.read_file(c3, "/big.bin").await.unwrap();
+    let before = fake.count("GET ");
+    gh.read_file(c3, "/big.bin").await.unwrap();
+    assert!(fake.count("GET ") > before, "big.bin is asked for again");
+    for c in 1..=3 {
+        gh.first_parent(t.c(c)).await.unwrap();
+        gh.list_dir(t.c(c), "/").await.unwrap();
+    }
+    let [commits, files, dirs, _] = gh.cached();
+    assert!(commits <= 2 && files <= 2 && dirs <= 2, "{:?}", gh.cached());
+}

@@ -52,6 +52,7 @@ pub fn router(engine: Engine, config: ServeConfig) -> Router {
     routes::build(routes::AppState {
         engine,
         config: Arc::new(config),
+        shown: Arc::default(),
     })
 }
 

@@ -3,6 +3,8 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use devramps_core::lifecycle::PipelineState;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -28,12 +30,34 @@ fn report(slug: &str, state: &PipelineState) -> devramps_sim::Report {
     devramps_sim::log_report(slug, state, &[], jiff::Timestamp::UNIX_EPOCH)
 }
 
-/// `GET /api/v1/pipelines/{slug}`: `{"slug", "stages", "deployments", "approvals"}`.
-pub(super) async fn show(
-    State(app): State<AppState>,
-    Path(slug): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let state = state(&app, &slug).await?;
+/// `GET /api/v1/pipelines/{slug}`: `{"slug", "stages", "deployments", "approvals"}`. The
+/// answer is kept with the sequence number of the log it folds, and given again while the
+/// store's log has not moved past it (one `last_seq` read instead of a fold of the history).
+pub(super) async fn show(State(app): State<AppState>, Path(slug): Path<String>) -> Response {
+    match shown(&app, &slug).await {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(problem) => problem.into_response(),
+    }
+}
+
+async fn shown(app: &AppState, slug: &str) -> ApiResult<axum::body::Bytes> {
+    let last = app
+        .config
+        .store
+        .last_seq(slug)
+        .await
+        .map_err(Problem::from)?;
+    let cached = app
+        .shown
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(slug)
+        .filter(|(seq, _)| *seq == last)
+        .map(|(_, body)| body.clone());
+    if let Some(body) = cached {
+        return Ok(body);
+    }
+    let state = state(app, slug).await?;
     #[derive(Serialize)]
     struct Shown<'a> {
         slug: &'a str,
@@ -41,16 +65,21 @@ pub(super) async fn show(
         deployments: &'a [devramps_sim::DeploymentReport],
         approvals: Vec<devramps_sim::ApprovalReport>,
     }
-    let report = report(&slug, &state);
+    let report = report(slug, &state);
     let shown = Shown {
-        slug: &slug,
+        slug,
         stages: &report.stages,
         deployments: &report.deployments,
         approvals: devramps_sim::waiting_approvals(&state),
     };
-    serde_json::to_value(&shown)
-        .map(Json)
-        .map_err(|e| Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    let body = serde_json::to_vec(&shown)
+        .map(axum::body::Bytes::from)
+        .map_err(|e| Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    app.shown
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(slug.to_owned(), (state.applied, body.clone()));
+    Ok(body)
 }
 
 /// `GET /api/v1/pipelines/{slug}/revisions/{revision}`: one entry of `deployments`.

@@ -6,15 +6,15 @@ use std::sync::Arc;
 
 use devramps_github::{Auth, GITHUB_API, GitHubClient, GitHubSource};
 
-use crate::local::Origin;
+use crate::local::{NoCheckout, Origin};
 
 /// The variables `--github` reads, for messages and `--help`.
 pub(crate) const VARIABLES: &str = "GITHUB_TOKEN (a personal or fine-grained token), or \
      GITHUB_APP_ID + GITHUB_APP_INSTALLATION_ID + GITHUB_APP_PRIVATE_KEY_FILE (a GitHub App)";
 
 /// Why a test gate cannot run when serving from GitHub.
-const NO_CLONE: &str = "a local clone of the commit to test, and `devramps serve --github` has \
-     none: serve a clone with --repo DIR (kept fetched) to run test gates";
+const NO_CLONE: &str = "a local clone of the commit to test (serve a clone with --repo DIR, \
+     kept fetched, to run test gates)";
 
 /// The GitHub App's variables.
 const APP_VARIABLES: [&str; 3] = [
@@ -107,7 +107,14 @@ pub(crate) fn origin(
         .unwrap_or(state_dir);
     Ok((
         client,
-        Origin::remote(Arc::new(source), state_dir, NO_CLONE),
+        Origin::remote(
+            Arc::new(source),
+            state_dir,
+            NoCheckout {
+                who: "`devramps serve --github`".to_owned(),
+                why: NO_CLONE.to_owned(),
+            },
+        ),
     ))
 }
 

@@ -43,7 +43,7 @@ pub(crate) struct Origin {
     /// The engine's source repository.
     pub(crate) source: DynSourceRepository,
     /// A local clone to check commits out of (the test gate), or why there is none.
-    pub(crate) checkout: Result<Arc<GitRepository>, String>,
+    pub(crate) checkout: Result<Arc<GitRepository>, NoCheckout>,
     /// Where the runners keep their executions.
     pub(crate) state_dir: PathBuf,
 }
@@ -58,14 +58,28 @@ impl Origin {
         }
     }
 
-    /// A source with no local clone (GitHub): what needs a checkout fails with `why`.
-    pub(crate) fn remote(source: DynSourceRepository, state_dir: PathBuf, why: &str) -> Self {
+    /// A source with no local clone (GitHub): what needs a checkout fails as `no_checkout`
+    /// says.
+    pub(crate) fn remote(
+        source: DynSourceRepository,
+        state_dir: PathBuf,
+        no_checkout: NoCheckout,
+    ) -> Self {
         Origin {
             source,
-            checkout: Err(why.to_owned()),
+            checkout: Err(no_checkout),
             state_dir,
         }
     }
+}
+
+/// Why the steps that need a checkout of the commit (the test gate) cannot run.
+#[derive(Clone, Debug)]
+pub(crate) struct NoCheckout {
+    /// Who cannot (`devramps serve --github`).
+    pub(crate) who: String,
+    /// What they need and what to do instead.
+    pub(crate) why: String,
 }
 
 /// Opens the backends over the repository `repo`, the store at `store`, with the step
@@ -131,7 +145,7 @@ pub(crate) struct LocalSteps {
     custom: Option<DynStepRunner>,
     gate: Option<DynStepRunner>,
     /// Why there is no test gate runner (no local clone).
-    no_gate: String,
+    no_gate: Option<NoCheckout>,
 }
 
 impl fmt::Debug for LocalSteps {
@@ -146,19 +160,19 @@ impl fmt::Debug for LocalSteps {
 impl LocalSteps {
     fn new(
         state_dir: &Path,
-        checkout: std::result::Result<&Arc<GitRepository>, &String>,
+        checkout: std::result::Result<&Arc<GitRepository>, &NoCheckout>,
         registries: &[PathBuf],
     ) -> Self {
         let registries: Vec<StepRegistry> = registries.iter().map(StepRegistry::npm).collect();
         // Always a custom step runner, even without registries: it re-attaches to, and
         // cancels, the step processes a `run` started, from any terminal.
         let custom = CustomStepRunner::new(state_dir.join("steps"), registries);
-        let (gate, no_gate): (Option<DynStepRunner>, String) = match checkout {
+        let (gate, no_gate): (Option<DynStepRunner>, _) = match checkout {
             Ok(repo) => (
                 Some(Arc::new(TestGateRunner::new(repo.clone(), state_dir))),
-                String::new(),
+                None,
             ),
-            Err(why) => (None, why.clone()),
+            Err(no) => (None, Some(no.clone())),
         };
         LocalSteps {
             custom: Some(Arc::new(custom)),
@@ -175,7 +189,13 @@ impl LocalSteps {
                 "a step registry that offers it (--step-registry DIR)".to_owned(),
             )
         } else if step_type == "DEVRAMPS:APPROVAL:TEST" {
-            (self.gate.as_ref(), self.no_gate.clone())
+            if let (None, Some(no)) = (&self.gate, &self.no_gate) {
+                return Err(Error::NotSupported {
+                    operation: format!("`{step_type}` steps: they need {}", no.why),
+                    backend: no.who.clone(),
+                });
+            }
+            (self.gate.as_ref(), "the test gate runner".to_owned())
         } else {
             (None, NEEDS_AWS.to_owned())
         };

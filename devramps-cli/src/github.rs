@@ -38,7 +38,7 @@ pub(crate) struct Credentials {
 pub(crate) fn credentials(var: impl Fn(&str) -> Option<String>) -> Result<Credentials, String> {
     let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
     let api = var("GITHUB_API_URL").unwrap_or_else(|| GITHUB_API.to_owned());
-    let app: Vec<Option<String>> = APP_VARIABLES.iter().map(|n| var(n)).collect();
+    let app: Vec<Option<String>> = APP_VARIABLES.iter().map(|&n| var(n)).collect();
     let auth = if app.iter().any(Option::is_some) {
         let missing: Vec<&str> = APP_VARIABLES
             .iter()
@@ -220,7 +220,7 @@ mod tests {
             ("GITHUB_APP_PRIVATE_KEY_FILE", &key),
         ]))
         .unwrap();
-        let Auth::App(app) = c.auth else {
+        let Auth::App(app) = &c.auth else {
             panic!("not an App: {:?}", c.auth)
         };
         assert_eq!((app.app_id(), app.installation_id()), (42, 7));

@@ -43,7 +43,7 @@ pub(crate) struct Origin {
     /// The engine's source repository.
     pub(crate) source: DynSourceRepository,
     /// A local clone to check commits out of (the test gate), or why there is none.
-    pub(crate) checkout: Result<Arc<GitRepository>, NoCheckout>,
+    pub(crate) checkout: std::result::Result<Arc<GitRepository>, NoCheckout>,
     /// Where the runners keep their executions.
     pub(crate) state_dir: PathBuf,
 }

@@ -46,8 +46,8 @@ pub(crate) const AFTER_HELP: &str = "Examples:\n  \
         GITHUB_TOKEN=ghp_... devramps serve --github acme/shop --webhook-secret-file secret.txt \
         --public-url https://devramps.example.com\n\n\
         Exit codes: 0 stopped by SIGTERM or SIGINT; 1 the engine stopped on an error; 2 usage \
-        error (no repository, no or bad GitHub credentials with --github, a store, tokens or secret file that cannot be read, a \
-        non-loopback --bind without --tokens).";
+        error (no repository, no or bad GitHub credentials with --github, a store, tokens or \
+        secret file that cannot be read, a non-loopback --bind without --tokens).";
 
 /// Arguments of `devramps serve`.
 #[derive(Args, Debug)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use devramps_core::backend::{
-    ArtifactMirror, Backends, BuildRequest, DynStepRunner, ExecutionKey, InfraPlan, InfraRequest,
+    ArtifactMirror, Backends, BuildRequest, DynSourceRepository, DynStepRunner, ExecutionKey, InfraPlan, InfraRequest,
     InfrastructureSynthesizer, LogEntry, MirrorRequest, Outcome, Outputs, ResourceValidator,
     Runner, SecretScope, SecretSource, StageTarget, StepRequest, StepRunners, TokioClock,
 };
@@ -36,6 +36,52 @@ pub(crate) struct Local {
     pub(crate) state_dir: PathBuf,
 }
 
+/// Where the commits come from, whether this machine can check them out, and where the
+/// runners keep their files.
+#[derive(Clone)]
+pub(crate) struct Origin {
+    /// The engine's source repository.
+    pub(crate) source: DynSourceRepository,
+    /// A local clone to check commits out of (the test gate), or why there is none.
+    pub(crate) checkout: std::result::Result<Arc<GitRepository>, NoCheckout>,
+    /// Where the runners keep their executions.
+    pub(crate) state_dir: PathBuf,
+}
+
+impl Origin {
+    /// A local git repository: the source and the checkouts, its `.devramps/state/`.
+    pub(crate) fn git(repo: &Arc<GitRepository>) -> Self {
+        Origin {
+            source: repo.clone(),
+            checkout: Ok(repo.clone()),
+            state_dir: state_dir(repo),
+        }
+    }
+
+    /// A source with no local clone (GitHub): what needs a checkout fails as `no_checkout`
+    /// says.
+    pub(crate) fn remote(
+        source: DynSourceRepository,
+        state_dir: PathBuf,
+        no_checkout: NoCheckout,
+    ) -> Self {
+        Origin {
+            source,
+            checkout: Err(no_checkout),
+            state_dir,
+        }
+    }
+}
+
+/// Why the steps that need a checkout of the commit (the test gate) cannot run.
+#[derive(Clone, Debug)]
+pub(crate) struct NoCheckout {
+    /// Who cannot (`devramps serve --github`).
+    pub(crate) who: String,
+    /// What they need and what to do instead.
+    pub(crate) why: String,
+}
+
 /// Opens the backends over the repository `repo`, the store at `store`, with the step
 /// registries `registries`.
 pub(crate) fn open(
@@ -43,7 +89,17 @@ pub(crate) fn open(
     store: &StoreUrl,
     registries: &[PathBuf],
 ) -> std::result::Result<Local, String> {
-    let state_dir = state_dir(repo);
+    open_from(&Origin::git(repo), store, registries)
+}
+
+/// Opens the backends over `origin`, the store at `store`, with the step registries
+/// `registries`.
+pub(crate) fn open_from(
+    origin: &Origin,
+    store: &StoreUrl,
+    registries: &[PathBuf],
+) -> std::result::Result<Local, String> {
+    let state_dir = origin.state_dir.clone();
     std::fs::create_dir_all(&state_dir)
         .map_err(|e| format!("cannot create `{}`: {e}", state_dir.display()))?;
     // Keep `git status` clean: nothing under the state directory is source.
@@ -52,11 +108,11 @@ pub(crate) fn open(
         let _ = std::fs::write(&ignore, "*\n");
     }
     let (events, lock) = crate::store_url::open(store)?;
-    let steps = LocalSteps::new(&state_dir, repo, registries)?;
+    let steps = LocalSteps::new(&state_dir, origin.checkout.as_ref(), registries);
     let backends = Backends::builder(Arc::new(TokioClock::new()))
         .store(events)
         .lock(lock)
-        .source(repo.clone())
+        .source(origin.source.clone())
         .builds(Arc::new(NeedsCloud))
         .resources(Arc::new(NeedsCloud))
         .mirror(Arc::new(NeedsCloud))
@@ -82,11 +138,14 @@ pub(crate) fn state_dir(repo: &GitRepository) -> PathBuf {
 }
 
 /// The step runners of one machine: `CUSTOM:*` steps through the step registries, test gates
-/// in a checkout of the deployed commit; every other type needs a cloud.
+/// in a checkout of the deployed commit (when there is a local clone); every other type needs
+/// a cloud.
 #[derive(Clone)]
 pub(crate) struct LocalSteps {
     custom: Option<DynStepRunner>,
     gate: Option<DynStepRunner>,
+    /// Why there is no test gate runner (no local clone).
+    no_gate: Option<NoCheckout>,
 }
 
 impl fmt::Debug for LocalSteps {
@@ -101,17 +160,25 @@ impl fmt::Debug for LocalSteps {
 impl LocalSteps {
     fn new(
         state_dir: &Path,
-        repo: &Arc<GitRepository>,
+        checkout: std::result::Result<&Arc<GitRepository>, &NoCheckout>,
         registries: &[PathBuf],
-    ) -> std::result::Result<Self, String> {
+    ) -> Self {
         let registries: Vec<StepRegistry> = registries.iter().map(StepRegistry::npm).collect();
         // Always a custom step runner, even without registries: it re-attaches to, and
         // cancels, the step processes a `run` started, from any terminal.
         let custom = CustomStepRunner::new(state_dir.join("steps"), registries);
-        Ok(LocalSteps {
+        let (gate, no_gate): (Option<DynStepRunner>, _) = match checkout {
+            Ok(repo) => (
+                Some(Arc::new(TestGateRunner::new(repo.clone(), state_dir))),
+                None,
+            ),
+            Err(no) => (None, Some(no.clone())),
+        };
+        LocalSteps {
             custom: Some(Arc::new(custom)),
-            gate: Some(Arc::new(TestGateRunner::new(repo.clone(), state_dir))),
-        })
+            gate,
+            no_gate,
+        }
     }
 
     /// The runner of `step_type`, or why there is none.
@@ -122,6 +189,12 @@ impl LocalSteps {
                 "a step registry that offers it (--step-registry DIR)".to_owned(),
             )
         } else if step_type == "DEVRAMPS:APPROVAL:TEST" {
+            if let (None, Some(no)) = (&self.gate, &self.no_gate) {
+                return Err(Error::NotSupported {
+                    operation: format!("`{step_type}` steps: they need {}", no.why),
+                    backend: no.who.clone(),
+                });
+            }
             (self.gate.as_ref(), "the test gate runner".to_owned())
         } else {
             (None, NEEDS_AWS.to_owned())

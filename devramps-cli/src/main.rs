@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 mod custom_params;
+mod github;
 mod local;
 mod ops;
 mod output;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use devramps_core::engine::{Engine, EngineConfig, NotifyingObserver};
+use devramps_github::CommitStatuses;
 use devramps_github::webhook::WebhookSecrets;
 use devramps_local::notify::{SlackNotifier, spawn_notifications};
 use devramps_serve::{Metrics, Role, ServeConfig, Shutdown, Tokens};
@@ -20,7 +21,16 @@ pub(crate) const LONG_ABOUT: &str = "Run the engine with its HTTP front door.\n\
         The engine drives every pipeline of the store (default: the durable local store under \
         `.devramps/state/` of --repo; --store sqlite:PATH or s3://BUCKET/PREFIX) over the \
         local git repository --repo, with the runners of `devramps run` (--step-registry for \
-        CUSTOM:* steps). Routes: GET /healthz, GET /readyz, GET /metrics (Prometheus), \
+        CUSTOM:* steps).\n\n\
+        --github OWNER/NAME reads the repository through GitHub's REST API instead (the state \
+        under `.devramps/state/` of the current directory), ignores webhooks of other \
+        repositories, and posts a commit status per stage (`devramps/<pipeline>/<stage>`, \
+        linked to --public-url). Credentials from the environment: GITHUB_TOKEN (a personal \
+        or fine-grained token with statuses write), or GITHUB_APP_ID + \
+        GITHUB_APP_INSTALLATION_ID + GITHUB_APP_PRIVATE_KEY_FILE (a GitHub App; preferred \
+        when set); GITHUB_API_URL for GitHub Enterprise (https://HOST/api/v3). Test gates need \
+        a local clone: with --github they fail with that reason.\n\n\
+        Routes: GET /healthz, GET /readyz, GET /metrics (Prometheus), \
         POST /webhooks/github (signed with a secret of --webhook-secret-file), the API under \
         /api/v1 (its OpenAPI document at /api/v1/openapi.json).\n\n\
         Without --tokens the API answers only on a loopback address, as `admin` named \
@@ -32,10 +42,12 @@ pub(crate) const LONG_ABOUT: &str = "Run the engine with its HTTP front door.\n\
 pub(crate) const AFTER_HELP: &str = "Examples:\n  \
         devramps serve --repo . --webhook-secret-file secret.txt --step-registry registry/\n  \
         devramps token new --role operator --name alice >> tokens.txt\n  \
-        devramps serve --bind 0.0.0.0:8080 --tokens tokens.txt --webhook-secret-file secret.txt\n\n\
+        devramps serve --bind 0.0.0.0:8080 --tokens tokens.txt --webhook-secret-file secret.txt\n  \
+        GITHUB_TOKEN=ghp_... devramps serve --github acme/shop --webhook-secret-file secret.txt \
+        --public-url https://devramps.example.com\n\n\
         Exit codes: 0 stopped by SIGTERM or SIGINT; 1 the engine stopped on an error; 2 usage \
-        error (no repository, a store, tokens or secret file that cannot be read, a \
-        non-loopback --bind without --tokens).";
+        error (no repository, no or bad GitHub credentials with --github, a store, tokens or \
+        secret file that cannot be read, a non-loopback --bind without --tokens).";
 
 /// Arguments of `devramps serve`.
 #[derive(Args, Debug)]
@@ -43,12 +55,18 @@ pub(crate) struct ServeArgs {
     /// The git repository (default: the current directory).
     #[arg(long, value_name = "DIR", conflicts_with = "github")]
     repo: Option<PathBuf>,
-    /// A GitHub repository as the source (OWNER/NAME).
+    /// A GitHub repository as the source (OWNER/NAME), read through the REST API with the
+    /// credentials of GITHUB_TOKEN or GITHUB_APP_ID + GITHUB_APP_INSTALLATION_ID +
+    /// GITHUB_APP_PRIVATE_KEY_FILE (GITHUB_API_URL: another API base).
     #[arg(long, value_name = "OWNER/NAME")]
     github: Option<String>,
     /// Where to listen.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     bind: SocketAddr,
+    /// The server's address as people reach it: the links of the commit statuses posted
+    /// with --github (default: `http://` and the bound address).
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
     /// Where the event log and leases live: `sqlite:PATH`, `s3://BUCKET/PREFIX`, `memory:`
     /// (default: the local store under `.devramps/state/`).
     #[arg(long, value_name = "URL")]
@@ -157,25 +175,37 @@ fn serve_config(args: &ServeArgs, config: ServeConfig) -> Result<ServeConfig, St
     Ok(config)
 }
 
-async fn serve(args: &ServeArgs) -> Result<Status, String> {
-    if let Some(github) = &args.github {
-        return Err(format!(
-            "--github {github}: a GitHub repository as the source is not supported yet\n  \
-             help: clone it and serve the clone with --repo DIR (keep it fetched)"
-        ));
+/// The origin of the commits: a local clone (`--repo`) or GitHub (`--github`, with its client
+/// for the commit statuses).
+fn origin(
+    args: &ServeArgs,
+) -> Result<(crate::local::Origin, Option<devramps_github::GitHubClient>), String> {
+    match &args.github {
+        Some(github) => {
+            let credentials = crate::github::credentials(|name| std::env::var(name).ok())?;
+            let (client, origin) = crate::github::origin(github, credentials)?;
+            Ok((origin, Some(client)))
+        }
+        None => {
+            let repo_dir = args.repo.clone().unwrap_or_else(|| PathBuf::from("."));
+            let repo = Arc::new(crate::plan::open_repo(&repo_dir)?);
+            Ok((crate::local::Origin::git(&repo), None))
+        }
     }
-    let repo_dir = args.repo.clone().unwrap_or_else(|| PathBuf::from("."));
-    let repo = Arc::new(crate::plan::open_repo(&repo_dir)?);
-    let state_dir = crate::local::state_dir(&repo);
-    let store = store_url::parse(args.store.as_deref(), &state_dir)?;
-    let local = crate::local::open(&repo, &store, &args.step_registry)?;
+}
+
+async fn serve(args: &ServeArgs) -> Result<Status, String> {
+    let (origin, github) = origin(args)?;
+    let store = store_url::parse(args.store.as_deref(), &origin.state_dir)?;
+    let local = crate::local::open_from(&origin, &store, &args.step_registry)?;
     let metrics = Arc::new(Metrics::new());
     let shutdown = Shutdown::new();
     let config = serve_config(
         args,
         ServeConfig::new(&local.backends)
             .with_metrics(metrics.clone())
-            .with_shutdown(shutdown.clone()),
+            .with_shutdown(shutdown.clone())
+            .with_repository(args.github.clone()),
     )?;
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
@@ -194,6 +224,22 @@ async fn serve(args: &ServeArgs) -> Result<Status, String> {
         engine_config = engine_config.clone().with_observer(Arc::new(observer));
         spawn_notifications(appends, local.backends.store.clone(), Arc::new(slack))
     });
+    // Commit statuses on GitHub: the observer never waits; the poster posts from its task.
+    let posting = match (&github, &args.github) {
+        (Some(client), Some(repository)) => {
+            let public = match &args.public_url {
+                Some(url) => url.clone(),
+                None => format!("http://{addr}"),
+            };
+            let (observer, poster) = CommitStatuses::new(client.clone(), repository)
+                .and_then(|s| s.with_target_url(&public))
+                .map_err(|e| format!("commit statuses (--public-url {public}): {e}"))?
+                .channel();
+            engine_config = engine_config.with_observer(Arc::new(observer));
+            Some(tokio::spawn(poster.run(local.backends.store.clone())))
+        }
+        _ => None,
+    };
     let (engine, driver) = Engine::new(local.backends.clone(), engine_config);
     let mut driving = tokio::spawn(driver.run());
     let app = devramps_serve::router(engine.clone(), config)
@@ -218,12 +264,21 @@ async fn serve(args: &ServeArgs) -> Result<Status, String> {
         Some(ended) => ended,
         None => driving.await,
     };
+    // The engine's last handle goes: its observers with it, which ends the poster's queue.
+    drop(engine);
     if let Some(task) = notifying
         && tokio::time::timeout(Duration::from_secs(30), task)
             .await
             .is_err()
     {
         eprintln!("warning: notifications still being delivered after 30 s were dropped");
+    }
+    if let Some(task) = posting
+        && tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .is_err()
+    {
+        eprintln!("warning: commit statuses still being posted after 30 s were dropped");
     }
     match served {
         Ok(Ok(())) => {}

@@ -25,6 +25,9 @@ pub struct ServeConfig {
     /// The engine's source repository: a push is recorded for each pipeline defined at the
     /// pushed commit.
     pub source: DynSourceRepository,
+    /// The repository served (`owner/name`): webhooks of another repository are accepted
+    /// and ignored with that reason (202); `None`: every repository's.
+    pub repository: Option<String>,
     /// The accepted bearer tokens; `None`: only callers on a loopback address, as `admin`
     /// named `local`.
     pub tokens: Option<Tokens>,
@@ -48,6 +51,7 @@ impl ServeConfig {
         ServeConfig {
             store: backends.store.clone(),
             source: backends.source.clone(),
+            repository: None,
             tokens: None,
             webhook_secrets: None,
             body_timeout: DEFAULT_BODY_TIMEOUT,
@@ -55,6 +59,13 @@ impl ServeConfig {
             metrics: Arc::new(Metrics::new()),
             shutdown: Shutdown::new(),
         }
+    }
+
+    /// With the repository served (`owner/name`), or `None` for every repository's
+    /// webhooks.
+    pub fn with_repository(mut self, repository: Option<String>) -> Self {
+        self.repository = repository;
+        self
     }
 
     /// With bearer tokens.

@@ -109,6 +109,17 @@ async fn github(State(app): State<AppState>, request: Request) -> Response {
         Ok(hook) => hook,
         Err(e) => return refused(&app, "malformed", &e),
     };
+    // A server of one repository acts on its deliveries only (GitHub names are
+    // case-insensitive); an organization's ping names none and is answered as usual.
+    if let (Some(served), Some(from)) = (&app.config.repository, hook.repository())
+        && !served.eq_ignore_ascii_case(from)
+    {
+        return ignore(
+            &app,
+            delivery,
+            &format!("a delivery from {from}: this server serves {served}"),
+        );
+    }
     match hook {
         Webhook::Push(push) => match push.request() {
             Ok(request) => submit(&app, request).await,

@@ -257,3 +257,32 @@ async fn a_body_over_25_mib_is_413_before_it_is_read_and_a_slow_body_times_out()
     let (status, _) = server.get("/api/v1/pipelines/app", None).await;
     assert_eq!(status, 404, "nothing was recorded");
 }
+
+#[tokio::test]
+async fn a_server_of_one_repository_ignores_the_webhooks_of_another() {
+    let secrets = WebhookSecrets::from_lines(&format!("{SECRET}\n")).expect("secrets");
+    let server = Server::start(move |c| {
+        c.with_webhook_secrets(secrets)
+            .with_repository(Some("O/App".to_owned()))
+    })
+    .await;
+    let other = push_body(SHA1, "refs/heads/main").replace("o/app", "someone/else");
+    let (status, answer) = deliver(&server, "push", "d-1", &other, Some(SECRET)).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(
+        answer["ignored"], "a delivery from someone/else: this server serves O/App",
+        "{answer}"
+    );
+    assert_eq!(deployments(&server).await, 0, "nothing deployed");
+    // Its own repository's push deploys (names compared case-insensitively, as GitHub does).
+    let own = push_body(SHA1, "refs/heads/main");
+    let (status, answer) = deliver(&server, "push", "d-2", &own, Some(SECRET)).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["pipelines"]["app"]["revision"], 1, "{answer}");
+    // An organization's ping names no repository: answered as usual.
+    let ping = r#"{"zen": "Half measures are as bad as nothing at all.", "hook_id": 2}"#;
+    assert_eq!(
+        deliver(&server, "ping", "d-3", ping, Some(SECRET)).await.0,
+        202
+    );
+}

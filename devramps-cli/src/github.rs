@@ -153,7 +153,11 @@ mod tests {
     fn no_credentials_names_the_variables() {
         for vars in [&[][..], &[("GITHUB_TOKEN", " ")][..]] {
             let e = credentials(env(vars)).unwrap_err();
-            for name in ["GITHUB_TOKEN", "GITHUB_APP_ID", "GITHUB_APP_PRIVATE_KEY_FILE"] {
+            for name in [
+                "GITHUB_TOKEN",
+                "GITHUB_APP_ID",
+                "GITHUB_APP_PRIVATE_KEY_FILE",
+            ] {
                 assert!(e.contains(name), "{e}");
             }
         }

@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use devramps_core::backend::{
-    ArtifactMirror, Backends, BuildRequest, DynSourceRepository, DynStepRunner, ExecutionKey, InfraPlan, InfraRequest,
-    InfrastructureSynthesizer, LogEntry, MirrorRequest, Outcome, Outputs, ResourceValidator,
-    Runner, SecretScope, SecretSource, StageTarget, StepRequest, StepRunners, TokioClock,
+    ArtifactMirror, Backends, BuildRequest, DynSourceRepository, DynStepRunner, ExecutionKey,
+    InfraPlan, InfraRequest, InfrastructureSynthesizer, LogEntry, MirrorRequest, Outcome, Outputs,
+    ResourceValidator, Runner, SecretScope, SecretSource, StageTarget, StepRequest, StepRunners,
+    TokioClock,
 };
 use devramps_core::expr::SecretString;
 use devramps_core::pipeline::ArtifactType;
@@ -46,6 +47,15 @@ pub(crate) struct Origin {
     pub(crate) checkout: std::result::Result<Arc<GitRepository>, NoCheckout>,
     /// Where the runners keep their executions.
     pub(crate) state_dir: PathBuf,
+}
+
+impl fmt::Debug for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Origin")
+            .field("checkout", &self.checkout.as_ref().map(|r| r.path().to_owned()))
+            .field("state_dir", &self.state_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Origin {

@@ -205,8 +205,16 @@ fn a_push_webhook_deploys_from_github_and_posts_a_commit_status_per_stage() {
     for stage in ["staging", "prod"] {
         let context = format!("devramps/app/{stage}");
         let states = states(&seen, &context);
-        assert_eq!(states.first().map(String::as_str), Some("pending"), "{seen:#?}");
-        assert_eq!(states.last().map(String::as_str), Some("success"), "{seen:#?}");
+        assert_eq!(
+            states.first().map(String::as_str),
+            Some("pending"),
+            "{seen:#?}"
+        );
+        assert_eq!(
+            states.last().map(String::as_str),
+            Some("success"),
+            "{seen:#?}"
+        );
         assert!(
             !states.contains(&"failure".to_owned()),
             "{context}: {states:?}"

@@ -52,7 +52,10 @@ pub(crate) struct Origin {
 impl fmt::Debug for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Origin")
-            .field("checkout", &self.checkout.as_ref().map(|r| r.path().to_owned()))
+            .field(
+                "checkout",
+                &self.checkout.as_ref().map(|r| r.path().to_owned()),
+            )
             .field("state_dir", &self.state_dir)
             .finish_non_exhaustive()
     }

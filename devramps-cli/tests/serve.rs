@@ -297,11 +297,17 @@ fn token_new_prints_a_token_and_its_line_and_serve_refuses_open_binds_without_to
     );
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("--tokens"), "{}", stderr(&out));
-    let out = devramps(repo.path(), &["serve", "--github", "o/n"]);
-    assert_eq!(code(&out), 2);
-    assert!(
-        stderr(&out).contains("not supported yet"),
-        "{}",
-        stderr(&out)
-    );
+    // Serving from GitHub needs credentials (serve_github.rs has the rest).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_devramps"))
+        .args(["serve", "--github", "o/n"])
+        .current_dir(repo.path())
+        .env_remove("GITHUB_TOKEN")
+        .env_remove("GITHUB_APP_ID")
+        .env_remove("GITHUB_APP_INSTALLATION_ID")
+        .env_remove("GITHUB_APP_PRIVATE_KEY_FILE")
+        .output()
+        .expect("devramps runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("GITHUB_TOKEN"), "{err}");
 }

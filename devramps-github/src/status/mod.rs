@@ -1,5 +1,6 @@
 //! Commit statuses (issue 15, item 3): one status per stage of a deployment on its commit,
-//! posted to GitHub by a task of its own, fed by an engine [`Observer`] that never waits.
+//! posted to GitHub by a task of its own, fed by an engine
+//! [`Observer`](devramps_core::engine::Observer) that never waits.
 //!
 //! ```no_run
 //! # async fn f(store: devramps_core::backend::DynEventStore,
@@ -37,8 +38,9 @@
 //!   one commit and context waiting to be posted, only the newest is posted.
 //! - **Never twice**: a status equal to the last one posted for its commit and context (same
 //!   state and description) is not posted again. Records are observed at most once (the
-//!   [`Observer`] contract); records appended by another instance or before a restart are
-//!   read from the store to know the commits, and posted by their own appender.
+//!   [`Observer`](devramps_core::engine::Observer) contract); records appended by another
+//!   instance or before a restart are read from the store to know the commits, and posted
+//!   by their own appender.
 //! - **Retries** through [`GitHubClient`]: 5xx and connection failures three times, rate
 //!   limits waited out; a status that still fails is dropped with a warning.
 

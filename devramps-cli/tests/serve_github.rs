@@ -5,6 +5,8 @@
 //! another repository is ignored; without credentials it is a usage error naming them.
 
 mod common;
+// The fake GitHub API of devramps-github's own tests, one copy for both crates.
+#[path = "../../devramps-github/tests/fake/mod.rs"]
 mod fake_github;
 
 use std::io::{BufRead, BufReader};

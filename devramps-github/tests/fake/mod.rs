@@ -1,7 +1,7 @@
 //! A fake GitHub REST API on loopback, answering GitHub's documented shapes from a real git
 //! repository (git2): commits, contents, blobs, trees, compare, statuses, and installation
 //! tokens for a GitHub App. Rate-limit and 5xx answers are injected on demand; every request
-//! is logged so tests can count them.
+//! is logged so tests can count them. `devramps-cli/tests/serve_github.rs` uses it too (by path).
 //!
 //! What it cannot prove: that GitHub's servers answer exactly so. The shapes follow the REST
 //! docs and `@octokit/openapi` (the fields read), but undocumented behaviour (how the real

@@ -10,13 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{code, devramps, json, stderr, stdout};
+use common::{code, devramps, json, need_node, registry, stderr, stdout};
 use devramps_git::testing::TestRepo;
-
-/// The step registry of these tests (`CUSTOM:SLEEP`).
-fn registry() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/run_registry").to_owned()
-}
 
 /// One stage (or two) running one `CUSTOM:SLEEP` step that appends to `marker`.
 fn sleep_pipeline(stages: &[&str], marker: &Path, ms: u64) -> String {
@@ -41,18 +36,6 @@ fn repo_with(pipeline: &str) -> TestRepo {
     repo.write(".devramps/app/pipeline.yaml", pipeline);
     repo.commit("first");
     repo
-}
-
-fn need_node() {
-    let ok = Command::new("npm")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "these tests run step registries with npm and node: install Node.js (Debian: `apt-get \
-         install nodejs npm`); .ci/run does"
-    );
 }
 
 /// `devramps run` started in the background, its stdout read line by line.

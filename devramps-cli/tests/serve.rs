@@ -11,27 +11,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{code, devramps, stderr, stdout};
+use common::{code, devramps, need_node, registry, stderr, stdout};
 use devramps_git::testing::TestRepo;
 use serde_json::Value;
 
 const SECRET: &str = "e2e-secret";
-
-fn registry() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/run_registry").to_owned()
-}
-
-fn need_node() {
-    let ok = Command::new("npm")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "this test runs a step registry with npm and node: install Node.js (Debian: `apt-get \
-         install nodejs npm`); .ci/run does"
-    );
-}
 
 /// staging: a short sleep, then a 30-minute bake a person approves; prod: a 4 s sleep (the
 /// bake skipped).

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{code, stderr};
+use common::{code, need_node, registry, stderr};
 use devramps_git::testing::TestRepo;
 use fake_github::Fake;
 use serde_json::Value;
@@ -22,22 +22,6 @@ use serde_json::Value;
 const SECRET: &str = "gh-secret";
 const TOKEN: &str = "ghp_serve_test";
 const PUBLIC: &str = "https://devramps.example.com";
-
-fn registry() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/run_registry").to_owned()
-}
-
-fn need_node() {
-    let ok = Command::new("npm")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "this test runs a step registry with npm and node: install Node.js (Debian: `apt-get \
-         install nodejs npm`); .ci/run does"
-    );
-}
 
 /// `app`: staging then prod, each a short CUSTOM:SLEEP.
 fn app(marker: &Path) -> String {

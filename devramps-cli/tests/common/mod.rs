@@ -98,3 +98,21 @@ pub fn json(output: &Output) -> serde_json::Value {
         panic!("stdout is not JSON ({e}):\n{}", stdout(output));
     })
 }
+
+/// The test step registry (`tests/run_registry`, Node): `CUSTOM:SLEEP` and friends.
+pub fn registry() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/run_registry").to_owned()
+}
+
+/// Fails, saying how to get them, unless `npm` and `node` run (the step registries need them).
+pub fn need_node() {
+    let ok = Command::new("npm")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "these tests run step registries with npm and node: install Node.js (Debian: `apt-get \
+         install nodejs npm`); .ci/run does"
+    );
+}

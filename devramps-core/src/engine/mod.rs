@@ -44,8 +44,8 @@ mod snapshot;
 
 pub use driver::EngineDriver;
 pub use notify::{
-    AppendedRecords, DynNotifier, Notification, NotificationEvent, Notifier, NotifyConfig,
-    NotifyingObserver, PipelineNotifications, notifications, read_records,
+    AppendedRecords, DynNotifier, FailedSteps, Notification, NotificationEvent, Notifier,
+    NotifyConfig, NotifyingObserver, PipelineNotifications, notifications, read_records,
 };
 pub use observe::{Appended, DynObserver, Observer};
 pub use ops::PatchRequest;

@@ -211,9 +211,46 @@ pub struct PipelineNotifications {
     next_seq: u64,
     /// (stage, target revision) of rollbacks an alarm asked for (L15), not yet done.
     alarm_rollbacks: BTreeSet<(String, u64)>,
-    /// The last failed step of each running (revision, stage), and why: the cause a
-    /// `stage_failed` message gives (the stage's own reason is only "a step failed").
-    failed_steps: BTreeMap<(u64, String), (String, Option<String>)>,
+    /// The cause a `stage_failed` message gives (the stage's own reason is only "a step
+    /// failed").
+    failed_steps: FailedSteps,
+}
+
+/// The last failed (or timed-out) step of each running stage-deployment, and why: what a
+/// message or status about the stage's failure names, where the stage's own reason is only
+/// "a step failed". Fold every record through [`note`](FailedSteps::note).
+#[derive(Debug, Default)]
+pub struct FailedSteps(BTreeMap<(u64, String), (String, Option<String>)>);
+
+impl FailedSteps {
+    /// Nothing failed yet.
+    pub fn new() -> Self {
+        FailedSteps::default()
+    }
+
+    /// Folds `record`: a step that failed or timed out is remembered for its (revision,
+    /// stage); the stage-deployment's next state change returns the step and its reason, and
+    /// forgets them.
+    pub fn note(&mut self, record: &Record) -> Option<(String, Option<String>)> {
+        match &record.event {
+            Event::StepState {
+                revision,
+                stage,
+                step,
+                state: StepState::Failed | StepState::TimedOut,
+                reason,
+                ..
+            } => {
+                let cause = (step.clone(), reason.clone());
+                self.0.insert((*revision, stage.clone()), cause);
+                None
+            }
+            Event::StageState {
+                revision, stage, ..
+            } => self.0.remove(&(*revision, stage.clone())),
+            _ => None,
+        }
+    }
 }
 
 impl PipelineNotifications {
@@ -223,7 +260,7 @@ impl PipelineNotifications {
             state: PipelineState::new(pipeline),
             next_seq: 1,
             alarm_rollbacks: BTreeSet::new(),
-            failed_steps: BTreeMap::new(),
+            failed_steps: FailedSteps::new(),
         }
     }
 
@@ -251,34 +288,15 @@ impl PipelineNotifications {
         {
             self.alarm_rollbacks.insert((stage.clone(), *revision));
         }
-        match &record.event {
-            Event::StepState {
-                revision,
-                stage,
-                step,
-                state: StepState::Failed | StepState::TimedOut,
-                reason,
-                ..
-            } => {
-                let cause = (step.clone(), reason.clone());
-                self.failed_steps.insert((*revision, stage.clone()), cause);
-            }
-            Event::StageState {
-                revision, stage, ..
-            } => {
-                let cause = self.failed_steps.remove(&(*revision, stage.clone()));
-                if let Some((step, reason)) = cause
-                    && let Some(n) = notifications(record)
-                    && n.event == NotificationEvent::StageFailed
-                {
-                    return self.finish(Notification {
-                        step: Some(step),
-                        reason: reason.or(n.reason.clone()),
-                        ..n
-                    });
-                }
-            }
-            _ => {}
+        if let Some((step, reason)) = self.failed_steps.note(record)
+            && let Some(n) = notifications(record)
+            && n.event == NotificationEvent::StageFailed
+        {
+            return self.finish(Notification {
+                step: Some(step),
+                reason: reason.or(n.reason.clone()),
+                ..n
+            });
         }
         self.finish(notifications(record)?)
     }

@@ -1,9 +1,8 @@
 //! Which commit status a record means (pure), and the per-pipeline fold that knows each
 //! revision's commit.
 
-use std::collections::BTreeMap;
-
-use devramps_core::lifecycle::{Event, PipelineState, Record, StageState, StepState, WaitingFor};
+use devramps_core::engine::FailedSteps;
+use devramps_core::lifecycle::{Event, PipelineState, Record, StageState, WaitingFor};
 
 /// GitHub's longest status description, in characters.
 pub const MAX_DESCRIPTION: usize = 140;
@@ -168,7 +167,7 @@ pub(crate) fn truncate(text: &str) -> String {
 pub(crate) struct Fold {
     state: PipelineState,
     next_seq: u64,
-    failed_steps: BTreeMap<(u64, String), (String, Option<String>)>,
+    failed_steps: FailedSteps,
 }
 
 impl Fold {
@@ -176,7 +175,7 @@ impl Fold {
         Fold {
             state: PipelineState::new(pipeline),
             next_seq: 1,
-            failed_steps: BTreeMap::new(),
+            failed_steps: FailedSteps::new(),
         }
     }
 
@@ -193,29 +192,11 @@ impl Fold {
         self.next_seq += 1;
         self.state.apply(record);
         let mut status = stage_status(record);
-        match &record.event {
-            Event::StepState {
-                revision,
-                stage,
-                step,
-                state: StepState::Failed | StepState::TimedOut,
-                reason,
-                ..
-            } => {
-                let cause = (step.clone(), reason.clone());
-                self.failed_steps.insert((*revision, stage.clone()), cause);
-            }
-            Event::StageState {
-                revision, stage, ..
-            } => {
-                let cause = self.failed_steps.remove(&(*revision, stage.clone()));
-                if let (Some((step, Some(reason))), Some(status)) = (cause, status.as_mut())
-                    && status.state == StatusState::Failure
-                {
-                    status.description = truncate(&format!("{step} failed: {reason}"));
-                }
-            }
-            _ => {}
+        if let (Some((step, Some(reason))), Some(status)) =
+            (self.failed_steps.note(record), status.as_mut())
+            && status.state == StatusState::Failure
+        {
+            status.description = truncate(&format!("{step} failed: {reason}"));
         }
         let status = status?;
         let commit = self.state.deployments.get(&status.revision)?.commit.clone();

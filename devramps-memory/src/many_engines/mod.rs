@@ -30,25 +30,27 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use devramps_core::backend::{
-    Backends, DynDeploymentLock, DynEventStore, EventStoreExt, ExecutionKey, Outcome, Runner,
-    StepRunners, Unit,
+    Backends, DynDeploymentLock, DynEventStore, EventStoreExt, ExecutionKey, Outcome, StepRunners,
+    Unit,
 };
 use devramps_core::engine::{Engine, EngineConfig, PushRequest};
 use devramps_core::lifecycle::{
-    Actor, Control, ControlAction, Decide, Event, Input, Machine, Operate, PipelineState, Record,
-    StageState, StepState, TRANSITIONS, WaitingFor,
+    Actor, Control, ControlAction, Decide, Event, Operate, PipelineState, Record, StageState,
 };
 use futures::executor::LocalPool;
 use futures::future::RemoteHandle;
 use futures::task::LocalSpawnExt;
-use jiff::Timestamp;
 
-use crate::{
-    Behavior, Match, MemoryHandles, ObservedAppend, RecordingObserver, ScriptedRequest,
-    scripted_backends,
-};
+use crate::{Behavior, Match, MemoryHandles, ObservedAppend, RecordingObserver, scripted_backends};
+
+mod checks;
+mod holder;
+mod random;
+
+pub use checks::{check_journal, check_log};
+use holder::HolderOnly;
+use random::{Rng, answerable, target};
 
 /// The pipeline's slug.
 pub const SLUG: &str = "app";
@@ -114,89 +116,6 @@ pub fn config(name: &str, journal: &RecordingObserver) -> EngineConfig {
         .with_lease_ttl(TTL)
         .with_poll_interval(Some(POLL))
         .with_observer(Arc::new(journal.clone()))
-}
-
-// ----- only the holder starts work -----
-
-/// A runner decorator of one instance: every start (or re-attach) checks that the instance
-/// holds the pipeline's lease at that moment (L21), and remembers it when not.
-#[derive(Debug)]
-struct HolderOnly<R: Send + Sync + 'static> {
-    inner: Arc<dyn Runner<R>>,
-    instance: String,
-    lock: DynDeploymentLock,
-    breaches: Arc<Mutex<Vec<String>>>,
-}
-
-#[async_trait]
-impl<R: ScriptedRequest + std::fmt::Debug> Runner<R> for HolderOnly<R> {
-    async fn start(&self, request: R) -> devramps_core::Result<()> {
-        // The grant last made and not released, expired or not: a holder may renew an
-        // expired lease nobody took over, so work under it is still its own.
-        let holder = match self.lock.current(SLUG, Timestamp::MIN).await {
-            Ok(holder) => holder,
-            // The lease service did not answer: nothing to judge by; the engine's own call
-            // would have had to pass it too.
-            Err(_) => return self.inner.start(request).await,
-        };
-        if holder.as_ref().is_none_or(|l| l.holder != self.instance) {
-            let breach = format!(
-                "{} started {} while the lease was {holder:?}",
-                self.instance,
-                request.key()
-            );
-            self.breaches
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(breach);
-        }
-        self.inner.start(request).await
-    }
-
-    async fn wait(&self, key: &ExecutionKey) -> devramps_core::Result<Outcome> {
-        self.inner.wait(key).await
-    }
-
-    async fn cancel(&self, key: &ExecutionKey) -> devramps_core::Result<()> {
-        self.inner.cancel(key).await
-    }
-}
-
-// ----- a seeded generator -----
-
-/// xorshift64*: deterministic per seed.
-#[derive(Debug)]
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A number in `0..n` (0 when `n` is 0).
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            return 0;
-        }
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
-        items.get(self.below(items.len()))
-    }
-
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
 }
 
 // ----- the cluster -----
@@ -566,197 +485,6 @@ impl Cluster {
         }
         panic!("the pipeline never settled");
     }
-}
-
-/// Steps waiting for a person or baking, as (revision, stage, step).
-fn answerable(state: &PipelineState) -> Vec<(u64, String, String)> {
-    let mut out = Vec::new();
-    for d in state.active_deployments() {
-        let Some(plan) = d.plan() else { continue };
-        for (stage, run) in plan.stages.iter().zip(&d.stages) {
-            for (step, s) in stage.steps.iter().zip(&run.steps) {
-                let baking =
-                    s.state == StepState::Running && step.step_type == "DEVRAMPS:APPROVAL:BAKE";
-                if s.state == StepState::WaitingApproval || baking {
-                    out.push((d.revision, stage.name.clone(), step.key().to_owned()));
-                }
-            }
-        }
-    }
-    out
-}
-
-/// A (revision, stage) worth operating on: `kind` 0 retry, 1 cancel, 2 rollback, 3
-/// roll-forward; sometimes anything (to be refused).
-fn target(state: &PipelineState, kind: usize, rng: &mut Rng) -> (u64, String) {
-    let fits = |revision: u64, run: &devramps_core::lifecycle::StageRun| match kind {
-        0 => matches!(
-            run.state,
-            StageState::Failed | StageState::TimedOut | StageState::Cancelled
-        ),
-        1 => run.state.holds_lock() || run.waiting_for.is_some_and(|w| w != WaitingFor::Never),
-        2 => state.stage(&run.name).deployed.contains(&revision),
-        _ => run.state != StageState::NotStarted || run.waiting_for != Some(WaitingFor::Never),
-    };
-    let candidates: Vec<(u64, String)> = state
-        .deployments
-        .values()
-        .flat_map(|d| {
-            d.stages
-                .iter()
-                .filter(|r| fits(d.revision, r))
-                .map(|r| (d.revision, r.name.clone()))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    match rng.pick(&candidates) {
-        Some(t) if rng.chance(85) => t.clone(),
-        _ => (
-            1 + rng.below(state.last_revision.max(1) as usize) as u64,
-            STAGES[rng.below(STAGES.len())].to_owned(),
-        ),
-    }
-}
-
-// ----- the checks -----
-
-/// Checks L1 (revisions 1..n in order), L5 (one holder of each stage's lock), L6 (one queued
-/// revision per stage) and the transition table, at every prefix of `log` (a log of
-/// [`PIPELINE`]).
-///
-/// # Panics
-///
-/// At the first violation, naming the rule and the sequence number.
-pub fn check_log(log: &[Record]) {
-    let mut state = PipelineState::new(SLUG);
-    let mut last: BTreeMap<(u64, String), StageState> = BTreeMap::new();
-    let mut revisions = 0;
-    for (i, record) in log.iter().enumerate() {
-        let seq = i + 1;
-        match &record.event {
-            Event::DeploymentAccepted { revision, .. } => {
-                revisions += 1;
-                assert_eq!(*revision, revisions, "L1: revisions in order at seq {seq}");
-            }
-            Event::StageState {
-                revision,
-                stage,
-                state: to,
-                ..
-            } => {
-                let from = last
-                    .insert((*revision, stage.clone()), *to)
-                    .unwrap_or(StageState::NotStarted);
-                let edge = (from == StageState::NotStarted && *to == StageState::NotStarted)
-                    || TRANSITIONS.iter().any(|(f, _, t)| *f == from && t == to);
-                assert!(
-                    edge,
-                    "seq {seq}: revision {revision} in {stage} went {from:?} -> {to:?}, not an \
-                     edge of TRANSITIONS"
-                );
-            }
-            _ => {}
-        }
-        state.apply(record);
-        for stage in STAGES {
-            let holders: Vec<u64> = state
-                .deployments
-                .values()
-                .filter(|d| d.stage(stage).is_some_and(|s| s.state.holds_lock()))
-                .map(|d| d.revision)
-                .collect();
-            assert!(
-                holders.len() <= 1,
-                "L5 at seq {seq}: {stage} is held by {holders:?}"
-            );
-            let queued: Vec<u64> = state
-                .deployments
-                .values()
-                .filter(|d| {
-                    d.stage(stage).is_some_and(|s| {
-                        s.state == StageState::NotStarted
-                            && matches!(
-                                s.waiting_for,
-                                Some(
-                                    WaitingFor::Lock | WaitingFor::TimeWindow | WaitingFor::Blocker
-                                )
-                            )
-                    })
-                })
-                .map(|d| d.revision)
-                .collect();
-            assert!(
-                queued.len() <= 1,
-                "L6 at seq {seq}: {stage} queues {queued:?}"
-            );
-        }
-    }
-    let numbers: Vec<u64> = state.deployments.keys().copied().collect();
-    assert_eq!(numbers, (1..=revisions).collect::<Vec<_>>(), "L1: 1..n");
-}
-
-/// Checks that replaying the observed inputs in log order through one machine gives `log`,
-/// record for record, and its state; that the observed appends cover the log without gap or
-/// overlap; and that holder-only inputs (work results, timers) were recorded under a lease,
-/// with fencing tokens that never go back and each belong to one instance (L21).
-///
-/// # Panics
-///
-/// At the first append that breaks one of these.
-pub fn check_journal(entries: &[ObservedAppend], log: &[Record]) {
-    let mut entries = entries.to_vec();
-    entries.sort_by_key(|e| e.first_seq);
-    let mut machine = Machine::new(SLUG);
-    let mut seq = 1;
-    let mut highest = 0;
-    let mut owners: BTreeMap<u64, &str> = BTreeMap::new();
-    for e in &entries {
-        assert_eq!(
-            e.first_seq, seq as u64,
-            "the journal covers the log without gaps"
-        );
-        let mut records = Vec::new();
-        for input in &e.inputs {
-            records.extend(machine.handle(input.clone(), e.now).records);
-        }
-        assert_eq!(
-            records, e.records,
-            "replaying the inputs {} fed at seq {seq} gives its records",
-            e.instance
-        );
-        let end = seq + records.len();
-        assert_eq!(
-            &log[seq - 1..end - 1],
-            &records[..],
-            "the log at seq {seq} holds the records of {}",
-            e.instance
-        );
-        let holder_only = e
-            .inputs
-            .iter()
-            .any(|i| matches!(i, Input::Work { .. } | Input::Tick));
-        assert!(
-            !holder_only || e.fencing_token.is_some(),
-            "L21: {} recorded work results or timers at seq {seq} without a lease",
-            e.instance
-        );
-        if let Some(token) = e.fencing_token {
-            assert!(token >= highest, "L21: token {token} after {highest}");
-            highest = token;
-            let owner = owners.entry(token).or_insert(&e.instance);
-            assert_eq!(
-                *owner, e.instance,
-                "L21: token {token} used by two instances"
-            );
-        }
-        seq = end;
-    }
-    assert_eq!(seq - 1, log.len(), "every record was journaled");
-    assert_eq!(
-        machine.state(),
-        Machine::replay(SLUG, log).state(),
-        "replaying the inputs gives the log's state"
-    );
 }
 
 /// What one history did, after [`run_history`] checked it.

@@ -97,7 +97,7 @@ fn bench(c: &mut Criterion) {
         vec![StepRegistry::npm(registry_dir())],
     );
 
-    let full = std::env::args().any(|a| a == "--bench");
+    let full = devramps_benches::measuring();
     if full {
         let runs = 31;
         let empty = median(empty_node, runs);

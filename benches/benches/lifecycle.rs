@@ -767,11 +767,10 @@ fn main() {
         child(&spec);
         return;
     }
-    let args: Vec<String> = std::env::args().collect();
-    // `cargo bench` passes `--bench`; `cargo test --benches` does not and only smoke-tests.
-    FULL.store(args.iter().any(|a| a == "--bench"), Ordering::Relaxed);
+    FULL.store(devramps_benches::measuring(), Ordering::Relaxed);
     benches();
     Criterion::default().configure_from_args().final_summary();
+    let args: Vec<String> = std::env::args().collect();
     // Profiling (`--profile-time N`) and listing runs measure nothing else.
     if args.iter().any(|a| a == "--profile-time" || a == "--list") {
         return;

@@ -217,9 +217,7 @@ criterion_group! {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    // `cargo bench` passes `--bench`; `cargo test --benches` does not and only smoke-tests.
-    FULL.store(args.iter().any(|a| a == "--bench"), Ordering::Relaxed);
+    FULL.store(devramps_benches::measuring(), Ordering::Relaxed);
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

@@ -790,3 +790,18 @@ mod lifecycle_input_tests {
         assert_eq!(superseded.stages[0].state, StageState::Skipped);
     }
 }
+
+/// Whether this run measures: `cargo bench` passes `--bench` to the benchmark binaries;
+/// `cargo test --benches` does not, and the benchmarks then only smoke-test their code.
+pub fn measuring() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// The criterion configuration of the benchmarks that time long operations: 10 samples,
+/// half a second of warm-up, three seconds of measurement.
+pub fn short_criterion() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .sample_size(10)
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(3))
+}

@@ -480,17 +480,12 @@ fn bench(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3));
+    config = devramps_benches::short_criterion();
     targets = bench
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    // `cargo bench` passes `--bench`; `cargo test --benches` does not and only smoke-tests.
-    FULL.store(args.iter().any(|a| a == "--bench"), Ordering::Relaxed);
+    FULL.store(devramps_benches::measuring(), Ordering::Relaxed);
     rig::endpoint();
     benches();
     Criterion::default().configure_from_args().final_summary();

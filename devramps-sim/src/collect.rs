@@ -90,6 +90,25 @@ pub(crate) fn invariant_breaches(state: &PipelineState) -> Vec<String> {
     breaches
 }
 
+/// The L5 and L6 breaches of a pipeline's history: its records are folded one by one from an
+/// empty state of pipeline `slug`, and the invariants the simulator checks (the report's
+/// `violations`) are checked after each record. Each breach is reported once, at the first
+/// record that shows it, as `seq N: <breach>`.
+pub fn history_violations(slug: &str, records: &[Record]) -> Vec<String> {
+    let mut state = PipelineState::new(slug);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut violations = Vec::new();
+    for (seq, record) in (1_u64..).zip(records) {
+        state.apply(record);
+        for breach in invariant_breaches(&state) {
+            if seen.insert(breach.clone()) {
+                violations.push(format!("seq {seq}: {breach}"));
+            }
+        }
+    }
+    violations
+}
+
 fn list(revisions: &[u64]) -> String {
     revisions
         .iter()

@@ -40,7 +40,7 @@ pub use action::{
     ACTION_KEYS, Action, AlarmState, Answer, DEFAULT_ACTOR, Push, ScriptedOutcome, ScriptedResult,
     StepRef, StoreOp, TerraformPlan,
 };
-pub use collect::log_report;
+pub use collect::{history_violations, log_report};
 pub use duration::{format_duration, parse_duration};
 pub use error::{ScenarioError, SimulateError};
 pub use render::render_text;

@@ -27,6 +27,7 @@ mod collect;
 mod duration;
 mod error;
 mod executions;
+mod invariants;
 mod read_events;
 mod reader;
 mod render;
@@ -40,9 +41,10 @@ pub use action::{
     ACTION_KEYS, Action, AlarmState, Answer, DEFAULT_ACTOR, Push, ScriptedOutcome, ScriptedResult,
     StepRef, StoreOp, TerraformPlan,
 };
-pub use collect::{history_violations, log_report};
+pub use collect::log_report;
 pub use duration::{format_duration, parse_duration};
 pub use error::{ScenarioError, SimulateError};
+pub use invariants::history_violations;
 pub use render::render_text;
 pub use report::{
     BuildReport, DeploymentReport, EventReport, ExecutionReport, Report, StageMap, StageReport,

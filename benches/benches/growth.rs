@@ -123,7 +123,7 @@ fn dimensions(logs: &Rc<Log>) -> Vec<Dimension> {
         Dimension {
             name: "replay snapshot",
             sizes: doublings(10_000, 5),
-            prepare: Box::new(move |n| snapshot.from_snapshot(n)),
+            prepare: Box::new(move |n| snapshot.snapshot_and_tail(n)),
         },
         Dimension {
             name: "diagnostics text",
@@ -299,7 +299,7 @@ impl Log {
 
     /// Decoding a snapshot taken [`TAIL`] records before the end of the first `records`
     /// events, then decoding and applying the tail.
-    fn from_snapshot(&self, records: usize) -> Run {
+    fn snapshot_and_tail(&self, records: usize) -> Run {
         let events = self.events(records);
         let cut = records - TAIL.min(records / 4);
         let head: Vec<Record> = events[..cut]

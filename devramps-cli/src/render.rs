@@ -43,16 +43,30 @@ pub(crate) fn text(reports: &[PipelineReport], color: bool) -> String {
 /// The diagnostic blocks of one pipeline, without its verdict line.
 pub(crate) fn blocks(report: &PipelineReport, color: bool) -> String {
     let mut out = String::new();
+    // The file's lines, split once: a diagnostic's source line is then found at once, not by
+    // reading the file from its start (n diagnostics would cost n times the file).
+    let lines: Vec<&str> = report
+        .source
+        .as_deref()
+        .map(|source| source.lines().collect())
+        .unwrap_or_default();
     for diagnostic in &report.diagnostics {
-        block(&mut out, report, diagnostic, color);
+        block(&mut out, report, &lines, diagnostic, color);
         out.push('\n');
     }
     out
 }
 
 /// Appends one problem: the `path:line:column: error[CODE]: message` header, the source line
-/// with a caret when the location is known, and the help line when there is one.
-fn block(out: &mut String, report: &PipelineReport, diagnostic: &Diagnostic, color: bool) {
+/// (from `lines`, the lines of the report's source) with a caret when the location is known,
+/// and the help line when there is one.
+fn block(
+    out: &mut String,
+    report: &PipelineReport,
+    lines: &[&str],
+    diagnostic: &Diagnostic,
+    color: bool,
+) {
     let (line, column) = location(diagnostic);
     let (name, level_style, level) = match diagnostic.severity {
         Severity::Error => ("error", DEFAULT_ERROR_STYLE, Level::ERROR),
@@ -77,7 +91,7 @@ fn block(out: &mut String, report: &PipelineReport, diagnostic: &Diagnostic, col
         .is_known()
         .then_some(report.source.as_deref())
         .flatten()
-        .and_then(|source| source_line(source, line, column, diagnostic.span.len));
+        .and_then(|_| source_line(lines, line, column, diagnostic.span.len));
     match snippet {
         Some((text, range)) => {
             let mut group = Group::with_level(level).element(
@@ -146,12 +160,18 @@ fn plural(n: usize, word: &str) -> String {
     }
 }
 
-/// Line `line` (1-based) of `source`, and the byte range within it to underline: from
-/// `column` (1-based, in characters) for `len` bytes, cut at the end of the line (a value
-/// spanning several lines is underlined on its first). `None` when the line does not exist.
-fn source_line(source: &str, line: u32, column: u32, len: usize) -> Option<(&str, Range<usize>)> {
+/// Line `line` (1-based) of a source whose lines (as `str::lines` splits them) are `lines`,
+/// and the byte range within it to underline: from `column` (1-based, in characters) for `len`
+/// bytes, cut at the end of the line (a value spanning several lines is underlined on its
+/// first). `None` when the line does not exist.
+fn source_line<'a>(
+    lines: &[&'a str],
+    line: u32,
+    column: u32,
+    len: usize,
+) -> Option<(&'a str, Range<usize>)> {
     let index = usize::try_from(line).ok()?.checked_sub(1)?;
-    let text = source.lines().nth(index)?;
+    let text = *lines.get(index)?;
     let skip = usize::try_from(column).ok()?.saturating_sub(1);
     let start = text.char_indices().nth(skip).map_or(text.len(), |(i, _)| i);
     let mut end = start.saturating_add(len).min(text.len());
@@ -187,7 +207,8 @@ mod tests {
 
     #[test]
     fn source_line_clamps_to_the_line_and_to_char_boundaries() {
-        let source = "a: 1\nname: Prödúct\n";
+        let source: Vec<&str> = "a: 1\nname: Prödúct\n".lines().collect();
+        let source = source.as_slice();
         let (text, range) = source_line(source, 2, 7, 3).expect("line 2");
         assert_eq!(text, "name: Prödúct");
         assert_eq!(&text[range], "Pr\u{f6}");

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use devramps_core::Result;
 use devramps_core::backend::{
-    ArtifactMirror, Backends, BuildRequest, Clock, DynClock, DynDeploymentLock, EventStoreExt,
+    ArtifactMirror, Backends, BuildRequest, Clock, DynClock, DynDeploymentLock, EventStore,
     ExecutionKey, InfraPlan, InfraRequest, InfrastructureSynthesizer, MirrorRequest, Outcome,
     Outputs, ResourceValidator, Runner, SecretScope, SecretSource, StageTarget, StepRequest,
     StepRunners, Unit,
@@ -55,6 +55,20 @@ struct ScriptState {
     scripts: Vec<Script>,
     /// Commits of the revisions seen so far, read from the log.
     commits: BTreeMap<u64, String>,
+    /// By pipeline: the sequence number of the last record read for `commits`.
+    read_to: BTreeMap<String, u64>,
+}
+
+/// Each pipeline's log folded as far as it was last read, with the sequence number of the
+/// last record read: finding the stage-deployment running in a stage costs the records
+/// appended since, not a replay of the whole log.
+#[derive(Clone, Debug, Default)]
+struct Folds(Arc<Mutex<BTreeMap<String, (PipelineState, u64)>>>);
+
+impl Folds {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, (PipelineState, u64)>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// The scripted outcomes of a simulation, shared by its runners.
@@ -80,8 +94,15 @@ impl Scripts {
         if let Some(commit) = self.lock().commits.get(&key.revision) {
             return Some(commit.clone());
         }
-        let events = self.store.read_all(&key.pipeline).await.ok()?;
+        // Only the records after those read before: a lookup costs what is new in the log.
+        let after = self.lock().read_to.get(&key.pipeline).copied().unwrap_or(0);
+        let events = self.store.read(&key.pipeline, after, None).await.ok()?;
         let mut state = self.lock();
+        if let Some(last) = events.last()
+            && last.seq > after
+        {
+            state.read_to.insert(key.pipeline.clone(), last.seq);
+        }
         for event in events {
             if let Ok(Record {
                 event:
@@ -243,17 +264,26 @@ impl<R: ScriptedRequest + Approvable> Runner<R> for SimRunner<R> {
 /// that carries no key of its own (validation and mirroring), read from the log.
 async fn running_key(
     store: &InlineStore,
+    folds: &Folds,
     target: &StageTarget,
     unit: Unit,
 ) -> Option<ExecutionKey> {
-    let events = store.read_all(&target.pipeline).await.ok()?;
-    let records: Vec<Record> = events
-        .into_iter()
-        .filter_map(|e| Record::from_stored(&target.pipeline, e).ok())
-        .collect();
-    let state = PipelineState::replay(&target.pipeline, &records);
-    let revision = state.stage(&target.stage).running?;
-    let attempt = state.run(revision, &target.stage)?.attempt;
+    let pipeline = &target.pipeline;
+    // The fold as far as it was read before (taken out while the store is read; a lookup in
+    // the meantime starts from the beginning), brought up to the log.
+    let taken = folds.lock().remove(pipeline);
+    let (mut state, after) = taken.unwrap_or_else(|| (PipelineState::new(pipeline), 0));
+    let events = store.read(pipeline, after, None).await.ok()?;
+    let read_to = events.last().map_or(after, |e| e.seq.max(after));
+    for event in events {
+        if let Ok(record) = Record::from_stored(pipeline, event) {
+            state.apply(&record);
+        }
+    }
+    let revision = state.stages.get(&target.stage).and_then(|s| s.running);
+    let attempt = revision.and_then(|r| Some(state.run(r, &target.stage)?.attempt));
+    folds.lock().insert(pipeline.clone(), (state, read_to));
+    let (revision, attempt) = (revision?, attempt?);
     Some(ExecutionKey::new(
         target.pipeline.clone(),
         revision,
@@ -270,6 +300,7 @@ async fn running_key(
 struct SimResources {
     inner: InMemoryResources,
     store: InlineStore,
+    folds: Folds,
     executions: Executions,
     clock: ManualClock,
     duration: Duration,
@@ -282,7 +313,7 @@ impl ResourceValidator for SimResources {
         target: &StageTarget,
         artifacts: &[(String, ArtifactType)],
     ) -> Result<Vec<String>> {
-        let key = running_key(&self.store, target, Unit::Validate).await;
+        let key = running_key(&self.store, &self.folds, target, Unit::Validate).await;
         let now = self.clock.now();
         let until = match &key {
             Some(key) => self.executions.timed(key, now, self.duration),
@@ -308,13 +339,14 @@ impl ResourceValidator for SimResources {
 struct SimMirror {
     inner: InMemoryMirror,
     store: InlineStore,
+    folds: Folds,
     executions: Executions,
 }
 
 #[async_trait]
 impl ArtifactMirror for SimMirror {
     async fn mirror(&self, request: &MirrorRequest) -> Result<()> {
-        let key = running_key(&self.store, &request.target, Unit::Mirror).await;
+        let key = running_key(&self.store, &self.folds, &request.target, Unit::Mirror).await;
         if let Some(key) = &key {
             self.executions.begin(key);
         }
@@ -467,6 +499,7 @@ pub(crate) fn sim_backends(
 fn engine_backends(handles: &SimHandles, defaults: &Defaults) -> Backends {
     let dyn_clock: DynClock = Arc::new(handles.clock.clone());
     let store = handles.store.inner().clone();
+    let folds = Folds::default();
     Backends {
         store: Arc::new(handles.store.clone()),
         lock: Arc::new(handles.lock.clone()),
@@ -481,6 +514,7 @@ fn engine_backends(handles: &SimHandles, defaults: &Defaults) -> Backends {
         resources: Arc::new(SimResources {
             inner: InMemoryResources::new(),
             store: store.clone(),
+            folds: folds.clone(),
             executions: handles.executions.clone(),
             clock: handles.clock.clone(),
             duration: defaults.mirror_duration,
@@ -488,6 +522,7 @@ fn engine_backends(handles: &SimHandles, defaults: &Defaults) -> Backends {
         mirror: Arc::new(SimMirror {
             inner: InMemoryMirror::new(),
             store,
+            folds,
             executions: handles.executions.clone(),
         }),
         infra: Arc::new(SimInfra {

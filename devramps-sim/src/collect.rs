@@ -1,6 +1,6 @@
 //! Turning the engine's final state and log into a [`Report`], and checking invariants.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use devramps_core::backend::{ExecutionKey, Unit};
 use devramps_core::lifecycle::{
@@ -9,6 +9,7 @@ use devramps_core::lifecycle::{
 use jiff::Timestamp;
 use serde::Serialize;
 
+use crate::invariants::{invariant_breaches, stage_names};
 use crate::report::{
     BuildReport, DeploymentReport, EventReport, ExecutionReport, Report, StageMap, StageReport,
     StageSummary, Synthesis,
@@ -30,72 +31,6 @@ fn spell<T: Serialize>(value: &T) -> String {
         Ok(serde_json::Value::String(s)) => s,
         _ => String::new(),
     }
-}
-
-/// Every stage of the state: the newest definition's order, then stages only older
-/// definitions had.
-fn stage_names(state: &PipelineState) -> Vec<String> {
-    let mut names = state.stage_order.clone();
-    names.extend(
-        state
-            .stages
-            .keys()
-            .filter(|s| !state.stage_order.contains(s))
-            .cloned(),
-    );
-    names
-}
-
-/// The L5 and L6 breaches of `state`, one message each.
-pub(crate) fn invariant_breaches(state: &PipelineState) -> Vec<String> {
-    let mut breaches = Vec::new();
-    for stage in stage_names(state) {
-        let mut holders = Vec::new();
-        let mut queued = Vec::new();
-        for deployment in state.deployments.values() {
-            let Some(run) = deployment.stage(&stage) else {
-                continue;
-            };
-            if run.state.holds_lock() {
-                holders.push(deployment.revision);
-            }
-            if run.state == StageState::NotStarted
-                && matches!(
-                    run.waiting_for,
-                    Some(WaitingFor::Lock | WaitingFor::TimeWindow | WaitingFor::Blocker)
-                )
-            {
-                queued.push(deployment.revision);
-            }
-            if run.state == StageState::Skipped && run.attempt > 0 {
-                breaches.push(format!(
-                    "L6: revision {} is SKIPPED in `{stage}` after it started there",
-                    deployment.revision
-                ));
-            }
-        }
-        if holders.len() > 1 {
-            breaches.push(format!(
-                "L5: stage `{stage}` is held by revisions {} at once",
-                list(&holders)
-            ));
-        }
-        if queued.len() > 1 {
-            breaches.push(format!(
-                "L6: stage `{stage}` has revisions {} queued at once",
-                list(&queued)
-            ));
-        }
-    }
-    breaches
-}
-
-fn list(revisions: &[u64]) -> String {
-    revisions
-        .iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The report of a finished run.
@@ -149,13 +84,13 @@ pub(crate) fn build_report(
     let stages = stage_names(state)
         .into_iter()
         .map(|name| {
-            let runtime = state.stage(&name);
+            let runtime = state.stage(name);
             let summary = StageSummary {
                 current_revision: runtime.current,
                 current_commit: runtime.current.and_then(commit_of),
                 blockers: runtime.blockers.iter().map(spell).collect(),
             };
-            (name, summary)
+            (name.to_owned(), summary)
         })
         .collect::<StageMap<_>>();
 
@@ -163,7 +98,7 @@ pub(crate) fn build_report(
         annotations.iter().map(|(i, a)| (*i, a)).collect();
     let mut own = own_events.into_iter().peekable();
     let mut events = Vec::new();
-    let mut builds: Vec<(BuildReport, bool)> = Vec::new();
+    let mut builds = Builds::default();
     for (seq, record) in (1_u64..).zip(records) {
         while let Some((_, event)) = own.next_if(|(after, _)| *after < seq) {
             events.push(event);
@@ -187,7 +122,7 @@ pub(crate) fn build_report(
         start,
         end,
         deployments,
-        builds: builds.into_iter().map(|(b, _)| b).collect(),
+        builds: builds.reports,
         stages,
         events,
         executions: Vec::new(),
@@ -195,27 +130,35 @@ pub(crate) fn build_report(
     }
 }
 
+/// The builds of a run, in the order they started, and the unfinished ones by (revision,
+/// artifact, stage), earliest first.
+#[derive(Default)]
+struct Builds {
+    reports: Vec<BuildReport>,
+    unfinished: HashMap<(u64, String, Option<String>), VecDeque<usize>>,
+}
+
 /// Adds a started build, or the result of the earliest unfinished one it ends.
-fn collect_build(
-    builds: &mut Vec<(BuildReport, bool)>,
-    record: &Record,
-    commit_of: &impl Fn(u64) -> Option<String>,
-) {
+fn collect_build(builds: &mut Builds, record: &Record, commit_of: &impl Fn(u64) -> Option<String>) {
     match &record.event {
         Event::BuildStarted {
             revision,
             artifact,
             stage,
-        } => builds.push((
-            BuildReport {
+        } => {
+            builds
+                .unfinished
+                .entry((*revision, artifact.clone(), stage.clone()))
+                .or_default()
+                .push_back(builds.reports.len());
+            builds.reports.push(BuildReport {
                 revision: *revision,
                 commit: commit_of(*revision).unwrap_or_default(),
                 artifact: artifact.clone(),
                 stage: stage.clone(),
                 result: "RUNNING".to_owned(),
-            },
-            false,
-        )),
+            });
+        }
         Event::BuildFinished {
             revision,
             artifact,
@@ -223,10 +166,13 @@ fn collect_build(
             succeeded,
             ..
         } => {
-            if let Some((build, finished)) = builds.iter_mut().find(|(b, finished)| {
-                !finished && b.revision == *revision && b.artifact == *artifact && b.stage == *stage
-            }) {
-                *finished = true;
+            let key = (*revision, artifact.clone(), stage.clone());
+            if let Some(index) = builds
+                .unfinished
+                .get_mut(&key)
+                .and_then(VecDeque::pop_front)
+                && let Some(build) = builds.reports.get_mut(index)
+            {
                 build.result = if *succeeded { "SUCCEEDED" } else { "FAILED" }.to_owned();
             }
         }

@@ -30,6 +30,7 @@ mod duration;
 mod error;
 mod executions;
 pub mod files;
+mod invariants;
 mod read_events;
 mod reader;
 mod render;
@@ -47,6 +48,7 @@ pub use action::{
 pub use collect::log_report;
 pub use duration::{format_duration, parse_duration};
 pub use error::{ScenarioError, SimulateError};
+pub use invariants::history_violations;
 pub use render::render_text;
 pub use report::{
     BuildReport, DeploymentReport, EventReport, ExecutionReport, Report, StageMap, StageReport,

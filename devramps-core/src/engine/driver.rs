@@ -209,6 +209,13 @@ impl EngineDriver {
                 };
                 let _ = reply.send(result);
             }
+            Request::Applied(pipeline, reply) => {
+                let result = match self.sync(&pipeline).await {
+                    Ok(()) => self.machine(&pipeline).await.map(|m| m.state().applied),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(result);
+            }
             Request::Stop(reply) => {
                 let _ = reply.send(Ok(()));
             }

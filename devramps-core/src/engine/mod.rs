@@ -218,6 +218,7 @@ enum Request {
     Patch(String, PatchRequest, Reply<Vec<Record>>),
     Input(String, Input, Reply<Vec<Record>>),
     State(String, Reply<PipelineState>),
+    Applied(String, Reply<u64>),
     Stop(Reply<()>),
 }
 
@@ -318,6 +319,15 @@ impl Engine {
     /// The live state of a pipeline, after catching up with what other instances recorded.
     pub async fn state(&self, pipeline: &str) -> Result<PipelineState> {
         self.ask(|r| Request::State(pipeline.to_owned(), r)).await
+    }
+
+    /// How far the live state of a pipeline is: the sequence number of the last record it
+    /// applied, after catching up with what other instances recorded exactly as
+    /// [`Engine::state`] does (the same store calls), without copying the state. A reader that
+    /// folds the log itself (as the simulator does after every step) reads the records up to
+    /// it instead of asking for the whole state each time.
+    pub async fn applied(&self, pipeline: &str) -> Result<u64> {
+        self.ask(|r| Request::Applied(pipeline.to_owned(), r)).await
     }
 
     /// The pipeline's log, from the store.

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use devramps_core::backend::{Backends, Clock, DynDeploymentLock, DynEventStore};
+use devramps_core::backend::{Backends, Clock, DynDeploymentLock, DynEventStore, EventStore};
 use devramps_core::engine::{Engine, EngineConfig, EngineDriver};
 use devramps_core::lifecycle::{Actor, ControlAction, Person, PipelineState, Record};
 use devramps_core::pipeline::{PipelineDefinition, Span};
@@ -22,8 +22,9 @@ use jiff::Timestamp;
 use crate::action::{Action, DEFAULT_ACTOR, StoreOp};
 use crate::backends::{SimHandles, sim_backends};
 use crate::check::{check_pipeline, check_scenario};
-use crate::collect::{Annotation, build_report, invariant_breaches};
+use crate::collect::{Annotation, build_report};
 use crate::error::{ScenarioError, SimulateError};
+use crate::invariants::Invariants;
 use crate::report::{EventReport, Report, format_time};
 use crate::scenario::{PipelineRef, Scenario, parse_scenario};
 use crate::store::{Inline, InlineStore, StoreError, check_empty};
@@ -214,8 +215,11 @@ struct Sim<'s> {
     /// While the engine is down: when it comes back.
     down_until: Option<Timestamp>,
     pool: LocalPool,
-    /// The latest state read from the engine.
+    /// The engine's state as of the latest step: the fold of the log up to where the engine
+    /// was then ([`Sim::catch_up`]).
     state: PipelineState,
+    /// The invariants of `state`, kept as it changes.
+    invariants: Invariants,
     /// Pushes so far (for delivery ids).
     pushes: usize,
     /// Each branch's head and the pipeline text at it: the first parent of the branch's next
@@ -253,6 +257,7 @@ impl<'s> Sim<'s> {
             down_until: None,
             pool,
             state: PipelineState::new(&scenario.slug),
+            invariants: Invariants::default(),
             pushes: 0,
             heads: BTreeMap::new(),
             commits: BTreeSet::new(),
@@ -363,15 +368,54 @@ impl<'s> Sim<'s> {
             // Nobody answers while the engine is down.
             return;
         }
-        if let Ok(state) = self.pool.run_until(self.engine.state(&self.scenario.slug)) {
-            self.state = state;
-        }
+        self.catch_up();
         let now = self.handles.clock.now();
-        for breach in invariant_breaches(&self.state) {
+        for breach in self.invariants.check(&self.state) {
             if self.seen_violations.insert(breach.clone()) {
                 self.violations
                     .push(format!("{}: {breach}", format_time(now)));
             }
+        }
+    }
+
+    /// Brings [`Sim::state`] up to the engine's live state: asks the engine how far it is
+    /// (catching up with the store as a state request does) and folds the records since, read
+    /// from the store behind the injected faults. The engine's state is the fold of its log
+    /// (L19), so this is the state a request would copy, at the cost of what is new. When the
+    /// log cannot be read that way, the engine's whole state is asked for instead.
+    fn catch_up(&mut self) {
+        let slug = self.scenario.slug.clone();
+        let Ok(applied) = self.pool.run_until(self.engine.applied(&slug)) else {
+            return;
+        };
+        let from = self.state.applied;
+        if applied == from {
+            return;
+        }
+        if applied > from {
+            let wanted = usize::try_from(applied - from).ok();
+            let read = self
+                .pool
+                .run_until(self.handles.store.inner().read(&slug, from, wanted));
+            let records: Option<Vec<Record>> = read.ok().and_then(|events| {
+                events
+                    .into_iter()
+                    .map(|e| Record::from_stored(&slug, e).ok())
+                    .collect()
+            });
+            if let Some(records) = records
+                && Some(records.len()) == wanted
+            {
+                for record in &records {
+                    self.state.apply(record);
+                    self.invariants.note(&self.state, record);
+                }
+                return;
+            }
+        }
+        if let Ok(state) = self.pool.run_until(self.engine.state(&slug)) {
+            self.invariants = Invariants::of_state(&state);
+            self.state = state;
         }
     }
 

@@ -54,12 +54,45 @@ fn syntax_error(text: &str, error: &serde_saphyr::Error) -> Diagnostic {
     let raw = error.without_snippet().to_string();
     let message = strip_location_prefix(raw.trim());
     let message = strip_location_suffix(&message);
+    let span = if message.starts_with("unexpected character") {
+        pinpoint_unprintable(text, span)
+    } else {
+        span
+    };
     let (message, help) = explain(message);
     let mut d = Diagnostic::new(Code::YamlSyntax, span, format!("invalid YAML: {message}"));
     if let Some(help) = help {
         d = d.with_help(help);
     }
     d
+}
+
+/// The parser reports a character YAML does not allow at the start of the token that holds it
+/// (`name: ab\u{1}cd` at the `a`); the diagnostic points at the character itself: the first
+/// one on the rest of that line outside YAML's printable set. Left as it is when there is none.
+fn pinpoint_unprintable(text: &str, span: Span) -> Span {
+    let Some(rest) = text.get(span.offset..) else {
+        return span;
+    };
+    let line = rest.split('\n').next().unwrap_or(rest);
+    let Some((at, c)) = line.char_indices().find(|&(_, c)| !yaml_printable(c)) else {
+        return span;
+    };
+    let column = span
+        .column
+        .saturating_add(u32::try_from(line[..at].chars().count()).unwrap_or(u32::MAX));
+    Span {
+        line: span.line,
+        column,
+        offset: span.offset + at,
+        len: c.len_utf8(),
+    }
+}
+
+/// YAML 1.2's `c-printable` set (§5.1): what may appear in a YAML stream.
+fn yaml_printable(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{7e}' | '\u{85}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}')
+        || c >= '\u{10000}'
 }
 
 /// Library wording turned into advice for people who write pipeline files.
@@ -392,6 +425,28 @@ mod tests {
         let d = &sink.items[0];
         assert_eq!(d.code, Code::DuplicateKey);
         assert_eq!((d.span.line, d.span.column), (3, 1));
+    }
+
+    #[test]
+    fn an_unprintable_character_is_pointed_at_itself() {
+        for (text, column, offset) in [
+            ("version: x\nname: ab\u{1}cd\n", 9, 19),
+            ("name: \"ab\u{7f}\"\n", 10, 9),
+            ("name: \u{e9}\u{e9}\u{1}\n", 9, 10),
+        ] {
+            let mut sink = Sink::default();
+            assert!(parse(text, &mut sink).is_none(), "{text:?} parsed");
+            let d = &sink.items[0];
+            assert!(d.message.contains("unexpected character"), "{}", d.message);
+            assert_eq!(
+                (d.span.column, d.span.offset),
+                (column, offset),
+                "{text:?}: {d:?}"
+            );
+            assert!(!yaml_printable(
+                text[d.span.offset..].chars().next().unwrap()
+            ));
+        }
     }
 
     #[test]

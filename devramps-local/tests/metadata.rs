@@ -181,6 +181,22 @@ fn malformed_missing_and_empty_results_are_reported_with_what_was_found() {
 }
 
 #[test]
+fn a_result_file_past_the_limit_is_refused_without_being_read_whole() {
+    node_is_installed();
+    // 17 MiB of a valid-looking result: one past the 16 MiB limit is enough to refuse it.
+    let (_dir, huge) = registry(
+        "fs.writeFileSync(output, '{\"status\":\"SUCCESS\",\"pad\":\"' + 'x'.repeat(17 << 20) + '\"}');",
+    );
+    let e = error_of(&huge);
+    assert!(matches!(e, MetadataError::Malformed { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("the result file is larger than the limit of 16 MiB"),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_schema_that_is_not_json_schema_is_refused() {
     node_is_installed();
     let (_dir, registry) = answering(&json!({"status": "SUCCESS", "data": {"metadata": [

@@ -156,7 +156,11 @@ fn run(case: &Case, scenario: &str, pipeline: &str) -> Result<(), TestCaseError>
     );
     let json = to_json(&report);
     prop_assert!(!render_text(&report).is_empty());
-    prop_assert_eq!(json, to_json(&simulate(&parsed, pipeline)), "not deterministic");
+    prop_assert_eq!(
+        json,
+        to_json(&simulate(&parsed, pipeline)),
+        "not deterministic"
+    );
     Ok(())
 }
 

@@ -135,15 +135,15 @@ fn explain_budget(breach: &str) -> (String, Option<&'static str>) {
     let (what, help) = match kind {
         "Depth" => (
             format!("the file is nested deeper than {MAX_DEPTH} levels (the limit on depth)"),
-            "a pipeline needs about ten levels: flatten the structure (the limit is fixed)",
+            "pipelines and scenarios need about ten levels: flatten the structure (the limit is fixed)",
         ),
         "Nodes" => (
             "the file has more than 250,000 YAML values (the limit on nodes)".to_owned(),
-            "a pipeline needs far fewer: split it into several pipelines (the limit is fixed)",
+            "pipelines and scenarios need far fewer: split the file in several (the limit is fixed)",
         ),
         "Events" => (
             "the file has more than 1,000,000 YAML events (the limit on events)".to_owned(),
-            "a pipeline needs far fewer: split it into several pipelines (the limit is fixed)",
+            "pipelines and scenarios need far fewer: split the file in several (the limit is fixed)",
         ),
         "Aliases" | "Anchors" => (
             format!(

@@ -167,7 +167,10 @@ pub(crate) fn apply(text: &str, mutation: &Mutation) -> String {
 }
 
 /// `texts`, one picked and edited by one to four random mutations (inserting from `tokens`).
-pub(crate) fn mutated(texts: Vec<String>, tokens: Vec<&'static str>) -> impl Strategy<Value = String> {
+pub(crate) fn mutated(
+    texts: Vec<String>,
+    tokens: Vec<&'static str>,
+) -> impl Strategy<Value = String> {
     (select(texts), prop::collection::vec(mutation(tokens), 1..5))
         .prop_map(|(text, mutations)| mutations.iter().fold(text, |t, m| apply(&t, m)))
 }

@@ -37,6 +37,9 @@ pub const METADATA_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The most characters of a registry's output or result quoted in an error.
 const QUOTE_LIMIT: usize = 400;
+/// The largest `SYNTHESIZE-METADATA` result file read (the limit of a step's result file); a
+/// larger one is refused without being read on.
+const RESULT_LIMIT: u64 = 16 << 20;
 
 /// What a registry says about one of its step types (an entry of `data.metadata` of the
 /// `SYNTHESIZE-METADATA` result; reference §9.3). Field names are the protocol's (camelCase);
@@ -263,7 +266,21 @@ pub fn synthesize_metadata_within(
         }
         Err(e) => return Err(io_error("wait for the registry")(e)),
     };
-    let text = match std::fs::read(&result) {
+    let text = match File::open(&result).and_then(|file| {
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut io::Read::take(file, RESULT_LIMIT + 1), &mut bytes)?;
+        Ok(bytes)
+    }) {
+        Ok(bytes) if bytes.len() as u64 > RESULT_LIMIT => {
+            return Err(MetadataError::Malformed {
+                registry: dir,
+                problem: format!(
+                    "the result file is larger than the limit of {} MiB",
+                    RESULT_LIMIT >> 20
+                ),
+                found: format!("{}", result.display()),
+            });
+        }
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(MetadataError::NoResult {

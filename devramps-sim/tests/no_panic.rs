@@ -117,10 +117,11 @@ fn config() -> ProptestConfig {
 }
 
 /// Every error of a scenario that does not read says where: a line of the text and a column
-/// on it (one past its end at most).
+/// on it (one past its end at most). Lines end as YAML ends them: at `\r\n`, `\n` or a lone
+/// `\r`.
 fn located(text: &str, errors: &[ScenarioError]) -> Result<(), TestCaseError> {
     prop_assert!(!errors.is_empty(), "rejected without an error");
-    let lines: Vec<&str> = text.split('\n').collect();
+    let lines: Vec<&str> = text.split("\r\n").flat_map(|l| l.split(['\r', '\n'])).collect();
     for e in errors {
         prop_assert!(e.line >= 1 && e.column >= 1, "{e}: no line or column");
         let line = lines.get(e.line as usize - 1);

@@ -67,10 +67,17 @@ pub(super) fn unpack_builds(
 pub(super) struct PlanCell(OnceLock<Option<Indexed>>);
 
 /// A plan and, built on first use, where its stages and steps are by name.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 struct Indexed {
     plan: Arc<Plan>,
     index: OnceLock<Arc<PlanIndex>>,
+}
+
+impl std::fmt::Debug for Indexed {
+    /// The plan alone: the index is derived from it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.plan.fmt(f)
+    }
 }
 
 impl Indexed {
@@ -92,7 +99,7 @@ impl Indexed {
 /// Where a plan's stages and steps are, so that finding one by name does not walk the plan:
 /// each stage's position by name, and in each stage each step's position by key (the first
 /// of equal names, as a walk would find).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(super) struct PlanIndex {
     stages: HashMap<String, usize>,
     steps: Vec<HashMap<String, usize>>,

@@ -3,8 +3,6 @@
 //! something to do (a queued or running revision, or an emergency waiting for the lock).
 //! Kept up to date by [`PipelineState::apply`]; never stored (a snapshot rebuilds them).
 
-use std::collections::HashMap;
-
 use super::*;
 
 /// Where a stage sorts when the machine drives the stages: its place in the promotion order,
@@ -15,7 +13,7 @@ pub(in crate::lifecycle) type StageKey = (usize, String);
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(in crate::lifecycle) struct StageIndex {
     /// Each stage of `stage_order` by name: its position.
-    position: HashMap<String, usize>,
+    position: BTreeMap<String, usize>,
     /// The stages with a queued or running revision or a waiting emergency, in driving order.
     busy: BTreeSet<StageKey>,
 }

@@ -41,8 +41,8 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, SamplingMode};
-use devramps_benches::lifecycle_pipeline;
+use criterion::{BenchmarkId, SamplingMode};
+use devramps_benches::{lifecycle_pipeline, measuring, short_criterion};
 use devramps_core::backend::{EventStore, EventStoreExt, StoredEvent};
 use devramps_core::engine::{Engine, EngineConfig, PushRequest};
 use devramps_core::lifecycle::{Machine, Record, StageState};
@@ -494,9 +494,8 @@ fn seconds(d: Duration) -> String {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    // `cargo bench` passes `--bench`; `cargo test --benches` does not and only smoke-tests.
-    let full = args.iter().any(|a| a == "--bench");
+    // `cargo bench` measures; `cargo test --benches` only smoke-tests.
+    let full = measuring();
     FULL.store(full, Ordering::Relaxed);
     let logs = Rc::new(Log::new());
     let dims = dimensions(&logs);
@@ -510,8 +509,9 @@ fn main() {
         return;
     }
 
-    let mut criterion = Criterion::default()
-        .sample_size(10)
+    // The shared short configuration, with shorter warm-up and measurement: the run holds
+    // ten dimensions of five or six sizes each.
+    let mut criterion = short_criterion()
         .warm_up_time(Duration::from_millis(200))
         .measurement_time(Duration::from_secs(1))
         .configure_from_args();

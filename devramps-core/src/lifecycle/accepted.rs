@@ -1,7 +1,7 @@
 //! What a deployment is synthesized from and its plan, synthesized at acceptance or, in a state
 //! loaded from a snapshot, on first use.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
 
 use crate::expr::{PipelineInfo, Trigger};
@@ -64,12 +64,77 @@ pub(super) fn unpack_builds(
 /// state loaded from a snapshot) left empty and synthesized on first use from what the
 /// deployment was accepted with, which gives the same plan.
 #[derive(Clone, Debug, Default)]
-pub(super) struct PlanCell(OnceLock<Option<Arc<Plan>>>);
+pub(super) struct PlanCell(OnceLock<Option<Indexed>>);
+
+/// A plan and, built on first use, where its stages and steps are by name.
+#[derive(Clone)]
+struct Indexed {
+    plan: Arc<Plan>,
+    index: OnceLock<Arc<PlanIndex>>,
+}
+
+impl std::fmt::Debug for Indexed {
+    /// The plan alone: the index is derived from it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.plan.fmt(f)
+    }
+}
+
+impl Indexed {
+    fn new(plan: Arc<Plan>) -> Self {
+        Indexed {
+            plan,
+            index: OnceLock::new(),
+        }
+    }
+
+    fn get(&self) -> (&Arc<Plan>, &PlanIndex) {
+        let index = self
+            .index
+            .get_or_init(|| Arc::new(PlanIndex::new(&self.plan)));
+        (&self.plan, index)
+    }
+}
+
+/// Where a plan's stages and steps are, so that finding one by name does not walk the plan:
+/// each stage's position by name, and in each stage each step's position by key (the first
+/// of equal names, as a walk would find).
+#[derive(Default)]
+pub(super) struct PlanIndex {
+    stages: HashMap<String, usize>,
+    steps: Vec<HashMap<String, usize>>,
+}
+
+impl PlanIndex {
+    fn new(plan: &Plan) -> Self {
+        let mut stages = HashMap::with_capacity(plan.stages.len());
+        let mut steps = Vec::with_capacity(plan.stages.len());
+        for (i, stage) in plan.stages.iter().enumerate() {
+            stages.entry(stage.name.clone()).or_insert(i);
+            let mut keys = HashMap::with_capacity(stage.steps.len());
+            for (j, step) in stage.steps.iter().enumerate() {
+                keys.entry(step.key().to_owned()).or_insert(j);
+            }
+            steps.push(keys);
+        }
+        PlanIndex { stages, steps }
+    }
+
+    /// The position of the stage `name` in the plan.
+    pub(super) fn stage(&self, name: &str) -> Option<usize> {
+        self.stages.get(name).copied()
+    }
+
+    /// The position of the step with key `key` in the stage at `stage`.
+    pub(super) fn step(&self, stage: usize, key: &str) -> Option<usize> {
+        self.steps.get(stage)?.get(key).copied()
+    }
+}
 
 impl PlanCell {
     /// A plan known now.
     pub(super) fn ready(plan: Option<Arc<Plan>>) -> Self {
-        PlanCell(OnceLock::from(plan))
+        PlanCell(OnceLock::from(plan.map(Indexed::new)))
     }
 
     /// A plan synthesized on first use.
@@ -88,7 +153,26 @@ impl PlanCell {
         &self,
         synthesize: impl FnOnce() -> Option<Arc<Plan>>,
     ) -> Option<&Arc<Plan>> {
-        self.0.get_or_init(synthesize).as_ref()
+        self.0
+            .get_or_init(|| synthesize().map(Indexed::new))
+            .as_ref()
+            .map(|i| &i.plan)
+    }
+
+    /// The plan and its index, the plan synthesized by `synthesize` when it was left for later.
+    pub(super) fn indexed(
+        &self,
+        synthesize: impl FnOnce() -> Option<Arc<Plan>>,
+    ) -> Option<(&Arc<Plan>, &PlanIndex)> {
+        self.0
+            .get_or_init(|| synthesize().map(Indexed::new))
+            .as_ref()
+            .map(Indexed::get)
+    }
+
+    /// The plan and its index when the plan is known now (nothing is synthesized).
+    pub(super) fn known(&self) -> Option<(&Arc<Plan>, &PlanIndex)> {
+        self.0.get()?.as_ref().map(Indexed::get)
     }
 }
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::accepted::{Accepted, PlanCell};
-use super::state::{Deployment, PipelineState, StageRun, StageRuntime};
+use super::state::{Deployment, PipelineState, StageIndex, StageRun, StageRuntime};
 use crate::error::{Error, Result};
 use crate::expr::{Organization, PipelineInfo};
 use crate::pipeline::PipelineDefinition;
@@ -238,6 +238,7 @@ impl PipelineState {
         }
         let definition_text = wire.definition_text.map(text).transpose()?;
         let definition = definition_text.as_deref().map(parse).transpose()?;
+        let index = StageIndex::build(&wire.stage_order, &wire.stages);
         Ok(PipelineState {
             pipeline: Some(PipelineInfo::clone(&pipeline)),
             stages: wire.stages,
@@ -257,6 +258,7 @@ impl PipelineState {
             definition,
             last_definition: wire.last_definition.map(text).transpose()?,
             definition_text,
+            index,
         })
     }
 }

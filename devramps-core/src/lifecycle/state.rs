@@ -7,14 +7,15 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::accepted::{Accepted, PlanCell, Synthesized, synthesize_deployment};
+use super::accepted::{Accepted, PlanCell, PlanIndex, Synthesized, synthesize_deployment};
 use super::record::{Event, Record};
 use super::types::{AlarmState, Blocker, Emergency, Phase, StageState, StepState, WaitingFor};
 use crate::exec::Polling;
 use crate::expr::PipelineInfo;
 use crate::pipeline::{ApprovalPolicy, PipelineDefinition, diff_definitions};
-use crate::plan::Plan;
+use crate::plan::{Plan, StagePlan};
 use definitions::approval_needed;
+pub(super) use index::{StageIndex, StageKey};
 
 /// The runtime of one stage, across deployments.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +95,25 @@ pub struct StageRun {
     pub started_at: Option<Timestamp>,
 }
 
+impl StageRun {
+    /// A copy of everything but the steps (left empty), for the machine's decisions that look
+    /// at one step at most: copying every step would make each result cost as much as the stage
+    /// has steps.
+    pub(super) fn without_steps(&self) -> StageRun {
+        StageRun {
+            name: self.name.clone(),
+            state: self.state,
+            waiting_for: self.waiting_for,
+            superseded_by: self.superseded_by,
+            attempt: self.attempt,
+            phase: self.phase,
+            builds: self.builds.clone(),
+            steps: Vec::new(),
+            started_at: self.started_at,
+        }
+    }
+}
+
 /// One accepted deployment.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -158,11 +178,51 @@ impl Deployment {
 
     /// The stage-deployment in `stage`.
     pub fn stage(&self, stage: &str) -> Option<&StageRun> {
-        self.stages.iter().find(|s| s.name == stage)
+        let index = self.stage_position(stage)?;
+        self.stages.get(index)
     }
 
     fn stage_mut(&mut self, stage: &str) -> Option<&mut StageRun> {
-        self.stages.iter_mut().find(|s| s.name == stage)
+        let index = self.stage_position(stage)?;
+        self.stages.get_mut(index)
+    }
+
+    /// The position of `stage` among the deployment's stages: found through its plan's index
+    /// when the plan is known (the plan's stages are the deployment's, in the same order),
+    /// else by walking them.
+    pub(super) fn stage_position(&self, stage: &str) -> Option<usize> {
+        let indexed = self.plan.known().and_then(|(_, index)| index.stage(stage));
+        match indexed {
+            Some(i) if self.stages.get(i).is_some_and(|s| s.name == stage) => Some(i),
+            _ => self.stages.iter().position(|s| s.name == stage),
+        }
+    }
+
+    /// The plan of `stage` and its position in the plan (synthesizing a plan left for later).
+    pub(super) fn plan_stage(&self, stage: &str) -> Option<(usize, &StagePlan)> {
+        let (plan, index) = self.indexed_plan()?;
+        let at = match index.stage(stage) {
+            Some(i) if plan.stages.get(i).is_some_and(|s| s.name == stage) => i,
+            _ => plan.stages.iter().position(|s| s.name == stage)?,
+        };
+        Some((at, &plan.stages[at]))
+    }
+
+    /// The position of the step with key `step` in the plan of `stage`.
+    pub(super) fn plan_step(&self, stage: &str, step: &str) -> Option<usize> {
+        let (at, stage_plan) = self.plan_stage(stage)?;
+        let (_, index) = self.indexed_plan()?;
+        match index.step(at, step) {
+            Some(i) if stage_plan.steps.get(i).is_some_and(|s| s.key() == step) => Some(i),
+            _ => stage_plan.steps.iter().position(|s| s.key() == step),
+        }
+    }
+
+    fn indexed_plan(&self) -> Option<(&Arc<Plan>, &PlanIndex)> {
+        self.plan.indexed(|| {
+            let (revision, commit, branch) = (self.revision, &self.commit, &self.branch);
+            synthesize_deployment(revision, commit, branch, &self.accepted, &[]).plan
+        })
     }
 }
 
@@ -202,6 +262,9 @@ pub struct PipelineState {
     /// The text of the definition in force: a deployment with the same text changes nothing,
     /// so it is neither compared (L18) nor put in force again.
     pub(super) definition_text: Option<Arc<str>>,
+    /// Each stage's place in the promotion order and the stages with work to drive, derived
+    /// from `stages` and `stage_order`.
+    pub(super) index: StageIndex,
 }
 
 impl PipelineState {
@@ -272,6 +335,11 @@ impl PipelineState {
     /// Applies one record. Records that do not fit the state (a writer bug) are ignored here;
     /// the machine checks its own records before emitting them.
     pub fn apply(&mut self, record: &Record) {
+        self.fold(record);
+        self.reindex(record);
+    }
+
+    fn fold(&mut self, record: &Record) {
         self.applied += 1;
         match &record.event {
             Event::PushIgnored { delivery, .. } => {
@@ -377,17 +445,12 @@ impl PipelineState {
     }
 
     fn step_index(&self, revision: u64, stage: &str, step: &str) -> Option<usize> {
-        let plan = self.deployments.get(&revision)?.plan()?;
-        plan.stages
-            .iter()
-            .find(|s| s.name == stage)?
-            .steps
-            .iter()
-            .position(|s| s.key() == step)
+        self.deployments.get(&revision)?.plan_step(stage, step)
     }
 }
 
 mod definitions;
 mod deployments;
+mod index;
 mod stages;
 mod work;

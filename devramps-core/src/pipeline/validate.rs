@@ -3,10 +3,11 @@
 
 use std::collections::HashMap;
 
-use super::diagnostic::{Code, Diagnostic, Sink, suggest};
+use super::diagnostic::{Code, Diagnostic, Sink};
 use super::graph::{EdgeOrigin, StepGraph, StepIndex};
 use super::model::{PipelineDefinition, Step, normalize_id};
 use super::span::{Span, Spanned};
+use crate::source::suggest::Suggestions;
 
 /// Runs every cross-part check (on a draft: items with broken parts have empty placeholders,
 /// which are never reported again).
@@ -15,13 +16,16 @@ pub(crate) fn validate(definition: &PipelineDefinition, sink: &mut Sink) {
     check_step_names(definition, sink);
     check_artifact_ids(definition, sink);
     let index = StepIndex::new(&definition.steps);
-    let references: Vec<&str> = definition
-        .steps
-        .iter()
-        .flat_map(|s| {
-            std::iter::once(s.name.value.as_str()).chain(s.id.as_ref().map(|i| i.value.as_str()))
-        })
-        .collect();
+    let references = Suggestions::new(
+        definition
+            .steps
+            .iter()
+            .flat_map(|s| {
+                std::iter::once(s.name.value.as_str())
+                    .chain(s.id.as_ref().map(|i| i.value.as_str()))
+            })
+            .collect(),
+    );
     for (i, stage) in definition.stages.iter().enumerate() {
         let stage_label = if stage.name.value.is_empty() {
             format!("stage #{}", i + 1)
@@ -216,7 +220,7 @@ fn check_step_list(
     code: Code,
     steps: &[Step],
     index: &StepIndex,
-    references: &[&str],
+    references: &Suggestions<'_>,
     sink: &mut Sink,
 ) {
     // Entries resolved to steps, so that a name and an id of one step count as the same step.
@@ -231,7 +235,7 @@ fn check_step_list(
                     entry.value
                 ),
             );
-            if let Some(s) = suggest(&entry.value, references.iter().copied()) {
+            if let Some(s) = references.suggest(&entry.value) {
                 d = d.with_help(format!("did you mean `{s}`?"));
             }
             sink.push(d);

@@ -11,6 +11,7 @@
 
 pub(crate) mod diagnostic;
 pub(crate) mod span;
+pub(crate) mod suggest;
 pub(crate) mod value;
 pub(crate) mod yaml;
 

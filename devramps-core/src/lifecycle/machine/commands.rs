@@ -62,7 +62,7 @@ impl Machine {
         Some(Context {
             deployment,
             plan,
-            stage: plan.stages.iter().find(|s| s.name == stage)?,
+            stage: deployment.plan_stage(stage)?.1,
             run: deployment.stage(stage)?,
         })
     }

@@ -14,7 +14,7 @@ impl Run<'_> {
 
     /// Adds `blocker` to `stage` unless it is already there.
     fn add_blocker(&mut self, actor: &Actor, stage: &str, blocker: Blocker, reason: &str) {
-        if self.state().stage(stage).blockers.contains(&blocker) {
+        if self.state().runtime(stage).blockers.contains(&blocker) {
             return;
         }
         let event = Event::BlockerAdded {
@@ -34,7 +34,7 @@ impl Run<'_> {
             let why = format!("revision {} has no stage `{}`", op.revision, op.stage);
             return self.refuse(&op.actor, operation, rule, why);
         };
-        let runtime = self.state().stage(&op.stage);
+        let runtime = self.state().runtime(&op.stage);
         let trigger = match kind {
             Emergency::Rollback => Trigger::RollBack,
             Emergency::RollForward => Trigger::RollForward,
@@ -94,7 +94,7 @@ impl Run<'_> {
                     });
                 }
                 let deployment = self.state().deployments.get(&revision)?;
-                let index = deployment.stages.iter().position(|s| s.name == stage)?;
+                let index = deployment.stage_position(stage)?;
                 if deployment.awaits_approval() {
                     return Some(format!(
                         "revision {revision} waits for approval of its pipeline definition (L18)"
@@ -106,7 +106,7 @@ impl Run<'_> {
                         .then(|| format!("revision {revision} did not pass synthesis"));
                 }
                 let previous = &deployment.stages[index - 1].name;
-                (!self.state().stage(previous).deployed.contains(&revision)).then(|| {
+                (!self.state().runtime(previous).deployed.contains(&revision)).then(|| {
                     format!(
                         "revision {revision} has not succeeded in `{previous}`, the stage \
                          before `{stage}`"
@@ -142,7 +142,7 @@ impl Run<'_> {
                 self.add_blocker(&actor, &next, Blocker::Rollback, &why);
             }
         }
-        let runtime = self.state().stage(stage);
+        let runtime = self.state().runtime(stage);
         if let Some(holder) = runtime.running
             && holder != target
         {
@@ -160,7 +160,7 @@ impl Run<'_> {
     /// Starts the stage's pending emergency when the lock is free; `true` when one is pending
     /// (nothing else may start before it).
     pub(super) fn start_emergency(&mut self, stage: &str) -> bool {
-        let runtime = self.state().stage(stage);
+        let runtime = self.state().runtime(stage);
         let Some((kind, target)) = runtime.emergency else {
             return false;
         };

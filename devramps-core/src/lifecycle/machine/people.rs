@@ -36,7 +36,7 @@ impl Run<'_> {
                     op.revision, run.state, op.stage
                 ));
         }
-        let runtime = self.state().stage(&op.stage);
+        let runtime = self.state().runtime(&op.stage);
         let newer = self
             .state()
             .deployments
@@ -122,7 +122,7 @@ impl Run<'_> {
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default()
         );
-        let queued = self.state().stage(&op.stage).queued == Some(op.revision);
+        let queued = self.state().runtime(&op.stage).queued == Some(op.revision);
         if run.state == StageState::NotStarted && queued {
             self.set_stage(
                 op.actor.clone(),
@@ -263,7 +263,7 @@ impl Run<'_> {
                 format!("no deployment of this pipeline has a stage `{}`", c.stage),
             );
         }
-        let runtime = self.state().stage(&c.stage);
+        let runtime = self.state().runtime(&c.stage);
         let (add, remove) = match c.action {
             ControlAction::StopPromotions => (Some(Blocker::StopPromotions), None),
             ControlAction::ResumePromotions => (None, Some(Blocker::StopPromotions)),

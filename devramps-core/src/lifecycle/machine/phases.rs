@@ -3,16 +3,28 @@
 
 use super::*;
 
+/// One stage's plan, sharing the deployment's plan rather than copying the stage's steps.
+pub(super) struct PlannedStage {
+    plan: std::sync::Arc<crate::plan::Plan>,
+    at: usize,
+}
+
+impl std::ops::Deref for PlannedStage {
+    type Target = crate::plan::StagePlan;
+
+    fn deref(&self) -> &crate::plan::StagePlan {
+        &self.plan.stages[self.at]
+    }
+}
+
 impl Run<'_> {
-    pub(super) fn plan_stage(
-        &self,
-        revision: u64,
-        stage: &str,
-    ) -> Option<(usize, crate::plan::StagePlan)> {
+    /// The plan of `stage` in `revision`'s deployment and its position in the plan, shared
+    /// with the deployment (the caller may change the state while it holds it).
+    pub(super) fn plan_stage(&self, revision: u64, stage: &str) -> Option<(usize, PlannedStage)> {
         let deployment = self.state().deployments.get(&revision)?;
-        let plan = deployment.plan()?;
-        let index = plan.stages.iter().position(|s| s.name == stage)?;
-        Some((index, plan.stages[index].clone()))
+        let (at, _) = deployment.plan_stage(stage)?;
+        let plan = std::sync::Arc::clone(deployment.plan()?);
+        Some((at, PlannedStage { plan, at }))
     }
 
     pub(super) fn key_of(&self, revision: u64, stage: &str, unit: Unit) -> ExecutionKey {
@@ -22,7 +34,11 @@ impl Run<'_> {
 
     /// Moves a running stage-deployment on as far as it can go now.
     pub(super) fn progress(&mut self, revision: u64, stage: &str) {
-        let Some(run) = self.state().run(revision, stage).cloned() else {
+        let Some(run) = self
+            .state()
+            .run(revision, stage)
+            .map(crate::lifecycle::StageRun::without_steps)
+        else {
             return;
         };
         if run.state == StageState::Cancelling {

@@ -3,11 +3,12 @@
 //! does everything that can be done now.
 
 use super::*;
+use crate::lifecycle::state::StageKey;
 
 impl Run<'_> {
     /// `revision` becomes ready for `stage` (L6): older queued revisions are superseded.
     pub(super) fn join_queue(&mut self, revision: u64, stage: &str) {
-        if let Some(old) = self.state().stage(stage).queued
+        if let Some(old) = self.state().runtime(stage).queued
             && old != revision
         {
             // Only the newest survives: an older revision arriving late (a roll-forward that
@@ -80,7 +81,7 @@ impl Run<'_> {
 
     /// Why a queued `revision` cannot start in `stage` now (L7), or `None` when it can.
     fn blocked_by(&self, revision: u64, stage: &str) -> Option<WaitingFor> {
-        let runtime = self.state().stage(stage);
+        let runtime = self.state().runtime(stage);
         // An emergency waiting for the lock goes first (L13, L14).
         if runtime.running.is_some() || runtime.emergency.is_some() {
             return Some(WaitingFor::Lock);
@@ -103,9 +104,8 @@ impl Run<'_> {
         self.state()
             .deployments
             .get(&revision)
-            .and_then(|d| d.plan())
-            .and_then(|p| p.stages.iter().find(|s| s.name == stage))
-            .map_or(TimeWindow::None, |s| s.deployment_time_window)
+            .and_then(|d| d.plan_stage(stage))
+            .map_or(TimeWindow::None, |(_, s)| s.deployment_time_window)
     }
 
     /// Marks every later stage of `revision` `NOT_STARTED` / `NEVER`.
@@ -136,25 +136,21 @@ impl Run<'_> {
 
     // ----- driving (L4, L5, L7, L8, L10) -----
 
-    /// Does everything that can be done now, until nothing changes.
+    /// Does everything that can be done now, until nothing changes. Each round drives the
+    /// stages in promotion order (then any stage only older definitions had); idle stages (no
+    /// queued or running revision, no emergency) can start nothing, so a round visits only
+    /// the busy ones, including those that become busy during the round.
     pub(super) fn advance(&mut self) {
         for _ in 0..10_000 {
             let before = self.out.records.len() + self.out.commands.len();
-            // Stages in promotion order (then any stage only older definitions had).
-            let state = self.state();
-            let mut stages = state.stage_order.clone();
-            stages.extend(
-                state
-                    .stages
-                    .keys()
-                    .filter(|s| !state.stage_order.contains(s))
-                    .cloned(),
-            );
-            for stage in &stages {
+            let mut cursor: Option<StageKey> = None;
+            while let Some(key) = self.state().index.next_busy(cursor.as_ref()).cloned() {
+                let stage = key.1.as_str();
                 self.try_start(stage);
-                if let Some(revision) = self.state().stage(stage).running {
+                if let Some(revision) = self.state().runtime(stage).running {
                     self.progress(revision, stage);
                 }
+                cursor = Some(key);
             }
             if self.out.records.len() + self.out.commands.len() == before {
                 return;
@@ -168,7 +164,7 @@ impl Run<'_> {
         if self.start_emergency(stage) {
             return;
         }
-        let Some(revision) = self.state().stage(stage).queued else {
+        let Some(revision) = self.state().runtime(stage).queued else {
             return;
         };
         match self.blocked_by(revision, stage) {

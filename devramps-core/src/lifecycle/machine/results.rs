@@ -6,7 +6,13 @@ use crate::lifecycle::StageRun;
 impl Run<'_> {
     pub(super) fn work(&mut self, key: &ExecutionKey, result: WorkResult) {
         let (revision, stage) = (key.revision, key.stage.as_str());
-        let Some(run) = self.state().run(revision, stage).cloned() else {
+        // What the result needs of the stage-deployment: its state, and the one step or build
+        // the result is for (not a copy of every step).
+        let Some(run) = self
+            .state()
+            .run(revision, stage)
+            .map(StageRun::without_steps)
+        else {
             return;
         };
         if key.attempt != run.attempt || !run.state.holds_lock() {
@@ -56,7 +62,14 @@ impl Run<'_> {
             return;
         };
         let step = &plan.steps[index];
-        if run.steps[index].state != StepState::Running {
+        let Some(step_run) = self
+            .state()
+            .run(revision, stage)
+            .and_then(|r| r.steps.get(index).cloned())
+        else {
+            return;
+        };
+        if step_run.state != StepState::Running {
             return;
         }
         let name = step.key().to_owned();
@@ -111,7 +124,7 @@ impl Run<'_> {
                     self.set_step(revision, stage, &name, StepTrigger::Cancel, None);
                     return;
                 }
-                let polls = run.steps[index]
+                let polls = step_run
                     .polling
                     .as_ref()
                     .map_or(0, |p| p.polls.saturating_add(1));
@@ -124,7 +137,7 @@ impl Run<'_> {
                         polling: Polling::new(polling_state, polls, retry_after_ms),
                     },
                 );
-                let approved = run.steps[index].approved;
+                let approved = step_run.approved;
                 let command = self.machine.step_command(revision, stage, index, approved);
                 self.issue(command);
             }

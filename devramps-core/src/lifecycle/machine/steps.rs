@@ -20,8 +20,7 @@ impl Run<'_> {
         let steps = self
             .state()
             .run(revision, stage)
-            .map(|r| r.steps.clone())
-            .unwrap_or_default();
+            .map_or(&[][..], |r| &r.steps);
         StepsView {
             failed: steps.iter().any(|s| {
                 matches!(
@@ -78,9 +77,8 @@ impl Run<'_> {
     /// The state of `step` (its key) in the current attempt of a stage-deployment.
     fn step_state(&self, revision: u64, stage: &str, step: &str) -> Option<StepState> {
         let deployment = self.state().deployments.get(&revision)?;
-        let plan = deployment.plan()?.stages.iter().find(|s| s.name == stage)?;
-        let index = plan.steps.iter().position(|s| s.key() == step)?;
-        let run = self.state().run(revision, stage)?;
+        let index = deployment.plan_step(stage, step)?;
+        let run = deployment.stage(stage)?;
         run.steps.get(index).map(|s| s.state)
     }
 
@@ -88,20 +86,23 @@ impl Run<'_> {
         let Some((_, plan)) = self.plan_stage(revision, stage) else {
             return;
         };
-        let Some(run) = self.state().run(revision, stage).cloned() else {
+        let Some(run) = self.state().run(revision, stage) else {
             return;
         };
         // Timers due now: bakes end, steps time out (L10).
-        for (i, (step, s)) in plan.steps.iter().zip(&run.steps).enumerate() {
-            if s.state != StepState::Running {
-                continue;
-            }
-            let Some(deadline) = step_deadline(step, s.started_at) else {
-                continue;
-            };
-            if deadline > self.now {
-                continue;
-            }
+        let due: Vec<usize> = plan
+            .steps
+            .iter()
+            .zip(&run.steps)
+            .enumerate()
+            .filter(|(_, (step, s))| {
+                s.state == StepState::Running
+                    && step_deadline(step, s.started_at).is_some_and(|d| d <= self.now)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        for i in due {
+            let step = &plan.steps[i];
             if step.kind.is_bake() {
                 self.set_step(
                     revision,
@@ -122,7 +123,6 @@ impl Run<'_> {
                 let key = self.key_of(revision, stage, Unit::step(step.key()));
                 self.command(Command::Cancel { key });
             }
-            let _ = i;
         }
         let view = self.steps_view(revision, stage);
         if view.failed {
@@ -146,28 +146,27 @@ impl Run<'_> {
             );
             return;
         }
-        let run = match self.state().run(revision, stage) {
-            Some(r) => r.clone(),
+        // The step states as the round starts (a step started in it is not yet done, so its
+        // successors wait either way).
+        let states: Vec<StepState> = match self.state().run(revision, stage) {
+            Some(r) => r.steps.iter().map(|s| s.state).collect(),
             None => return,
         };
         let members = self.phase_steps(revision, stage, phase);
         for &i in &members {
-            if run.steps[i].state != StepState::Pending {
+            if states[i] != StepState::Pending {
                 continue;
             }
             let ready = plan.steps[i].predecessors.iter().all(|&p| {
-                matches!(
-                    run.steps[p].state,
-                    StepState::Succeeded | StepState::Skipped
-                ) || (phase == Phase::Infrastructure && !plan.steps[p].kind.is_terraform())
+                matches!(states[p], StepState::Succeeded | StepState::Skipped)
+                    || (phase == Phase::Infrastructure && !plan.steps[p].kind.is_terraform())
             });
             if ready {
                 self.start_step(revision, stage, i, &plan.steps[i]);
             }
         }
-        let run = match self.state().run(revision, stage) {
-            Some(r) => r.clone(),
-            None => return,
+        let Some(run) = self.state().run(revision, stage) else {
+            return;
         };
         if members.iter().all(|&i| run.steps[i].state.is_terminal()) {
             match phase.next() {
@@ -241,13 +240,19 @@ impl Run<'_> {
         let Some((_, plan)) = self.plan_stage(revision, stage) else {
             return;
         };
-        let Some(run) = self.state().run(revision, stage).cloned() else {
+        let Some(run) = self.state().run(revision, stage) else {
             return;
         };
-        for (step, s) in plan.steps.iter().zip(&run.steps) {
-            if s.state == StepState::Pending {
-                self.set_step(revision, stage, step.key(), why, None);
-            }
+        let pending: Vec<usize> = plan
+            .steps
+            .iter()
+            .zip(&run.steps)
+            .enumerate()
+            .filter(|(_, (_, s))| s.state == StepState::Pending)
+            .map(|(i, _)| i)
+            .collect();
+        for i in pending {
+            self.set_step(revision, stage, plan.steps[i].key(), why, None);
         }
     }
 }

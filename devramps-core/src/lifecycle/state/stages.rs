@@ -18,17 +18,13 @@ impl PipelineState {
         if state == StageState::RollingForward {
             self.restore_plan(revision);
         }
-        let steps = self
+        let plan = self
             .deployments
             .get(&revision)
-            .and_then(|d| d.plan())
-            .and_then(|p| p.stages.iter().find(|s| s.name == stage))
-            .map_or(0, |s| s.steps.len());
-        let skipped: Vec<bool> = self
-            .deployments
-            .get(&revision)
-            .and_then(|d| d.plan())
-            .and_then(|p| p.stages.iter().find(|s| s.name == stage))
+            .and_then(|d| d.plan_stage(stage))
+            .map(|(_, s)| s);
+        let steps = plan.map_or(0, |s| s.steps.len());
+        let skipped: Vec<bool> = plan
             .map(|s| s.steps.iter().map(|st| st.skipped).collect())
             .unwrap_or_default();
         let Some(run) = self.run_mut(revision, stage) else {

@@ -7,11 +7,13 @@
 //!   append (`push_ignored`) and nothing else. The same load against a bare axum handler that
 //!   reads the body and answers 202 gives the floor of HTTP and the client on this machine.
 //! - State: `GET /api/v1/pipelines/app` over an engine whose pipeline has 10,000 revisions
-//!   (in-memory store: the state is in the engine's memory either way), one request at a time.
+//!   (in-memory store: the state is in the engine's memory either way), one request at a time:
+//!   with the log unchanged between requests (the answer kept by the server), and with a push
+//!   of a new commit before each request (a new deployment), so that each answer is new.
 //!
 //! Run with `cargo bench -p devramps-benches --bench serve`; `cargo test --benches` runs it once
 //! at 1/10 of the sizes. Summary lines (`serve: ...`) give deliveries/s and p99 for both
-//! handlers and the state's p99, measured over fixed runs.
+//! handlers and the state's p50 and p99 in both cases, measured over fixed runs.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -144,11 +146,12 @@ async fn load(url: &str, per_connection: usize, start: usize) -> (f64, Duration)
     (latencies.len() as f64 / took.as_secs_f64(), p99)
 }
 
-/// A pipeline with `revisions` revisions in its history (in memory), served.
-async fn state_server(revisions: u64) -> SocketAddr {
+/// A pipeline with `revisions` revisions in its history (in memory), served, and its engine.
+async fn state_server(revisions: u64) -> (SocketAddr, Engine) {
     let (backends, handles) = scripted_backends();
     let mut parent: Option<String> = None;
-    for r in 1..=revisions {
+    // The history, then the commits pushed between requests.
+    for r in 1..=revisions + GETS as u64 {
         let id = format!("{r:040x}");
         handles.source.commit(
             &id,
@@ -165,7 +168,8 @@ async fn state_server(revisions: u64) -> SocketAddr {
             .await
             .expect("push");
     }
-    listen(router(engine, ServeConfig::new(&backends))).await
+    let served = listen(router(engine.clone(), ServeConfig::new(&backends))).await;
+    (served, engine)
 }
 
 fn bench(c: &mut Criterion) {
@@ -200,7 +204,7 @@ fn bench(c: &mut Criterion) {
         REVISIONS / 10
     };
     let built = Instant::now();
-    let state = runtime.block_on(state_server(revisions));
+    let (state, engine) = runtime.block_on(state_server(revisions));
     let state_url = format!("http://{state}/api/v1/pipelines/app");
     let client = reqwest::Client::new();
     let get = |client: &reqwest::Client| {
@@ -219,23 +223,39 @@ fn bench(c: &mut Criterion) {
             text.len()
         }
     };
-    let mut latencies = Vec::new();
-    let mut size = 0;
-    for _ in 0..scaled(GETS) {
-        let t = Instant::now();
-        size = runtime.block_on(get(&client));
-        latencies.push(t.elapsed());
+    let built = built.elapsed();
+    // The log unchanged between requests (the answer kept), then changed before each: a push
+    // of a new commit (a new deployment, the one before it superseded in staging).
+    for changed in [false, true] {
+        let mut latencies = Vec::new();
+        let mut size = 0;
+        for i in 0..scaled(GETS) {
+            if changed {
+                let commit = format!("{:040x}", revisions + 1 + i as u64);
+                runtime
+                    .block_on(engine.push("app", PushRequest::new("main", commit)))
+                    .expect("push");
+            }
+            let t = Instant::now();
+            size = runtime.block_on(get(&client));
+            latencies.push(t.elapsed());
+        }
+        latencies.sort();
+        let p = |q: usize| latencies[(latencies.len() * q / 100).min(latencies.len() - 1)];
+        let case = if changed {
+            "the log changed before each"
+        } else {
+            "the log unchanged"
+        };
+        println!(
+            "serve: GET state with {revisions} revisions, {case}: p50 {:.1} ms, p99 {:.1} ms \
+             ({} KB, history built in {:.1} s)",
+            p(50).as_secs_f64() * 1000.0,
+            p(99).as_secs_f64() * 1000.0,
+            size / 1024,
+            built.as_secs_f64()
+        );
     }
-    latencies.sort();
-    let p = |q: usize| latencies[(latencies.len() * q / 100).min(latencies.len() - 1)];
-    println!(
-        "serve: GET state with {revisions} revisions: p50 {:.1} ms, p99 {:.1} ms ({} KB, \
-         history built in {:.1} s)",
-        p(50).as_secs_f64() * 1000.0,
-        p(99).as_secs_f64() * 1000.0,
-        size / 1024,
-        built.elapsed().as_secs_f64()
-    );
 
     let mut group = c.benchmark_group("serve");
     let mut round = 1_000_000;

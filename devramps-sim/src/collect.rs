@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use devramps_core::backend::{ExecutionKey, Unit};
 use devramps_core::lifecycle::{
-    Emergency, Event, PipelineState, Record, StageState, StepState, WaitingFor,
+    Deployment, Emergency, Event, PipelineState, Record, StageState, StepState, WaitingFor,
 };
 use jiff::Timestamp;
 use serde::Serialize;
@@ -44,55 +44,8 @@ pub(crate) fn build_report(
     violations: Vec<String>,
 ) -> Report {
     let commit_of = |revision: u64| state.deployments.get(&revision).map(|d| d.commit.clone());
-    let deployments = state
-        .deployments
-        .values()
-        .map(|d| DeploymentReport {
-            revision: d.revision,
-            commit: d.commit.clone(),
-            synthesis: if d.awaits_approval() {
-                Synthesis::WaitingApproval
-            } else if d.plan().is_some() || (d.superseded && d.synthesis_errors.is_empty()) {
-                Synthesis::Succeeded
-            } else {
-                Synthesis::Failed
-            },
-            stages: d
-                .stages
-                .iter()
-                .map(|run| {
-                    let report = match run.state {
-                        StageState::NotStarted => StageReport {
-                            attempts: run.attempt,
-                            ..StageReport::not_started(
-                                run.waiting_for.map_or("PREVIOUS_STAGE", WaitingFor::as_str),
-                            )
-                        },
-                        StageState::Skipped => StageReport {
-                            attempts: run.attempt,
-                            superseded_by: run.superseded_by,
-                            ..StageReport::new("SKIPPED", 0)
-                        },
-                        other => StageReport::new(other.as_str(), run.attempt),
-                    };
-                    (run.name.clone(), report)
-                })
-                .collect(),
-        })
-        .collect();
-
-    let stages = stage_names(state)
-        .into_iter()
-        .map(|name| {
-            let runtime = state.stage(name);
-            let summary = StageSummary {
-                current_revision: runtime.current,
-                current_commit: runtime.current.and_then(commit_of),
-                blockers: runtime.blockers.iter().map(spell).collect(),
-            };
-            (name.to_owned(), summary)
-        })
-        .collect::<StageMap<_>>();
+    let deployments = state.deployments.values().map(deployment_report).collect();
+    let stages = stage_summaries(state);
 
     let annotations: BTreeMap<u64, &Annotation> =
         annotations.iter().map(|(i, a)| (*i, a)).collect();
@@ -128,6 +81,60 @@ pub(crate) fn build_report(
         executions: Vec::new(),
         violations,
     }
+}
+
+/// The `deployments` entry of one deployment (as [`log_report`] gives it): a deployment's
+/// entry depends on that deployment alone.
+pub fn deployment_report(d: &Deployment) -> DeploymentReport {
+    DeploymentReport {
+        revision: d.revision,
+        commit: d.commit.clone(),
+        synthesis: if d.awaits_approval() {
+            Synthesis::WaitingApproval
+        } else if d.plan().is_some() || (d.superseded && d.synthesis_errors.is_empty()) {
+            Synthesis::Succeeded
+        } else {
+            Synthesis::Failed
+        },
+        stages: d
+            .stages
+            .iter()
+            .map(|run| {
+                let report = match run.state {
+                    StageState::NotStarted => StageReport {
+                        attempts: run.attempt,
+                        ..StageReport::not_started(
+                            run.waiting_for.map_or("PREVIOUS_STAGE", WaitingFor::as_str),
+                        )
+                    },
+                    StageState::Skipped => StageReport {
+                        attempts: run.attempt,
+                        superseded_by: run.superseded_by,
+                        ..StageReport::new("SKIPPED", 0)
+                    },
+                    other => StageReport::new(other.as_str(), run.attempt),
+                };
+                (run.name.clone(), report)
+            })
+            .collect(),
+    }
+}
+
+/// The `stages` section of `state` (as [`log_report`] gives it).
+pub fn stage_summaries(state: &PipelineState) -> StageMap<StageSummary> {
+    let commit_of = |revision: u64| state.deployments.get(&revision).map(|d| d.commit.clone());
+    stage_names(state)
+        .into_iter()
+        .map(|name| {
+            let runtime = state.stage(name);
+            let summary = StageSummary {
+                current_revision: runtime.current,
+                current_commit: runtime.current.and_then(commit_of),
+                blockers: runtime.blockers.iter().map(spell).collect(),
+            };
+            (name.to_owned(), summary)
+        })
+        .collect()
 }
 
 /// The builds of a run, in the order they started, and the unfinished ones by (revision,

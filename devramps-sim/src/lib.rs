@@ -45,7 +45,7 @@ pub use action::{
     ACTION_KEYS, Action, AlarmState, Answer, DEFAULT_ACTOR, Push, ScriptedOutcome, ScriptedResult,
     StepRef, StoreOp, TerraformPlan,
 };
-pub use collect::log_report;
+pub use collect::{deployment_report, log_report, stage_summaries};
 pub use duration::{format_duration, parse_duration};
 pub use error::{ScenarioError, SimulateError};
 pub use invariants::history_violations;
@@ -60,6 +60,7 @@ pub use scenario::{
     ScenarioEvent, parse_scenario,
 };
 pub use status::{
-    ApprovalReport, has_stage, stage_revision, step_execution, waiting_approvals, waiting_revision,
+    ApprovalReport, deployment_approvals, has_stage, stage_revision, step_execution,
+    waiting_approvals, waiting_revision,
 };
 pub use store::StoreError;

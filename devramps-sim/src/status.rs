@@ -3,7 +3,7 @@
 //! operations of the command line and the HTTP API of `devramps serve`, so they answer alike.
 
 use devramps_core::backend::{ExecutionKey, Unit};
-use devramps_core::lifecycle::{PipelineState, StageState, StepState};
+use devramps_core::lifecycle::{Deployment, PipelineState, StageState, StepState};
 use serde::Serialize;
 
 /// A step waiting for a person (L16).
@@ -21,22 +21,32 @@ pub struct ApprovalReport {
 
 /// Every step waiting for a person, by revision, then stage and step in pipeline order.
 pub fn waiting_approvals(state: &PipelineState) -> Vec<ApprovalReport> {
+    state
+        .deployments
+        .values()
+        .flat_map(deployment_approvals)
+        .collect()
+}
+
+/// The steps of one deployment waiting for a person, by stage and step in pipeline order
+/// (its part of [`waiting_approvals`]).
+pub fn deployment_approvals(d: &Deployment) -> Vec<ApprovalReport> {
     let mut out = Vec::new();
-    for d in state.deployments.values() {
-        let Some(plan) = d.plan() else { continue };
-        for run in &d.stages {
-            let Some(stage) = plan.stages.iter().find(|s| s.name == run.name) else {
-                continue;
-            };
-            for (step, step_run) in stage.steps.iter().zip(&run.steps) {
-                if step_run.state == StepState::WaitingApproval {
-                    out.push(ApprovalReport {
-                        revision: d.revision,
-                        stage: run.name.clone(),
-                        step: step.key().to_owned(),
-                        name: step.name.clone(),
-                    });
-                }
+    let Some(plan) = d.plan() else {
+        return out;
+    };
+    for run in &d.stages {
+        let Some(stage) = plan.stages.iter().find(|s| s.name == run.name) else {
+            continue;
+        };
+        for (step, step_run) in stage.steps.iter().zip(&run.steps) {
+            if step_run.state == StepState::WaitingApproval {
+                out.push(ApprovalReport {
+                    revision: d.revision,
+                    stage: run.name.clone(),
+                    step: step.key().to_owned(),
+                    name: step.name.clone(),
+                });
             }
         }
     }

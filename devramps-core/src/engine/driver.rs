@@ -15,6 +15,7 @@ use futures::future::{BoxFuture, Fuse, FusedFuture, FutureExt};
 use futures::stream::{BoxStream, FusedStream, FuturesUnordered, StreamExt};
 use jiff::Timestamp;
 
+use super::batch::MAX_BATCH;
 use super::lease::Landed;
 use super::pipeline::{Driven, Job, Origin};
 use super::{EngineConfig, Request};
@@ -52,6 +53,11 @@ pub struct EngineDriver {
     next_poll: Option<Timestamp>,
     /// Requests served in a row while something else was ready.
     burst: u32,
+    /// A request taken from the channel while gathering inputs to record together, served
+    /// next (see [`EngineDriver::record_requests`]).
+    deferred: Option<Request>,
+    /// Whether the channel said every handle is gone while gathering.
+    hung_up: bool,
 }
 
 impl std::fmt::Debug for EngineDriver {
@@ -85,6 +91,8 @@ impl EngineDriver {
             work: FuturesUnordered::new(),
             next_poll: None,
             burst: 0,
+            deferred: None,
+            hung_up: false,
         }
     }
 
@@ -113,7 +121,13 @@ impl EngineDriver {
                     (t, Box::pin(sleep.fuse()))
                 });
             }
-            let next = self.next(&mut alarms, timer.as_mut().map(|(_, t)| t)).await;
+            let next = if let Some(request) = self.deferred.take() {
+                Next::Request(Some(request))
+            } else if self.hung_up {
+                Next::Request(None)
+            } else {
+                self.next(&mut alarms, timer.as_mut().map(|(_, t)| t)).await
+            };
             match next {
                 Next::Request(None) => {
                     self.release_leases().await;
@@ -189,18 +203,8 @@ impl EngineDriver {
 
     async fn serve(&mut self, request: Request) {
         match request {
-            Request::Push(pipeline, push, reply) => {
-                self.submit(&pipeline, Job::Push(push), Some(reply)).await;
-            }
-            Request::Patch(pipeline, patch, reply) => {
-                self.submit(&pipeline, Job::Patch(patch), Some(reply)).await;
-            }
-            Request::Input(pipeline, input, reply) => {
-                let job = Job::Inputs {
-                    inputs: vec![input],
-                    origin: Origin::Outside,
-                };
-                self.submit(&pipeline, job, Some(reply)).await;
+            Request::Push(..) | Request::Patch(..) | Request::Input(..) => {
+                self.record_requests(request).await;
             }
             Request::State(pipeline, reply) => {
                 let result = match self.sync(&pipeline).await {
@@ -219,6 +223,48 @@ impl EngineDriver {
             Request::Stop(reply) => {
                 let _ = reply.send(Ok(()));
             }
+        }
+    }
+
+    /// Queues `first` and the other requests to record that are ready in the channel now (up
+    /// to [`MAX_BATCH`]), then records them: those of one pipeline in one append (group
+    /// commit, see `batch`). A request of another kind ends the gathering and is served next.
+    async fn record_requests(&mut self, first: Request) {
+        let mut fresh: Vec<String> = Vec::new();
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(request) = next.take() {
+            let (pipeline, job, reply) = match request {
+                Request::Push(pipeline, push, reply) => (pipeline, Job::Push(push), reply),
+                Request::Patch(pipeline, patch, reply) => (pipeline, Job::Patch(patch), reply),
+                Request::Input(pipeline, input, reply) => {
+                    let job = Job::Inputs {
+                        inputs: vec![input],
+                        origin: Origin::Outside,
+                    };
+                    (pipeline, job, reply)
+                }
+                other => {
+                    self.deferred = Some(other);
+                    break;
+                }
+            };
+            // A queue that was not empty waits for its backoff: it is not drained now.
+            if self.pipeline(&pipeline).enqueue(job, Some(reply)) {
+                fresh.push(pipeline);
+            }
+            taken += 1;
+            if taken >= MAX_BATCH {
+                break;
+            }
+            match self.rx.try_recv() {
+                Ok(request) => next = Some(request),
+                Err(mpsc::TryRecvError::Closed) => self.hung_up = true,
+                Err(mpsc::TryRecvError::Empty) => {}
+            }
+        }
+        for pipeline in fresh {
+            self.drain(&pipeline).await;
         }
     }
 

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 
 use super::driver::EngineDriver;
 use super::pipeline::{Driven, Job, Origin};
-use super::{Appended, PatchRequest, PushRequest, Reply};
+use super::{Appended, PushRequest, Reply};
 use crate::backend::AppendOptions;
 use crate::error::{Error, Result};
 use crate::lifecycle::{Input, Machine, Patch, Push, Record};
@@ -112,92 +112,41 @@ impl EngineDriver {
         self.drain(pipeline).await;
     }
 
-    /// Records the queued inputs of `pipeline` in order, until the queue is empty or the
-    /// store fails transiently on a person's or webhook's input, which then waits for the
-    /// backoff with everything behind it. A work result the store did not take is parked and
-    /// tried again after the backoff; it never holds up other inputs and is never dropped
-    /// while the lease it was started under is held.
-    pub(super) async fn drain(&mut self, pipeline: &str) {
-        while let Some(job) = self.pipeline(pipeline).queue.front().map(|q| q.job.clone()) {
-            let result = match &job {
-                Job::Push(push) => self.push(pipeline, push.clone()).await,
-                Job::Patch(patch) => self.patch(pipeline, patch.clone()).await,
-                Job::Inputs { inputs, origin } => self.feed_all(pipeline, inputs, *origin).await,
-            };
-            let now = self.backends.clock.now();
-            let p = self.pipeline(pipeline);
-            let Some(queued) = p.queue.pop_front() else {
-                return;
-            };
-            match result {
-                Err(e) if job.retried_after(&e) => {
-                    let due = p.backoff.failed(now, e.retry_after());
-                    tracing::warn!(pipeline = %pipeline, error = %e, retry_at = %due, "could not record; will retry");
-                    if matches!(
-                        job,
-                        Job::Inputs {
-                            origin: Origin::Work(_),
-                            ..
-                        }
-                    ) {
-                        p.parked.push(queued);
-                        continue;
-                    }
-                    p.queue.push_front(queued);
-                    return;
-                }
-                result => {
-                    if result.is_ok() && p.parked.is_empty() {
-                        p.backoff.succeeded();
-                    }
-                    for key in queued.job.work_keys() {
-                        p.recording.remove(key);
-                    }
-                    if let Some(reply) = queued.reply {
-                        let _ = reply.send(result);
-                    }
-                }
+    /// What a queued job of `pipeline` feeds: a push's or patch's commit is read from the
+    /// source now, its changed paths when it is decided (against the machine's bases then).
+    pub(super) async fn prepare(&mut self, pipeline: &str, job: &Job) -> Result<Item> {
+        Ok(match job {
+            Job::Push(push) => {
+                Item::Push(Box::new(self.read_commit(pipeline, push.clone()).await?))
             }
-        }
+            Job::Patch(patch) => {
+                let request = PushRequest {
+                    commit: patch.commit.clone(),
+                    ..PushRequest::default()
+                };
+                let mut push = self.read_commit(pipeline, request).await?;
+                push.branch = push
+                    .definition
+                    .as_deref()
+                    .and_then(|d| crate::plan::parse(d).ok())
+                    .map_or_else(
+                        || crate::pipeline::DEFAULT_TRACKED_BRANCH.to_owned(),
+                        |d| d.tracked_branch().to_owned(),
+                    );
+                // L17: it deploys on the tracked branch of the definition at that commit.
+                Item::Patch(Box::new(Patch {
+                    push,
+                    actor: patch.actor.clone(),
+                    reason: patch.reason.clone(),
+                }))
+            }
+            Job::Inputs { inputs, .. } => Item::Inputs(inputs.clone()),
+        })
     }
 
-    /// Reads what synthesis needs for a push and feeds it to the machine.
-    pub(super) async fn push(&mut self, pipeline: &str, push: PushRequest) -> Result<Vec<Record>> {
-        let input = Input::Push(self.read_push(pipeline, push).await?);
-        self.feed_all(pipeline, &[input], Origin::Outside).await
-    }
-
-    /// Reads the patch's commit and feeds it to the machine (L17). It deploys on the tracked
-    /// branch of the definition at that commit.
-    pub(super) async fn patch(
-        &mut self,
-        pipeline: &str,
-        patch: PatchRequest,
-    ) -> Result<Vec<Record>> {
-        let request = PushRequest {
-            commit: patch.commit,
-            ..PushRequest::default()
-        };
-        let mut push = self.read_push(pipeline, request).await?;
-        push.branch = push
-            .definition
-            .as_deref()
-            .and_then(|d| crate::plan::parse(d).ok())
-            .map_or_else(
-                || crate::pipeline::DEFAULT_TRACKED_BRANCH.to_owned(),
-                |d| d.tracked_branch().to_owned(),
-            );
-        let input = Input::Patch(Patch {
-            push,
-            actor: patch.actor,
-            reason: patch.reason,
-        });
-        self.feed_all(pipeline, &[input], Origin::Outside).await
-    }
-
-    /// What the machine needs of a pushed commit: its full id, the definition at it, and the
-    /// paths changed since each base commit.
-    async fn read_push(&mut self, pipeline: &str, push: PushRequest) -> Result<Push> {
+    /// What the machine needs of a pushed commit and does not depend on the machine: its full
+    /// id and the definition at it.
+    async fn read_commit(&mut self, pipeline: &str, push: PushRequest) -> Result<Push> {
         let source = self.backends.source.clone();
         let commit = source.resolve(&push.commit).await?;
         let path = format!("/{PIPELINE_DIR}/{pipeline}/{PIPELINE_FILE}");
@@ -205,23 +154,44 @@ impl EngineDriver {
             .read_file(&commit, &path)
             .await?
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
-        self.sync(pipeline).await?;
-        let bases = self.machine(pipeline).await?.bases();
-        let mut changed = BTreeMap::new();
-        for base in bases {
-            if let Ok(paths) = source.changed_paths(&base, &commit).await {
-                changed.insert(base, paths);
-            }
-        }
         Ok(Push {
             delivery: push.delivery,
             branch: push.branch,
             commit,
             tag: push.tag,
             definition,
-            changed,
+            changed: BTreeMap::new(),
             organization: self.config.organization.clone(),
         })
+    }
+
+    /// The paths changed from each base commit the machine of `pipeline` asks for now to
+    /// `commit` (a base the source cannot compare is left out). `known` keeps the answers of
+    /// one append: the pushes of a batch often share their commit and bases.
+    async fn changed_since_bases(
+        &mut self,
+        pipeline: &str,
+        commit: &str,
+        known: &mut BTreeMap<(String, String), Option<Vec<String>>>,
+    ) -> Result<BTreeMap<String, Vec<String>>> {
+        let bases = self.machine(pipeline).await?.bases();
+        let source = self.backends.source.clone();
+        let mut changed = BTreeMap::new();
+        for base in bases {
+            let key = (base, commit.to_owned());
+            let paths = match known.get(&key) {
+                Some(paths) => paths.clone(),
+                None => {
+                    let paths = source.changed_paths(&key.0, commit).await.ok();
+                    known.insert(key.clone(), paths.clone());
+                    paths
+                }
+            };
+            if let Some(paths) = paths {
+                changed.insert(key.0, paths);
+            }
+        }
+        Ok(changed)
     }
 
     /// Feeds inputs that arrived together: decides on the log as this instance knows it (read
@@ -234,16 +204,25 @@ impl EngineDriver {
         inputs: &[Input],
         origin: Origin,
     ) -> Result<Vec<Record>> {
-        self.decide_and_append(pipeline, inputs, origin).await
+        let items = [Item::Inputs(inputs.to_vec())];
+        let records = self.decide_and_append(pipeline, &items, origin).await?;
+        Ok(records.into_iter().flatten().collect())
     }
 
-    async fn decide_and_append(
+    /// Decides `items` in order and appends all their records in one compare-and-swap (see
+    /// [`EngineDriver::feed_all`]); returns the records of each item. The changed paths of a
+    /// push are read against the machine's bases when it is decided, after the items before
+    /// it: a batch decides exactly as the items one after the other would.
+    pub(super) async fn decide_and_append(
         &mut self,
         pipeline: &str,
-        inputs: &[Input],
+        items: &[Item],
         origin: Origin,
-    ) -> Result<Vec<Record>> {
+    ) -> Result<Vec<Vec<Record>>> {
         let now = self.backends.clock.now();
+        // A push is decided on the log as it is in the store, as the holder too.
+        let reads_source = items.iter().any(|i| !matches!(i, Item::Inputs(_)));
+        let mut known = BTreeMap::new();
         for attempt in 0..ATTEMPTS {
             // The lease first (a lease found lost starts nothing while catching up), then the
             // log as it is in the store.
@@ -259,7 +238,7 @@ impl EngineDriver {
                         // Timers and work results are the holder's to record; a lost lease
                         // passes them on to the new holder, which re-attaches (L21).
                         tracing::debug!(pipeline = %pipeline, instance = %self.config.instance, "not the holder: inputs dropped");
-                        return Ok(Vec::new());
+                        return Ok(vec![Vec::new(); items.len()]);
                     }
                     ours
                 }
@@ -269,21 +248,28 @@ impl EngineDriver {
             // input, and then the append fails, the log is read and the inputs are decided
             // again. Instances without the lease read first: they are behind whenever the
             // holder wrote. (One request per input instead of two on a remote store.)
-            if attempt > 0 || token.is_none() {
+            if attempt > 0 || token.is_none() || reads_source {
                 self.sync(pipeline).await?;
             }
             let machine = self.machine(pipeline).await?;
             let expected = machine.state().applied;
             let in_force = machine.state().definition.clone();
-            let mut records = Vec::new();
-            let mut commands = Vec::new();
-            for input in inputs.iter().cloned() {
-                let output = machine.handle(input, now);
-                records.extend(output.records);
-                commands.extend(output.commands);
-            }
+            let decided = match self.decide(pipeline, items, now, &mut known).await {
+                Ok(decided) => decided,
+                Err(e) => {
+                    // The machine may have moved on without the store: rebuild it.
+                    self.pipeline(pipeline).machine = None;
+                    return Err(e);
+                }
+            };
+            let Decided {
+                inputs,
+                records,
+                ends,
+                commands,
+            } = decided;
             if records.is_empty() && (commands.is_empty() || token.is_none()) {
-                return Ok(Vec::new());
+                return Ok(vec![Vec::new(); items.len()]);
             }
             let payloads = records
                 .iter()
@@ -304,11 +290,11 @@ impl EngineDriver {
             match appended {
                 Ok(_) => {
                     self.snapshot_if_due(pipeline).await;
-                    self.recorded(pipeline, expected, inputs, &records, now, token);
+                    self.recorded(pipeline, expected, &inputs, &records, now, token);
                     self.check_alarms_if_redefined(pipeline, in_force.as_ref());
                     self.start_commands(pipeline, commands, token);
                     self.set_wake(pipeline, now);
-                    return Ok(records);
+                    return Ok(split(records, &ends));
                 }
                 Err(e) => {
                     // The machine moved on but the store did not: rebuild it from the log.
@@ -328,7 +314,7 @@ impl EngineDriver {
                     if fenced && origin != Origin::Outside {
                         // People's and webhooks' inputs are valid from anyone and go round
                         // again, without a token; work results and timers never do.
-                        return Ok(Vec::new());
+                        return Ok(vec![Vec::new(); items.len()]);
                     }
                 }
             }
@@ -336,6 +322,46 @@ impl EngineDriver {
         Err(Error::Conflict {
             what: format!("the log of `{pipeline}` kept changing while recording an input"),
         })
+    }
+
+    /// Feeds `items` in order to the machine of `pipeline` (loaded), a push with the paths
+    /// changed since the bases the machine asks for after the items before it.
+    async fn decide(
+        &mut self,
+        pipeline: &str,
+        items: &[Item],
+        now: Timestamp,
+        known: &mut BTreeMap<(String, String), Option<Vec<String>>>,
+    ) -> Result<Decided> {
+        let mut decided = Decided::default();
+        for item in items {
+            let fed = match item {
+                Item::Inputs(inputs) => inputs.clone(),
+                Item::Push(push) => {
+                    let mut push = (**push).clone();
+                    push.changed = self
+                        .changed_since_bases(pipeline, &push.commit, known)
+                        .await?;
+                    vec![Input::Push(push)]
+                }
+                Item::Patch(patch) => {
+                    let mut patch = (**patch).clone();
+                    patch.push.changed = self
+                        .changed_since_bases(pipeline, &patch.push.commit, known)
+                        .await?;
+                    vec![Input::Patch(patch)]
+                }
+            };
+            let machine = self.machine(pipeline).await?;
+            for input in fed {
+                let output = machine.handle(input.clone(), now);
+                decided.records.extend(output.records);
+                decided.commands.extend(output.commands);
+                decided.inputs.push(input);
+            }
+            decided.ends.push(decided.records.len());
+        }
+        Ok(decided)
     }
 
     /// A new definition in force may watch other alarms (or be the first one): their current
@@ -396,4 +422,41 @@ impl EngineDriver {
             observer.appended(&append);
         }
     }
+}
+
+/// What one queued job feeds the machine, ready to be decided with the others of its append.
+#[derive(Clone, Debug)]
+pub(super) enum Item {
+    /// Inputs fed as they are.
+    Inputs(Vec<Input>),
+    /// A push, its commit read; its changed paths are filled in when it is decided.
+    Push(Box<Push>),
+    /// A patch (L17), likewise.
+    Patch(Box<Patch>),
+}
+
+/// The inputs fed for a list of items and what the machine made of them.
+#[derive(Default)]
+struct Decided {
+    /// The inputs, in the order fed.
+    inputs: Vec<Input>,
+    /// The records of all the items.
+    records: Vec<Record>,
+    /// Where the records of each item end in `records`.
+    ends: Vec<usize>,
+    /// The commands of all the items.
+    commands: Vec<crate::lifecycle::Command>,
+}
+
+/// `records` cut at `ends`: the records of each item.
+fn split(records: Vec<Record>, ends: &[usize]) -> Vec<Vec<Record>> {
+    let mut records = records.into_iter();
+    let mut start = 0;
+    ends.iter()
+        .map(|end| {
+            let part = records.by_ref().take(end - start).collect();
+            start = *end;
+            part
+        })
+        .collect()
 }

@@ -32,6 +32,7 @@
 //! [`Command::Cancel`]: crate::lifecycle::Command::Cancel
 
 mod backoff;
+mod batch;
 mod driver;
 mod execute;
 mod feed;

@@ -66,6 +66,20 @@ impl Job {
         })
     }
 
+    /// Whether it may be recorded in one append with the jobs queued next to it: the inputs
+    /// of people and webhooks (see `batch`).
+    pub(super) fn batches(&self) -> bool {
+        matches!(
+            self,
+            Job::Push(_)
+                | Job::Patch(_)
+                | Job::Inputs {
+                    origin: Origin::Outside,
+                    ..
+                }
+        )
+    }
+
     /// Whether a failure to record it is tried again later rather than answered: work
     /// results always (whatever failed), everything else when the failure was transient
     /// (the log that kept changing under a person's input is answered with the conflict).

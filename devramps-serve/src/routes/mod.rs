@@ -5,6 +5,7 @@ mod events;
 mod health;
 mod operations;
 mod pipelines;
+mod summary;
 
 use std::sync::Arc;
 
@@ -23,11 +24,9 @@ pub(crate) use operations::OPERATIONS;
 pub(crate) struct AppState {
     pub(crate) engine: Engine,
     pub(crate) config: Arc<ServeConfig>,
-    /// Per pipeline: the last answer of `GET /api/v1/pipelines/{slug}` and the sequence
-    /// number of the log it folds (a state is a pure fold of its log: while the log has not
-    /// moved, the answer stands).
-    pub(crate) shown:
-        Arc<std::sync::Mutex<std::collections::HashMap<String, (u64, axum::body::Bytes)>>>,
+    /// Per pipeline: the answer of `GET /api/v1/pipelines/{slug}`, kept and brought up to
+    /// date with the log ([`summary::Summary`]).
+    pub(crate) shown: Arc<tokio::sync::Mutex<std::collections::HashMap<String, summary::Summary>>>,
 }
 
 impl AppState {

@@ -6,10 +6,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use devramps_core::lifecycle::PipelineState;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::summary::Summary;
 use crate::error::{ApiResult, Problem};
 
 /// `GET /api/v1/pipelines`: `{"pipelines": [slug, ...]}`.
@@ -31,8 +32,8 @@ fn report(slug: &str, state: &PipelineState) -> devramps_sim::Report {
 }
 
 /// `GET /api/v1/pipelines/{slug}`: `{"slug", "stages", "deployments", "approvals"}`. The
-/// answer is kept with the sequence number of the log it folds, and given again while the
-/// store's log has not moved past it (one `last_seq` read instead of a fold of the history).
+/// answer is kept and brought up to date with the records appended since (see
+/// [`Summary`]): while the log has not moved, one `last_seq` read.
 pub(super) async fn show(State(app): State<AppState>, Path(slug): Path<String>) -> Response {
     match shown(&app, &slug).await {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
@@ -41,44 +42,32 @@ pub(super) async fn show(State(app): State<AppState>, Path(slug): Path<String>) 
 }
 
 async fn shown(app: &AppState, slug: &str) -> ApiResult<axum::body::Bytes> {
-    let last = app
-        .config
-        .store
-        .last_seq(slug)
-        .await
-        .map_err(Problem::from)?;
-    let cached = app
-        .shown
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(slug)
-        .filter(|(seq, _)| *seq == last)
-        .map(|(_, body)| body.clone());
-    if let Some(body) = cached {
-        return Ok(body);
+    let store = &app.config.store;
+    let last = store.last_seq(slug).await.map_err(Problem::from)?;
+    if last == 0 {
+        app.known(slug).await?;
     }
-    let state = state(app, slug).await?;
-    #[derive(Serialize)]
-    struct Shown<'a> {
-        slug: &'a str,
-        stages: &'a devramps_sim::StageMap<devramps_sim::StageSummary>,
-        deployments: &'a [devramps_sim::DeploymentReport],
-        approvals: Vec<devramps_sim::ApprovalReport>,
+    let mut kept = app.shown.lock().await;
+    if let Some(summary) = kept.get_mut(slug) {
+        if summary.applied() == last {
+            return Ok(summary.body());
+        }
+        if summary.applied() < last {
+            let events = store
+                .read(slug, summary.applied(), None)
+                .await
+                .map_err(Problem::from)?;
+            match summary.advance(slug, events) {
+                Ok(()) => return Ok(summary.body()),
+                Err(e) => tracing::warn!(pipeline = %slug, error = %e, "state answer made afresh"),
+            }
+        }
+        kept.remove(slug);
     }
-    let report = report(slug, &state);
-    let shown = Shown {
-        slug,
-        stages: &report.stages,
-        deployments: &report.deployments,
-        approvals: devramps_sim::waiting_approvals(&state),
-    };
-    let body = serde_json::to_vec(&shown)
-        .map(axum::body::Bytes::from)
-        .map_err(|e| Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    app.shown
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(slug.to_owned(), (state.applied, body.clone()));
+    let summary = Summary::new(slug, state(app, slug).await?)
+        .map_err(|e| Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let body = summary.body();
+    kept.insert(slug.to_owned(), summary);
     Ok(body)
 }
 

@@ -25,6 +25,7 @@ pub const SHA2: &str = "2222222222222222222222222222222222222222";
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
+    pub backends: devramps_core::backend::Backends,
     pub engine: Engine,
     pub handles: MemoryHandles,
     pub shutdown: Shutdown,
@@ -80,6 +81,7 @@ impl Server {
         });
         Server {
             addr,
+            backends,
             engine,
             handles,
             shutdown,

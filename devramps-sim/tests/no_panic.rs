@@ -121,7 +121,10 @@ fn config() -> ProptestConfig {
 /// `\r`.
 fn located(text: &str, errors: &[ScenarioError]) -> Result<(), TestCaseError> {
     prop_assert!(!errors.is_empty(), "rejected without an error");
-    let lines: Vec<&str> = text.split("\r\n").flat_map(|l| l.split(['\r', '\n'])).collect();
+    let lines: Vec<&str> = text
+        .split("\r\n")
+        .flat_map(|l| l.split(['\r', '\n']))
+        .collect();
     for e in errors {
         prop_assert!(e.line >= 1 && e.column >= 1, "{e}: no line or column");
         let line = lines.get(e.line as usize - 1);

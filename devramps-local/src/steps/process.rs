@@ -152,11 +152,15 @@ pub(crate) fn keep_bounded(path: &Path, limit: u64) -> io::Result<bool> {
         return Ok(false);
     }
     let (tail, dropped) = read_tail(path, limit / 4)?;
-    let mut file = OpenOptions::new().append(true).open(path)?;
-    file.set_len(0)?;
     let mut kept = format!("[devramps: {dropped} earlier bytes dropped]\n").into_bytes();
     kept.extend_from_slice(&tail);
-    file.write_all(&kept)?;
+    // The note and the tail are written over the start of the file, then the file is cut
+    // after them: the file starts with the note at every moment. (Cutting first and then
+    // appending let a writer's append land before the note.) Bytes appended between the read
+    // of the tail and the cut are lost.
+    let file = OpenOptions::new().write(true).open(path)?;
+    std::os::unix::fs::FileExt::write_all_at(&file, &kept, 0)?;
+    file.set_len(kept.len() as u64)?;
     Ok(true)
 }
 

@@ -68,12 +68,8 @@ pub(crate) fn credentials(var: impl Fn(&str) -> Option<String>) -> Result<Creden
         let app_id = number("GITHUB_APP_ID", id)?;
         let installation_id = number("GITHUB_APP_INSTALLATION_ID", installation)?;
         let path = Path::new(key_file);
-        let pem = std::fs::read_to_string(path).map_err(|e| {
-            format!(
-                "--github: cannot read GITHUB_APP_PRIVATE_KEY_FILE `{}`: {e}",
-                path.display()
-            )
-        })?;
+        let pem = devramps_sim::files::read_text(path)
+            .map_err(|e| format!("--github: GITHUB_APP_PRIVATE_KEY_FILE: {e}"))?;
         Auth::app(app_id, installation_id, &pem).map_err(|e| {
             format!(
                 "--github: GITHUB_APP_PRIVATE_KEY_FILE `{}` is not the App's private key: {e}",
@@ -193,7 +189,7 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(
-            e.contains("cannot read GITHUB_APP_PRIVATE_KEY_FILE `/nonexistent/key.pem`"),
+            e.contains("GITHUB_APP_PRIVATE_KEY_FILE: cannot read `/nonexistent/key.pem`"),
             "{e}"
         );
         let e = credentials(env(&[

@@ -162,12 +162,8 @@ fn serve_config(args: &ServeArgs, config: ServeConfig) -> Result<ServeConfig, St
         None => {}
     }
     if let Some(path) = &args.webhook_secret_file {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            format!(
-                "cannot read the webhook secret file `{}`: {e}",
-                path.display()
-            )
-        })?;
+        let text = devramps_sim::files::read_text(path)
+            .map_err(|e| format!("--webhook-secret-file: {e}"))?;
         let secrets = WebhookSecrets::from_lines(&text)
             .map_err(|e| format!("--webhook-secret-file `{}`: {e}", path.display()))?;
         config = config.with_webhook_secrets(secrets);

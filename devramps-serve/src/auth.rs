@@ -140,8 +140,8 @@ impl Tokens {
 
     /// Reads a tokens file.
     pub fn read(path: &Path) -> Result<Tokens, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the tokens file `{}`: {e}", path.display()))?;
+        let text =
+            devramps_sim::files::read_text(path).map_err(|e| format!("the tokens file: {e}"))?;
         Tokens::parse(&text, &path.display().to_string())
     }
 

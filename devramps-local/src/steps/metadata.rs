@@ -39,7 +39,7 @@ pub const METADATA_TIMEOUT: Duration = Duration::from_secs(60);
 const QUOTE_LIMIT: usize = 400;
 /// The largest `SYNTHESIZE-METADATA` result file read (the limit of a step's result file); a
 /// larger one is refused without being read on.
-const RESULT_LIMIT: u64 = 16 << 20;
+pub(super) const RESULT_LIMIT: u64 = 16 << 20;
 
 /// What a registry says about one of its step types (an entry of `data.metadata` of the
 /// `SYNTHESIZE-METADATA` result; reference §9.3). Field names are the protocol's (camelCase);
@@ -448,7 +448,8 @@ fn describe(status: ExitStatus) -> String {
 /// empty.
 fn printed(work: &Path) -> String {
     for name in ["stderr", "stdout"] {
-        if let Ok(bytes) = std::fs::read(work.join(name)) {
+        // The end of what it printed is what explains a failure; the rest is not read.
+        if let Ok((bytes, _)) = super::process::read_tail(&work.join(name), 64 << 10) {
             let text = String::from_utf8_lossy(&bytes);
             let text = text.trim();
             if !text.is_empty() {

@@ -114,6 +114,18 @@ pub(crate) fn private_file(path: &Path, append: bool) -> io::Result<File> {
     options.open(path)
 }
 
+/// At most `max` bytes of `path`, from its start, and whether there was more (the rest is not
+/// read).
+pub(crate) fn read_head(path: &Path, max: u64) -> io::Result<(Vec<u8>, bool)> {
+    let mut bytes = Vec::new();
+    File::open(path)?
+        .take(max.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    let more = bytes.len() as u64 > max;
+    bytes.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+    Ok((bytes, more))
+}
+
 /// The last `max` bytes of `path` (the start cut at the first line break when the file is
 /// longer, so no line is cut in half), with how many bytes were left out before them.
 /// A missing file is empty.
@@ -198,6 +210,22 @@ mod tests {
         assert_eq!(ProcessId::read(&dir.path().join("none")).unwrap(), None);
         fs::write(&path, "garbage").unwrap();
         assert!(ProcessId::read(&path).is_err());
+    }
+
+    #[test]
+    fn a_head_read_stops_at_its_bound_and_says_there_was_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, "0123456789").unwrap();
+        assert_eq!(
+            read_head(&path, 10).unwrap(),
+            (b"0123456789".to_vec(), false)
+        );
+        assert_eq!(read_head(&path, 4).unwrap(), (b"0123".to_vec(), true));
+        // A device without end is read up to the bound, not on.
+        let (bytes, more) = read_head(Path::new("/dev/zero"), 1 << 20).unwrap();
+        assert_eq!((bytes.len(), more), (1 << 20, true));
+        assert!(read_head(&dir.path().join("none"), 4).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use super::StepRegistry;
+use super::metadata::RESULT_LIMIT;
 use super::process::{self, ProcessId};
 
 /// The registries of a runner and the routes to them.
@@ -158,13 +159,19 @@ async fn step_types(
             return Err(format!("no answer within {} s", timeout.as_secs()));
         }
     }
-    let bytes = std::fs::read(&output).map_err(|e| {
+    let (bytes, more) = process::read_head(&output, RESULT_LIMIT).map_err(|e| {
         let (tail, _) = process::read_tail(&stderr_path, 2000).unwrap_or_default();
         format!(
             "no result file ({e}); stderr: {}",
             process::text_tail(&tail, 500)
         )
     })?;
+    if more {
+        return Err(format!(
+            "the result file is larger than the limit of {} MiB",
+            RESULT_LIMIT >> 20
+        ));
+    }
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| format!("bad result: {e}"))?;
     let metadata = value
         .pointer("/data/metadata")

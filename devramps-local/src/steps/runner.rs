@@ -325,10 +325,11 @@ fn epilogue(inv: &Invocation) -> io::Result<String> {
     Ok(text)
 }
 
-/// A small file's trimmed text, or `None` when it does not exist.
+/// A small file's trimmed text (its first 64 KiB, lossy UTF-8), or `None` when it does not
+/// exist.
 fn read_optional(path: &Path) -> io::Result<Option<String>> {
-    match fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text.trim().to_owned())),
+    match process::read_head(path, 64 << 10) {
+        Ok((bytes, _)) => Ok(Some(String::from_utf8_lossy(&bytes).trim().to_owned())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }

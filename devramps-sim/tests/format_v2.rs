@@ -140,6 +140,30 @@ fn transient_store_errors_change_nothing_but_event_times() {
 }
 
 #[test]
+fn an_engine_restarting_behind_read_faults_resumes_after_its_backoff() {
+    let faulty = run("store-fault-restart.yaml");
+    let clean = run("store-fault-free.yaml");
+    for (revision, commit) in [(0, "c1"), (1, "c2")] {
+        assert_eq!(faulty["deployments"][revision]["commit"], commit);
+        assert_eq!(
+            faulty["deployments"][revision]["stages"], clean["deployments"][revision]["stages"],
+            "{commit}"
+        );
+    }
+    assert_eq!(
+        faulty["deployments"][1]["stages"]["prod"]["state"],
+        "SUCCEEDED"
+    );
+    assert!(
+        executions(&faulty)
+            .iter()
+            .all(|(_, starts, _)| *starts == 1),
+        "{:#}",
+        faulty["executions"]
+    );
+}
+
+#[test]
 fn a_restart_mid_step_starts_nothing_twice_and_timers_resume() {
     let r = run("restart.yaml");
     let runs = executions(&r);

@@ -444,7 +444,7 @@ mod tests {
                 "{text:?}: {d:?}"
             );
             assert!(!yaml_printable(
-                text[d.span.offset..].chars().next().unwrap()
+                text[d.span.offset..].chars().next().expect("a character")
             ));
         }
     }

@@ -343,10 +343,7 @@ impl<'s> Sim<'s> {
             self.come_back();
         }
         self.finish();
-        let records = self
-            .pool
-            .run_until(self.engine.history(&self.scenario.slug))
-            .unwrap_or_default();
+        let records = self.history();
         let mut report = build_report(
             self.scenario.start,
             self.handles.clock.now(),
@@ -385,7 +382,10 @@ impl<'s> Sim<'s> {
     /// log cannot be read that way, the engine's whole state is asked for instead.
     fn catch_up(&mut self) {
         let slug = self.scenario.slug.clone();
-        let Ok(applied) = self.pool.run_until(self.engine.applied(&slug)) else {
+        let Some(Ok(applied)) = self.answer_now({
+            let (engine, slug) = (self.engine.clone(), slug.clone());
+            async move { engine.applied(&slug).await }
+        }) else {
             return;
         };
         let from = self.state.applied;
@@ -413,7 +413,10 @@ impl<'s> Sim<'s> {
                 return;
             }
         }
-        if let Ok(state) = self.pool.run_until(self.engine.state(&slug)) {
+        if let Some(Ok(state)) = self.answer_now({
+            let (engine, slug) = (self.engine.clone(), slug.clone());
+            async move { engine.state(&slug).await }
+        }) {
             self.invariants = Invariants::of_state(&state);
             self.state = state;
         }
@@ -579,6 +582,40 @@ impl<'s> Sim<'s> {
         Err(unanswered(
             "the engine did not answer and nothing was left to wait for".to_owned(),
         ))
+    }
+
+    /// The engine's answer to `request` if it comes without the clock moving, else `None`.
+    /// An engine that is resuming behind a store fault waits on the virtual clock before it
+    /// serves requests; waiting for its answer here, with the clock stopped, would wait for
+    /// ever. The caller asks again after the clock moved.
+    fn answer_now<T: 'static>(&mut self, request: impl Future<Output = T> + 'static) -> Option<T> {
+        let mut handle = self.pool.spawner().spawn_local_with_handle(request).ok()?;
+        self.pool.run_until_stalled();
+        (&mut handle).now_or_never()
+    }
+
+    /// The pipeline's log for the report: the engine's history, or when the engine cannot
+    /// answer now (still resuming behind a store fault at the end of the run), the log as the
+    /// store holds it.
+    fn history(&mut self) -> Vec<Record> {
+        let slug = self.scenario.slug.clone();
+        if let Some(answer) = self.answer_now({
+            let (engine, slug) = (self.engine.clone(), slug.clone());
+            async move { engine.history(&slug).await }
+        }) {
+            return answer.unwrap_or_default();
+        }
+        let read = self
+            .pool
+            .run_until(self.handles.store.inner().read(&slug, 0, None));
+        read.ok()
+            .and_then(|events| {
+                events
+                    .into_iter()
+                    .map(|e| Record::from_stored(&slug, e).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Records a `refused` event of the simulator at the current time.

@@ -4,16 +4,18 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Poll, Waker};
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use devramps_core::backend::{AppendOptions, EventStore, Snapshot, StoredEvent};
 use devramps_core::engine::{Engine, EngineConfig, PushRequest};
 use devramps_core::lifecycle::{Event, Input, Record};
-use devramps_memory::{InMemoryEventStore, RecordingObserver, scripted_backends};
+use devramps_memory::{RecordingObserver, scripted_backends};
 use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
+
+#[allow(dead_code)] // each test uses a part of it
+#[path = "support/gated.rs"]
+mod gated;
+use gated::GatedStore;
 
 const PIPELINE: &str = "version: \"1.0.0\"\npipeline:\n  cloud_provider: AWS\n  \
     pipeline_updates_require_approval: NEVER\n  stages:\n    \
@@ -21,100 +23,6 @@ const PIPELINE: &str = "version: \"1.0.0\"\npipeline:\n  cloud_provider: AWS\n  
     - { name: prod, account_id: \"222222222222\", region: us-east-1 }\n  steps:\n    \
     - { name: Bake, id: bake, type: \"DEVRAMPS:APPROVAL:BAKE\", params: { duration_minutes: 30 } }\n  \
     artifacts: {}\n";
-
-/// A store whose appends wait at a gate while it is closed, counting the appends that wrote.
-#[derive(Clone, Debug, Default)]
-struct GatedStore {
-    inner: InMemoryEventStore,
-    gate: Arc<Mutex<Gate>>,
-}
-
-#[derive(Debug, Default)]
-struct Gate {
-    closed: bool,
-    waiting: usize,
-    wakers: Vec<Waker>,
-    /// How many events each append that wrote stored.
-    appends: Vec<usize>,
-}
-
-impl GatedStore {
-    fn gate(&self) -> MutexGuard<'_, Gate> {
-        self.gate.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn set_closed(&self, closed: bool) {
-        let wakers = {
-            let mut gate = self.gate();
-            gate.closed = closed;
-            std::mem::take(&mut gate.wakers)
-        };
-        wakers.into_iter().for_each(Waker::wake);
-    }
-}
-
-#[async_trait]
-impl EventStore for GatedStore {
-    async fn append(
-        &self,
-        stream: &str,
-        expected_last: u64,
-        events: Vec<serde_json::Value>,
-        options: AppendOptions,
-    ) -> devramps_core::Result<u64> {
-        let mut counted = false;
-        futures::future::poll_fn(|cx| {
-            let mut gate = self.gate();
-            if !gate.closed {
-                if counted {
-                    gate.waiting -= 1;
-                }
-                return Poll::Ready(());
-            }
-            if !counted {
-                counted = true;
-                gate.waiting += 1;
-            }
-            gate.wakers.push(cx.waker().clone());
-            Poll::Pending
-        })
-        .await;
-        let n = events.len();
-        let result = self
-            .inner
-            .append(stream, expected_last, events, options)
-            .await;
-        if result.is_ok() && n > 0 {
-            self.gate().appends.push(n);
-        }
-        result
-    }
-
-    async fn read(
-        &self,
-        stream: &str,
-        after: u64,
-        limit: Option<usize>,
-    ) -> devramps_core::Result<Vec<StoredEvent>> {
-        self.inner.read(stream, after, limit).await
-    }
-
-    async fn last_seq(&self, stream: &str) -> devramps_core::Result<u64> {
-        self.inner.last_seq(stream).await
-    }
-
-    async fn streams(&self) -> devramps_core::Result<Vec<String>> {
-        self.inner.streams().await
-    }
-
-    async fn save_snapshot(&self, stream: &str, snapshot: Snapshot) -> devramps_core::Result<()> {
-        self.inner.save_snapshot(stream, snapshot).await
-    }
-
-    async fn load_snapshot(&self, stream: &str) -> devramps_core::Result<Option<Snapshot>> {
-        self.inner.load_snapshot(stream).await
-    }
-}
 
 type Answers = Rc<RefCell<Vec<(String, devramps_core::Result<Vec<Record>>)>>>;
 
@@ -214,7 +122,7 @@ fn pushes_queued_behind_an_append_are_recorded_in_one_append_each_answered_on_it
         1,
         "nobody is answered before the append holding its records is durable"
     );
-    let before = store.gate().appends.len();
+    let before = store.written().len();
 
     store.set_closed(false);
     pool.run_until_stalled();
@@ -250,9 +158,9 @@ fn pushes_queued_behind_an_append_are_recorded_in_one_append_each_answered_on_it
         .collect();
     assert_eq!(push_appends, [1, 1, queued.len()], "pushes per append");
     assert!(
-        store.gate().appends.len() - before < 1 + queued.len(),
+        store.written().len() - before < 1 + queued.len(),
         "fewer appends than pushes: {:?}",
-        store.gate().appends
+        store.written()
     );
 
     // The batch is what its inputs, fed one after the other, make: the log replays.

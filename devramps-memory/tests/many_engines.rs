@@ -7,13 +7,9 @@
 //! (about 1.5 s per seed in debug); `MANY_ENGINES_STATS=1` prints what each history did.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Poll, Waker};
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use devramps_core::backend::{
-    AppendOptions, Backends, EventStore, ExecutionKey, Outcome, StepRunners, StoredEvent, Unit,
-};
+use devramps_core::backend::{Backends, ExecutionKey, Outcome, StepRunners, Unit};
 use devramps_core::engine::{Engine, EngineConfig, PushRequest};
 use devramps_core::lifecycle::{
     Actor, Control, ControlAction, Operate, PipelineState, StageState, StepState,
@@ -22,11 +18,16 @@ use devramps_memory::many_engines::{
     PIPELINE, POLL, SLUG, STAGES, Shared, check_log, config, run_history,
 };
 use devramps_memory::{
-    Behavior, Fault, FaultOptions, FaultSchedule, FaultyLock, FaultyStore, InMemoryEventStore,
-    RecordingObserver, RunAction, ScriptedStepRunner, scripted_backends,
+    Behavior, Fault, FaultOptions, FaultSchedule, FaultyLock, FaultyStore, RecordingObserver,
+    RunAction, ScriptedStepRunner, scripted_backends,
 };
 use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
+
+#[allow(dead_code)] // each test uses a part of it
+#[path = "support/gated.rs"]
+mod gated;
+use gated::GatedStore;
 
 #[test]
 fn l21_three_engines_on_one_faulty_store_keep_every_invariant_and_replay_from_their_inputs() {
@@ -77,92 +78,6 @@ fn l21_three_engines_on_one_faulty_store_keep_every_invariant_and_replay_from_th
 
 // ----- a holder fenced out -----
 
-/// A store whose appends can be held at a gate (a writer paused mid-append, as by a long GC
-/// pause or a slow network), remembering how every append ended.
-#[derive(Clone, Debug)]
-struct GatedStore {
-    inner: InMemoryEventStore,
-    gate: Arc<Mutex<Gate>>,
-}
-
-#[derive(Debug, Default)]
-struct Gate {
-    closed: bool,
-    waiting: usize,
-    wakers: Vec<Waker>,
-    /// Per append: the token presented, and the outcome.
-    appends: Vec<(Option<u64>, Result<u64, String>)>,
-}
-
-impl GatedStore {
-    fn gate(&self) -> MutexGuard<'_, Gate> {
-        self.gate.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn set_closed(&self, closed: bool) {
-        let wakers = {
-            let mut gate = self.gate();
-            gate.closed = closed;
-            std::mem::take(&mut gate.wakers)
-        };
-        wakers.into_iter().for_each(Waker::wake);
-    }
-}
-
-#[async_trait]
-impl EventStore for GatedStore {
-    async fn append(
-        &self,
-        stream: &str,
-        expected_last: u64,
-        events: Vec<serde_json::Value>,
-        options: AppendOptions,
-    ) -> devramps_core::Result<u64> {
-        let mut counted = false;
-        futures::future::poll_fn(|cx| {
-            let mut gate = self.gate();
-            if !gate.closed {
-                if counted {
-                    gate.waiting -= 1;
-                }
-                return Poll::Ready(());
-            }
-            if !counted {
-                counted = true;
-                gate.waiting += 1;
-            }
-            gate.wakers.push(cx.waker().clone());
-            Poll::Pending
-        })
-        .await;
-        let token = options.fencing_token;
-        let result = self
-            .inner
-            .append(stream, expected_last, events, options)
-            .await;
-        let outcome = result.as_ref().map(|s| *s).map_err(|e| e.to_string());
-        self.gate().appends.push((token, outcome));
-        result
-    }
-
-    async fn read(
-        &self,
-        stream: &str,
-        after: u64,
-        limit: Option<usize>,
-    ) -> devramps_core::Result<Vec<StoredEvent>> {
-        self.inner.read(stream, after, limit).await
-    }
-
-    async fn last_seq(&self, stream: &str) -> devramps_core::Result<u64> {
-        self.inner.last_seq(stream).await
-    }
-
-    async fn streams(&self) -> devramps_core::Result<Vec<String>> {
-        self.inner.streams().await
-    }
-}
-
 fn key(stage: &str, unit: Unit) -> ExecutionKey {
     ExecutionKey::new(SLUG, 1, stage, 1, unit)
 }
@@ -181,10 +96,7 @@ fn l21_a_holder_whose_lease_was_taken_over_cannot_write() {
     let journal = RecordingObserver::new();
     // A sees the store through a gate, and the step runner through its own view: the step
     // ends for A (its result is what A will try to write) while it still runs for B.
-    let gated = GatedStore {
-        inner: handles.store.clone(),
-        gate: Arc::default(),
-    };
+    let gated = GatedStore::new(handles.store.clone());
     let a_runner = ScriptedStepRunner::new("A's view", Arc::new(handles.clock.clone()));
     a_runner.set_default(Behavior::hang());
     handles.steps.set_default(Behavior::hang());
@@ -267,7 +179,7 @@ fn l21_a_holder_whose_lease_was_taken_over_cannot_write() {
     pool.run_until_stalled();
     let appends = gated.gate().appends[appended..].to_vec();
     assert_eq!(appends.len(), 1, "A appended once more: {appends:?}");
-    let (token, outcome) = appends[0].clone();
+    let (token, outcome) = (appends[0].token, appends[0].outcome.clone());
     assert_eq!(token, Some(1), "A presented its old token");
     let refusal = outcome.expect_err("the store refused A's append");
     assert!(

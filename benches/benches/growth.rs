@@ -43,12 +43,11 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, SamplingMode};
 use devramps_benches::{lifecycle_pipeline, measuring, short_criterion};
-use devramps_core::backend::{EventStore, EventStoreExt, StoredEvent};
-use devramps_core::engine::{Engine, EngineConfig, PushRequest};
+use devramps_core::backend::{EventStoreExt, StoredEvent};
+use devramps_core::engine::PushRequest;
 use devramps_core::lifecycle::{Machine, Record, StageState};
-use devramps_memory::{Behavior, MemoryHandles, scripted_backends};
-use futures::executor::{LocalPool, block_on};
-use futures::task::LocalSpawnExt;
+use devramps_memory::{Behavior, scripted_backends};
+use futures::executor::block_on;
 
 // The CLI's report code, exactly as `devramps validate` runs it (the CLI is a binary crate, so
 // its modules are compiled in here rather than linked).
@@ -215,7 +214,7 @@ fn engine_pushes(pushes: usize) -> Run {
             let files = [(path.as_str(), definition.as_str())];
             handles.source.commit(&format!("c{i}"), None, files);
         }
-        let (mut pool, engine) = start(&backends);
+        let (mut pool, engine) = devramps_benches::start_engine(&backends);
         pool.run_until(engine.push(SLUG, PushRequest::new("main", "c0")))
             .expect("the push is recorded");
         pool.run_until_stalled();
@@ -237,18 +236,6 @@ fn engine_pushes(pushes: usize) -> Run {
         assert_eq!(state.deployments.len(), pushes + 1);
         took
     })
-}
-
-/// Starts an engine on `backends`.
-fn start(backends: &devramps_core::backend::Backends) -> (LocalPool, Engine) {
-    let (engine, driver) = Engine::new(backends.clone(), EngineConfig::default());
-    let pool = LocalPool::new();
-    pool.spawner()
-        .spawn_local(async move {
-            driver.run().await.expect("the engine runs");
-        })
-        .expect("spawn the driver");
-    (pool, engine)
 }
 
 // ----- stored logs -----
@@ -357,32 +344,10 @@ fn check_replayed(machine: &Machine, records: usize) {
     );
 }
 
-/// At least `records` stored events of completed deployments, pushed and run to completion
-/// one after the other by the engine on the in-memory backends.
+/// At least `records` stored events of completed deployments
+/// ([`devramps_benches::completed_deployments`]).
 fn build_log(records: usize) -> Vec<StoredEvent> {
-    let (backends, handles): (_, MemoryHandles) = scripted_backends();
-    handles.steps.set_default(Behavior::succeed(Duration::ZERO));
-    let definition = lifecycle_pipeline(3, 5, false);
-    let path = format!("/.devramps/{SLUG}/pipeline.yaml");
-    let (mut pool, engine) = start(&backends);
-    let mut i = 0;
-    while block_on(handles.store.last_seq(SLUG)).expect("last seq") < records as u64 {
-        i += 1;
-        let commit = format!("c{i}");
-        handles
-            .source
-            .commit(&commit, None, [(path.as_str(), definition.as_str())]);
-        let request = PushRequest::new("main", commit).with_delivery(format!("d{i}"));
-        pool.run_until(engine.push(SLUG, request))
-            .expect("the push is recorded");
-        loop {
-            pool.run_until_stalled();
-            if handles.clock.advance_to_next_deadline().is_none() {
-                break;
-            }
-        }
-    }
-    pool.run_until(engine.stop()).expect("the engine stops");
+    let (_, handles) = devramps_benches::completed_deployments(SLUG, records);
     block_on(handles.store.read_all(SLUG)).expect("reads")
 }
 

@@ -24,13 +24,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group};
-use devramps_benches::lifecycle_pipeline;
 use devramps_core::backend::{AppendOptions, Backends, EventStore, EventStoreExt};
-use devramps_core::engine::{Engine, EngineConfig, PushRequest};
 use devramps_core::lifecycle::{Machine, PipelineState, Record, StageState};
-use devramps_memory::{Behavior, InMemoryEventStore, MemoryHandles, scripted_backends};
-use futures::executor::{LocalPool, block_on};
-use futures::task::LocalSpawnExt;
+use devramps_memory::InMemoryEventStore;
+use futures::executor::block_on;
 
 /// Records of the log in a measuring run.
 const RECORDS: usize = 10_000;
@@ -47,47 +44,6 @@ fn records_wanted() -> usize {
     } else {
         RECORDS / 10
     }
-}
-
-/// Starts an engine on `backends`.
-fn start(backends: &Backends) -> (LocalPool, Engine) {
-    let (engine, driver) = Engine::new(backends.clone(), EngineConfig::default());
-    let pool = LocalPool::new();
-    pool.spawner()
-        .spawn_local(async move {
-            driver.run().await.expect("the engine runs");
-        })
-        .expect("spawn the driver");
-    (pool, engine)
-}
-
-/// Backends whose store holds a log of at least `records` records of completed deployments
-/// (and the snapshots the engine saved on the way).
-fn build_log(records: usize) -> (Backends, MemoryHandles) {
-    let (backends, handles) = scripted_backends();
-    handles.steps.set_default(Behavior::succeed(Duration::ZERO));
-    let definition = lifecycle_pipeline(3, 5, false);
-    let path = format!("/.devramps/{SLUG}/pipeline.yaml");
-    let (mut pool, engine) = start(&backends);
-    let mut i = 0;
-    while block_on(handles.store.last_seq(SLUG)).expect("last seq") < records as u64 {
-        i += 1;
-        let commit = format!("c{i}");
-        handles
-            .source
-            .commit(&commit, None, [(path.as_str(), definition.as_str())]);
-        let request = PushRequest::new("main", commit).with_delivery(format!("d{i}"));
-        pool.run_until(engine.push(SLUG, request))
-            .expect("the push is recorded");
-        loop {
-            pool.run_until_stalled();
-            if handles.clock.advance_to_next_deadline().is_none() {
-                break;
-            }
-        }
-    }
-    pool.run_until(engine.stop()).expect("the engine stops");
-    (backends, handles)
 }
 
 /// Every deployment's stages succeeded: the log is what it should be.
@@ -147,14 +103,14 @@ fn use_every_plan(machine: &Machine) -> usize {
 
 /// A new engine on `backends` until it answers its first `state` request.
 fn restart(backends: &Backends) -> PipelineState {
-    let (mut pool, engine) = start(backends);
+    let (mut pool, engine) = devramps_benches::start_engine(backends);
     let state = pool.run_until(engine.state(SLUG)).expect("state");
     pool.run_until(engine.stop()).expect("stops");
     state
 }
 
 fn bench(c: &mut Criterion) {
-    let (backends, handles) = build_log(records_wanted());
+    let (backends, handles) = devramps_benches::completed_deployments(SLUG, records_wanted());
     let store = handles.store.clone();
     // The same log in a store without snapshots.
     let bare = InMemoryEventStore::new();

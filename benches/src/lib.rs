@@ -805,3 +805,65 @@ pub fn short_criterion() -> criterion::Criterion {
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(3))
 }
+
+/// Starts an engine on `backends` with its driver spawned on a new local pool.
+pub fn start_engine(
+    backends: &devramps_core::backend::Backends,
+) -> (futures::executor::LocalPool, devramps_core::engine::Engine) {
+    use futures::task::LocalSpawnExt;
+    let (engine, driver) = devramps_core::engine::Engine::new(
+        backends.clone(),
+        devramps_core::engine::EngineConfig::default(),
+    );
+    let pool = futures::executor::LocalPool::new();
+    pool.spawner()
+        .spawn_local(async move {
+            driver.run().await.expect("the engine runs");
+        })
+        .expect("spawn the driver");
+    (pool, engine)
+}
+
+/// In-memory backends whose store holds a log of at least `records` records of completed
+/// deployments of pipeline `slug` (3 stages x 5 instant steps, pushed and run to completion one
+/// after the other by the engine), and the snapshots the engine saved on the way.
+pub fn completed_deployments(
+    slug: &str,
+    records: usize,
+) -> (
+    devramps_core::backend::Backends,
+    devramps_memory::MemoryHandles,
+) {
+    use devramps_core::backend::EventStore;
+    let (backends, handles) = devramps_memory::scripted_backends();
+    handles
+        .steps
+        .set_default(devramps_memory::Behavior::succeed(
+            std::time::Duration::ZERO,
+        ));
+    let definition = lifecycle_pipeline(3, 5, false);
+    let path = format!("/.devramps/{slug}/pipeline.yaml");
+    let (mut pool, engine) = start_engine(&backends);
+    let mut i = 0;
+    while futures::executor::block_on(handles.store.last_seq(slug)).expect("last seq")
+        < records as u64
+    {
+        i += 1;
+        let commit = format!("c{i}");
+        handles
+            .source
+            .commit(&commit, None, [(path.as_str(), definition.as_str())]);
+        let request =
+            devramps_core::engine::PushRequest::new("main", commit).with_delivery(format!("d{i}"));
+        pool.run_until(engine.push(slug, request))
+            .expect("the push is recorded");
+        loop {
+            pool.run_until_stalled();
+            if handles.clock.advance_to_next_deadline().is_none() {
+                break;
+            }
+        }
+    }
+    pool.run_until(engine.stop()).expect("the engine stops");
+    (backends, handles)
+}

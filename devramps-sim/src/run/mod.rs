@@ -343,10 +343,26 @@ impl<'s> Sim<'s> {
             self.come_back();
         }
         self.finish();
-        let records = self
+        // The report's log is read behind the injected faults: a `store_fault` still pending
+        // when the run ends is the engine's, not the report's (it must not empty the log).
+        let slug = self.scenario.slug.clone();
+        let behind_faults: Option<Vec<Record>> = self
             .pool
-            .run_until(self.engine.history(&self.scenario.slug))
-            .unwrap_or_default();
+            .run_until(self.handles.store.inner().read(&slug, 0, None))
+            .ok()
+            .and_then(|events| {
+                events
+                    .into_iter()
+                    .map(|e| Record::from_stored(&slug, e).ok())
+                    .collect()
+            });
+        let records = match behind_faults {
+            Some(records) => records,
+            None => self
+                .pool
+                .run_until(self.engine.history(&slug))
+                .unwrap_or_default(),
+        };
         let mut report = build_report(
             self.scenario.start,
             self.handles.clock.now(),

@@ -49,7 +49,7 @@ pub(crate) fn run(pipeline: &Path, count: u32, seed: u64, out: &Path) -> Status 
     }
     let terminal = io::stderr().is_terminal();
     let mut progress = |passed: u32| {
-        if terminal && (passed % 50 == 0 || passed == count) {
+        if terminal && (passed.is_multiple_of(50) || passed == count) {
             let _ = write!(io::stderr().lock(), "\r{passed}/{count} histories");
         }
     };

@@ -532,7 +532,7 @@ impl History {
 
     /// A commit for an outcome: the next one to be pushed, or one of the history.
     fn outcome_commit(&self, pick: u8) -> String {
-        if pick % 2 == 0 || self.commits.is_empty() {
+        if pick.is_multiple_of(2) || self.commits.is_empty() {
             format!("c{}", self.made + 1)
         } else {
             self.commit(pick / 2)
@@ -745,7 +745,7 @@ fn resolve_one(
             step,
         } => {
             // A step that asks: scripted to, or waiting by itself (bake, Terraform, test gate).
-            let (commit, stage, step) = if step % 2 == 0
+            let (commit, stage, step) = if step.is_multiple_of(2)
                 && let Some(asking) = pick(&history.asking, step / 2)
             {
                 asking.clone()

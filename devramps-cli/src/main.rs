@@ -11,6 +11,8 @@
 //!   ([`plan`]), read through [`devramps_git::GitRepository`];
 //! - `devramps simulate SCENARIO [--format json|text]` runs a scenario through the engine on
 //!   in-memory backends and a virtual clock and reports what happened ([`simulate`]);
+//!   `devramps simulate --random N PIPELINE` runs random histories of a pipeline and checks
+//!   the lifecycle rules ([`simulate_random`]);
 //! - `devramps schema` prints the JSON Schema of `pipeline.yaml` ([`schema`]);
 //! - `devramps serve` runs the engine behind the HTTP API of `devramps-serve`, and
 //!   `devramps token new` makes its tokens ([`serve`]).
@@ -33,6 +35,7 @@ mod run;
 mod schema;
 mod serve;
 mod simulate;
+mod simulate_random;
 mod store_url;
 mod targets;
 mod validate;

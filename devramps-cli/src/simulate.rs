@@ -28,19 +28,43 @@ pub(crate) const LONG_ABOUT: &str = "Run a scenario through the deployment engin
         Exit codes: 0 the scenario ran (whatever the deployments did); 2 the scenario or its \
         pipeline is invalid or unreadable: each problem goes to stderr as \
         `path:line:column: error: message`, and nothing is printed on stdout; 2 too when the \
-        store cannot be opened or already holds events.";
+        store cannot be opened or already holds events.\n\n\
+        `--random N PIPELINE.yaml` runs N random histories of the pipeline (pushes, step \
+        outcomes, people's operations, alarms, clock jumps across windows and daylight-saving \
+        changes, store faults, restarts) and checks the lifecycle rules after every event. \
+        On the first violation the history is shrunk to a minimal one, written to `--out` \
+        (default `.`) as a scenario file with the broken rule in a comment, and printed: exit \
+        1. Otherwise a summary of what the histories reached is printed: exit 0. The same \
+        `--seed` (default 0) gives the same output, byte for byte; a count of the histories \
+        run shows on stderr when it is a terminal. Exit 2 when the pipeline is invalid.";
 
 /// The examples shown after the help of `devramps simulate`.
 pub(crate) const AFTER_HELP: &str = "Examples:\n  \
         devramps simulate sims/weekend-push.yaml                 # timeline on a terminal\n  \
-        devramps simulate sims/weekend-push.yaml --format json | jq '.deployments'";
+        devramps simulate sims/weekend-push.yaml --format json | jq '.deployments'\n  \
+        devramps simulate --random 1000 --seed 7 --out failures .devramps/api/pipeline.yaml";
 
 /// Arguments of `devramps simulate`.
 #[derive(Debug, Args)]
 pub(crate) struct SimulateArgs {
-    /// The scenario file.
+    /// The scenario file (with `--random`: the pipeline file).
     #[arg(value_name = "SCENARIO")]
     pub(crate) scenario: PathBuf,
+
+    /// Run N random histories of the pipeline given instead of a scenario, checking every
+    /// lifecycle invariant after every event; the first failure is shrunk and written to
+    /// `--out` as a scenario file (exit 1).
+    #[arg(long, value_name = "N", conflicts_with_all = ["format", "store"])]
+    pub(crate) random: Option<u32>,
+
+    /// With `--random`: the seed of the histories (default 0); the same seed gives the same
+    /// output.
+    #[arg(long, value_name = "S", requires = "random")]
+    pub(crate) seed: Option<u64>,
+
+    /// With `--random`: where to write a failing history (default `.`; created if missing).
+    #[arg(long, value_name = "DIR", requires = "random")]
+    pub(crate) out: Option<PathBuf>,
 
     /// Report format: `text` (a timeline, the default when stdout is a terminal) or `json`
     /// (the report, a stable interface; the default otherwise).
@@ -55,6 +79,13 @@ pub(crate) struct SimulateArgs {
 
 /// Runs `devramps simulate`.
 pub(crate) fn run(args: &SimulateArgs) -> Status {
+    if let Some(count) = args.random {
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(crate::simulate_random::default_out);
+        return crate::simulate_random::run(&args.scenario, count, args.seed.unwrap_or(0), &out);
+    }
     let url = match args.store.as_deref() {
         None => StoreUrl::Memory,
         // The state directory only names the default store, which is not simulate's.

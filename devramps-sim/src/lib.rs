@@ -16,6 +16,8 @@
 //!   the leases in a given store, such as the durable local one: the report is the same.
 //! - [`waiting_approvals`], [`waiting_revision`] and [`stage_revision`] read what an operator
 //!   needs from a pipeline's state (`devramps status`, the operations, `devramps serve`).
+//! - [`random`]: property-based testing of the lifecycle rules: proptest strategies of random
+//!   histories of a pipeline, invariant checks over a report, and a scenario writer.
 //! - [`parse_duration`] and [`format_duration`] read and write durations such as `1h30m`.
 //!
 //! The format is specified in `shared/spec/scenario-format.md`; state names are those of the
@@ -31,6 +33,7 @@ mod error;
 mod executions;
 pub mod files;
 mod invariants;
+pub mod random;
 mod read_events;
 mod reader;
 mod render;

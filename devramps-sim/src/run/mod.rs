@@ -594,28 +594,32 @@ impl<'s> Sim<'s> {
         (&mut handle).now_or_never()
     }
 
-    /// The pipeline's log for the report: the engine's history, or when the engine cannot
-    /// answer now (still resuming behind a store fault at the end of the run), the log as the
-    /// store holds it.
+    /// The pipeline's log for the report: the log as the store holds it behind the injected
+    /// faults, or when that store cannot be read, the engine's history if it can answer now.
     fn history(&mut self) -> Vec<Record> {
+        // Read behind the injected faults first: a `store_fault` still pending when the run
+        // ends is the engine's, not the report's (it must not empty the log).
         let slug = self.scenario.slug.clone();
-        if let Some(answer) = self.answer_now({
-            let (engine, slug) = (self.engine.clone(), slug.clone());
-            async move { engine.history(&slug).await }
-        }) {
-            return answer.unwrap_or_default();
-        }
-        let read = self
+        let behind_faults: Option<Vec<Record>> = self
             .pool
-            .run_until(self.handles.store.inner().read(&slug, 0, None));
-        read.ok()
+            .run_until(self.handles.store.inner().read(&slug, 0, None))
+            .ok()
             .and_then(|events| {
                 events
                     .into_iter()
                     .map(|e| Record::from_stored(&slug, e).ok())
                     .collect()
-            })
-            .unwrap_or_default()
+            });
+        if let Some(records) = behind_faults {
+            return records;
+        }
+        // The engine may be resuming behind a fault: ask without waiting with the clock stopped.
+        self.answer_now({
+            let (engine, slug) = (self.engine.clone(), slug.clone());
+            async move { engine.history(&slug).await }
+        })
+        .and_then(Result::ok)
+        .unwrap_or_default()
     }
 
     /// Records a `refused` event of the simulator at the current time.

@@ -149,6 +149,79 @@ fn random_histories_of_the_fixture_keep_every_rule() {
     }
 }
 
+/// A pipeline whose `deploy` reads two outputs of `infra`: an unscripted `infra` succeeds with
+/// no outputs, so `deploy` fails unless the histories script them.
+const READS_OUTPUTS: &str = "version: \"1.0.0\"
+pipeline:
+  cloud_provider: AWS
+  pipeline_updates_require_approval: NEVER
+  stages:
+    - { name: staging, account_id: \"111111111111\", region: us-east-1 }
+    - { name: prod, account_id: \"222222222222\", region: us-east-1 }
+  steps:
+    - name: Infra
+      id: infra
+      type: CUSTOM:SCRIPT:INFRA
+    - name: Deploy
+      id: deploy
+      type: CUSTOM:SCRIPT:DEPLOY
+      goes_after: [infra]
+      params:
+        cluster: ${{ steps.infra.cluster_name }}
+        task: \"${{ steps.infra.task_definition }}-${{ stage.name }}\"
+  artifacts: {}
+";
+
+fn succeeded_stages(script_outputs: bool) -> (u64, Vec<Scenario>) {
+    let config = HistoryConfig {
+        script_outputs,
+        ..HistoryConfig::default()
+    };
+    let histories = Histories::new(READS_OUTPUTS, config).expect("valid");
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let scenarios: Vec<Scenario> = (0..32)
+        .map(|_| {
+            histories
+                .strategy()
+                .new_tree(&mut runner)
+                .expect("a history")
+                .current()
+        })
+        .collect();
+    let succeeded = scenarios
+        .iter()
+        .map(|scenario| simulate(scenario, READS_OUTPUTS))
+        .flat_map(|report| report.events)
+        .filter(|e| e.kind == "stage_state" && e.state.as_deref() == Some("SUCCEEDED"))
+        .count();
+    (succeeded as u64, scenarios)
+}
+
+#[test]
+fn the_outputs_steps_read_are_scripted_so_deployments_can_succeed() {
+    let (succeeded, scenarios) = succeeded_stages(true);
+    assert!(succeeded > 10, "only {succeeded} stages succeeded");
+    // The outcome that gives them comes with the commit's push, in every stage.
+    let text = write_scenario(&scenarios[0], Path::new("s.yaml"));
+    let scripted = scenarios
+        .iter()
+        .flat_map(|s| &s.events)
+        .filter_map(|e| match &e.action {
+            devramps_sim::Action::Outcome(o) => Some(o),
+            _ => None,
+        })
+        .find(|o| !o.outputs.is_empty())
+        .unwrap_or_else(|| panic!("no outcome scripts outputs:\n{text}"));
+    assert_eq!(
+        scripted.outputs.get("cluster_name").and_then(|v| v.as_str()),
+        Some("infra-cluster_name")
+    );
+    assert!(scripted.outputs.contains_key("task_definition"));
+
+    let (without, _) = succeeded_stages(false);
+    assert_eq!(without, 0, "without the outputs, `deploy` cannot succeed");
+}
+
 /// A deliberately wrong rule: "no stage is ever retried". Any history with a retry that the
 /// engine carries out breaks it; proptest must shrink to the few events that show it.
 #[test]

@@ -63,7 +63,7 @@ impl Coverage {
                     let rule = reason
                         .split_once(" refused (")
                         .and_then(|(_, rest)| rest.split(')').next())
-                        .unwrap_or("?")
+                        .unwrap_or("-")
                         .to_owned();
                     *self.refused.entry((operation, rule)).or_default() += 1;
                 }
@@ -90,7 +90,10 @@ impl Coverage {
             let _ = writeln!(out, "  {:<34} {n}", format!("{from} -> {to}"));
         }
         let total: u64 = self.refused.values().sum();
-        let _ = writeln!(out, "operations refused ({total}):");
+        let _ = writeln!(
+            out,
+            "operations refused ({total}; by rule id, `-` when nothing matched the operation):"
+        );
         for ((operation, rule), n) in &self.refused {
             let _ = writeln!(out, "  {:<34} {n}", format!("{operation} by {rule}"));
         }

@@ -25,6 +25,9 @@ struct Run {
     waiting: Option<String>,
     /// It held the stage's lock at some point.
     started: bool,
+    /// It was retried (L11): a start from now on is a retry's, which ignores the window
+    /// (a deployment cancelled while queued may be retried before it ever started).
+    retried: bool,
 }
 
 impl Run {
@@ -235,9 +238,9 @@ impl Fold {
             r.strip_prefix("waiting for ")
                 .map(|w| w.split(':').next().unwrap_or(w).to_owned())
         });
-        let (from, was_started, held) = match self.runs.get(&key) {
-            Some(run) => (run.state.clone(), run.started, run.holds()),
-            None => (String::new(), false, false),
+        let (from, was_started, was_retried, held) = match self.runs.get(&key) {
+            Some(run) => (run.state.clone(), run.started, run.retried, run.holds()),
+            None => (String::new(), false, false, false),
         };
         let holds = HOLDING.contains(&to.as_str());
         let starts = holds && !held;
@@ -299,7 +302,7 @@ impl Fold {
             }
         }
         if starts {
-            self.start(event, revision, stage, to, was_started);
+            self.start(event, revision, stage, to, was_started || was_retried || retry);
         }
         if to == "ROLLED_BACK" {
             self.rolled_back(event.seq, stage);
@@ -310,6 +313,7 @@ impl Fold {
         run.state = to.clone();
         run.waiting = if to == "NOT_STARTED" { waiting } else { None };
         run.started |= holds;
+        run.retried |= retry;
         let (run_holds, run_queued) = (run.holds(), run.queued());
         let holders = self.holders.entry(stage.clone()).or_default();
         if run_holds {

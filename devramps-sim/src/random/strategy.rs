@@ -8,6 +8,7 @@
 //! list resolves again into a valid scenario: names always come from the pipeline, commits
 //! from the pushes before.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +43,12 @@ pub struct HistoryConfig {
     /// Where the virtual clock may start; the first is where shrinking goes. Default:
     /// [`interesting_starts`].
     pub starts: Vec<Timestamp>,
+    /// Whether the steps whose outputs other steps read (`${{ steps.X.NAME }}`) give them
+    /// (default `true`). An unscripted step succeeds with no outputs, so without this every
+    /// step that reads one fails. With it, the push of a new commit comes with a `succeed`
+    /// outcome scripting those outputs for each such step in every stage (unless the history
+    /// already scripted that step's first attempt), and a drawn `succeed` carries them too.
+    pub script_outputs: bool,
 }
 
 /// The relative weights of the kinds of events (see [`HistoryConfig`]).
@@ -99,6 +106,7 @@ impl Default for HistoryConfig {
             weights: Weights::default(),
             definitions: Vec::new(),
             starts: interesting_starts(),
+            script_outputs: true,
         }
     }
 }
@@ -136,6 +144,8 @@ struct Shape {
     steps: Vec<StepShape>,
     /// Artifact ids with a path that touches them.
     artifacts: Vec<(String, Option<String>)>,
+    /// Each step whose outputs other steps read (by its key), with those outputs' names.
+    outputs: BTreeMap<String, BTreeSet<String>>,
 }
 
 #[derive(Debug)]
@@ -188,14 +198,58 @@ impl Shape {
                 (a.id.value.clone(), path)
             })
             .collect();
+        let mut outputs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (reference, name) in output_references(text) {
+            if let Some(step) = definition.steps.iter().find(|s| s.is_named(reference)) {
+                outputs
+                    .entry(step.key().to_owned())
+                    .or_default()
+                    .insert(name.to_owned());
+            }
+        }
         Shape {
             text: text.to_owned(),
             stages,
             alarm_stages,
             steps,
             artifacts,
+            outputs,
         }
     }
+
+    /// The outputs a `succeed` of `step` gives when outputs are scripted: each one other
+    /// steps read, with a value naming it.
+    fn outputs_of(&self, step: &str) -> serde_json::Map<String, serde_json::Value> {
+        self.outputs
+            .get(step)
+            .into_iter()
+            .flatten()
+            .map(|name| (name.clone(), format!("{step}-{name}").into()))
+            .collect()
+    }
+}
+
+/// The `steps.X.NAME` references of a pipeline text: `(X, NAME)`. A reference is only looked
+/// for, not parsed: one written outside an expression adds an output nobody reads.
+fn output_references(text: &str) -> Vec<(&str, &str)> {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    let mut found = Vec::new();
+    for (at, _) in text.match_indices("steps.") {
+        if text[..at].chars().next_back().is_some_and(|c| ident(c) || c == '.') {
+            continue;
+        }
+        let rest = &text[at + "steps.".len()..];
+        let step_end = rest.find(|c: char| !ident(c)).unwrap_or(rest.len());
+        let (step, rest) = rest.split_at(step_end);
+        let Some(rest) = rest.strip_prefix('.') else {
+            continue;
+        };
+        let name_end = rest.find(|c: char| !ident(c)).unwrap_or(rest.len());
+        if !step.is_empty() && name_end > 0 {
+            found.push((step, &rest[..name_end]));
+        }
+    }
+    found
 }
 
 /// Random histories of one pipeline, as proptest strategies of [`Scenario`]s.
@@ -515,6 +569,10 @@ struct History {
     feature: bool,
     /// Steps scripted to ask for approval: (commit, stage, step).
     asking: Vec<(String, String, String)>,
+    /// First attempts of steps already scripted: (commit, stage, step).
+    scripted: BTreeSet<(String, String, String)>,
+    /// The commit the event being resolved pushed to the tracked branch for the first time.
+    fresh: Option<String>,
 }
 
 impl History {
@@ -571,6 +629,20 @@ fn resolve(shape: &Shape, config: &HistoryConfig, start: usize, raws: &[Raw]) ->
         };
         at = at.min(LATEST);
         if let Some(action) = resolve_one(shape, config, &mut history, &raw.kind) {
+            if config.script_outputs
+                && let Action::Push(push) = &action
+                && push.branch.is_none()
+                && !push.deleted
+                && history.fresh == Some(push.commit.clone())
+            {
+                for outcome in output_outcomes(shape, &mut history, &push.commit) {
+                    events.push(ScenarioEvent {
+                        at,
+                        action: outcome,
+                        span: devramps_core::pipeline::Span::UNKNOWN,
+                    });
+                }
+            }
             events.push(ScenarioEvent {
                 at,
                 action,
@@ -593,12 +665,38 @@ fn resolve(shape: &Shape, config: &HistoryConfig, start: usize, raws: &[Raw]) ->
     }
 }
 
+/// The `succeed` outcomes that give the outputs other steps read, for a new `commit` in every
+/// stage, except where the history already scripted that step's first attempt.
+fn output_outcomes(shape: &Shape, history: &mut History, commit: &str) -> Vec<Action> {
+    let mut outcomes = Vec::new();
+    for step in shape.outputs.keys() {
+        for stage in &shape.stages {
+            let key = (commit.to_owned(), stage.clone(), step.clone());
+            if !history.scripted.insert(key) {
+                continue;
+            }
+            outcomes.push(Action::Outcome(ScriptedOutcome {
+                commit: commit.to_owned(),
+                stage: Some(spanned(stage)),
+                target: StepRef::Step(spanned(step)),
+                result: ScriptedResult::Succeed,
+                duration: None,
+                attempt: 1,
+                outputs: shape.outputs_of(step),
+                plan: None,
+            }));
+        }
+    }
+    outcomes
+}
+
 fn resolve_one(
     shape: &Shape,
     config: &HistoryConfig,
     history: &mut History,
     kind: &Kind,
 ) -> Option<Action> {
+    history.fresh = None;
     let stage = |n: u8| pick(&shape.stages, n).map(|s| spanned(s));
     let action = match *kind {
         Kind::Push {
@@ -624,7 +722,13 @@ fn resolve_one(
             }
             let commit = match history.commits.last() {
                 Some(last) if same_commit && tracked => last.clone(),
-                _ => history.new_commit(),
+                _ => {
+                    let commit = history.new_commit();
+                    if tracked {
+                        history.fresh = Some(commit.clone());
+                    }
+                    commit
+                }
             };
             let delivery = if repeat_delivery && history.deliveries > 0 {
                 history.deliveries
@@ -707,6 +811,20 @@ fn resolve_one(
                         .asking
                         .push((commit.clone(), stage.value.clone(), step.key.clone()));
                 }
+                if attempt == 1 {
+                    history.scripted.insert((
+                        commit.clone(),
+                        stage.value.clone(),
+                        step.key.clone(),
+                    ));
+                }
+                let outputs = if config.script_outputs
+                    && matches!(result, ScriptedResult::Succeed | ScriptedResult::AskApproval)
+                {
+                    shape.outputs_of(&step.key)
+                } else {
+                    serde_json::Map::new()
+                };
                 Action::Outcome(ScriptedOutcome {
                     commit,
                     stage: Some(stage),
@@ -714,7 +832,7 @@ fn resolve_one(
                     result,
                     duration,
                     attempt,
-                    outputs: serde_json::Map::new(),
+                    outputs,
                     plan,
                 })
             } else {
@@ -846,4 +964,19 @@ fn resolve_one(
         },
     };
     Some(action)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::output_references;
+
+    #[test]
+    fn output_references_are_found_whole() {
+        let text = "a: ${{ steps.infra.cluster_name }}\nb: x-${{steps.db-1.url}}-y\n\
+                    c: ${{ other.steps.no.match }}\nd: steps.only\ne: mysteps.x.y\n";
+        assert_eq!(
+            output_references(text),
+            vec![("infra", "cluster_name"), ("db-1", "url")]
+        );
+    }
 }

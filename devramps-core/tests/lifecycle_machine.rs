@@ -491,6 +491,59 @@ fn terraform_runs_first_and_waits_for_approval_only_for_destructive_plans() {
     }
 }
 
+/// L13 skips infrastructure synthesis in a rollback; the steps that read the infrastructure's
+/// outputs then read those of the stage's standing infrastructure (the last apply there, which
+/// the rollback leaves as it is), not nothing.
+#[test]
+fn l13_a_rollback_reads_the_outputs_of_the_standing_infrastructure() {
+    let seen = std::cell::RefCell::new(Vec::new());
+    let rule = |c: &Command| {
+        Some(match c {
+            Command::PlanInfra(_) => WorkResult::Planned(InfraPlan::new("p", 0, 0, 0)),
+            Command::ApplyInfra(w) => WorkResult::Done(Outcome::Succeeded {
+                outputs: [(
+                    "cluster".to_owned(),
+                    serde_json::json!(format!("of-{}", w.commit)),
+                )]
+                .into(),
+            }),
+            Command::RunStep(w) => {
+                seen.borrow_mut().push((
+                    w.key.revision,
+                    w.target.stage.clone(),
+                    w.outputs
+                        .get("infra")
+                        .and_then(|o| o.get("cluster"))
+                        .cloned(),
+                ));
+                ok()
+            }
+            _ => ok(),
+        })
+    };
+    let mut m = Machine::new("app");
+    let mut events = Vec::new();
+    feed(&mut events, &mut m, push("c1", TERRAFORM), t0(), &rule);
+    feed(&mut events, &mut m, push("c2", TERRAFORM), t0(), &rule);
+    assert_eq!(m.state().stage("prod").current, Some(2));
+    seen.borrow_mut().clear();
+
+    let back = Operate::new(1, "prod", Actor::User("ana".into()));
+    feed(&mut events, &mut m, Input::RollBack(back), t0(), &rule);
+    assert_eq!(stage_state(&m, 1, "prod").0, StageState::RolledBack);
+    assert_eq!(
+        *seen.borrow(),
+        vec![(1, "prod".to_owned(), Some(serde_json::json!("of-c2")))],
+        "Deploy of revision 1 reads the cluster revision 2 applied"
+    );
+    // The skipped step records those outputs, so a replay of the log gives them too.
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::StepState { revision: 1, step, state: StepState::Skipped, outputs, .. }
+            if step == "infra" && outputs.get("cluster") == Some(&serde_json::json!("of-c2"))
+    )));
+}
+
 const WINDOWED: &str = r#"
 version: "1.0.0"
 pipeline:

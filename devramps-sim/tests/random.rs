@@ -213,7 +213,10 @@ fn the_outputs_steps_read_are_scripted_so_deployments_can_succeed() {
         .find(|o| !o.outputs.is_empty())
         .unwrap_or_else(|| panic!("no outcome scripts outputs:\n{text}"));
     assert_eq!(
-        scripted.outputs.get("cluster_name").and_then(|v| v.as_str()),
+        scripted
+            .outputs
+            .get("cluster_name")
+            .and_then(|v| v.as_str()),
         Some("infra-cluster_name")
     );
     assert!(scripted.outputs.contains_key("task_definition"));

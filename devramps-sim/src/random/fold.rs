@@ -302,7 +302,13 @@ impl Fold {
             }
         }
         if starts {
-            self.start(event, revision, stage, to, was_started || was_retried || retry);
+            self.start(
+                event,
+                revision,
+                stage,
+                to,
+                was_started || was_retried || retry,
+            );
         }
         if to == "ROLLED_BACK" {
             self.rolled_back(event.seq, stage);

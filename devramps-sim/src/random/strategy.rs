@@ -235,7 +235,11 @@ fn output_references(text: &str) -> Vec<(&str, &str)> {
     let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
     let mut found = Vec::new();
     for (at, _) in text.match_indices("steps.") {
-        if text[..at].chars().next_back().is_some_and(|c| ident(c) || c == '.') {
+        if text[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| ident(c) || c == '.')
+        {
             continue;
         }
         let rest = &text[at + "steps.".len()..];
@@ -819,8 +823,10 @@ fn resolve_one(
                     ));
                 }
                 let outputs = if config.script_outputs
-                    && matches!(result, ScriptedResult::Succeed | ScriptedResult::AskApproval)
-                {
+                    && matches!(
+                        result,
+                        ScriptedResult::Succeed | ScriptedResult::AskApproval
+                    ) {
                     shape.outputs_of(&step.key)
                 } else {
                     serde_json::Map::new()

@@ -27,6 +27,28 @@ impl Run<'_> {
         Some((at, PlannedStage { plan, at }))
     }
 
+    /// The outputs that infrastructure step `step` (its key) gave in `stage` when it last
+    /// succeeded there, in whichever revision: the stage's standing infrastructure, which a
+    /// rollback leaves as it is (L13). Empty when it never gave any.
+    fn standing_outputs(&self, stage: &str, step: &str) -> BTreeMap<String, serde_json::Value> {
+        self.state()
+            .deployments
+            .values()
+            .rev()
+            .find_map(|deployment| {
+                let run = deployment.stages.iter().find(|r| r.name == stage)?;
+                let gave = |s: &crate::lifecycle::StepRun| {
+                    s.state == StepState::Succeeded && !s.outputs.is_empty()
+                };
+                if !run.steps.iter().any(gave) {
+                    return None;
+                }
+                let step = run.steps.get(deployment.plan_step(stage, step)?)?;
+                gave(step).then(|| step.outputs.clone())
+            })
+            .unwrap_or_default()
+    }
+
     pub(super) fn key_of(&self, revision: u64, stage: &str, unit: Unit) -> ExecutionKey {
         let attempt = self.state().run(revision, stage).map_or(1, |r| r.attempt);
         self.machine.key(revision, stage, attempt, unit)
@@ -91,12 +113,17 @@ impl Run<'_> {
                 return;
             };
             for i in self.phase_steps(revision, stage, Phase::Infrastructure) {
-                self.set_step(
+                let step = plan.steps[i].key();
+                // The infrastructure stays as it is: the skipped step gives the outputs of its
+                // stage's standing infrastructure, for the steps that read them.
+                let outputs = self.standing_outputs(stage, step);
+                self.set_step_with(
                     revision,
                     stage,
-                    plan.steps[i].key(),
+                    step,
                     StepTrigger::SkipInRollback,
                     Some("a rollback skips infrastructure synthesis (L13)".into()),
+                    outputs,
                 );
             }
         }

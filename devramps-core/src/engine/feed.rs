@@ -128,7 +128,7 @@ impl EngineDriver {
                 push.branch = push
                     .definition
                     .as_deref()
-                    .and_then(|d| crate::plan::parse(d).ok())
+                    .and_then(|d| crate::plan::parse_shared(d).ok())
                     .map_or_else(
                         || crate::pipeline::DEFAULT_TRACKED_BRANCH.to_owned(),
                         |d| d.tracked_branch().to_owned(),

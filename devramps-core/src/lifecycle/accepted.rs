@@ -199,7 +199,7 @@ pub(super) fn synthesize_deployment(
 ) -> Synthesized {
     let pipeline = PipelineInfo::clone(&accepted.pipeline);
     let (previous_builds, previous_stage_builds) = unpack_builds(&accepted.previous_builds);
-    match crate::plan::parse(&accepted.definition) {
+    match crate::plan::parse_shared(&accepted.definition) {
         Ok(def) => {
             let input = SynthesisInput {
                 pipeline,
@@ -222,7 +222,7 @@ pub(super) fn synthesize_deployment(
                     plan: Some(Arc::new(plan)),
                     errors: Vec::new(),
                     stages: names,
-                    definition: Some(Arc::new(def)),
+                    definition: Some(def),
                 },
                 Err(d) => Synthesized {
                     plan: None,

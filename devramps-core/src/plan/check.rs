@@ -4,6 +4,7 @@
 //! artifacts).
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::definition::Indexed;
 use crate::expr::{
@@ -43,6 +44,51 @@ pub fn check(text: &str) -> Checked {
 /// is an error.
 pub fn parse(text: &str) -> Result<PipelineDefinition, Diagnostics> {
     check(text).into_result()
+}
+
+/// How many definition texts [`parse_shared`] remembers.
+const SHARED_DEFINITIONS: usize = 8;
+
+/// The last definitions [`parse_shared`] read, newest last: the text and what it gave.
+type Remembered = Vec<(Arc<str>, Result<Arc<PipelineDefinition>, Diagnostics>)>;
+
+static REMEMBERED: Mutex<Remembered> = Mutex::new(Vec::new());
+
+/// [`parse`], shared: the engine reads the same definition text at every push, every
+/// acceptance and every replay of a `deployment_accepted` record, and parsing dominates its
+/// cost, so the last eight texts read in this process are remembered with their result
+/// (compared whole, never by hash alone). Parsing is a pure function of the text, so the
+/// answer is the one [`parse`] gives; use this where the same texts come again and again.
+///
+/// ```
+/// let text = "version: \"1.0.0\"\npipeline:\n  cloud_provider: AWS\n  pipeline_updates_require_approval: NEVER\n  stages: [{ name: s, account_id: \"111111111111\", region: us-east-1 }]\n  steps: [{ name: D, type: \"CUSTOM:D\" }]\n  artifacts: {}\n";
+/// let first = devramps_core::plan::parse_shared(text).unwrap();
+/// let again = devramps_core::plan::parse_shared(text).unwrap();
+/// assert!(std::sync::Arc::ptr_eq(&first, &again), "read once");
+/// assert_eq!(*first, devramps_core::plan::parse(text).unwrap());
+/// ```
+pub fn parse_shared(text: &str) -> Result<Arc<PipelineDefinition>, Diagnostics> {
+    let remembered = |cache: &Remembered| {
+        cache
+            .iter()
+            .rev()
+            .find(|(known, _)| **known == *text)
+            .map(|(_, result)| result.clone())
+    };
+    let lock = || REMEMBERED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(result) = remembered(&lock()) {
+        return result;
+    }
+    // Parsed without the lock: other threads read their own texts meanwhile.
+    let result = parse(text).map(Arc::new);
+    let mut cache = lock();
+    if remembered(&cache).is_none() {
+        if cache.len() == SHARED_DEFINITIONS {
+            let _oldest = cache.remove(0);
+        }
+        cache.push((Arc::from(text), result.clone()));
+    }
+    result
 }
 
 /// Validates a value tree built by another front end (spans may be unknown), expressions

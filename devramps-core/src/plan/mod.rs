@@ -34,7 +34,8 @@ mod placement;
 mod rebuild;
 mod synth;
 
-pub use check::{check, check_value, parse};
+pub use check::{check, check_value, parse, parse_shared};
+
 pub use kind::StepKind;
 
 pub use rebuild::{Decision, RebuildMatcher, RebuildReason, is_glob};

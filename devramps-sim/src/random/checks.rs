@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use devramps_core::pipeline::TimeWindow;
-use devramps_core::plan::check;
+use devramps_core::plan::parse_shared;
 
 use crate::action::Action;
 use crate::report::{EventReport, Report};
@@ -193,7 +193,7 @@ impl PipelineFacts {
         let mut windows_agree: BTreeMap<String, Option<TimeWindow>> = BTreeMap::new();
         for text in texts {
             // An invalid definition fails synthesis: it runs nothing, so it does not count.
-            let Some(definition) = check(text).definition else {
+            let Ok(definition) = parse_shared(text) else {
                 continue;
             };
             let stages: Vec<String> = definition

@@ -91,7 +91,7 @@ impl Sim<'_> {
     }
 
     pub(super) fn outcome(&mut self, outcome: &ScriptedOutcome) {
-        let definition = self.definition.as_ref();
+        let definition = self.definition.as_deref();
         let unit = match &outcome.target {
             StepRef::Step(step) => Unit::step(
                 definition
@@ -233,7 +233,7 @@ impl Sim<'_> {
             .state
             .definition
             .as_deref()
-            .or(self.definition.as_ref());
+            .or(self.definition.as_deref());
         let watched = definition
             .and_then(|d| d.stages.iter().find(|s| s.name.value == stage))
             .and_then(AlarmId::of_stage);

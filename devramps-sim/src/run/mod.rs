@@ -203,7 +203,7 @@ struct Sim<'s> {
     scenario: &'s Scenario,
     /// The pipeline of the first commit of a branch that has no head yet.
     pipeline_text: String,
-    definition: Option<PipelineDefinition>,
+    definition: Option<Arc<PipelineDefinition>>,
     handles: SimHandles,
     /// The backends every engine instance gets (the same store, runners and clock).
     backends: Backends,
@@ -248,7 +248,7 @@ impl<'s> Sim<'s> {
         let mut sim = Sim {
             scenario,
             pipeline_text: pipeline_text.to_owned(),
-            definition: devramps_core::plan::parse(pipeline_text).ok(),
+            definition: devramps_core::plan::parse_shared(pipeline_text).ok(),
             handles,
             backends,
             engine,

@@ -9,7 +9,7 @@ impl Run<'_> {
         let tracked = push
             .definition
             .as_deref()
-            .and_then(|d| crate::plan::parse(d).ok())
+            .and_then(|d| crate::plan::parse_shared(d).ok())
             .map(|d| d.tracked_branch().to_owned());
         let ignore = if push.definition.is_none() {
             Some("the commit has no pipeline definition".to_owned())

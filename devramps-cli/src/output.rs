@@ -66,3 +66,30 @@ pub(crate) fn usage_error(message: &str) {
     // Ignore failures: stderr is the last resort.
     let _ = writeln!(io::stderr().lock(), "error: {message}");
 }
+
+/// Runs `command` (an async command of the binary) on a tokio runtime of two worker threads
+/// and waits for it; a runtime that cannot start, or an error the command returns, is a usage
+/// error (exit 2) with its message.
+pub(crate) fn on_runtime<F>(command: F) -> Status
+where
+    F: std::future::Future<Output = Result<Status, String>>,
+{
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            usage_error(&format!("cannot start the runtime: {e}"));
+            return Status::Usage;
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(status) => status,
+        Err(message) => {
+            usage_error(&message);
+            Status::Usage
+        }
+    }
+}

@@ -13,7 +13,7 @@ use devramps_github::webhook::WebhookSecrets;
 use devramps_local::notify::{SlackNotifier, spawn_notifications};
 use devramps_serve::{Metrics, Role, ServeConfig, Shutdown, Tokens};
 
-use crate::output::{Status, usage_error};
+use crate::output::{Status, on_runtime, usage_error};
 use crate::store_url;
 
 /// The long description of `devramps serve` (`--help`).
@@ -126,24 +126,7 @@ pub(crate) fn token(command: &TokenCommand) -> Status {
 
 /// Runs `devramps serve`.
 pub(crate) fn run(args: &ServeArgs) -> Status {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            usage_error(&format!("cannot start the runtime: {e}"));
-            return Status::Usage;
-        }
-    };
-    match runtime.block_on(serve(args)) {
-        Ok(status) => status,
-        Err(message) => {
-            usage_error(&message);
-            Status::Usage
-        }
-    }
+    on_runtime(serve(args))
 }
 
 /// Reads the tokens and secrets, checks the bind address.

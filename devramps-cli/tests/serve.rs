@@ -51,22 +51,7 @@ impl Serving {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("devramps serve starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("devramps serve says where it listens");
-        let base = line
-            .split("listening on ")
-            .nth(1)
-            .expect("a `listening on` line")
-            .trim()
-            .to_owned();
+        let base = common::listening_base(&mut child);
         Serving { child, base }
     }
 

@@ -9,7 +9,6 @@ mod common;
 #[path = "../../devramps-github/tests/fake/mod.rs"]
 mod fake_github;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -71,22 +70,7 @@ fn start(mut command: Command) -> (Child, String) {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("devramps serve starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("devramps serve says where it listens");
-    let base = line
-        .split("listening on ")
-        .nth(1)
-        .expect("a `listening on` line")
-        .trim()
-        .to_owned();
+    let base = common::listening_base(&mut child);
     (child, base)
 }
 

@@ -9,13 +9,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use devramps_core::Result;
 use devramps_core::backend::{
-    ArtifactMirror, Backends, BuildRequest, Clock, DynClock, DynDeploymentLock, EventStore,
-    ExecutionKey, InfraPlan, InfraRequest, InfrastructureSynthesizer, MirrorRequest, Outcome,
-    Outputs, ResourceValidator, Runner, SecretScope, SecretSource, StageTarget, StepRequest,
-    StepRunners, Unit,
+    ArtifactMirror, Backends, BuildRequest, Clock, DynClock, DynDeploymentLock, ExecutionKey,
+    InfraPlan, InfraRequest, InfrastructureSynthesizer, MirrorRequest, Outcome, Outputs,
+    ResourceValidator, Runner, SecretScope, SecretSource, StageTarget, StepRequest, StepRunners,
+    Unit,
 };
 use devramps_core::expr::SecretString;
-use devramps_core::lifecycle::{Event, PipelineState, Record};
+use devramps_core::lifecycle::{Event, PipelineState};
 use devramps_core::pipeline::ArtifactType;
 use devramps_memory::{
     Behavior, FaultOptions, FaultyStore, InMemoryAlarms, InMemoryMirror, InMemoryResources,
@@ -25,7 +25,7 @@ use devramps_memory::{
 use crate::action::{ScriptedResult, TerraformPlan};
 use crate::executions::Executions;
 use crate::scenario::Defaults;
-use crate::store::{Inline, InlineStore};
+use crate::store::{Inline, InlineStore, LogReader};
 use crate::time::add;
 
 /// One scripted outcome, keyed by commit (the revision is not known when it is written).
@@ -75,7 +75,7 @@ impl Folds {
 #[derive(Clone, Debug)]
 pub(crate) struct Scripts {
     state: Arc<Mutex<ScriptState>>,
-    store: InlineStore,
+    log: LogReader,
 }
 
 impl Scripts {
@@ -96,21 +96,18 @@ impl Scripts {
         }
         // Only the records after those read before: a lookup costs what is new in the log.
         let after = self.lock().read_to.get(&key.pipeline).copied().unwrap_or(0);
-        let events = self.store.read(&key.pipeline, after, None).await.ok()?;
+        let records = self.log.records(&key.pipeline, after, None).ok()?;
         let mut state = self.lock();
-        if let Some(last) = events.last()
-            && last.seq > after
-        {
-            state.read_to.insert(key.pipeline.clone(), last.seq);
+        if !records.is_empty() {
+            let read = u64::try_from(records.len()).unwrap_or(u64::MAX);
+            state
+                .read_to
+                .insert(key.pipeline.clone(), after.saturating_add(read));
         }
-        for event in events {
-            if let Ok(Record {
-                event:
-                    Event::DeploymentAccepted {
-                        revision, commit, ..
-                    },
-                ..
-            }) = Record::from_stored(&key.pipeline, event)
+        for record in records {
+            if let Event::DeploymentAccepted {
+                revision, commit, ..
+            } = record.event
             {
                 state.commits.insert(revision, commit);
             }
@@ -263,7 +260,7 @@ impl<R: ScriptedRequest + Approvable> Runner<R> for SimRunner<R> {
 /// The execution key of the stage-deployment running in `target`'s stage, for the work
 /// that carries no key of its own (validation and mirroring), read from the log.
 async fn running_key(
-    store: &InlineStore,
+    log: &LogReader,
     folds: &Folds,
     target: &StageTarget,
     unit: Unit,
@@ -273,12 +270,10 @@ async fn running_key(
     // the meantime starts from the beginning), brought up to the log.
     let taken = folds.lock().remove(pipeline);
     let (mut state, after) = taken.unwrap_or_else(|| (PipelineState::new(pipeline), 0));
-    let events = store.read(pipeline, after, None).await.ok()?;
-    let read_to = events.last().map_or(after, |e| e.seq.max(after));
-    for event in events {
-        if let Ok(record) = Record::from_stored(pipeline, event) {
-            state.apply(&record);
-        }
+    let records = log.records(pipeline, after, None).ok()?;
+    let read_to = after.saturating_add(u64::try_from(records.len()).unwrap_or(u64::MAX));
+    for record in &records {
+        state.apply(record);
     }
     let revision = state.stages.get(&target.stage).and_then(|s| s.running);
     let attempt = revision.and_then(|r| Some(state.run(r, &target.stage)?.attempt));
@@ -299,7 +294,7 @@ async fn running_key(
 #[derive(Clone, Debug)]
 struct SimResources {
     inner: InMemoryResources,
-    store: InlineStore,
+    log: LogReader,
     folds: Folds,
     executions: Executions,
     clock: ManualClock,
@@ -313,7 +308,7 @@ impl ResourceValidator for SimResources {
         target: &StageTarget,
         artifacts: &[(String, ArtifactType)],
     ) -> Result<Vec<String>> {
-        let key = running_key(&self.store, &self.folds, target, Unit::Validate).await;
+        let key = running_key(&self.log, &self.folds, target, Unit::Validate).await;
         let now = self.clock.now();
         let until = match &key {
             Some(key) => self.executions.timed(key, now, self.duration),
@@ -338,7 +333,7 @@ impl ResourceValidator for SimResources {
 #[derive(Clone, Debug)]
 struct SimMirror {
     inner: InMemoryMirror,
-    store: InlineStore,
+    log: LogReader,
     folds: Folds,
     executions: Executions,
 }
@@ -346,7 +341,7 @@ struct SimMirror {
 #[async_trait]
 impl ArtifactMirror for SimMirror {
     async fn mirror(&self, request: &MirrorRequest) -> Result<()> {
-        let key = running_key(&self.store, &self.folds, &request.target, Unit::Mirror).await;
+        let key = running_key(&self.log, &self.folds, &request.target, Unit::Mirror).await;
         if let Some(key) = &key {
             self.executions.begin(key);
         }
@@ -462,6 +457,8 @@ pub(crate) struct SimHandles {
     pub(crate) alarms: InMemoryAlarms,
     /// The store as the engine sees it: `store_fault` events fail its next calls.
     pub(crate) store: FaultyStore<InlineStore>,
+    /// The logs as the simulator reads them, behind the faults.
+    pub(crate) log: LogReader,
     /// The leases.
     pub(crate) lock: Inline<DynDeploymentLock>,
     /// What the runners saw.
@@ -476,6 +473,7 @@ pub(crate) fn sim_backends(
     store: InlineStore,
     lock: DynDeploymentLock,
 ) -> (Backends, SimHandles) {
+    let log = LogReader::new(store.clone());
     let store = FaultyStore::new(store, FaultOptions::default());
     let handles = SimHandles {
         clock: ManualClock::new(start),
@@ -483,8 +481,9 @@ pub(crate) fn sim_backends(
         // Scripts read the log behind the faults: they are the simulator's, not the engine's.
         scripts: Scripts {
             state: Arc::default(),
-            store: store.inner().clone(),
+            log: log.clone(),
         },
+        log,
         alarms: InMemoryAlarms::new(),
         store,
         lock: Inline(lock),
@@ -498,7 +497,7 @@ pub(crate) fn sim_backends(
 /// Every engine instance of a simulation (after a restart) gets these same backends.
 fn engine_backends(handles: &SimHandles, defaults: &Defaults) -> Backends {
     let dyn_clock: DynClock = Arc::new(handles.clock.clone());
-    let store = handles.store.inner().clone();
+    let log = handles.log.clone();
     let folds = Folds::default();
     Backends {
         store: Arc::new(handles.store.clone()),
@@ -513,7 +512,7 @@ fn engine_backends(handles: &SimHandles, defaults: &Defaults) -> Backends {
         )),
         resources: Arc::new(SimResources {
             inner: InMemoryResources::new(),
-            store: store.clone(),
+            log: log.clone(),
             folds: folds.clone(),
             executions: handles.executions.clone(),
             clock: handles.clock.clone(),
@@ -521,7 +520,7 @@ fn engine_backends(handles: &SimHandles, defaults: &Defaults) -> Backends {
         }),
         mirror: Arc::new(SimMirror {
             inner: InMemoryMirror::new(),
-            store,
+            log,
             folds,
             executions: handles.executions.clone(),
         }),

@@ -8,10 +8,11 @@
 //! a call is over by the time the executor is polled again, as with the in-memory store: the
 //! same scenario gives the same report on every store.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 use std::time::Duration;
@@ -22,6 +23,7 @@ use devramps_core::backend::{
     AppendOptions, DeploymentLock, DynDeploymentLock, DynEventStore, EventStore, Lease, Snapshot,
     StoredEvent,
 };
+use devramps_core::lifecycle::Record;
 use jiff::Timestamp;
 
 /// Why a simulation cannot run on the store it was given.
@@ -176,5 +178,72 @@ impl DeploymentLock for Inline<DynDeploymentLock> {
 
     async fn current(&self, key: &str, now: Timestamp) -> Result<Option<Lease>> {
         wait(self.0.current(key, now))
+    }
+}
+
+/// The simulator's own reader of the logs, behind the injected faults: its fold, the report,
+/// the scripted runners and the simulated resources read the same records, so each record is
+/// read from the store and decoded once, then kept (a log only grows: record `n` never
+/// changes once written).
+#[derive(Clone, Debug)]
+pub(crate) struct LogReader {
+    store: InlineStore,
+    decoded: Arc<Mutex<BTreeMap<String, Vec<Record>>>>,
+}
+
+impl LogReader {
+    pub(crate) fn new(store: InlineStore) -> Self {
+        LogReader {
+            store,
+            decoded: Arc::default(),
+        }
+    }
+
+    /// The records of `pipeline` after sequence number `after`, at most `limit`: those not
+    /// read before are read from the store (the call is over when it returns, see [`Inline`])
+    /// and decoded.
+    pub(crate) fn records(
+        &self,
+        pipeline: &str,
+        after: u64,
+        limit: Option<usize>,
+    ) -> Result<Vec<Record>> {
+        let lock = || self.decoded.lock().unwrap_or_else(PoisonError::into_inner);
+        let known = lock().get(pipeline).map_or(0, Vec::len);
+        let start = usize::try_from(after).unwrap_or(usize::MAX);
+        let end = limit.map(|l| start.saturating_add(l));
+        if end.is_none_or(|end| end > known) {
+            let from = u64::try_from(known).unwrap_or(u64::MAX);
+            let events = wait(self.store.0.read(pipeline, from, None))?;
+            let mut fresh = Vec::with_capacity(events.len());
+            for (expected, event) in (from + 1..).zip(events) {
+                if event.seq != expected {
+                    // Not numbered 1, 2, 3...: nothing to keep by position; read it plainly.
+                    return self.read_plainly(pipeline, after, limit);
+                }
+                fresh.push(Record::from_stored(pipeline, event)?);
+            }
+            let mut decoded = lock();
+            let log = decoded.entry(pipeline.to_owned()).or_default();
+            if log.len() == known {
+                log.extend(fresh);
+            }
+        }
+        let decoded = lock();
+        let log = decoded.get(pipeline).map_or(&[][..], Vec::as_slice);
+        let end = end.map_or(log.len(), |end| end.min(log.len()));
+        Ok(log.get(start..end).unwrap_or_default().to_vec())
+    }
+
+    fn read_plainly(
+        &self,
+        pipeline: &str,
+        after: u64,
+        limit: Option<usize>,
+    ) -> Result<Vec<Record>> {
+        wait(self.store.0.read(pipeline, after, limit))?
+            .into_iter()
+            .map(|event| Record::from_stored(pipeline, event))
+            .collect()
     }
 }

@@ -15,7 +15,7 @@ use devramps_core::pipeline::{PIPELINE_DIR, PIPELINE_FILE, PipelineDefinition};
 use devramps_git::GitRepository;
 use devramps_local::notify::{SlackNotifier, spawn_notifications};
 
-use crate::output::{Format, Status, emit, usage_error};
+use crate::output::{Format, Status, emit, on_runtime};
 use crate::store_url;
 
 /// The long description of `devramps run` (`--help`).
@@ -73,24 +73,7 @@ pub(crate) struct RunArgs {
 
 /// Runs `devramps run`.
 pub(crate) fn run(args: &RunArgs) -> Status {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            usage_error(&format!("cannot start the runtime: {e}"));
-            return Status::Usage;
-        }
-    };
-    match runtime.block_on(deploy(args)) {
-        Ok(status) => status,
-        Err(message) => {
-            usage_error(&message);
-            Status::Usage
-        }
-    }
+    on_runtime(deploy(args))
 }
 
 /// What `run` deploys: the repository, the commit, the pipeline and the branch.

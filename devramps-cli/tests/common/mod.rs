@@ -116,3 +116,24 @@ pub fn need_node() {
          install nodejs npm`); .ci/run does"
     );
 }
+
+/// The base URL a `devramps serve` child prints (`... listening on http://...`), read from its
+/// piped stdout within a minute; the rest of its stdout is drained on a thread.
+pub fn listening_base(child: &mut std::process::Child) -> String {
+    use std::io::{BufRead, BufReader};
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("devramps serve says where it listens");
+    line.split("listening on ")
+        .nth(1)
+        .expect("a `listening on` line")
+        .trim()
+        .to_owned()
+}

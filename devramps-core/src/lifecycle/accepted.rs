@@ -2,7 +2,7 @@
 //! loaded from a snapshot, on first use.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use crate::expr::{PipelineInfo, Trigger};
 use crate::pipeline::PipelineDefinition;
@@ -177,6 +177,7 @@ impl PlanCell {
 }
 
 /// What [`synthesize_deployment`] gives.
+#[derive(Clone)]
 pub(super) struct Synthesized {
     /// The plan, when synthesis succeeded.
     pub(super) plan: Option<Arc<Plan>>,
@@ -188,9 +189,84 @@ pub(super) struct Synthesized {
     pub(super) definition: Option<Arc<PipelineDefinition>>,
 }
 
+/// What a synthesis was asked: the arguments of [`synthesize_deployment`].
+struct Asked {
+    revision: u64,
+    commit: String,
+    branch: String,
+    accepted: Accepted,
+    stages_now: Vec<String>,
+}
+
+impl Asked {
+    fn is(
+        &self,
+        revision: u64,
+        commit: &str,
+        branch: &str,
+        accepted: &Accepted,
+        stages_now: &[String],
+    ) -> bool {
+        self.revision == revision
+            && self.commit == commit
+            && self.branch == branch
+            && self.stages_now == stages_now
+            && self.accepted == *accepted
+    }
+}
+
+/// How many syntheses [`synthesize_deployment`] remembers.
+const REMEMBERED_SYNTHESES: usize = 32;
+
+/// The last syntheses of this process, newest last.
+static SYNTHESES: Mutex<Vec<(Asked, Synthesized)>> = Mutex::new(Vec::new());
+
 /// Synthesizes a deployment's plan (L3) from what it was accepted with: the plan, or the
 /// diagnostics, and the stage names (`stages_now` when the definition does not parse).
+///
+/// The same `deployment_accepted` record is folded by the engine that accepted it, by every
+/// replay of the log (a restart, another engine instance, an observer) and by the state an
+/// API answer reads. Synthesis is a pure function of these arguments, so the last
+/// [`REMEMBERED_SYNTHESES`] are remembered (compared whole) and their plan shared: plans are
+/// never changed once made.
 pub(super) fn synthesize_deployment(
+    revision: u64,
+    commit: &str,
+    branch: &str,
+    accepted: &Accepted,
+    stages_now: &[String],
+) -> Synthesized {
+    let lock = || SYNTHESES.lock().unwrap_or_else(PoisonError::into_inner);
+    let remembered = |cache: &[(Asked, Synthesized)]| {
+        cache
+            .iter()
+            .rev()
+            .find(|(asked, _)| asked.is(revision, commit, branch, accepted, stages_now))
+            .map(|(_, synthesized)| synthesized.clone())
+    };
+    if let Some(synthesized) = remembered(&lock()) {
+        return synthesized;
+    }
+    // Synthesized without the lock: other threads synthesize their own meanwhile.
+    let synthesized = synthesize_afresh(revision, commit, branch, accepted, stages_now);
+    let mut cache = lock();
+    if remembered(&cache).is_none() {
+        if cache.len() == REMEMBERED_SYNTHESES {
+            let _oldest = cache.remove(0);
+        }
+        let asked = Asked {
+            revision,
+            commit: commit.to_owned(),
+            branch: branch.to_owned(),
+            accepted: accepted.clone(),
+            stages_now: stages_now.to_vec(),
+        };
+        cache.push((asked, synthesized.clone()));
+    }
+    synthesized
+}
+
+fn synthesize_afresh(
     revision: u64,
     commit: &str,
     branch: &str,

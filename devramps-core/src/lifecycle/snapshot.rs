@@ -72,6 +72,9 @@ struct WireDeployment {
     previous: usize,
     approval: Option<(String, Vec<String>)>,
     awaiting: bool,
+    /// Absent in snapshots written before it existed.
+    #[serde(default)]
+    unapproved: bool,
 }
 
 /// Gives each distinct value an index, in order of first use.
@@ -128,6 +131,7 @@ impl PipelineState {
                 previous: previous.of(&d.accepted.previous_builds),
                 approval: d.approval.clone(),
                 awaiting: d.awaiting.is_some(),
+                unapproved: d.unapproved,
             })
             .collect();
         let pipeline = self.pipeline_info();
@@ -233,6 +237,7 @@ impl PipelineState {
                     accepted: Arc::new(accepted),
                     approval: d.approval,
                     awaiting,
+                    unapproved: d.unapproved,
                 },
             );
         }

@@ -142,6 +142,9 @@ pub struct Deployment {
     pub approval: Option<(String, Vec<String>)>,
     /// The definition waiting for that approval; in force once approved.
     pub(super) awaiting: Option<Arc<PipelineDefinition>>,
+    /// Superseded while its definition change waited for approval: never approved, it never
+    /// deploys (a roll-forward to it is refused, L18).
+    pub(super) unapproved: bool,
 }
 
 impl PartialEq for Deployment {
@@ -158,6 +161,7 @@ impl PartialEq for Deployment {
             && self.accepted == other.accepted
             && self.approval == other.approval
             && self.awaiting == other.awaiting
+            && self.unapproved == other.unapproved
     }
 }
 
@@ -174,6 +178,12 @@ impl Deployment {
     /// Whether its definition change waits for a person's approval (L18).
     pub fn awaits_approval(&self) -> bool {
         self.awaiting.is_some()
+    }
+
+    /// Whether its definition change needed a person's approval and was superseded before it
+    /// got one (L18): it never deploys.
+    pub fn never_approved(&self) -> bool {
+        self.unapproved
     }
 
     /// The stage-deployment in `stage`.

@@ -100,6 +100,12 @@ impl Run<'_> {
                         "revision {revision} waits for approval of its pipeline definition (L18)"
                     ));
                 }
+                if deployment.never_approved() {
+                    return Some(format!(
+                        "revision {revision} was superseded before its pipeline definition \
+                         change was approved; it never deploys (L18)"
+                    ));
+                }
                 if index == 0 {
                     let synthesized = deployment.plan().is_some() || deployment.superseded;
                     return (!synthesized)

@@ -97,6 +97,7 @@ impl PipelineState {
                 accepted,
                 approval,
                 awaiting,
+                unapproved: false,
             },
         );
     }

@@ -99,7 +99,7 @@ impl PipelineState {
                 .all(|s| s.attempt == 0 && s.state.is_terminal(s.waiting_for))
         {
             d.plan = PlanCell::ready(None);
-            d.awaiting = None;
+            d.unapproved |= d.awaiting.take().is_some();
             d.superseded = true;
         }
     }

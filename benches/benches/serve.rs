@@ -122,15 +122,36 @@ enum Pace {
 async fn load(url: &str, per_connection: usize, start: usize, pace: Pace) -> (f64, Duration) {
     let body = body();
     let signature = sign(SECRET.as_bytes(), body.as_bytes());
-    let started = Instant::now();
+    // Each connection is opened and used once first (not measured); all start together once
+    // every one is warm, so the figures are of deliveries, not of connection setup.
+    let warmed = Arc::new(tokio::sync::Barrier::new(CONNECTIONS + 1));
+    let go = Arc::new(tokio::sync::Barrier::new(CONNECTIONS + 1));
+    let start_at: Arc<std::sync::OnceLock<Instant>> = Arc::default();
     let tasks = (0..CONNECTIONS).map(|c| {
         let (url, body, signature) = (url.to_owned(), body.clone(), signature.clone());
+        let (warmed, go, start_at) = (warmed.clone(), go.clone(), start_at.clone());
         tokio::spawn(async move {
             // One client per connection: its own keep-alive connection.
             let client = reqwest::Client::builder()
                 .pool_max_idle_per_host(1)
                 .build()
                 .expect("client");
+            let send = |delivery: String| {
+                client
+                    .post(&url)
+                    .header("x-github-event", "push")
+                    .header("x-github-delivery", delivery)
+                    .header("x-hub-signature-256", &signature)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+            };
+            let response = send(format!("d-{start}-{c}-warm")).await.expect("answered");
+            assert_eq!(response.status(), StatusCode::ACCEPTED);
+            let _ = response.bytes().await;
+            warmed.wait().await;
+            go.wait().await;
+            let started = *start_at.get().expect("set before the start");
             let mut latencies = Vec::with_capacity(per_connection);
             for i in 0..per_connection {
                 let t = match pace {
@@ -142,16 +163,7 @@ async fn load(url: &str, per_connection: usize, start: usize, pace: Pace) -> (f6
                         planned
                     }
                 };
-                let response = client
-                    .post(&url)
-                    .header("x-github-event", "push")
-                    .header("x-github-delivery", format!("d-{start}-{c}-{i}"))
-                    .header("x-hub-signature-256", &signature)
-                    .header("content-type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await
-                    .expect("answered");
+                let response = send(format!("d-{start}-{c}-{i}")).await.expect("answered");
                 assert_eq!(response.status(), StatusCode::ACCEPTED);
                 let _ = response.bytes().await;
                 latencies.push(t.elapsed());
@@ -159,6 +171,11 @@ async fn load(url: &str, per_connection: usize, start: usize, pace: Pace) -> (f6
             latencies
         })
     });
+    let tasks: Vec<_> = tasks.collect();
+    warmed.wait().await;
+    let started = Instant::now();
+    let _ = start_at.set(started);
+    go.wait().await;
     let mut latencies: Vec<Duration> = join_all(tasks)
         .await
         .into_iter()

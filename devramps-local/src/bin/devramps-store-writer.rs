@@ -64,8 +64,19 @@ fn usage(problem: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Opens the store, trying again while it is unavailable (other writers hold its write lock
+/// longer than its busy timeout, as on a loaded machine): a transient error, which a caller
+/// retries, as the engine does, for up to a minute.
 fn open(db: &str) -> Result<LocalStore> {
-    LocalStore::open(db)
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match LocalStore::open(db) {
+            Err(e) if e.is_transient() && std::time::Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            opened => return opened,
+        }
+    }
 }
 
 /// A batch size in 1..=max that differs between writers and batches.

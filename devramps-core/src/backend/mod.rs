@@ -17,8 +17,8 @@ mod work;
 use std::sync::Arc;
 
 pub use crate::exec::{
-    BuildRequest, ExecutionKey, InfraPlan, InfraRequest, LogEntry, MirrorRequest, Outcome, Outputs,
-    Polling, StageTarget, StepRequest, Unit,
+    BuildRequest, ChangeAction, ExecutionKey, InfraPlan, InfraRequest, LogEntry, MirrorRequest,
+    Outcome, Outputs, Polling, ResourceChange, StageTarget, StepRequest, TerraformState, Unit,
 };
 pub use alarm::{AlarmChange, AlarmId, AlarmSource, DynAlarmSource};
 pub use bundle::BackendsBuilder;

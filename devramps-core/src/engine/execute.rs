@@ -156,7 +156,8 @@ async fn build(backends: &Backends, work: BuildWork, stopping: bool) -> WorkResu
         work.artifact_type,
         work.commit,
         params,
-    );
+    )
+    .with_destination(work.destination);
     run(backends, &*backends.builds, &key, request, stopping).await
 }
 
@@ -186,7 +187,8 @@ async fn infra(backends: &Backends, work: InfraWork, apply: bool) -> WorkResult 
         Ok(variables) => variables,
         Err(e) => return failed(e),
     };
-    let request = InfraRequest::new(work.key, work.target, work.source, work.commit, variables);
+    let request = InfraRequest::new(work.key, work.target, work.source, work.commit, variables)
+        .with_state(work.state);
     match retrying(backends, "plan", || backends.infra.plan(&request)).await {
         Err(e) => failed(e.to_string()),
         Ok(p) if !apply => WorkResult::Planned(p),

@@ -10,5 +10,10 @@ mod request;
 
 pub use alarm::AlarmState;
 pub use key::{ExecutionKey, Unit};
-pub use outcome::{DEFAULT_POLL_INTERVAL_MS, InfraPlan, LogEntry, Outcome, Outputs, Polling};
-pub use request::{BuildRequest, InfraRequest, MirrorRequest, StageTarget, StepRequest};
+pub use outcome::{
+    ChangeAction, DEFAULT_POLL_INTERVAL_MS, InfraPlan, LogEntry, Outcome, Outputs, Polling,
+    ResourceChange,
+};
+pub use request::{
+    BuildRequest, InfraRequest, MirrorRequest, StageTarget, StepRequest, TerraformState,
+};

@@ -126,6 +126,56 @@ pub struct InfraPlan {
     pub update: u32,
     /// Resources to destroy (replacements count here and in `create`).
     pub delete: u32,
+    /// Each resource that changes, by address, for the person who approves (empty when the
+    /// synthesizer does not say).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<ResourceChange>,
+}
+
+/// One resource a plan changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ResourceChange {
+    /// The resource address (`aws_s3_bucket.site`, `module.db.aws_db_instance.main[0]`).
+    pub address: String,
+    /// What happens to it.
+    pub action: ChangeAction,
+}
+
+impl ResourceChange {
+    /// `action` on the resource at `address`.
+    pub fn new(address: impl Into<String>, action: ChangeAction) -> Self {
+        ResourceChange {
+            address: address.into(),
+            action,
+        }
+    }
+}
+
+/// What a plan does to one resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeAction {
+    /// Created.
+    Create,
+    /// Updated in place.
+    Update,
+    /// Destroyed.
+    Delete,
+    /// Destroyed and created again (either order).
+    Replace,
+}
+
+impl ChangeAction {
+    /// The word people read: `create`, `update`, `delete`, `replace`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeAction::Create => "create",
+            ChangeAction::Update => "update",
+            ChangeAction::Delete => "delete",
+            ChangeAction::Replace => "replace",
+        }
+    }
 }
 
 impl InfraPlan {
@@ -136,7 +186,27 @@ impl InfraPlan {
             create,
             update,
             delete,
+            changes: Vec::new(),
         }
+    }
+
+    /// The plan `id` making `changes`, counted: a replacement counts as one creation and one
+    /// destruction.
+    pub fn of_changes(id: impl Into<String>, changes: Vec<ResourceChange>) -> Self {
+        let mut plan = InfraPlan::new(id, 0, 0, 0);
+        for change in &changes {
+            match change.action {
+                ChangeAction::Create => plan.create += 1,
+                ChangeAction::Update => plan.update += 1,
+                ChangeAction::Delete => plan.delete += 1,
+                ChangeAction::Replace => {
+                    plan.create += 1;
+                    plan.delete += 1;
+                }
+            }
+        }
+        plan.changes = changes;
+        plan
     }
 
     /// Whether anything changes.

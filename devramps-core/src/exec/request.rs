@@ -52,6 +52,10 @@ pub struct BuildRequest {
     pub commit: String,
     /// Resolved `params` and `envs` (secrets redacted when printed).
     pub params: FinalValue,
+    /// Where the build puts the artifact: for a shared artifact its root repository or
+    /// bucket in the CI/CD account (`pipeline.pre_mirror_artifacts`), for a per-stage one the
+    /// stage's (`stage.artifacts`). Empty when the engine does not know it.
+    pub destination: ArtifactLocation,
 }
 
 impl BuildRequest {
@@ -69,7 +73,14 @@ impl BuildRequest {
             artifact_type,
             commit: commit.into(),
             params,
+            destination: ArtifactLocation::default(),
         }
+    }
+
+    /// Sets where the build puts the artifact.
+    pub fn with_destination(mut self, destination: ArtifactLocation) -> Self {
+        self.destination = destination;
+        self
     }
 }
 
@@ -183,6 +194,37 @@ pub struct InfraRequest {
     pub commit: String,
     /// Final variables.
     pub variables: FinalValue,
+    /// Where the Terraform state lives (the plan's naming); empty when the engine does not
+    /// know it.
+    pub state: TerraformState,
+}
+
+/// Where one Terraform step keeps its state: the organization's state bucket, in the CI/CD
+/// account's region, at a key of its own (`devramps_core::plan::naming`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct TerraformState {
+    /// The S3 bucket (`devramps-<org>-terraform-state`).
+    pub bucket: String,
+    /// The object key (`<pipeline>/<stage>/<step>/terraform.tfstate`).
+    pub key: String,
+    /// The bucket's region.
+    pub region: String,
+}
+
+impl TerraformState {
+    /// The state at `key` of `bucket` in `region`.
+    pub fn new(
+        bucket: impl Into<String>,
+        key: impl Into<String>,
+        region: impl Into<String>,
+    ) -> Self {
+        TerraformState {
+            bucket: bucket.into(),
+            key: key.into(),
+            region: region.into(),
+        }
+    }
 }
 
 impl InfraRequest {
@@ -200,6 +242,13 @@ impl InfraRequest {
             source: source.into(),
             commit: commit.into(),
             variables,
+            state: TerraformState::default(),
         }
+    }
+
+    /// Sets where the state lives.
+    pub fn with_state(mut self, state: TerraformState) -> Self {
+        self.state = state;
+        self
     }
 }

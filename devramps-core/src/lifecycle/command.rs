@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::exec::{ExecutionKey, MirrorRequest, Outputs, Polling, StageTarget};
-use crate::expr::ParamValue;
+use crate::exec::{ExecutionKey, MirrorRequest, Outputs, Polling, StageTarget, TerraformState};
+use crate::expr::{ArtifactLocation, ParamValue};
 use crate::pipeline::ArtifactType;
 use crate::plan::StepKind;
 
@@ -67,6 +67,9 @@ pub struct BuildWork {
     pub commit: String,
     /// `params` and `envs` of the build, secrets still deferred.
     pub params: ParamValue,
+    /// Where the build puts the artifact (its root location, or the stage's for a per-stage
+    /// artifact).
+    pub destination: ArtifactLocation,
 }
 
 /// Resource validation of a stage (phase 2 of L4).
@@ -107,6 +110,8 @@ pub struct InfraWork {
     pub variables: ParamValue,
     /// The step outputs `variables` read.
     pub outputs: StepOutputs,
+    /// Where the step's Terraform state lives.
+    pub state: TerraformState,
 }
 
 /// A step to run through the step runners.

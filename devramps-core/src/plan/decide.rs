@@ -115,6 +115,7 @@ pub(super) fn decide(
             reason,
             build_commit,
             build_params: None,
+            origin: None,
         });
     }
     Ok(Decisions {

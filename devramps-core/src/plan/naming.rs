@@ -114,6 +114,27 @@ pub fn root_bucket(cicd_account_id: &str, pipeline_slug: &str, artifact_id: &str
     )
 }
 
+/// The organization's Terraform state bucket: `devramps-<org_slug>-terraform-state` (at most
+/// 63).
+pub fn terraform_state_bucket(org_slug: &str) -> String {
+    limit_owned(
+        normalize_joined(&["devramps", org_slug, "terraform-state"]),
+        63,
+    )
+}
+
+/// The key of one Terraform step's state in the state bucket:
+/// `<pipeline>/<stage>/<step>/terraform.tfstate` (each part normalized). Every stage and every
+/// Terraform step of a stage has its own state.
+pub fn terraform_state_key(pipeline_slug: &str, stage: &str, step: &str) -> String {
+    format!(
+        "{}/{}/{}/terraform.tfstate",
+        normalize(pipeline_slug),
+        normalize(stage),
+        normalize(step)
+    )
+}
+
 /// The deployment role of a stage: `DevRamps-<pipeline>-<stage>-DeploymentRole` (at most 64).
 pub fn stage_role(pipeline_slug: &str, stage: &str) -> String {
     let role = format!("DevRamps-{pipeline_slug}-{stage}-DeploymentRole");
@@ -199,6 +220,18 @@ mod tests {
         assert_ne!(
             limit(&"x".repeat(80), 63),
             limit(&format!("{}y", "x".repeat(79)), 63)
+        );
+    }
+
+    #[test]
+    fn terraform_state_lives_in_the_organization_bucket_one_key_per_step() {
+        assert_eq!(
+            terraform_state_bucket("Acme Corp"),
+            "devramps-acme-corp-terraform-state"
+        );
+        assert_eq!(
+            terraform_state_key("api", "Prod EU", "infra"),
+            "api/prod-eu/infra/terraform.tfstate"
         );
     }
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::decide::{Decisions, decide};
 use super::definition::Indexed;
 use super::kind::StepKind;
+use super::naming;
 use super::order::Orders;
 use super::placement::Placement;
 use super::rebuild::{Decision, RebuildReason};
@@ -91,6 +92,10 @@ pub struct Plan {
     pub artifacts: Vec<ArtifactPlan>,
     /// The stages, in promotion order.
     pub stages: Vec<StagePlan>,
+    /// The organization's Terraform state bucket (reference 3.5 naming) and its region (the
+    /// CI/CD account's), where every Terraform step of the pipeline keeps its state.
+    #[serde(skip)]
+    pub terraform_state: (String, String),
 }
 
 /// The rebuild-or-reuse decision of one artifact.
@@ -120,6 +125,11 @@ pub struct ArtifactPlan {
     /// whose parameters are in each [`StagePlan::builds`]).
     #[serde(skip)]
     pub build_params: Option<ParamValue>,
+    /// Where a shared artifact's build puts it: its root repository or bucket in the CI/CD
+    /// account (`pipeline.pre_mirror_artifacts`); `None` for per-stage artifacts, built into
+    /// each stage's own ([`StagePlan::artifacts`]).
+    #[serde(skip)]
+    pub origin: Option<ArtifactLocation>,
 }
 
 /// One stage of a plan.
@@ -276,9 +286,15 @@ pub fn synthesize(
             })
         })
         .collect();
+    let origins: Vec<Option<ArtifactLocation>> = artifacts
+        .iter()
+        .map(|a| synthesis.pre_mirror.get(&a.id).cloned())
+        .collect();
     let mut artifact_plans = artifacts;
-    for (plan, build_params) in artifact_plans.iter_mut().zip(shared_builds) {
+    for ((plan, build_params), origin) in artifact_plans.iter_mut().zip(shared_builds).zip(origins)
+    {
         plan.build_params = build_params;
+        plan.origin = origin;
     }
     if !errors.is_empty() {
         errors.sort_by(|a, b| (a.span.offset, &a.message).cmp(&(b.span.offset, &b.message)));
@@ -291,6 +307,10 @@ pub fn synthesize(
         revision: input.trigger.revision,
         artifacts: artifact_plans,
         stages,
+        terraform_state: (
+            naming::terraform_state_bucket(&input.organization.slug),
+            input.organization.cicd_account_region.clone(),
+        ),
     })
 }
 

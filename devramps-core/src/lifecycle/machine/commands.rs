@@ -3,13 +3,13 @@
 //! the same value.
 
 use super::*;
-use crate::exec::{MirrorRequest, StageTarget};
+use crate::exec::{MirrorRequest, StageTarget, TerraformState};
 use crate::expr::{Deferred, ParamValue};
 use crate::lifecycle::command::{
     BuildWork, InfraWork, MirrorWork, StepOutputs, StepWork, ValidateWork,
 };
 use crate::lifecycle::state::{Deployment, StageRun};
-use crate::plan::{Plan, StagePlan};
+use crate::plan::{Plan, StagePlan, naming};
 
 /// What the commands of one stage-deployment are made from.
 struct Context<'a> {
@@ -85,12 +85,18 @@ impl Machine {
         } else {
             a.build_params.clone()
         };
+        let destination = if a.per_stage {
+            cx.stage.artifacts.get(artifact).cloned()
+        } else {
+            a.origin.clone()
+        };
         Some(Command::Build(BuildWork {
             key: self.key_in(&cx, Unit::build(artifact)),
             artifact: artifact.to_owned(),
             artifact_type: a.artifact_type,
             commit: cx.deployment.commit.clone(),
             params: params.unwrap_or(ParamValue::Null),
+            destination: destination.unwrap_or_default(),
         }))
     }
 
@@ -154,7 +160,14 @@ impl Machine {
                     .get("variables")
                     .cloned()
                     .unwrap_or_else(|| ParamValue::Map(Default::default()));
+                let (bucket, region) = &cx.plan.terraform_state;
+                let state = TerraformState::new(
+                    bucket,
+                    naming::terraform_state_key(&self.slug, &cx.run.name, &key.unit.to_string()),
+                    region,
+                );
                 let work = InfraWork {
+                    state,
                     key,
                     target: cx.target(&self.slug),
                     source: source.clone(),

@@ -205,13 +205,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_plan_of_changes_counts_a_replacement_as_a_creation_and_a_destruction() {
+        use crate::exec::{ChangeAction, ResourceChange};
+        let plan = InfraPlan::of_changes(
+            "p",
+            vec![
+                ResourceChange::new("a.one", ChangeAction::Create),
+                ResourceChange::new("a.two", ChangeAction::Replace),
+                ResourceChange::new("a.three", ChangeAction::Update),
+            ],
+        );
+        assert_eq!((plan.create, plan.update, plan.delete), (2, 1, 1));
+        assert!(plan.is_destructive());
+        assert_eq!(plan.changes[1].address, "a.two");
+    }
+
+    #[test]
     fn each_policy_judges_the_plan_counts() {
-        let plan = |create, update, delete| InfraPlan {
-            id: "p".into(),
-            create,
-            update,
-            delete,
-        };
+        let plan = |create, update, delete| InfraPlan::new("p", create, update, delete);
         let cases = [
             (plan(0, 0, 0), [false, false, false]),
             (plan(1, 0, 0), [true, false, false]),

@@ -80,10 +80,7 @@ impl Run<'_> {
                 }
                 let policy = approval_policy(step);
                 if plan_needs_approval(&infra, policy) {
-                    let reason = format!(
-                        "Terraform plan: {} to create, {} to update, {} to destroy ({policy})",
-                        infra.create, infra.update, infra.delete
-                    );
+                    let reason = approval_reason(&infra, policy);
                     self.wait_for_approval(revision, stage, name, Some(reason));
                 } else {
                     let command = self.machine.step_command(revision, stage, index, true);
@@ -180,6 +177,29 @@ impl Run<'_> {
     }
 }
 
+/// The most resource addresses an approval's reason lists.
+const LISTED_CHANGES: usize = 20;
+
+/// What the person asked to approve a plan reads: the counts, the policy, and the resources
+/// that change (the first [`LISTED_CHANGES`]), each with its action.
+fn approval_reason(plan: &InfraPlan, policy: ApprovalPolicy) -> String {
+    let mut reason = format!(
+        "Terraform plan: {} to create, {} to update, {} to destroy ({policy})",
+        plan.create, plan.update, plan.delete
+    );
+    for (i, change) in plan.changes.iter().take(LISTED_CHANGES).enumerate() {
+        reason.push_str(if i == 0 { ": " } else { ", " });
+        reason.push_str(change.action.as_str());
+        reason.push(' ');
+        reason.push_str(&change.address);
+    }
+    if plan.changes.len() > LISTED_CHANGES {
+        let more = plan.changes.len() - LISTED_CHANGES;
+        reason.push_str(&format!(" and {more} more"));
+    }
+    reason
+}
+
 /// When a Terraform step's plan waits for a person.
 fn approval_policy(step: &StepPlan) -> ApprovalPolicy {
     match step.kind {
@@ -218,6 +238,16 @@ mod tests {
         assert_eq!((plan.create, plan.update, plan.delete), (2, 1, 1));
         assert!(plan.is_destructive());
         assert_eq!(plan.changes[1].address, "a.two");
+        assert_eq!(
+            approval_reason(&plan, ApprovalPolicy::Always),
+            "Terraform plan: 2 to create, 1 to update, 1 to destroy (ALWAYS): create a.one, \
+             replace a.two, update a.three"
+        );
+        let many: Vec<ResourceChange> = (0..25)
+            .map(|i| ResourceChange::new(format!("r.n{i}"), ChangeAction::Delete))
+            .collect();
+        let reason = approval_reason(&InfraPlan::of_changes("p", many), ApprovalPolicy::Never);
+        assert!(reason.ends_with("delete r.n19 and 5 more"), "{reason}");
     }
 
     #[test]

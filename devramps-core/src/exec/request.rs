@@ -159,6 +159,11 @@ pub struct MirrorRequest {
     pub build_commit: String,
     /// Where it goes in the stage.
     pub destination: ArtifactLocation,
+    /// Where it comes from: a shared artifact's root repository or bucket in the CI/CD
+    /// account (`pipeline.pre_mirror_artifacts` of the build's commit); `None` for a per-stage
+    /// artifact, built into the stage in place (nothing to copy), or when the engine does not
+    /// know it.
+    pub source: Option<ArtifactLocation>,
 }
 
 impl MirrorRequest {
@@ -176,7 +181,14 @@ impl MirrorRequest {
             artifact_type,
             build_commit: build_commit.into(),
             destination,
+            source: None,
         }
+    }
+
+    /// Sets where the artifact comes from.
+    pub fn with_source(mut self, source: Option<ArtifactLocation>) -> Self {
+        self.source = source;
+        self
     }
 }
 

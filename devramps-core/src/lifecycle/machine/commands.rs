@@ -125,13 +125,16 @@ impl Machine {
             .iter()
             .filter_map(|a| {
                 let destination = cx.stage.artifacts.get(&a.id)?.clone();
-                Some(MirrorRequest::new(
-                    target.clone(),
-                    &a.id,
-                    a.artifact_type,
-                    &a.build_commit,
-                    destination,
-                ))
+                Some(
+                    MirrorRequest::new(
+                        target.clone(),
+                        &a.id,
+                        a.artifact_type,
+                        &a.build_commit,
+                        destination,
+                    )
+                    .with_source(a.origin.clone()),
+                )
             })
             .collect();
         Some(Command::Mirror(MirrorWork {

@@ -140,7 +140,12 @@ pub fn document() -> Value {
             json!([
                 slug(),
                 query("stage", "string", true, "the stage"),
-                query("step", "string", true, "the step, by id or name"),
+                query(
+                    "step",
+                    "string",
+                    true,
+                    "the step, by id or name; `build:<artifact>` for a build the stage started"
+                ),
                 query(
                     "revision",
                     "integer",

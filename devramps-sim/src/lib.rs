@@ -63,7 +63,7 @@ pub use scenario::{
     ScenarioEvent, parse_scenario,
 };
 pub use status::{
-    ApprovalReport, deployment_approvals, has_stage, stage_revision, step_execution,
-    waiting_approvals, waiting_revision,
+    ApprovalReport, build_execution, deployment_approvals, has_stage, stage_revision,
+    step_execution, waiting_approvals, waiting_revision,
 };
 pub use store::StoreError;

@@ -104,6 +104,28 @@ pub fn has_stage(state: &PipelineState, stage: &str) -> bool {
     state.stages.contains_key(stage) || state.deployments.values().any(|d| d.stage(stage).is_some())
 }
 
+/// The key of the newest build of `artifact` that `stage` started (of `revision` when given):
+/// what `devramps logs --step build:<artifact>` reads.
+pub fn build_execution(
+    slug: &str,
+    state: &PipelineState,
+    stage: &str,
+    artifact: &str,
+    revision: Option<u64>,
+) -> Option<ExecutionKey> {
+    state
+        .deployments
+        .values()
+        .rev()
+        .filter(|d| revision.is_none_or(|r| r == d.revision))
+        .find_map(|d| {
+            let run = d.stage(stage)?;
+            run.builds.contains_key(artifact).then(|| {
+                ExecutionKey::new(slug, d.revision, stage, run.attempt, Unit::build(artifact))
+            })
+        })
+}
+
 /// The execution of `step` (id or name) in `stage`: of `revision`, else of the newest revision
 /// that ran it there; with the step's type (whose runner keeps its logs).
 pub fn step_execution(

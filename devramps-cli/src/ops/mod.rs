@@ -61,7 +61,8 @@ pub(crate) struct LogsArgs {
     /// The stage.
     #[arg(long)]
     pub(crate) stage: String,
-    /// The step, by id or name.
+    /// The step, by id or name; `build:<artifact>` for the build of an artifact the stage
+    /// started.
     #[arg(long)]
     pub(crate) step: String,
     /// The revision (default: the newest that ran the step in the stage).

@@ -111,6 +111,28 @@ fn status_text(slug: &str, state: &PipelineState, report: &devramps_sim::Report)
 pub(crate) fn logs(args: &LogsArgs) -> Status {
     let result = Session::open(&args.at).and_then(|session| {
         let state = session.state()?;
+        if let Some(artifact) = args.step.strip_prefix("build:") {
+            let key = devramps_sim::build_execution(
+                &session.slug,
+                &state,
+                &args.stage,
+                artifact.trim(),
+                args.revision,
+            )
+            .ok_or_else(|| {
+                format!(
+                    "no build of artifact `{}` by stage `{}`",
+                    artifact.trim(),
+                    args.stage
+                )
+            })?;
+            let lines = session
+                .runtime
+                .block_on(session.engine.build_logs(&key))
+                .map_err(|e| format!("cannot read the logs of {key}: {e}"))?;
+            let _ = session.runtime.block_on(session.engine.stop());
+            return Ok(lines);
+        }
         let found = devramps_sim::step_execution(
             &session.slug,
             &state,

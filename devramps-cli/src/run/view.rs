@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
 
-use devramps_core::backend::{ExecutionKey, Unit};
+use devramps_core::backend::{ExecutionKey, LogEntry, Unit};
 use devramps_core::engine::Engine;
 use devramps_core::lifecycle::{Event, PipelineState, Record, StageState, StepState, describe};
 
@@ -116,6 +116,15 @@ impl View {
             let Some(stage) = plan.stages.iter().find(|s| s.name == run.name) else {
                 continue;
             };
+            for artifact in run.builds.keys() {
+                let unit = Unit::build(artifact);
+                let key = ExecutionKey::new(&self.slug, revision, &run.name, run.attempt, unit);
+                let Ok(lines) = engine.build_logs(&key).await else {
+                    continue;
+                };
+                let label = format!("build:{artifact}");
+                self.show_new_lines(key, &run.name, &label, &lines);
+            }
             for (step, step_run) in stage.steps.iter().zip(&run.steps) {
                 if step_run.state == StepState::Pending || step_run.state == StepState::Skipped {
                     continue;
@@ -130,25 +139,22 @@ impl View {
                 let Ok(lines) = engine.step_logs(&step.step_type, &key).await else {
                     continue;
                 };
-                let seen = self.logs.entry(key).or_default();
-                let new: Vec<String> = lines
-                    .iter()
-                    .skip(*seen)
-                    .map(|l| {
-                        format!(
-                            "    {} {:<8} | {:<5} {}",
-                            run.name,
-                            step.key(),
-                            l.level,
-                            l.message
-                        )
-                    })
-                    .collect();
-                *seen = lines.len();
-                for line in new {
-                    self.line(&line);
-                }
+                self.show_new_lines(key, &run.name, step.key(), &lines);
             }
+        }
+    }
+
+    /// Shows the lines of execution `key` (of `what` in `stage`) not shown yet.
+    fn show_new_lines(&mut self, key: ExecutionKey, stage: &str, what: &str, lines: &[LogEntry]) {
+        let seen = self.logs.entry(key).or_default();
+        let new: Vec<String> = lines
+            .iter()
+            .skip(*seen)
+            .map(|l| format!("    {stage} {what:<8} | {:<5} {}", l.level, l.message))
+            .collect();
+        *seen = lines.len();
+        for line in new {
+            self.line(&line);
         }
     }
 

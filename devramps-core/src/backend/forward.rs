@@ -65,6 +65,10 @@ macro_rules! forward_work {
             async fn apply(&self, request: &InfraRequest, plan: &InfraPlan) -> Result<Outputs> {
                 (**self).apply(request, plan).await
             }
+
+            async fn logs(&self, key: &ExecutionKey) -> Result<Vec<LogEntry>> {
+                InfrastructureSynthesizer::logs(&**self, key).await
+            }
         }
     )*};
 }

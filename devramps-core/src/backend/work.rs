@@ -142,4 +142,14 @@ pub trait InfrastructureSynthesizer: Send + Sync + Debug + 'static {
     async fn plan(&self, request: &InfraRequest) -> Result<InfraPlan>;
     /// Applies a plan; returns the outputs.
     async fn apply(&self, request: &InfraRequest, plan: &InfraPlan) -> Result<Outputs>;
+    /// The log lines of the plans and applies of `key` so far, for people and the CLI. A
+    /// synthesizer that keeps no logs fails with [`Error::NotSupported`] (the default); an
+    /// unknown key fails with [`Error::NotFound`].
+    async fn logs(&self, key: &ExecutionKey) -> Result<Vec<LogEntry>> {
+        let _ = key;
+        Err(Error::not_supported(
+            "infrastructure logs",
+            std::any::type_name::<Self>(),
+        ))
+    }
 }

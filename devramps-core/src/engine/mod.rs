@@ -338,13 +338,25 @@ impl Engine {
     }
 
     /// The log lines of the execution `key` of a step of type `step_type`, from that type's
-    /// runner ([`Runner::logs`](crate::backend::Runner::logs)).
+    /// runner ([`Runner::logs`](crate::backend::Runner::logs)), or for a Terraform step from
+    /// the infrastructure synthesizer
+    /// ([`InfrastructureSynthesizer::logs`](crate::backend::InfrastructureSynthesizer::logs)).
     pub async fn step_logs(
         &self,
         step_type: &str,
         key: &ExecutionKey,
     ) -> Result<Vec<crate::exec::LogEntry>> {
+        if step_type == crate::pipeline::BuiltinStep::TerraformSynthesize.as_str() {
+            return crate::backend::InfrastructureSynthesizer::logs(&*self.backends.infra, key)
+                .await;
+        }
         self.backends.steps.get(step_type)?.logs(key).await
+    }
+
+    /// The log lines of the build `key` (its unit is `build:<artifact>`), from the build
+    /// runner ([`Runner::logs`](crate::backend::Runner::logs)).
+    pub async fn build_logs(&self, key: &ExecutionKey) -> Result<Vec<crate::exec::LogEntry>> {
+        self.backends.builds.logs(key).await
     }
 
     /// Stops the driver after the request in progress; it releases the leases it holds.

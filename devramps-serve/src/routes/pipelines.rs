@@ -117,6 +117,21 @@ pub(super) async fn logs(
             q.stage
         )));
     }
+    if let Some(artifact) = q.step.strip_prefix("build:") {
+        let artifact = artifact.trim();
+        let Some(key) =
+            devramps_sim::build_execution(&slug, &state, &q.stage, artifact, q.revision)
+        else {
+            return Err(Problem::not_found(format!(
+                "no build of artifact `{artifact}` by stage `{}`",
+                q.stage
+            )));
+        };
+        let lines = app.engine.build_logs(&key).await.map_err(Problem::from)?;
+        return Ok(Json(
+            json!({ "execution": key.to_string(), "lines": lines }),
+        ));
+    }
     let Some((key, step_type)) =
         devramps_sim::step_execution(&slug, &state, &q.stage, &q.step, q.revision)
     else {

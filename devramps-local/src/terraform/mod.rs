@@ -33,6 +33,7 @@ mod folder;
 mod hcl;
 mod operations;
 mod run;
+mod stop;
 
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;

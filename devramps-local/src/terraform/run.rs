@@ -3,18 +3,17 @@
 //! caller drops the future or [`cancel`](super::TerraformRunner::cancel) is called.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use devramps_core::exec::LogEntry;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 
 use super::folder::KeyDir;
+use super::stop::{Guard, interrupt};
 
 /// The most of a captured stdout (`show -json`, `output -json`) read.
 pub(super) const MAX_CAPTURE_BYTES: u64 = 512 * 1024 * 1024;
@@ -254,7 +253,7 @@ pub(super) fn log(ctx: &Context<'_>, level: &str, message: &str) {
     append(ctx.dir, &ctx.redactor.redact(message), level);
 }
 
-fn append(dir: &KeyDir, message: &str, level: &str) {
+pub(super) fn append(dir: &KeyDir, message: &str, level: &str) {
     let entry = LogEntry::new(level, message).with_timestamp(jiff::Timestamp::now().to_string());
     if let Err(e) = dir.append_log(&[entry]) {
         tracing::warn!(folder = %dir.dir.display(), error = %e, "cannot write the Terraform log");
@@ -390,76 +389,6 @@ pub(super) fn quote_errors(stderr: &str) -> String {
     text
 }
 
-/// Stops a running command's group when the future running it is dropped.
-struct Guard {
-    pgid: i32,
-    grace: Duration,
-    armed: bool,
-    dir: KeyDir,
-    name: &'static str,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if self.armed {
-            append(
-                &self.dir,
-                &format!(
-                    "cancelled: the caller stopped waiting for terraform {}; SIGINT sent to its \
-                     process group {} (SIGKILL after {:?})",
-                    self.name, self.pgid, self.grace
-                ),
-                "error",
-            );
-            interrupt(self.pgid, self.grace);
-        }
-    }
-}
-
-/// Sends SIGINT to the group `pgid`, then SIGKILL when some process of it still runs after
-/// `grace` (watched from a thread of its own, so it happens even when nobody awaits).
-pub(super) fn interrupt(pgid: i32, grace: Duration) {
-    let _ = killpg(Pid::from_raw(pgid), Signal::SIGINT);
-    std::thread::spawn(move || {
-        let until = Instant::now() + grace;
-        while Instant::now() < until {
-            if !group_alive(pgid) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if group_alive(pgid) {
-            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-        }
-    });
-}
-
-/// Whether a process of group `pgid` still runs (zombies, which only wait to be reaped, do
-/// not count). Linux: reads `/proc/*/stat`.
-pub(super) fn group_alive(pgid: i32) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        // No /proc: ask the kernel (zombies count then).
-        return killpg(Pid::from_raw(pgid), None::<Signal>).is_ok();
-    };
-    entries.flatten().any(|entry| {
-        let name = entry.file_name();
-        if !name.as_encoded_bytes().iter().all(u8::is_ascii_digit) {
-            return false;
-        }
-        let path: PathBuf = entry.path().join("stat");
-        let Ok(text) = std::fs::read_to_string(path) else {
-            return false;
-        };
-        let Some(close) = text.rfind(')') else {
-            return false;
-        };
-        let mut fields = text[close + 1..].split_whitespace();
-        let state = fields.next().unwrap_or("Z");
-        let group = fields.nth(1).and_then(|g| g.parse::<i32>().ok());
-        group == Some(pgid) && !matches!(state, "Z" | "X" | "x")
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,12 +423,5 @@ mod tests {
             r.redact("a tok-123 b tok c"),
             "a (sensitive) b [REDACTED] c"
         );
-    }
-
-    #[test]
-    fn our_own_group_is_alive() {
-        let me = nix::unistd::getpgrp().as_raw();
-        assert!(group_alive(me));
-        assert!(!group_alive(i32::MAX - 7));
     }
 }

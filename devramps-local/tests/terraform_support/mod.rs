@@ -57,7 +57,7 @@ pub(crate) fn tf() -> &'static Tf {
         std::fs::create_dir_all(&package).expect("create the mirror");
         let script = package.join("terraform-provider-devramps");
         let text = format!(
-            "#!{}\nimport sys\nsys.path.insert(0, {:?})\nimport devramps_provider\ndevramps_provider.main()\n",
+            "#!{}\nimport sys\nsys.dont_write_bytecode = True\nsys.path.insert(0, {:?})\nimport devramps_provider\ndevramps_provider.main()\n",
             python.display(),
             provider_dir.display().to_string()
         );

@@ -242,6 +242,33 @@ mod tests {
         assert_eq!(changes[2].action, ChangeAction::Replace);
     }
 
+    /// Real `show -json` outputs of one plan (two things renamed: both replaced) by
+    /// Terraform 1.0.3 (format 0.2) and 1.11.4 (format 1.2), with the tests' provider.
+    #[test]
+    fn real_plans_of_two_terraform_versions_read_the_same() {
+        for (json, version) in [
+            (
+                &include_bytes!("testdata/show-json-terraform-1.0.3.json")[..],
+                "0.2",
+            ),
+            (
+                &include_bytes!("testdata/show-json-terraform-1.11.4.json")[..],
+                "1.2",
+            ),
+        ] {
+            let text = String::from_utf8_lossy(json);
+            assert!(text.starts_with(&format!(r#"{{"format_version":"{version}""#)));
+            assert_eq!(
+                classify(json).unwrap(),
+                [
+                    ResourceChange::new("devramps_thing.a", ChangeAction::Replace),
+                    ResourceChange::new("devramps_thing.b", ChangeAction::Replace),
+                ],
+                "format {version}"
+            );
+        }
+    }
+
     #[test]
     fn a_plan_without_changes_has_none() {
         assert!(classify(br#"{"format_version":"0.2"}"#).unwrap().is_empty());

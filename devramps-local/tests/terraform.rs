@@ -426,6 +426,38 @@ async fn dropping_a_running_apply_stops_terraform_and_its_whole_group() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_dropped_midway_is_planned_again_from_scratch() {
+    let setup = Setup::new(&["things"]);
+    let runner = setup.runner();
+    let request = setup.request("infra", 1, 1, vars(json!({"prefix": "p1"})));
+    let planning = {
+        let (runner, request) = (runner.clone(), request.clone());
+        tokio::spawn(async move { runner.plan(&request).await })
+    };
+    // Drop it while `terraform plan` runs (the provider takes a second or two to start).
+    let until = Instant::now() + Duration::from_secs(60);
+    while !log_text(&runner, &request)
+        .await
+        .contains(" plan -input=false")
+    {
+        assert!(Instant::now() < until, "terraform plan did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    planning.abort();
+    let _ = planning.await;
+    let plan = runner.plan(&request).await.expect("plan again");
+    assert_eq!(plan.create, 2, "{plan:?}");
+    let log = log_text(&runner, &request).await;
+    assert!(
+        log.contains("the caller stopped waiting for terraform plan"),
+        "{log}"
+    );
+    assert_eq!(log.matches(" init -input=false").count(), 2, "{log}");
+    runner.apply(&request, &plan).await.expect("apply");
+    assert!(processes_in(setup.state.path()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_under_a_new_key_starts_from_a_clean_checkout() {
     let setup = Setup::new(&["failing", "things"]);
     let runner = setup.runner();

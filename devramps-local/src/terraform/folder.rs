@@ -10,6 +10,7 @@
 //!   applied.json     the outputs (sensitive ones redacted), once applied
 //!   failed.json      why the apply failed, once it did
 //!   terraform.log    Terraform's output, JSON Lines, bounded, sensitive values redacted
+//!   running.pid      the running command's pid and start time (its process group)
 //! <state>/terraform/state/<state key>   the local state files (StateBackend::Local)
 //! ```
 
@@ -90,6 +91,10 @@ impl KeyDir {
     }
     fn failed(&self) -> PathBuf {
         self.dir.join("failed.json")
+    }
+    /// The running command's pid and start time (its process group), while it runs.
+    pub(super) fn pid_file(&self) -> PathBuf {
+        self.dir.join("running.pid")
     }
     pub(super) fn log(&self) -> PathBuf {
         self.dir.join("terraform.log")

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use super::folder::{self, Applied, KeyDir, Summary};
 use super::hcl::RootScan;
 use super::run::{self, Command, Context, Failed, Redactor, Running};
+use super::stop;
 use super::{
     BACKEND, StateBackend, TerraformRunner, classify, io_error, root_dir, secrets, variable_names,
 };
@@ -40,6 +41,9 @@ impl TerraformRunner {
         let registration = self.register(&dir);
         std::fs::create_dir_all(&dir.dir)
             .map_err(|e| io_error(key, "create the Terraform folder", &e))?;
+        stop::stop_leftover(&dir, self.config.grace)
+            .await
+            .map_err(|e| io_error(key, "stop an earlier run's terraform", &e))?;
         dir.clear_partial_plan()
             .map_err(|e| io_error(key, "clear an unfinished plan", &e))?;
         let ctx = self.context(&dir, &redactor, &registration.running);

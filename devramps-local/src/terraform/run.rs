@@ -14,6 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 
 use super::folder::KeyDir;
 use super::stop::{Guard, interrupt};
+use crate::steps::process::ProcessId;
 
 /// The most of a captured stdout (`show -json`, `output -json`) read.
 pub(super) const MAX_CAPTURE_BYTES: u64 = 512 * 1024 * 1024;
@@ -162,6 +163,11 @@ pub(super) async fn run(ctx: &Context<'_>, command: Command<'_>) -> Result<Vec<u
         name,
     };
     ctx.running.pgid.store(pgid, Ordering::SeqCst);
+    if let Some(id) = child.id().and_then(|p| ProcessId::of(p).ok())
+        && let Err(e) = id.write(&ctx.dir.pid_file())
+    {
+        tracing::warn!(folder = %ctx.dir.dir.display(), error = %e, "cannot record terraform's pid");
+    }
     if ctx.running.is_cancelled() {
         // Cancelled between the check and the spawn.
         ctx.running.cancel(ctx.grace);
@@ -195,6 +201,7 @@ pub(super) async fn run(ctx: &Context<'_>, command: Command<'_>) -> Result<Vec<u
     let status = rx.await;
     guard.armed = false;
     ctx.running.pgid.store(0, Ordering::SeqCst);
+    let _ = std::fs::remove_file(ctx.dir.pid_file());
     let stdout = drain(out_task).await;
     let stderr = drain(err_task).await;
     let status = match status {

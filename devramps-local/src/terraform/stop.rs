@@ -9,6 +9,7 @@ use nix::unistd::Pid;
 
 use super::folder::KeyDir;
 use super::run::append;
+use crate::steps::process::ProcessId;
 
 /// Stops a running command's group when the future running it is dropped.
 pub(super) struct Guard {
@@ -52,6 +53,36 @@ pub(super) fn interrupt(pgid: i32, grace: Duration) {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
         }
     });
+}
+
+/// Stops what an earlier operation of the key left running (a command whose future was
+/// dropped and is still stopping, or one started before a restart): SIGINT, SIGKILL after
+/// `grace`, and waits until no process of its group runs, so that a new run never shares the
+/// folder with it.
+pub(super) async fn stop_leftover(dir: &KeyDir, grace: Duration) -> std::io::Result<()> {
+    let Some(leader) = ProcessId::read(&dir.pid_file())? else {
+        return Ok(());
+    };
+    let pgid = leader.pid();
+    if leader.is_alive() || group_alive(pgid) {
+        append(
+            dir,
+            &format!(
+                "a terraform command of an earlier run still runs (process group {pgid}): \
+                 interrupting it before this run starts"
+            ),
+            "info",
+        );
+        interrupt(pgid, grace);
+        let until = Instant::now() + grace + Duration::from_secs(2);
+        while group_alive(pgid) && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    match std::fs::remove_file(dir.pid_file()) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Whether a process of group `pgid` still runs (zombies, which only wait to be reaped, do

@@ -9,9 +9,12 @@ use std::time::{Duration, Instant};
 use devramps_core::backend::InfrastructureSynthesizer;
 use devramps_core::exec::{ChangeAction, InfraPlan, ResourceChange};
 use devramps_core::expr::{FinalValue, SecretString};
-use devramps_local::terraform::{StateBackend, TerraformRunner};
+use devramps_local::terraform::StateBackend;
 use serde_json::json;
-use terraform_support::{Setup, files_containing, processes_in};
+use terraform_support::{
+    Setup, files_containing, files_containing_all, log_text, processes_in, wait_for_applying,
+    wait_for_no_process, walk,
+};
 
 fn vars(value: serde_json::Value) -> FinalValue {
     FinalValue::Plain(value)
@@ -19,15 +22,6 @@ fn vars(value: serde_json::Value) -> FinalValue {
 
 fn change(address: &str, action: ChangeAction) -> ResourceChange {
     ResourceChange::new(address, action)
-}
-
-/// Every log message of `key`, one a line.
-async fn log_text(runner: &TerraformRunner, request: &devramps_core::exec::InfraRequest) -> String {
-    let logs = runner.logs(&request.key).await.expect("logs");
-    logs.iter()
-        .map(|e| e.message.as_str())
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,62 +287,6 @@ async fn sensitive_outputs_and_secret_variables_appear_nowhere_in_clear() {
     // Terraform's own state holds them (it is Terraform's to protect).
     let state = setup.state.path().join("terraform/state");
     assert!(!files_containing_all(&state, "tok-s33d-").is_empty());
-}
-
-/// Like [`files_containing`], state files included.
-fn files_containing_all(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in walk(dir) {
-        let bytes = std::fs::read(&entry).expect("read");
-        if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
-            out.push(entry);
-        }
-    }
-    out
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
-        if entry.file_type().expect("type").is_dir() {
-            out.extend(walk(&entry.path()));
-        } else {
-            out.push(entry.path());
-        }
-    }
-    out
-}
-
-/// Waits until the log says the slow thing is being created.
-async fn wait_for_applying(runner: &TerraformRunner, request: &devramps_core::exec::InfraRequest) {
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let log = log_text(runner, request).await;
-        if log.contains("devramps_thing.slow: Creating...") {
-            return;
-        }
-        assert!(
-            Instant::now() < until,
-            "terraform did not start applying: {log}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits until no process runs in the state folder; returns how long it took.
-async fn wait_for_no_process(dir: &std::path::Path, within: Duration) -> Duration {
-    let started = Instant::now();
-    loop {
-        let left = processes_in(dir);
-        if left.is_empty() {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < within,
-            "still running after {within:?}: {left:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

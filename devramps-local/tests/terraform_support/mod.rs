@@ -4,10 +4,9 @@
 //! config file. `scripts/test` sets both variables (scripts/lib/terraform.sh,
 //! `install_terraform`).
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use devramps_core::exec::{ExecutionKey, InfraRequest, StageTarget, TerraformState, Unit};
 use devramps_core::expr::FinalValue;
@@ -196,4 +195,75 @@ pub(crate) fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// Every log message of `key`, one a line.
+pub(crate) async fn log_text(
+    runner: &TerraformRunner,
+    request: &devramps_core::exec::InfraRequest,
+) -> String {
+    let logs = runner.logs(&request.key).await.expect("logs");
+    logs.iter()
+        .map(|e| e.message.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Like [`files_containing`], state files included.
+pub(crate) fn files_containing_all(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in walk(dir) {
+        let bytes = std::fs::read(&entry).expect("read");
+        if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            out.push(entry);
+        }
+    }
+    out
+}
+
+pub(crate) fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        if entry.file_type().expect("type").is_dir() {
+            out.extend(walk(&entry.path()));
+        } else {
+            out.push(entry.path());
+        }
+    }
+    out
+}
+
+/// Waits until the log says the slow thing is being created.
+pub(crate) async fn wait_for_applying(
+    runner: &TerraformRunner,
+    request: &devramps_core::exec::InfraRequest,
+) {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = log_text(runner, request).await;
+        if log.contains("devramps_thing.slow: Creating...") {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "terraform did not start applying: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until no process runs in the state folder; returns how long it took.
+pub(crate) async fn wait_for_no_process(dir: &std::path::Path, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let left = processes_in(dir);
+        if left.is_empty() {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "still running after {within:?}: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -364,6 +364,50 @@ async fn dropping_a_running_apply_stops_terraform_and_its_whole_group() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_left_running_by_an_earlier_runner_is_waited_for_not_taken_over() {
+    let setup = Setup::new(&["slow"]);
+    let before = setup.runner();
+    let request = setup.request("infra", 1, 1, vars(json!({})));
+    let plan = before.plan(&request).await.expect("plan");
+    // The runner of an engine that will stop: its terraform applies in its own group.
+    let applying = {
+        let (runner, request, plan) = (before.clone(), request.clone(), plan.clone());
+        tokio::spawn(async move { runner.apply(&request, &plan).await })
+    };
+    wait_for_applying(&before, &request).await;
+    // The runner after a restart (same state folder): it waits for that terraform, and a
+    // cancel through it interrupts the group it adopted.
+    let after = setup.runner();
+    let waiting = {
+        let (runner, request, plan) = (after.clone(), request.clone(), plan.clone());
+        tokio::spawn(async move { runner.apply(&request, &plan).await })
+    };
+    let until = Instant::now() + Duration::from_secs(30);
+    while !log_text(&after, &request)
+        .await
+        .contains("still runs (process group")
+    {
+        assert!(Instant::now() < until, "the new runner did not wait");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!waiting.is_finished(), "it waits while terraform runs");
+    after.cancel(&request.key).await.expect("cancel");
+    let e = tokio::time::timeout(Duration::from_secs(15), waiting)
+        .await
+        .expect("ends once terraform stopped")
+        .expect("task")
+        .expect_err("the result is unknown");
+    assert!(e.to_string().contains("was interrupted"), "{e}");
+    assert!(e.to_string().contains("result is unknown"), "{e}");
+    assert!(
+        processes_in(setup.state.path()).is_empty(),
+        "{:?}",
+        processes_in(setup.state.path())
+    );
+    let _ = applying.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_dropped_midway_is_planned_again_from_scratch() {
     let setup = Setup::new(&["things"]);
     let runner = setup.runner();

@@ -34,6 +34,7 @@ mod hcl;
 mod operations;
 mod run;
 mod stop;
+mod values;
 
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;

@@ -1,27 +1,23 @@
 //! `plan` and `apply`, step by step (see the [module docs](super)).
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;
 use std::sync::Arc;
 
 use devramps_core::exec::{InfraPlan, InfraRequest, Outputs};
 use devramps_core::{Error, Result};
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use super::folder::{self, Applied, KeyDir, Summary};
 use super::hcl::RootScan;
 use super::run::{self, Command, Context, Failed, Redactor, Running};
 use super::stop;
+use super::values::{SENSITIVE, file_sha256, hcl_escape, read_outputs, tf_vars};
 use super::{
     BACKEND, StateBackend, TerraformRunner, classify, io_error, root_dir, secrets, variable_names,
 };
 
 /// The file that replaces the root's backend with a local state file.
 const OVERRIDE_FILE: &str = "devramps_backend_override.tf";
-/// What sensitive outputs read as.
-const SENSITIVE: &str = "(sensitive)";
 
 impl TerraformRunner {
     /// `plan`: the saved summary, or a new saved plan.
@@ -284,9 +280,28 @@ impl TerraformRunner {
             fail(message)
         };
         if dir.applying().exists() {
+            // Started by an earlier run of the runner (the engine stopped). If it still runs,
+            // wait for it (a cancel interrupts it) rather than take the folder from under it;
+            // its result is not known either way.
+            let leftover = stop::leftover(&dir).map_err(|e| io("read the running pid", e))?;
+            if let Some(pgid) = leftover {
+                let registration = self.register(&dir);
+                registration.running.adopt(pgid);
+                let ctx = self.context(&dir, &redactor, &registration.running);
+                run::log(
+                    &ctx,
+                    "info",
+                    &format!(
+                        "an apply started before the engine stopped still runs (process group \
+                         {pgid}): waiting for it to end"
+                    ),
+                );
+                stop::wait_for_group(pgid).await;
+            }
             return Err(record_failure(format!(
                 "an earlier apply of plan {} was interrupted before it ended (the engine \
-                 stopped); the state may be partial: retry the stage (a new plan reconciles it)",
+                 stopped); its result is unknown and the state may be partial: retry the stage \
+                 (a new plan reconciles it)",
                 plan.id
             )));
         }
@@ -371,117 +386,5 @@ fn command<'a>(
         cwd,
         env,
         capture,
-    }
-}
-
-/// `request.variables` as `TF_VAR_<name>` environment variables: strings as they are, other
-/// values as JSON.
-fn tf_vars(request: &InfraRequest) -> std::result::Result<Vec<(String, String)>, String> {
-    let serde_json::Value::Object(map) = request.variables.expose_json() else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::with_capacity(map.len());
-    for (name, value) in map {
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
-            return Err(format!(
-                "variable name `{name}` is not a Terraform identifier"
-            ));
-        }
-        let text = match value {
-            serde_json::Value::String(s) => s,
-            other => other.to_string(),
-        };
-        out.push((format!("TF_VAR_{name}"), text));
-    }
-    Ok(out)
-}
-
-/// One output of `terraform output -json`.
-#[derive(Deserialize)]
-struct RawOutput {
-    #[serde(default)]
-    sensitive: bool,
-    #[serde(default)]
-    value: serde_json::Value,
-}
-
-/// The outputs of `terraform output -json`, sensitive ones replaced by `"(sensitive)"`, and
-/// the text of the sensitive values (to redact elsewhere).
-fn read_outputs(json: &[u8]) -> std::result::Result<(Outputs, Vec<String>), String> {
-    let raw: BTreeMap<String, RawOutput> = serde_json::from_slice(json)
-        .map_err(|e| format!("`terraform output -json` printed what is not its JSON: {e}"))?;
-    let mut outputs = Outputs::new();
-    let mut sensitive = Vec::new();
-    for (name, output) in raw {
-        if output.sensitive {
-            strings(&output.value, &mut sensitive);
-            outputs.insert(name, serde_json::Value::String(SENSITIVE.to_owned()));
-        } else {
-            outputs.insert(name, output.value);
-        }
-    }
-    Ok((outputs, sensitive))
-}
-
-/// The strings inside `value` (its text leaves, and the JSON text of a whole structure).
-fn strings(value: &serde_json::Value, out: &mut Vec<String>) {
-    match value {
-        serde_json::Value::String(s) => out.push(s.clone()),
-        serde_json::Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
-        serde_json::Value::Object(map) => map.values().for_each(|v| strings(v, out)),
-        _ => {}
-    }
-    if matches!(
-        value,
-        serde_json::Value::Array(_) | serde_json::Value::Object(_)
-    ) {
-        out.push(value.to_string());
-    }
-}
-
-/// The SHA-256 of a file, hex.
-fn file_sha256(path: &Path) -> std::io::Result<String> {
-    let bytes = std::fs::read(path)?;
-    let digest = Sha256::digest(&bytes);
-    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// Text as the inside of an HCL string: `\`, `"` escaped, `${` and `%{` doubled.
-fn hcl_escape(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace("${", "$${")
-        .replace("%{", "%%{")
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn sensitive_outputs_are_replaced_and_their_text_learnt() {
-        let json = br#"{"a":{"sensitive":false,"type":"string","value":"open"},
-            "t":{"sensitive":true,"type":"string","value":"tok-1"},
-            "m":{"sensitive":true,"value":{"k":["s-2"]}}}"#;
-        let (outputs, sensitive) = read_outputs(json).unwrap();
-        assert_eq!(outputs["a"], "open");
-        assert_eq!(outputs["t"], SENSITIVE);
-        assert_eq!(outputs["m"], SENSITIVE);
-        assert!(sensitive.contains(&"tok-1".to_owned()));
-        assert!(sensitive.contains(&"s-2".to_owned()));
-        assert!(read_outputs(b"[").unwrap_err().contains("line 1 column"));
-    }
-
-    #[test]
-    fn paths_are_escaped_for_hcl() {
-        assert_eq!(
-            hcl_escape(r#"/a "b"\c/${x}%{y}"#),
-            r#"/a \"b\"\\c/$${x}%%{y}"#
-        );
     }
 }

@@ -81,6 +81,11 @@ impl Running {
     pub(super) fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::SeqCst)
     }
+
+    /// Makes `pgid` (a group this runner did not start) the one a cancel interrupts.
+    pub(super) fn adopt(&self, pgid: i32) {
+        self.pgid.store(pgid, Ordering::SeqCst);
+    }
 }
 
 /// One command to run.

@@ -85,6 +85,21 @@ pub(super) async fn stop_leftover(dir: &KeyDir, grace: Duration) -> std::io::Res
     }
 }
 
+/// The process group of a command an earlier run of the runner started for the key, if it
+/// still runs (after a restart, Terraform goes on in its own group).
+pub(super) fn leftover(dir: &KeyDir) -> std::io::Result<Option<i32>> {
+    Ok(ProcessId::read(&dir.pid_file())?
+        .filter(|leader| leader.is_alive() || group_alive(leader.pid()))
+        .map(|leader| leader.pid()))
+}
+
+/// Waits, without a bound, until no process of group `pgid` runs.
+pub(super) async fn wait_for_group(pgid: i32) {
+    while group_alive(pgid) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Whether a process of group `pgid` still runs (zombies, which only wait to be reaped, do
 /// not count). Linux: reads `/proc/*/stat`.
 pub(super) fn group_alive(pgid: i32) -> bool {

@@ -7,6 +7,7 @@
 //!   [`SourceRepository`](devramps_core::backend::SourceRepository).
 //! - [`steps`]: the process runner of `CUSTOM:*` steps, speaking the DevRamps step protocol.
 //! - [`gate`]: the runner of `DEVRAMPS:APPROVAL:TEST` test gates.
+//! - [`terraform`]: the [`TerraformRunner`] of Terraform steps, running a real `terraform`.
 //! - [`notify`]: notifications (Slack incoming webhooks) as an engine observer.
 #![forbid(unsafe_code)]
 
@@ -15,3 +16,6 @@ pub mod notify;
 pub mod source;
 pub mod steps;
 pub mod store;
+pub mod terraform;
+
+pub use terraform::TerraformRunner;

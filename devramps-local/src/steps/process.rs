@@ -45,6 +45,11 @@ impl ProcessId {
         Ok(ProcessId { pid, start })
     }
 
+    /// The pid (for a group leader, also the group's id).
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid
+    }
+
     /// Reads a pid file written by [`ProcessId::write`]; `None` when there is none.
     pub(crate) fn read(path: &Path) -> io::Result<Option<ProcessId>> {
         let text = match fs::read_to_string(path) {

@@ -19,6 +19,7 @@ use devramps_core::{Error, Result};
 use devramps_git::GitRepository;
 use devramps_local::gate::TestGateRunner;
 use devramps_local::steps::{CustomStepRunner, StepRegistry};
+use devramps_local::terraform::{StateBackend, TerraformRunner};
 
 use crate::store_url::StoreUrl;
 
@@ -122,6 +123,10 @@ pub(crate) fn open_from(
     }
     let (events, lock) = crate::store_url::open(store)?;
     let steps = LocalSteps::new(&state_dir, origin.checkout.as_ref(), registries);
+    let infra: Arc<dyn InfrastructureSynthesizer> = match &origin.checkout {
+        Ok(repo) => Arc::new(terraform(repo, &state_dir, store)),
+        Err(no) => Arc::new(NoCheckoutFor(no.clone())),
+    };
     let backends = Backends::builder(Arc::new(TokioClock::new()))
         .store(events)
         .lock(lock)
@@ -129,7 +134,7 @@ pub(crate) fn open_from(
         .builds(Arc::new(NeedsCloud))
         .resources(Arc::new(NeedsCloud))
         .mirror(Arc::new(NeedsCloud))
-        .infra(Arc::new(NeedsCloud))
+        .infra(infra)
         .secrets(Arc::new(EnvSecrets))
         .steps(StepRunners::new().with_fallback(Arc::new(steps)))
         .build();
@@ -137,6 +142,31 @@ pub(crate) fn open_from(
         backends,
         state_dir,
     })
+}
+
+/// The environment variable naming the Terraform binary (default `terraform` on PATH; `tofu`
+/// works too).
+pub(crate) const TERRAFORM_VARIABLE: &str = "DEVRAMPS_TERRAFORM";
+
+/// The Terraform runner of one machine: `$DEVRAMPS_TERRAFORM` (default `terraform`), in
+/// checkouts under the state directory; the state in the organization's state bucket with the
+/// AWS backends (an `AWS_ENDPOINT_URL` in the environment is where that S3 is), else in a local
+/// state file under `.devramps/state/terraform/` (cli.md).
+fn terraform(repo: &Arc<GitRepository>, state_dir: &Path, store: &StoreUrl) -> TerraformRunner {
+    let binary = std::env::var_os(TERRAFORM_VARIABLE)
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| "terraform".into());
+    let backend = match store {
+        StoreUrl::S3 { .. } => StateBackend::S3 {
+            endpoint: std::env::var("AWS_ENDPOINT_URL")
+                .ok()
+                .filter(|e| !e.is_empty()),
+        },
+        StoreUrl::Memory | StoreUrl::Sqlite(_) => StateBackend::Local,
+    };
+    TerraformRunner::new(repo.clone(), state_dir)
+        .binary(binary)
+        .state_backend(backend)
 }
 
 /// `.devramps/state/` of the repository's work tree (or of the git directory of a bare one).
@@ -314,20 +344,28 @@ impl ArtifactMirror for NeedsCloud {
     }
 }
 
+/// The work that needs a checkout of the commit (Terraform, builds) where there is no local
+/// clone: it fails saying who cannot and why.
+#[derive(Clone, Debug)]
+pub(crate) struct NoCheckoutFor(pub(crate) NoCheckout);
+
+impl NoCheckoutFor {
+    fn error(&self, what: &str) -> Error {
+        Error::NotSupported {
+            operation: format!("{what}: it needs {}", self.0.why),
+            backend: self.0.who.clone(),
+        }
+    }
+}
+
 #[async_trait]
-impl InfrastructureSynthesizer for NeedsCloud {
+impl InfrastructureSynthesizer for NoCheckoutFor {
     async fn plan(&self, request: &InfraRequest) -> Result<InfraPlan> {
-        Err(NeedsCloud::error(&format!(
-            "planning the Terraform at `{}`",
-            request.source
-        )))
+        Err(self.error(&format!("planning the Terraform at `{}`", request.source)))
     }
 
     async fn apply(&self, request: &InfraRequest, _plan: &InfraPlan) -> Result<Outputs> {
-        Err(NeedsCloud::error(&format!(
-            "applying the Terraform at `{}`",
-            request.source
-        )))
+        Err(self.error(&format!("applying the Terraform at `{}`", request.source)))
     }
 }
 

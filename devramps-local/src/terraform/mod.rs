@@ -353,6 +353,10 @@ impl InfrastructureSynthesizer for TerraformRunner {
     async fn apply(&self, request: &InfraRequest, plan: &InfraPlan) -> Result<Outputs> {
         self.apply_once(request, plan).await
     }
+
+    async fn logs(&self, key: &ExecutionKey) -> Result<Vec<LogEntry>> {
+        TerraformRunner::logs(self, key).await
+    }
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@
 
 mod layout;
 mod metadata;
-mod process;
+pub(crate) mod process;
 mod protocol;
 mod registry;
 mod routing;

@@ -55,21 +55,21 @@ impl Tool {
     }
 }
 
-/// How images are built and where they go.
+/// How images are built and where they go; the default tries docker, podman and buildah and
+/// reaches every registry as named, over HTTPS.
 #[derive(Clone, Debug, Default)]
-#[non_exhaustive]
 pub struct DockerOptions {
     /// The tool; `None` tries docker, podman and buildah in that order and takes the first
     /// that works.
-    pub tool: Option<Tool>,
+    pub(crate) tool: Option<Tool>,
     /// Where registries are reached (a loopback registry for ECR's hosts).
-    pub registries: RegistryMap,
+    pub(crate) registries: RegistryMap,
     /// podman and buildah: `--storage-driver` (`vfs` works where overlay does not).
-    pub storage_driver: Option<String>,
+    pub(crate) storage_driver: Option<String>,
     /// podman and buildah: `--isolation` (`chroot` works inside containers).
-    pub isolation: Option<String>,
+    pub(crate) isolation: Option<String>,
     /// Where tools are looked for (`PATH`'s syntax); `None` for the process's `PATH`.
-    pub search_path: Option<OsString>,
+    pub(crate) search_path: Option<OsString>,
 }
 
 impl DockerOptions {

@@ -79,22 +79,21 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// The default bound of a build's log on disk.
 pub const DEFAULT_LOG_LIMIT: u64 = 4 * 1024 * 1024;
 
-/// How builds run; every builder has one.
+/// How builds run; every builder has one. Made with [`BuildOptions::new`] and its setters.
 #[derive(Clone, Debug)]
-#[non_exhaustive]
 pub struct BuildOptions {
     /// Where builds keep their folders (`<state_dir>/builds/<key>/`).
-    pub state_dir: PathBuf,
+    pub(crate) state_dir: PathBuf,
     /// The timeout of a build whose params give no `timeout_minutes` ([`DEFAULT_TIMEOUT`]).
-    pub default_timeout: Duration,
+    pub(crate) default_timeout: Duration,
     /// Keep the checkout of a failed build (default: removed like any other).
-    pub keep_failed: bool,
+    pub(crate) keep_failed: bool,
     /// The log's bound on disk, in bytes; past it the log keeps its last quarter
     /// ([`DEFAULT_LOG_LIMIT`]).
-    pub log_limit: u64,
+    pub(crate) log_limit: u64,
     /// How often a running build is looked at when nothing wakes the runner (a re-attached
     /// one; default 100 ms).
-    pub poll: Duration,
+    pub(crate) poll: Duration,
 }
 
 impl BuildOptions {
@@ -109,21 +108,29 @@ impl BuildOptions {
         }
     }
 
-    /// Sets [`BuildOptions::keep_failed`].
+    /// Keeps the checkout of a failed build, to look at (default: removed like any other).
     pub fn keep_failed(mut self, keep: bool) -> Self {
         self.keep_failed = keep;
         self
     }
 
-    /// Sets [`BuildOptions::default_timeout`].
+    /// The timeout of a build whose params give no `timeout_minutes` ([`DEFAULT_TIMEOUT`]).
     pub fn default_timeout(mut self, timeout: Duration) -> Self {
         self.default_timeout = timeout;
         self
     }
 
-    /// Sets [`BuildOptions::log_limit`].
+    /// The log's bound on disk, in bytes ([`DEFAULT_LOG_LIMIT`]); past it the log keeps its
+    /// last quarter.
     pub fn log_limit(mut self, bytes: u64) -> Self {
         self.log_limit = bytes;
+        self
+    }
+
+    /// How often a running build is looked at when nothing wakes the runner (a re-attached
+    /// one; default 100 ms).
+    pub fn poll(mut self, every: Duration) -> Self {
+        self.poll = every;
         self
     }
 }

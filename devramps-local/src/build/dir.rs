@@ -1,0 +1,162 @@
+//! A build's folder under the state directory: what survives the engine, so that a restarted
+//! runner re-attaches to a running build, or reads its result, instead of building again.
+//!
+//! ```text
+//! <state>/builds/<key>/
+//!   job.json      the artifact type and what the builder needs after the command (no secrets)
+//!   state.json    the deadline                                   (written before the start)
+//!   pid           the wrapper shell's pid and start time          (written after the start)
+//!   output.fifo   the command's stdout and stderr, read by the runner
+//!   output.log    what the command printed, secrets redacted, bounded
+//!   exit_code     the command's exit status                       (written by the wrapper)
+//!   result.json   the outcome                                     (written last)
+//!   checkout/     the exported commit, removed once the result is written (kept on failure
+//!                 when asked)
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use devramps_core::exec::{ExecutionKey, Outcome};
+use serde::{Deserialize, Serialize};
+
+use crate::steps::process::write_atomic;
+
+/// What a build records before its command starts, for the steps after it (no secrets).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct JobRecord {
+    /// The artifact type, as spelled in `pipeline.yaml`.
+    pub(crate) artifact_type: String,
+    /// What the builder needs once the command succeeded (its own shape).
+    pub(crate) finish: serde_json::Value,
+}
+
+/// When a started build times out.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct JobState {
+    /// In milliseconds since the Unix epoch (wall clock, so it holds across restarts).
+    pub(crate) deadline_ms: u64,
+    /// The timeout in minutes, for the message.
+    pub(crate) timeout_minutes: f64,
+}
+
+/// The paths of one build's folder.
+#[derive(Clone, Debug)]
+pub(crate) struct BuildDir {
+    /// The folder.
+    pub(crate) dir: PathBuf,
+}
+
+impl BuildDir {
+    /// The folder of `key` under `state_dir`.
+    pub(crate) fn new(state_dir: &Path, key: &ExecutionKey) -> Self {
+        BuildDir {
+            dir: state_dir.join("builds").join(dir_name(&key.to_string())),
+        }
+    }
+
+    pub(crate) fn job(&self) -> PathBuf {
+        self.dir.join("job.json")
+    }
+    pub(crate) fn state(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+    pub(crate) fn pid(&self) -> PathBuf {
+        self.dir.join("pid")
+    }
+    pub(crate) fn fifo(&self) -> PathBuf {
+        self.dir.join("output.fifo")
+    }
+    pub(crate) fn output(&self) -> PathBuf {
+        self.dir.join("output.log")
+    }
+    pub(crate) fn exit_code(&self) -> PathBuf {
+        self.dir.join("exit_code")
+    }
+    pub(crate) fn result(&self) -> PathBuf {
+        self.dir.join("result.json")
+    }
+    /// The exported commit: the build's working directory.
+    pub(crate) fn checkout(&self) -> PathBuf {
+        self.dir.join("checkout")
+    }
+    /// A file of the builder's own (a digest, a download).
+    pub(crate) fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The recorded outcome, if the build ended.
+    pub(crate) fn read_result(&self) -> std::io::Result<Option<Outcome>> {
+        read_json(&self.result())
+    }
+
+    /// Records the outcome (creating the folder again if the build removed it).
+    pub(crate) fn write_result(&self, outcome: &Outcome) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        write_json(&self.result(), outcome)
+    }
+
+    /// The exit code the wrapper wrote, if it has.
+    pub(crate) fn read_exit_code(&self) -> std::io::Result<Option<i32>> {
+        match std::fs::read_to_string(self.exit_code()) {
+            Ok(text) => text.trim().parse().map(Some).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "`{}` holds `{}`: {e}",
+                        self.exit_code().display(),
+                        text.trim()
+                    ),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Reads a JSON file; `None` when it does not exist.
+pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> std::io::Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("`{}` is not what a build writes: {e}", path.display()),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `value` to `path` atomically.
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    write_atomic(path, &bytes)
+}
+
+/// A key as one folder name: letters, digits, `-` and `_` stay, every other byte is `%XX`.
+fn dir_name(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_folder_names_are_one_safe_component() {
+        assert_eq!(
+            dir_name("api/r3//a1/build:web"),
+            "api%2Fr3%2F%2Fa1%2Fbuild%3Aweb"
+        );
+        assert_eq!(dir_name(".."), "%2E%2E");
+    }
+}

@@ -68,11 +68,6 @@ impl ProcessId {
         }
     }
 
-    /// The pid, which is also the id of the process group it leads.
-    pub(crate) fn pid(&self) -> i32 {
-        self.pid
-    }
-
     /// Writes the pid file atomically (a reader never sees half of it).
     pub(crate) fn write(&self, path: &Path) -> io::Result<()> {
         write_atomic(path, format!("{} {}\n", self.pid, self.start).as_bytes())

@@ -8,15 +8,16 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use devramps_core::backend::{
-    ArtifactMirror, Backends, BuildRequest, DynSourceRepository, DynStepRunner, ExecutionKey,
-    InfraPlan, InfraRequest, InfrastructureSynthesizer, LogEntry, MirrorRequest, Outcome, Outputs,
-    ResourceValidator, Runner, SecretScope, SecretSource, StageTarget, StepRequest, StepRunners,
-    TokioClock,
+    Backends, BuildRequest, DynBuildRunner, DynSourceRepository, DynStepRunner, ExecutionKey,
+    InfraPlan, InfraRequest, InfrastructureSynthesizer, LogEntry, Outcome, Outputs, Runner,
+    SecretScope, SecretSource, StepRequest, StepRunners, TokioClock,
 };
 use devramps_core::expr::SecretString;
-use devramps_core::pipeline::ArtifactType;
 use devramps_core::{Error, Result};
 use devramps_git::GitRepository;
+use devramps_local::build::{
+    ArtifactStore, Builds, DockerOptions, LocalArtifactStore, LocalMirror, RegistryMap, Tool,
+};
 use devramps_local::gate::TestGateRunner;
 use devramps_local::steps::{CustomStepRunner, StepRegistry};
 use devramps_local::terraform::{StateBackend, TerraformRunner};
@@ -24,9 +25,9 @@ use devramps_local::terraform::{StateBackend, TerraformRunner};
 use crate::store_url::StoreUrl;
 
 /// What the cloud-only work says when `devramps run` meets it.
-const NEEDS_AWS: &str = "the AWS backends (run with `--store s3://BUCKET/PREFIX` and AWS \
-                         credentials); on this machine `devramps run` runs CUSTOM:* steps \
-                         (--step-registry), DEVRAMPS:APPROVAL:TEST test gates and bakes";
+const NEEDS_AWS: &str = "the AWS backends; on this machine `devramps run` runs CUSTOM:* steps \
+                         (--step-registry), DEVRAMPS:APPROVAL:TEST test gates, bakes, builds \
+                         and Terraform";
 
 /// The local backends and where their files live.
 #[derive(Clone, Debug)]
@@ -127,13 +128,25 @@ pub(crate) fn open_from(
         Ok(repo) => Arc::new(terraform(repo, &state_dir, store)),
         Err(no) => Arc::new(NoCheckoutFor(no.clone())),
     };
+    let artifacts: Arc<dyn ArtifactStore> =
+        Arc::new(LocalArtifactStore::new(state_dir.join("artifacts")));
+    let builds: DynBuildRunner = match &origin.checkout {
+        Ok(repo) => Arc::new(Builds::local(
+            repo.clone(),
+            &state_dir,
+            artifacts.clone(),
+            docker_options()?,
+        )),
+        Err(no) => Arc::new(NoCheckoutFor(no.clone())),
+    };
+    let mirror = Arc::new(LocalMirror::new(artifacts, state_dir.join("mirror")));
     let backends = Backends::builder(Arc::new(TokioClock::new()))
         .store(events)
         .lock(lock)
         .source(origin.source.clone())
-        .builds(Arc::new(NeedsCloud))
-        .resources(Arc::new(NeedsCloud))
-        .mirror(Arc::new(NeedsCloud))
+        .builds(builds)
+        .resources(mirror.clone())
+        .mirror(mirror)
         .infra(infra)
         .secrets(Arc::new(EnvSecrets))
         .steps(StepRunners::new().with_fallback(Arc::new(steps)))
@@ -142,6 +155,43 @@ pub(crate) fn open_from(
         backends,
         state_dir,
     })
+}
+
+/// The environment variable naming the image builder (`docker`, `podman` or `buildah`;
+/// default: the first that works here).
+pub(crate) const DOCKER_TOOL_VARIABLE: &str = "DEVRAMPS_DOCKER_TOOL";
+
+/// The environment variable naming the registry (`HOST:PORT`, plain HTTP on loopback) that
+/// stands for every ECR registry the plan names, on this machine.
+pub(crate) const REGISTRY_VARIABLE: &str = "DEVRAMPS_REGISTRY";
+
+/// How images are built here: `$DEVRAMPS_DOCKER_TOOL`, and every `*.amazonaws.com` registry
+/// mapped to `$DEVRAMPS_REGISTRY` when it is set.
+fn docker_options() -> std::result::Result<DockerOptions, String> {
+    let mut options = DockerOptions::default();
+    if let Some(tool) = std::env::var(DOCKER_TOOL_VARIABLE)
+        .ok()
+        .filter(|t| !t.is_empty())
+    {
+        let tool = match tool.as_str() {
+            "docker" => Tool::Docker,
+            "podman" => Tool::Podman,
+            "buildah" => Tool::Buildah,
+            other => {
+                return Err(format!(
+                    "{DOCKER_TOOL_VARIABLE}=`{other}`: give docker, podman or buildah"
+                ));
+            }
+        };
+        options = options.tool(tool);
+    }
+    if let Some(registry) = std::env::var(REGISTRY_VARIABLE)
+        .ok()
+        .filter(|r| !r.is_empty())
+    {
+        options = options.registries(RegistryMap::new().map("*", registry).insecure(true));
+    }
+    Ok(options)
 }
 
 /// The environment variable naming the Terraform binary (default `terraform` on PATH; `tofu`
@@ -286,64 +336,6 @@ impl Runner<StepRequest> for LocalSteps {
     }
 }
 
-/// Builds, resource validation, mirroring and Terraform: they need a cloud.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct NeedsCloud;
-
-impl NeedsCloud {
-    fn error(what: &str) -> Error {
-        Error::NotSupported {
-            operation: format!("{what} (it needs {NEEDS_AWS})"),
-            backend: "`devramps run` on this machine".to_owned(),
-        }
-    }
-}
-
-#[async_trait]
-impl Runner<BuildRequest> for NeedsCloud {
-    async fn start(&self, request: BuildRequest) -> Result<()> {
-        Err(NeedsCloud::error(&format!(
-            "building artifact `{}`",
-            request.artifact
-        )))
-    }
-
-    async fn wait(&self, key: &ExecutionKey) -> Result<Outcome> {
-        Err(Error::not_found(format!("execution {key}")))
-    }
-
-    async fn cancel(&self, _key: &ExecutionKey) -> Result<()> {
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl ResourceValidator for NeedsCloud {
-    async fn validate(
-        &self,
-        _target: &StageTarget,
-        artifacts: &[(String, ArtifactType)],
-    ) -> Result<Vec<String>> {
-        // A stage without artifacts has no registry or bucket to look for.
-        match artifacts.first() {
-            None => Ok(Vec::new()),
-            Some((id, _)) => Err(NeedsCloud::error(&format!(
-                "validating the stage resources of artifact `{id}`"
-            ))),
-        }
-    }
-}
-
-#[async_trait]
-impl ArtifactMirror for NeedsCloud {
-    async fn mirror(&self, request: &MirrorRequest) -> Result<()> {
-        Err(NeedsCloud::error(&format!(
-            "mirroring artifact `{}`",
-            request.artifact
-        )))
-    }
-}
-
 /// The work that needs a checkout of the commit (Terraform, builds) where there is no local
 /// clone: it fails saying who cannot and why.
 #[derive(Clone, Debug)]
@@ -355,6 +347,21 @@ impl NoCheckoutFor {
             operation: format!("{what}: it needs {}", self.0.why),
             backend: self.0.who.clone(),
         }
+    }
+}
+
+#[async_trait]
+impl Runner<BuildRequest> for NoCheckoutFor {
+    async fn start(&self, request: BuildRequest) -> Result<()> {
+        Err(self.error(&format!("building artifact `{}`", request.artifact)))
+    }
+
+    async fn wait(&self, key: &ExecutionKey) -> Result<Outcome> {
+        Err(Error::not_found(format!("execution {key}")))
+    }
+
+    async fn cancel(&self, _key: &ExecutionKey) -> Result<()> {
+        Ok(())
     }
 }
 

@@ -47,8 +47,14 @@ struct Running {
 
 impl Running {
     fn start(args: &[&str]) -> Running {
+        Running::start_with(args, &[])
+    }
+
+    /// Starts `devramps` with `args` and the environment variables `env`.
+    fn start_with(args: &[&str], env: &[(&str, &str)]) -> Running {
         let mut child = Command::new(env!("CARGO_BIN_EXE_devramps"))
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -317,7 +323,13 @@ fn an_operation_without_a_store_says_how_to_make_one() {
 fn sample_app() -> TestRepo {
     let mut repo = TestRepo::new();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-app");
-    for file in [".devramps/shop/pipeline.yaml", "tests/run.sh", "README.md"] {
+    for file in [
+        ".devramps/shop/pipeline.yaml",
+        "tests/run.sh",
+        "README.md",
+        "infra/main.tf",
+        "site/index.html",
+    ] {
         let text = std::fs::read_to_string(root.join(file)).expect("sample file");
         repo.write(file, &text);
     }
@@ -328,9 +340,13 @@ fn sample_app() -> TestRepo {
 #[test]
 fn the_sample_app_waits_for_a_person_who_approves_from_another_terminal() {
     need_node();
+    let terraform = test_terraform();
     let repo = sample_app();
     let registry = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/step-registry");
-    let mut run = Running::start(&["run", "--repo", repo.arg(), "--step-registry", registry]);
+    let mut run = Running::start_with(
+        &["run", "--repo", repo.arg(), "--step-registry", registry],
+        &[("DEVRAMPS_TERRAFORM", &terraform)],
+    );
     let hint = run.wait_for("waiting for a person");
     assert!(
         hint.contains("devramps approve") && hint.contains("--stage prod --step release"),
@@ -389,6 +405,47 @@ fn the_sample_app_waits_for_a_person_who_approves_from_another_terminal() {
         "the test gate's output: {text}"
     );
     assert!(text.contains("prod SUCCEEDED"), "{text}");
+
+    // The site bundle was built once from the commit, stored by content and mirrored into
+    // each stage's bucket; Terraform planned and applied in each stage, and its sensitive
+    // output was never shown.
+    assert!(text.contains("build site succeeded"), "{text}");
+    assert!(text.contains("staging      infra SUCCEEDED"), "{text}");
+    assert!(text.contains("prod         infra SUCCEEDED"), "{text}");
+    assert!(text.contains("Apply complete!"), "Terraform's own output: {text}");
+    assert!(!text.contains("token-for-"), "a sensitive output in clear: {text}");
+    let artifacts = repo.path().join(".devramps/state/artifacts");
+    for bucket in ["111111111111-shop-staging-site", "222222222222-shop-prod-site"] {
+        let site = std::fs::read_dir(artifacts.join(bucket).join("site"))
+            .expect("the stage's bucket holds the site")
+            .next()
+            .expect("one commit")
+            .expect("entry")
+            .path()
+            .join("site.tar.gz");
+        assert!(site.is_file(), "{} is not mirrored", site.display());
+    }
+    let report = devramps(
+        repo.path(),
+        &["status", "--repo", repo.arg(), "--format", "json"],
+    );
+    assert!(
+        !String::from_utf8_lossy(&report.stdout).contains("token-for-"),
+        "a sensitive output in the status"
+    );
+}
+
+/// The Terraform of the tests: `DEVRAMPS_TEST_TERRAFORM` (scripts/test installs Terraform 1.0.3
+/// and sets it).
+fn test_terraform() -> String {
+    match std::env::var("DEVRAMPS_TEST_TERRAFORM") {
+        Ok(path) if !path.is_empty() => path,
+        _ => panic!(
+            "DEVRAMPS_TEST_TERRAFORM is not set: run the tests through scripts/test, which \
+             installs Terraform 1.0.3 into target/terraform-venv (scripts/lib/terraform.sh) and \
+             sets it"
+        ),
+    }
 }
 
 #[test]

@@ -26,8 +26,16 @@ pub(crate) const LONG_ABOUT: &str = "Deploy a commit of a local git repository f
         the real clock and the real runners: CUSTOM:* steps from the step registries named by \
         --step-registry (a directory whose package.json has a `start-step-registry` script \
         speaking the DevRamps step protocol), DEVRAMPS:APPROVAL:TEST test gates in a checkout \
-        of the commit, and bakes. Artifact builds, resource validation, mirroring, Terraform and \
-        the other built-in steps need the AWS backends and fail with a message that says so. \
+        of the commit, bakes, artifact builds and Terraform. Bundles are built in a clean \
+        export of the commit and kept, content-addressed, under `.devramps/state/artifacts/`, \
+        where mirroring copies them into each stage's bucket; images are built with docker, \
+        podman or buildah ($DEVRAMPS_DOCKER_TOOL) and pushed to $DEVRAMPS_REGISTRY (a registry \
+        standing for every ECR registry), but mirroring images needs the AWS backends. \
+        Terraform steps run $DEVRAMPS_TERRAFORM (default `terraform` on PATH; `tofu` works), \
+        with a local state file under `.devramps/state/terraform/state/` (the organization's \
+        state bucket with --store s3://); sensitive outputs are shown as (sensitive). The \
+        other built-in steps (ECS, EKS, Lambda, S3) need the AWS backends and fail with a \
+        message that says so. \
         Secrets come from the environment: secret(\"NAME\") is DEVRAMPS_SECRET_NAME, \
         stage_secret(\"NAME\") in stage prod is DEVRAMPS_STAGE_SECRET_PROD_NAME.\n\n\
         Each stage and step is shown as it changes, with the step logs; a step waiting for a \

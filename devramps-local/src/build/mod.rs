@@ -51,6 +51,7 @@ mod dir;
 mod docker;
 mod import;
 mod job;
+mod mirror;
 mod output;
 mod params;
 mod registry;
@@ -71,6 +72,7 @@ use devramps_git::GitRepository;
 pub use bundle::{BundleBuilder, LOCAL_BUCKET};
 pub use docker::{DockerBuilder, DockerOptions, Tool};
 pub use import::{BundleImporter, DockerImporter};
+pub use mirror::LocalMirror;
 pub use registry::{ImageRef, RegistryMap};
 pub use store::{ArtifactStore, LocalArtifactStore, ObjectInfo, StoredBundle};
 

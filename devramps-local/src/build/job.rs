@@ -255,11 +255,18 @@ impl<K: Kind> Jobs<K> {
                 .map_err(|e| io("record the result", e))?;
             Ok(Job::ended(shared.clone(), outcome))
         };
+        // The folder names its type from the start, so a router finds its runner after a
+        // restart whatever happened next.
+        let kind = &self.inner.kind;
+        let mut record = JobRecord {
+            artifact_type: kind.artifact_type().as_str().to_owned(),
+            finish: serde_json::Value::Null,
+        };
+        dir::write_json(&dir.job(), &record).map_err(|e| io("record the build", e))?;
         let params = match BuildParams::parse(&request.params) {
             Ok(p) => p,
             Err(why) => return fail(format!("invalid build parameters: {why}")),
         };
-        let kind = &self.inner.kind;
         if kind.needs_checkout() {
             let Some(repo) = self.inner.repo.clone() else {
                 return fail(format!("{} has no repository to check out", self.name()));
@@ -276,20 +283,10 @@ impl<K: Kind> Jobs<K> {
                 }
                 return fail(reason);
             }
-            Ok(Plan::Work(work)) => {
-                let record = JobRecord {
-                    artifact_type: kind.artifact_type().as_str().to_owned(),
-                    finish: serde_json::Value::Null,
-                };
-                dir::write_json(&dir.job(), &record).map_err(|e| io("record the build", e))?;
-                return Ok(Job::work(shared, work));
-            }
+            Ok(Plan::Work(work)) => return Ok(Job::work(shared, work)),
             Ok(Plan::Command(command)) => command,
         };
-        let record = JobRecord {
-            artifact_type: kind.artifact_type().as_str().to_owned(),
-            finish: command.finish.clone(),
-        };
+        record.finish = command.finish.clone();
         let minutes = command
             .timeout_minutes
             .unwrap_or_else(|| self.inner.options.default_timeout.as_secs_f64() / 60.0);

@@ -643,6 +643,16 @@ async fn the_router_sends_each_type_to_its_runner() {
             .expect("waits"),
         outcome
     );
+    // A build that failed before running anything is found too.
+    let invalid = run(&builds, s.request(3, json!({"file_path": "/x"}))).await;
+    assert!(reason(&invalid).contains("`build_commands` is required"));
+    assert_eq!(
+        later
+            .wait(&s.request(3, json!({})).key)
+            .await
+            .expect("waits"),
+        invalid
+    );
     let empty = Builds::new(s.state.path());
     let err = empty
         .start(s.request(2, json!({})))

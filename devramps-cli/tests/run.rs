@@ -412,10 +412,19 @@ fn the_sample_app_waits_for_a_person_who_approves_from_another_terminal() {
     assert!(text.contains("build site succeeded"), "{text}");
     assert!(text.contains("staging      infra SUCCEEDED"), "{text}");
     assert!(text.contains("prod         infra SUCCEEDED"), "{text}");
-    assert!(text.contains("Apply complete!"), "Terraform's own output: {text}");
-    assert!(!text.contains("token-for-"), "a sensitive output in clear: {text}");
+    assert!(
+        text.contains("Apply complete!"),
+        "Terraform's own output: {text}"
+    );
+    assert!(
+        !text.contains("token-for-"),
+        "a sensitive output in clear: {text}"
+    );
     let artifacts = repo.path().join(".devramps/state/artifacts");
-    for bucket in ["111111111111-shop-staging-site", "222222222222-shop-prod-site"] {
+    for bucket in [
+        "111111111111-shop-staging-site",
+        "222222222222-shop-prod-site",
+    ] {
         let site = std::fs::read_dir(artifacts.join(bucket).join("site"))
             .expect("the stage's bucket holds the site")
             .next()

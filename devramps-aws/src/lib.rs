@@ -24,6 +24,9 @@
 //! off for the client given, because a retried conditional PUT could report a write that
 //! landed as lost. Missing buckets, access denied and bad credentials are
 //! [`Error::Backend`](devramps_core::Error::Backend) naming the bucket, key and operation.
+//!
+//! [`mirror`] copies images between registries over the OCI distribution API
+//! ([`mirror::OciCopier`]): the blob and manifest path of image mirroring.
 
 #![forbid(unsafe_code)]
 
@@ -33,6 +36,7 @@ use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 
 pub mod lock;
+pub mod mirror;
 pub mod runtime;
 mod s3;
 pub mod store;

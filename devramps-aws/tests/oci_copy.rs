@@ -1,0 +1,615 @@
+//! `OciCopier` against real registries: Debian's `docker-registry` (the CNCF distribution
+//! registry) at `DEVRAMPS_TEST_REGISTRY`, and a second one each test starts itself on a free
+//! port (two registries = two accounts). Images are written over the distribution API (random
+//! layers, a config, OCI manifests, a multi-arch index); no docker daemon. What this proves:
+//! the blob and manifest paths of a real registry (uploads, mounts, digests checked by the
+//! registry itself, indexes). A blob whose content does not match its digest, and a registry
+//! that drops the connection mid-blob, come from a tiny fake registry on a loopback socket,
+//! since a real one refuses to store such blobs.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use devramps_aws::mirror::{ImageRef, OciCopier, OciCopierOptions};
+use devramps_core::Error;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+fn registry() -> String {
+    std::env::var("DEVRAMPS_TEST_REGISTRY").unwrap_or_else(|_| {
+        panic!(
+            "DEVRAMPS_TEST_REGISTRY is not set: start Debian's docker-registry with \
+             `. scripts/lib/oci.sh; install_oci_tools; start_registry` (from the repository's root) \
+             in the shell that runs the tests"
+        )
+    })
+}
+
+/// A second registry on a free port, storage in a temporary folder; killed when dropped.
+struct SecondRegistry {
+    child: Child,
+    host: String,
+    _dir: tempfile::TempDir,
+}
+
+impl SecondRegistry {
+    async fn start() -> SecondRegistry {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .expect("write the registry's config");
+        let child = Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("/usr/bin/docker-registry runs (`. scripts/lib/oci.sh; install_oci_tools`)");
+        let host = format!("127.0.0.1:{port}");
+        let registry = SecondRegistry {
+            child,
+            host,
+            _dir: dir,
+        };
+        for _ in 0..100 {
+            if reqwest::get(format!("http://{}/v2/", registry.host))
+                .await
+                .is_ok()
+            {
+                return registry;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "the second docker-registry did not answer on {} within 10 s",
+            registry.host
+        );
+    }
+}
+
+impl Drop for SecondRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex(&Sha256::digest(bytes)))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A repository name no other test (or earlier run) uses.
+fn repo(name: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos();
+    format!("test/{name}-{nanos}-{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// `len` pseudo-random bytes (xorshift), different for each seed.
+fn random(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn copier(immutable: bool) -> OciCopier {
+    let mut options = OciCopierOptions::default();
+    options.plain_http = true;
+    options.immutable = immutable;
+    OciCopier::new(options).expect("a copier")
+}
+
+/// Uploads a blob (POST, then PUT with its digest); returns its digest.
+async fn push_blob(host: &str, repo: &str, bytes: &[u8]) -> String {
+    let client = reqwest::Client::new();
+    let digest = sha256(bytes);
+    let response = client
+        .post(format!("http://{host}/v2/{repo}/blobs/uploads/"))
+        .send()
+        .await
+        .expect("start an upload");
+    assert_eq!(response.status(), 202, "start an upload to {host}/{repo}");
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let location = if location.starts_with("http") {
+        location
+    } else {
+        format!("http://{host}{location}")
+    };
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let response = client
+        .put(format!("{location}{sep}digest={digest}"))
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(response.status(), 201, "upload {digest} to {host}/{repo}");
+    digest
+}
+
+async fn put_manifest(
+    host: &str,
+    repo: &str,
+    reference: &str,
+    media_type: &str,
+    bytes: &[u8],
+) -> String {
+    let response = reqwest::Client::new()
+        .put(format!("http://{host}/v2/{repo}/manifests/{reference}"))
+        .header("content-type", media_type)
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .expect("put a manifest");
+    assert_eq!(
+        response.status(),
+        201,
+        "put manifest {reference} to {host}/{repo}: {:?}",
+        response.text().await
+    );
+    sha256(bytes)
+}
+
+/// An OCI image manifest over a config and `layers` (each `(bytes, digest)`).
+fn manifest(config: &(Vec<u8>, String), layers: &[(Vec<u8>, String)]) -> Vec<u8> {
+    let descriptor = |(bytes, digest): &(Vec<u8>, String), media: &str| serde_json::json!({ "mediaType": media, "digest": digest, "size": bytes.len() });
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptor(config, "application/vnd.oci.image.config.v1+json"),
+        "layers": layers.iter().map(|l| descriptor(l, "application/vnd.oci.image.layer.v1.tar")).collect::<Vec<_>>(),
+    }))
+    .expect("json")
+}
+
+fn config(arch: &str, seed: u64) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "architecture": arch, "os": "linux", "created": format!("2026-01-01T00:00:{:02}Z", seed % 60),
+        "rootfs": { "type": "layers", "diff_ids": [] },
+    }))
+    .expect("json")
+}
+
+/// An image of `layers` random layers of `size` bytes in `host/repo:tag`: (manifest digest,
+/// blob digests, config first).
+async fn make_image(
+    host: &str,
+    repo: &str,
+    tag: &str,
+    seed: u64,
+    layers: usize,
+    size: usize,
+) -> (String, Vec<String>) {
+    let config = config("amd64", seed);
+    let config = (config.clone(), push_blob(host, repo, &config).await);
+    let mut blobs = vec![config.1.clone()];
+    let mut descriptors = Vec::new();
+    for i in 0..layers {
+        let bytes = random(seed * 1000 + i as u64, size);
+        let digest = push_blob(host, repo, &bytes).await;
+        blobs.push(digest.clone());
+        descriptors.push((bytes, digest));
+    }
+    let digest = put_manifest(
+        host,
+        repo,
+        tag,
+        OCI_MANIFEST,
+        &manifest(&config, &descriptors),
+    )
+    .await;
+    (digest, blobs)
+}
+
+/// The digest `host/repo:reference` names (HEAD), if any.
+async fn head(host: &str, repo: &str, reference: &str) -> Option<String> {
+    let response = reqwest::Client::new()
+        .head(format!("http://{host}/v2/{repo}/manifests/{reference}"))
+        .header("accept", format!("{OCI_MANIFEST}, {OCI_INDEX}"))
+        .send()
+        .await
+        .expect("head a manifest");
+    response.status().is_success().then(|| {
+        response.headers()["docker-content-digest"]
+            .to_str()
+            .expect("ascii")
+            .to_owned()
+    })
+}
+
+async fn blob_present(host: &str, repo: &str, digest: &str) -> bool {
+    reqwest::Client::new()
+        .head(format!("http://{host}/v2/{repo}/blobs/{digest}"))
+        .send()
+        .await
+        .expect("head a blob")
+        .status()
+        .is_success()
+}
+
+/// The digest skopeo sees for an image (sha256 of `skopeo inspect --raw`), when skopeo is
+/// installed.
+fn skopeo_digest(image: &str) -> Option<String> {
+    let output = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{image}"),
+        ])
+        .output()
+        .ok()?;
+    assert!(
+        output.status.success(),
+        "skopeo inspect {image}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(sha256(&output.stdout))
+}
+
+#[tokio::test]
+async fn copies_an_image_across_registries_and_verifies_its_digest() {
+    let (src_host, second) = (registry(), SecondRegistry::start().await);
+    let src_repo = repo("across");
+    let (digest, blobs) = make_image(&src_host, &src_repo, "v1", 1, 3, 200_000).await;
+    let source = ImageRef::new(&src_host, &src_repo, "v1");
+    let destination = ImageRef::new(&second.host, "stage/api", "release-1");
+
+    let report = copier(false)
+        .copy(&source, &destination)
+        .await
+        .expect("copy");
+
+    assert_eq!(report.digest, digest);
+    assert_eq!(
+        (
+            report.blobs_copied,
+            report.blobs_skipped,
+            report.blobs_mounted
+        ),
+        (4, 0, 0)
+    );
+    assert_eq!(report.manifests_put, 1);
+    assert!(report.bytes_copied >= 600_000, "{report:?}");
+    assert_eq!(
+        head(&second.host, "stage/api", "release-1")
+            .await
+            .as_deref(),
+        Some(digest.as_str())
+    );
+    for blob in &blobs {
+        assert!(
+            blob_present(&second.host, "stage/api", blob).await,
+            "{blob} copied"
+        );
+    }
+    if let Some(seen) = skopeo_digest(&destination.to_string()) {
+        assert_eq!(seen, digest, "skopeo sees the same digest");
+    }
+
+    // The same copy again, and a copy by digest, do nothing but look.
+    let again = copier(false)
+        .copy(&source, &destination)
+        .await
+        .expect("copy again");
+    assert_eq!(
+        (
+            again.blobs_copied,
+            again.blobs_skipped,
+            again.manifests_put,
+            again.bytes_copied
+        ),
+        (0, 0, 0, 0)
+    );
+    assert_eq!(
+        again.requests, 2,
+        "GET the source manifest, HEAD the destination tag"
+    );
+    let by_digest = ImageRef::new(&src_host, &src_repo, &digest);
+    let again = copier(true)
+        .copy(&by_digest, &destination)
+        .await
+        .expect("copy by digest");
+    assert_eq!((again.blobs_copied, again.requests), (0, 2));
+}
+
+#[tokio::test]
+async fn copies_within_a_registry_by_mounting_blobs() {
+    let host = registry();
+    let (src_repo, dst_repo) = (repo("mount-src"), repo("mount-dst"));
+    let (digest, _) = make_image(&host, &src_repo, "v1", 2, 2, 50_000).await;
+    let report = copier(false)
+        .copy(
+            &ImageRef::new(&host, &src_repo, "v1"),
+            &ImageRef::new(&host, &dst_repo, "v1"),
+        )
+        .await
+        .expect("copy");
+    assert_eq!(
+        (
+            report.blobs_mounted,
+            report.blobs_copied,
+            report.bytes_copied
+        ),
+        (3, 0, 0)
+    );
+    assert_eq!(head(&host, &dst_repo, "v1").await, Some(digest));
+}
+
+#[tokio::test]
+async fn copies_a_multi_arch_index_children_first() {
+    let (src_host, second) = (registry(), SecondRegistry::start().await);
+    let src_repo = repo("index");
+    // Two platforms sharing one layer, each with a layer of its own.
+    let shared = random(30, 40_000);
+    let shared = (
+        shared.clone(),
+        push_blob(&src_host, &src_repo, &shared).await,
+    );
+    let mut children = Vec::new();
+    for (i, arch) in ["amd64", "arm64"].into_iter().enumerate() {
+        let config = config(arch, 31 + i as u64);
+        let config = (
+            config.clone(),
+            push_blob(&src_host, &src_repo, &config).await,
+        );
+        let own = random(40 + i as u64, 30_000);
+        let own = (own.clone(), push_blob(&src_host, &src_repo, &own).await);
+        let bytes = manifest(&config, &[shared.clone(), own]);
+        let digest =
+            put_manifest(&src_host, &src_repo, &sha256(&bytes), OCI_MANIFEST, &bytes).await;
+        children.push(serde_json::json!({
+            "mediaType": OCI_MANIFEST, "digest": digest, "size": bytes.len(),
+            "platform": { "architecture": arch, "os": "linux" },
+        }));
+    }
+    let index = serde_json::to_vec(
+        &serde_json::json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children }),
+    )
+    .expect("json");
+    let digest = put_manifest(&src_host, &src_repo, "multi", OCI_INDEX, &index).await;
+
+    let destination = ImageRef::new(&second.host, "stage/multi", "v1");
+    let report = copier(false)
+        .copy(&ImageRef::new(&src_host, &src_repo, "multi"), &destination)
+        .await
+        .expect("copy");
+    assert_eq!(report.digest, digest);
+    assert_eq!(report.manifests_put, 3, "two children and the index");
+    assert_eq!(
+        report.blobs_copied, 5,
+        "two configs, two own layers, the shared one once"
+    );
+    assert_eq!(
+        head(&second.host, "stage/multi", "v1").await.as_deref(),
+        Some(digest.as_str())
+    );
+    for child in &children {
+        let child = child["digest"].as_str().expect("digest");
+        assert_eq!(
+            head(&second.host, "stage/multi", child).await.as_deref(),
+            Some(child)
+        );
+    }
+    if let Some(seen) = skopeo_digest(&destination.to_string()) {
+        assert_eq!(seen, digest, "skopeo sees the same index");
+    }
+    let again = copier(true)
+        .copy(&ImageRef::new(&src_host, &src_repo, "multi"), &destination)
+        .await
+        .expect("again");
+    assert_eq!(
+        (again.blobs_copied, again.manifests_put, again.requests),
+        (0, 0, 2)
+    );
+}
+
+#[tokio::test]
+async fn an_immutable_tag_naming_another_digest_fails_and_a_mutable_one_moves() {
+    let host = registry();
+    let (src_repo, dst_repo) = (repo("immutable-src"), repo("immutable-dst"));
+    let (digest, _) = make_image(&host, &src_repo, "v1", 5, 1, 1_000).await;
+    let (other, _) = make_image(&host, &dst_repo, "v1", 6, 1, 1_000).await;
+    let (source, destination) = (
+        ImageRef::new(&host, &src_repo, "v1"),
+        ImageRef::new(&host, &dst_repo, "v1"),
+    );
+
+    let error = copier(true)
+        .copy(&source, &destination)
+        .await
+        .expect_err("immutable tag elsewhere");
+    let message = error.to_string();
+    assert!(matches!(error, Error::Conflict { .. }), "{message}");
+    for part in ["`v1`", &dst_repo, &digest, &other] {
+        assert!(message.contains(part), "{message} names {part}");
+    }
+    assert_eq!(
+        head(&host, &dst_repo, "v1").await,
+        Some(other),
+        "the tag did not move"
+    );
+
+    copier(false)
+        .copy(&source, &destination)
+        .await
+        .expect("a mutable tag moves");
+    assert_eq!(head(&host, &dst_repo, "v1").await, Some(digest));
+}
+
+#[tokio::test]
+async fn a_retried_copy_skips_the_blobs_already_there() {
+    let (src_host, second) = (registry(), SecondRegistry::start().await);
+    let src_repo = repo("resume");
+    let (digest, _) = make_image(&src_host, &src_repo, "v1", 7, 4, 20_000).await;
+    // An earlier, interrupted copy left the config and two layers.
+    for i in 0..2 {
+        push_blob(&second.host, "stage/resume", &random(7 * 1000 + i, 20_000)).await;
+    }
+    push_blob(&second.host, "stage/resume", &config("amd64", 7)).await;
+
+    let report = copier(false)
+        .copy(
+            &ImageRef::new(&src_host, &src_repo, "v1"),
+            &ImageRef::new(&second.host, "stage/resume", "v1"),
+        )
+        .await
+        .expect("copy");
+    assert_eq!(
+        (
+            report.blobs_skipped,
+            report.blobs_copied,
+            report.bytes_copied
+        ),
+        (3, 2, 40_000)
+    );
+    assert_eq!(report.digest, digest);
+}
+
+#[tokio::test]
+async fn a_missing_source_is_not_found_naming_it() {
+    let host = registry();
+    let missing = repo("missing");
+    let error = copier(false)
+        .copy(
+            &ImageRef::new(&host, &missing, "v1"),
+            &ImageRef::new(&host, repo("nowhere"), "v1"),
+        )
+        .await
+        .expect_err("no source");
+    assert!(matches!(error, Error::NotFound { .. }), "{error}");
+    assert!(error.to_string().contains(&missing), "{error}");
+}
+
+/// A fake registry serving one image whose layer is `served` though its manifest names the
+/// digest of `named`; `truncate` sends half the layer and closes the connection.
+async fn fake_source(named: Vec<u8>, served: Vec<u8>, truncate: bool) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let host = listener.local_addr().expect("address").to_string();
+    let config = config("amd64", 9);
+    let layer_digest = sha256(&named);
+    let manifest = manifest(
+        &(config.clone(), sha256(&config)),
+        &[(named, layer_digest.clone())],
+    );
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let (config, manifest, served, layer_digest) = (
+                config.clone(),
+                manifest.clone(),
+                served.clone(),
+                layer_digest.clone(),
+            );
+            tokio::spawn(async move {
+                let mut buffer = vec![0; 8192];
+                let n = socket.read(&mut buffer).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buffer[..n]).to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let (content_type, body) = if path.contains("/manifests/") {
+                    (OCI_MANIFEST, manifest)
+                } else if path.ends_with(&layer_digest) {
+                    ("application/octet-stream", served)
+                } else {
+                    ("application/octet-stream", config)
+                };
+                let digest = if path.contains("/manifests/") {
+                    sha256(&body)
+                } else {
+                    String::new()
+                };
+                let header = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\ndocker-content-digest: {digest}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = socket.write_all(header.as_bytes()).await;
+                let cut = if truncate && path.ends_with(&layer_digest) {
+                    body.len() / 2
+                } else {
+                    body.len()
+                };
+                let _ = socket.write_all(&body[..cut]).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    host
+}
+
+#[tokio::test]
+async fn a_blob_whose_content_does_not_match_its_digest_fails_naming_both() {
+    let second = SecondRegistry::start().await;
+    let (named, served) = (random(50, 10_000), random(51, 10_000));
+    let (expected, got) = (sha256(&named), sha256(&served));
+    let fake = fake_source(named, served, false).await;
+    let error = copier(false)
+        .copy(
+            &ImageRef::new(&fake, "root/api", "v1"),
+            &ImageRef::new(&second.host, "stage/bad", "v1"),
+        )
+        .await
+        .expect_err("digest mismatch");
+    let message = error.to_string();
+    for part in [&expected, &got, &fake, "root/api", "digest mismatch"] {
+        assert!(message.contains(part), "{message} names {part}");
+    }
+    assert_eq!(
+        head(&second.host, "stage/bad", "v1").await,
+        None,
+        "nothing tagged"
+    );
+    assert!(!blob_present(&second.host, "stage/bad", &expected).await);
+}
+
+#[tokio::test]
+async fn a_connection_dropped_mid_blob_is_an_error_of_that_blob() {
+    let second = SecondRegistry::start().await;
+    let layer = random(60, 100_000);
+    let digest = sha256(&layer);
+    let fake = fake_source(layer.clone(), layer, true).await;
+    let destination = ImageRef::new(&second.host, "stage/dropped", "v1");
+    let error = copier(false)
+        .copy(&ImageRef::new(&fake, "root/api", "v1"), &destination)
+        .await
+        .expect_err("dropped");
+    assert!(matches!(error, Error::Unavailable { .. }), "{error}");
+    assert!(
+        error.to_string().contains(&digest),
+        "{error} names the blob"
+    );
+    assert_eq!(
+        head(&second.host, "stage/dropped", "v1").await,
+        None,
+        "nothing tagged"
+    );
+}

@@ -10,6 +10,7 @@
 use std::fmt;
 
 pub mod oci;
+mod wire;
 
 pub use oci::{CopyReport, OciCopier, OciCopierOptions, RegistryAuth};
 

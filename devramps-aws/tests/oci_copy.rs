@@ -612,4 +612,23 @@ async fn a_connection_dropped_mid_blob_is_an_error_of_that_blob() {
         None,
         "nothing tagged"
     );
+
+    // The retry (the registry answers in full now) skips the config copied before the drop.
+    let whole = fake_source(random(60, 100_000), random(60, 100_000), false).await;
+    let report = copier(false)
+        .copy(&ImageRef::new(&whole, "root/api", "v1"), &destination)
+        .await
+        .expect("the retry");
+    assert_eq!(
+        (
+            report.blobs_skipped,
+            report.blobs_copied,
+            report.bytes_copied
+        ),
+        (1, 1, 100_000)
+    );
+    assert_eq!(
+        head(&second.host, "stage/dropped", "v1").await,
+        Some(report.digest)
+    );
 }

@@ -1,5 +1,6 @@
 # Sourced by scripts/test (from the repository's root), for devramps-local's Docker builds and
-# imports (tests/docker_builds.rs):
+# imports (tests/docker_builds.rs) and devramps-aws's registry-to-registry copy (tests/oci_copy.rs,
+# which starts a second docker-registry of its own; benches/oci_mirror.rs starts both):
 # - install_oci_tools: installs Debian's buildah (a daemonless image builder), docker-registry
 #   (the CNCF distribution registry) and skopeo when missing (apt-get; needs root).
 # - start_registry: when DEVRAMPS_TEST_REGISTRY is unset, starts docker-registry on a free port

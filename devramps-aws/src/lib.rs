@@ -39,10 +39,14 @@ pub mod lock;
 pub mod mirror;
 pub mod runtime;
 mod s3;
+pub mod stage;
 pub mod store;
+pub mod validate;
 
 pub use lock::S3Lock;
+pub use stage::{AwsStages, StageOptions};
 pub use store::S3EventStore;
+pub use validate::AwsResourceValidator;
 
 /// A bucket and a key prefix, with the client that reaches them.
 #[derive(Clone, Debug)]

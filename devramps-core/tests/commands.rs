@@ -147,13 +147,27 @@ fn every_command_carries_its_request_and_pending_work_reissues_it_unchanged() {
         panic!("validation, got {validate:?}");
     };
     assert_eq!(work.key.unit, Unit::Validate);
+    let request = &work.request;
     assert_eq!(
-        (work.target.account_id.as_str(), work.target.region.as_str()),
+        (
+            request.target.account_id.as_str(),
+            request.target.region.as_str()
+        ),
         ("111111111111", "us-west-2")
     );
-    assert_eq!(
-        work.artifacts,
-        [("image".to_owned(), ArtifactType::DockerBuild)]
+    let artifacts: Vec<_> = request
+        .artifacts
+        .iter()
+        .map(|a| (a.id.as_str(), a.artifact_type))
+        .collect();
+    assert_eq!(artifacts, [("image", ArtifactType::DockerBuild)]);
+    // With where each artifact goes in the stage: its repository there.
+    assert!(
+        request.artifacts[0]
+            .location
+            .image_url
+            .starts_with("111111111111.dkr.ecr.us-west-2.amazonaws.com/"),
+        "{request:?}"
     );
     // Mirroring: one copy per artifact, to its place in the stage.
     let mirror = only(h.done(&validate, succeeded(&[])));
@@ -240,8 +254,19 @@ fn every_command_carries_its_request_and_pending_work_reissues_it_unchanged() {
         unreachable!()
     };
     assert_eq!(
-        (work.key.stage.as_str(), work.target.account_id.as_str()),
+        (
+            work.key.stage.as_str(),
+            work.request.target.account_id.as_str()
+        ),
         ("prod", "222222222222")
+    );
+    // prod has a Terraform step: its state bucket is validated too.
+    assert_eq!(work.request.terraform_states.len(), 1, "{work:?}");
+    assert!(
+        work.request.terraform_states[0]
+            .key
+            .starts_with(&format!("{}/prod/", work.key.pipeline)),
+        "{work:?}"
     );
     assert_eq!(
         h.machine

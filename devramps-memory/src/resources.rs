@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use devramps_core::Result;
-use devramps_core::backend::{ResourceValidator, StageTarget};
+use devramps_core::backend::{ResourceValidator, StageTarget, ValidationRequest};
 use devramps_core::pipeline::ArtifactType;
 
 /// A [`ResourceValidator`] for which every stage resource exists, unless marked missing with
@@ -54,16 +54,14 @@ fn describe(target: &StageTarget, artifact: &str, artifact_type: ArtifactType) -
 
 #[async_trait]
 impl ResourceValidator for InMemoryResources {
-    async fn validate(
-        &self,
-        target: &StageTarget,
-        artifacts: &[(String, ArtifactType)],
-    ) -> Result<Vec<String>> {
+    async fn validate(&self, request: &ValidationRequest) -> Result<Vec<String>> {
         let missing = self.lock();
-        Ok(artifacts
+        let target = &request.target;
+        Ok(request
+            .artifacts
             .iter()
-            .filter(|(id, _)| missing.contains(&(target.stage.clone(), id.clone())))
-            .map(|(id, ty)| describe(target, id, *ty))
+            .filter(|a| missing.contains(&(target.stage.clone(), a.id.clone())))
+            .map(|a| describe(target, &a.id, a.artifact_type))
             .collect())
     }
 }
@@ -73,16 +71,24 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use devramps_core::backend::StageArtifact;
 
     #[test]
     fn reports_only_what_was_marked_missing() {
         let resources = InMemoryResources::new();
         let target = StageTarget::new("api", "prod", "111111111111", "us-east-1");
-        let artifacts = [
-            ("web".to_owned(), ArtifactType::DockerBuild),
-            ("lambda".to_owned(), ArtifactType::BundleBuild),
-        ];
-        let validate = || futures::executor::block_on(resources.validate(&target, &artifacts));
+        let request = ValidationRequest::new(target)
+            .with_artifact(StageArtifact::new(
+                "web",
+                ArtifactType::DockerBuild,
+                Default::default(),
+            ))
+            .with_artifact(StageArtifact::new(
+                "lambda",
+                ArtifactType::BundleBuild,
+                Default::default(),
+            ));
+        let validate = || futures::executor::block_on(resources.validate(&request));
         assert!(validate().unwrap().is_empty());
         resources.mark_missing("prod", "lambda");
         resources.mark_missing("staging", "web");

@@ -12,11 +12,10 @@ use devramps_core::backend::{
     ArtifactMirror, Backends, BuildRequest, Clock, DynClock, DynDeploymentLock, ExecutionKey,
     InfraPlan, InfraRequest, InfrastructureSynthesizer, MirrorRequest, Outcome, Outputs,
     ResourceValidator, Runner, SecretScope, SecretSource, StageTarget, StepRequest, StepRunners,
-    Unit,
+    Unit, ValidationRequest,
 };
 use devramps_core::expr::SecretString;
 use devramps_core::lifecycle::{Event, PipelineState};
-use devramps_core::pipeline::ArtifactType;
 use devramps_memory::{
     Behavior, FaultOptions, FaultyStore, InMemoryAlarms, InMemoryMirror, InMemoryResources,
     InMemorySource, ManualClock, Match, ScriptedInfra, ScriptedRequest, ScriptedRunner,
@@ -303,19 +302,15 @@ struct SimResources {
 
 #[async_trait]
 impl ResourceValidator for SimResources {
-    async fn validate(
-        &self,
-        target: &StageTarget,
-        artifacts: &[(String, ArtifactType)],
-    ) -> Result<Vec<String>> {
-        let key = running_key(&self.log, &self.folds, target, Unit::Validate).await;
+    async fn validate(&self, request: &ValidationRequest) -> Result<Vec<String>> {
+        let key = running_key(&self.log, &self.folds, &request.target, Unit::Validate).await;
         let now = self.clock.now();
         let until = match &key {
             Some(key) => self.executions.timed(key, now, self.duration),
             None => add(now, self.duration),
         };
         self.clock.sleep(until).await;
-        let missing = self.inner.validate(target, artifacts).await?;
+        let missing = self.inner.validate(request).await?;
         if let Some(key) = &key {
             let result = if missing.is_empty() {
                 "SUCCEEDED"

@@ -12,12 +12,11 @@ use super::{
     DirEntry, DynAlarmSource, DynBuildRunner, DynClock, DynDeploymentLock, DynEventStore,
     DynSecretSource, DynSourceRepository, EventStore, ExecutionKey, InfraPlan, InfraRequest,
     InfrastructureSynthesizer, Lease, MirrorRequest, Outcome, Outputs, ResourceValidator, Runner,
-    SecretScope, SecretSource, SourceRepository, StageTarget, StepRunners, StoredEvent,
+    SecretScope, SecretSource, SourceRepository, StepRunners, StoredEvent, ValidationRequest,
 };
 use crate::error::{Error, Result};
 use crate::exec::AlarmState;
 use crate::expr::SecretString;
-use crate::pipeline::ArtifactType;
 
 impl Backends {
     /// Starts a bundle on `clock`; give each other piece with the builder's methods, then
@@ -254,14 +253,10 @@ impl Runner<BuildRequest> for Unsupported {
 
 #[async_trait]
 impl ResourceValidator for Unsupported {
-    async fn validate(
-        &self,
-        target: &StageTarget,
-        _: &[(String, ArtifactType)],
-    ) -> Result<Vec<String>> {
+    async fn validate(&self, request: &ValidationRequest) -> Result<Vec<String>> {
         self.fail(&format!(
             "validating the resources of stage `{}`",
-            target.stage
+            request.target.stage
         ))
     }
 }

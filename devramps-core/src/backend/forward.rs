@@ -9,10 +9,9 @@ use async_trait::async_trait;
 
 use super::{
     ArtifactMirror, ExecutionKey, InfraPlan, InfraRequest, InfrastructureSynthesizer, LogEntry,
-    MirrorRequest, Outcome, Outputs, ResourceValidator, Runner, StageTarget,
+    MirrorRequest, Outcome, Outputs, ResourceValidator, Runner, ValidationRequest,
 };
 use crate::error::Result;
-use crate::pipeline::ArtifactType;
 
 macro_rules! forward_work {
     ($($pointer:ident),*) => {$(
@@ -40,12 +39,8 @@ macro_rules! forward_work {
 
         #[async_trait]
         impl<T: ResourceValidator + ?Sized> ResourceValidator for $pointer<T> {
-            async fn validate(
-                &self,
-                target: &StageTarget,
-                artifacts: &[(String, ArtifactType)],
-            ) -> Result<Vec<String>> {
-                (**self).validate(target, artifacts).await
+            async fn validate(&self, request: &ValidationRequest) -> Result<Vec<String>> {
+                (**self).validate(request).await
             }
         }
 

@@ -18,7 +18,8 @@ use std::sync::Arc;
 
 pub use crate::exec::{
     BuildRequest, ChangeAction, ExecutionKey, InfraPlan, InfraRequest, LogEntry, MirrorRequest,
-    Outcome, Outputs, Polling, ResourceChange, StageTarget, StepRequest, TerraformState, Unit,
+    Outcome, Outputs, Polling, ResourceChange, StageArtifact, StageTarget, StepRequest,
+    TerraformState, Unit, ValidationRequest,
 };
 pub use alarm::{AlarmChange, AlarmId, AlarmSource, DynAlarmSource};
 pub use bundle::BackendsBuilder;

@@ -11,9 +11,8 @@ use async_trait::async_trait;
 use crate::error::{Error, Result};
 use crate::exec::{
     BuildRequest, ExecutionKey, InfraPlan, InfraRequest, LogEntry, MirrorRequest, Outcome, Outputs,
-    StageTarget, StepRequest,
+    StepRequest, ValidationRequest,
 };
-use crate::pipeline::ArtifactType;
 
 /// Runs executions of one role: `Runner<BuildRequest>` builds artifacts (DevRamps' build
 /// VMs), `Runner<StepRequest>` runs steps of one or more types. One trait for every role, so a
@@ -106,16 +105,13 @@ impl StepRunners {
 ///
 /// # Contract
 ///
-/// `validate` returns the missing resources (empty when all exist); errors are for failures
-/// to look.
+/// `validate` returns every missing or inaccessible resource of the request at once, each
+/// described for a person (what, where, and what to do), empty when all exist; errors are for
+/// failures to look (the engine retries [`Error::Unavailable`]). It changes nothing.
 #[async_trait]
 pub trait ResourceValidator: Send + Sync + Debug + 'static {
-    /// The resources of `artifacts` (id, type) missing in the stage.
-    async fn validate(
-        &self,
-        target: &StageTarget,
-        artifacts: &[(String, ArtifactType)],
-    ) -> Result<Vec<String>>;
+    /// The resources of the request missing in the stage.
+    async fn validate(&self, request: &ValidationRequest) -> Result<Vec<String>>;
 }
 
 /// Artifact mirroring (phase 3 of L4).

@@ -163,7 +163,7 @@ async fn build(backends: &Backends, work: BuildWork, stopping: bool) -> WorkResu
 
 async fn validate(backends: &Backends, work: ValidateWork) -> WorkResult {
     let validated = retrying(backends, "validate resources", || {
-        backends.resources.validate(&work.target, &work.artifacts)
+        backends.resources.validate(&work.request)
     })
     .await;
     match validated {

@@ -15,5 +15,6 @@ pub use outcome::{
     ResourceChange,
 };
 pub use request::{
-    BuildRequest, InfraRequest, MirrorRequest, StageTarget, StepRequest, TerraformState,
+    BuildRequest, InfraRequest, MirrorRequest, StageArtifact, StageTarget, StepRequest,
+    TerraformState, ValidationRequest,
 };

@@ -145,6 +145,72 @@ impl StepRequest {
     }
 }
 
+/// Resource validation of one stage (phase 2 of L4): what must exist in the stage's account and
+/// region before anything is copied into it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ValidationRequest {
+    /// The stage.
+    pub target: StageTarget,
+    /// Every artifact of the deployment, in definition order, with where it goes in the stage
+    /// (its repository or bucket, `stage.artifacts`).
+    pub artifacts: Vec<StageArtifact>,
+    /// The state of each Terraform step of the stage, in step order (empty when the stage has
+    /// none): the state bucket must exist too.
+    pub terraform_states: Vec<TerraformState>,
+}
+
+impl ValidationRequest {
+    /// Validation of `target`, for no artifact and no Terraform step yet.
+    pub fn new(target: StageTarget) -> Self {
+        ValidationRequest {
+            target,
+            artifacts: Vec::new(),
+            terraform_states: Vec::new(),
+        }
+    }
+
+    /// Adds an artifact whose repository or bucket must exist.
+    pub fn with_artifact(mut self, artifact: StageArtifact) -> Self {
+        self.artifacts.push(artifact);
+        self
+    }
+
+    /// Adds the state of a Terraform step of the stage.
+    pub fn with_terraform_state(mut self, state: TerraformState) -> Self {
+        self.terraform_states.push(state);
+        self
+    }
+}
+
+/// An artifact of a deployment, as one stage holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct StageArtifact {
+    /// Artifact id.
+    pub id: String,
+    /// Artifact type.
+    pub artifact_type: ArtifactType,
+    /// Where it is in the stage (`stage.artifacts`); empty fields when the engine does not
+    /// know it.
+    pub location: ArtifactLocation,
+}
+
+impl StageArtifact {
+    /// Artifact `id` of `artifact_type`, at `location` in the stage.
+    pub fn new(
+        id: impl Into<String>,
+        artifact_type: ArtifactType,
+        location: ArtifactLocation,
+    ) -> Self {
+        StageArtifact {
+            id: id.into(),
+            artifact_type,
+            location,
+        }
+    }
+}
+
 /// One artifact to copy into a stage.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[non_exhaustive]

@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::exec::{ExecutionKey, MirrorRequest, Outputs, Polling, StageTarget, TerraformState};
+use crate::exec::{
+    ExecutionKey, MirrorRequest, Outputs, Polling, StageTarget, TerraformState, ValidationRequest,
+};
 use crate::expr::{ArtifactLocation, ParamValue};
 use crate::pipeline::ArtifactType;
 use crate::plan::StepKind;
@@ -78,10 +80,9 @@ pub struct BuildWork {
 pub struct ValidateWork {
     /// Idempotency key.
     pub key: ExecutionKey,
-    /// The stage.
-    pub target: StageTarget,
-    /// Every artifact of the deployment (id, type), whose registries and buckets must exist.
-    pub artifacts: Vec<(String, ArtifactType)>,
+    /// What must exist in the stage: every artifact's repository or bucket, and the
+    /// Terraform state bucket when the stage has Terraform steps.
+    pub request: ValidationRequest,
 }
 
 /// Mirroring of a deployment's artifacts into a stage (phase 3 of L4).

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use devramps_core::backend::{ArtifactMirror, ResourceValidator};
-use devramps_core::exec::{MirrorRequest, StageTarget};
+use devramps_core::exec::{MirrorRequest, ValidationRequest};
 use devramps_core::pipeline::ArtifactType;
 use devramps_core::{Error, Result};
 
@@ -110,17 +110,13 @@ fn is_image(artifact_type: ArtifactType) -> bool {
 
 #[async_trait]
 impl ResourceValidator for LocalMirror {
-    async fn validate(
-        &self,
-        target: &StageTarget,
-        artifacts: &[(String, ArtifactType)],
-    ) -> Result<Vec<String>> {
-        match artifacts.iter().find(|(_, t)| is_image(*t)) {
+    async fn validate(&self, request: &ValidationRequest) -> Result<Vec<String>> {
+        match request.artifacts.iter().find(|a| is_image(a.artifact_type)) {
             None => Ok(Vec::new()),
-            Some((id, _)) => Err(Error::NotSupported {
+            Some(artifact) => Err(Error::NotSupported {
                 operation: format!(
-                    "validating the registry of image `{id}` in stage `{}`: {IMAGES}",
-                    target.stage
+                    "validating the registry of image `{}` in stage `{}`: {IMAGES}",
+                    artifact.id, request.target.stage
                 ),
                 backend: BACKEND.to_owned(),
             }),

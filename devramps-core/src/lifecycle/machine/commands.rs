@@ -3,7 +3,7 @@
 //! the same value.
 
 use super::*;
-use crate::exec::{MirrorRequest, StageTarget, TerraformState};
+use crate::exec::{MirrorRequest, StageArtifact, StageTarget, TerraformState, ValidationRequest};
 use crate::expr::{Deferred, ParamValue};
 use crate::lifecycle::command::{
     BuildWork, InfraWork, MirrorWork, StepOutputs, StepWork, ValidateWork,
@@ -103,16 +103,31 @@ impl Machine {
     /// Resource validation of `stage` for `revision`.
     pub(super) fn validate_command(&self, revision: u64, stage: &str) -> Option<Command> {
         let cx = self.context(revision, stage)?;
+        let mut request = ValidationRequest::new(cx.target(&self.slug));
+        for a in &cx.plan.artifacts {
+            let location = cx.stage.artifacts.get(&a.id).cloned().unwrap_or_default();
+            request = request.with_artifact(StageArtifact::new(&a.id, a.artifact_type, location));
+        }
+        for step in &cx.stage.steps {
+            if let StepKind::Terraform { .. } = step.kind {
+                request = request.with_terraform_state(self.terraform_state(&cx, step.key()));
+            }
+        }
         Some(Command::ValidateResources(ValidateWork {
             key: self.key_in(&cx, Unit::Validate),
-            target: cx.target(&self.slug),
-            artifacts: cx
-                .plan
-                .artifacts
-                .iter()
-                .map(|a| (a.id.clone(), a.artifact_type))
-                .collect(),
+            request,
         }))
+    }
+
+    /// Where the Terraform step `step` of the context's stage keeps its state.
+    fn terraform_state(&self, cx: &Context<'_>, step: &str) -> TerraformState {
+        let (bucket, region) = &cx.plan.terraform_state;
+        let unit = Unit::step(step).to_string();
+        TerraformState::new(
+            bucket,
+            naming::terraform_state_key(&self.slug, &cx.run.name, &unit),
+            region,
+        )
     }
 
     /// Mirroring into `stage` for `revision`.
@@ -163,12 +178,7 @@ impl Machine {
                     .get("variables")
                     .cloned()
                     .unwrap_or_else(|| ParamValue::Map(Default::default()));
-                let (bucket, region) = &cx.plan.terraform_state;
-                let state = TerraformState::new(
-                    bucket,
-                    naming::terraform_state_key(&self.slug, &cx.run.name, &key.unit.to_string()),
-                    region,
-                );
+                let state = self.terraform_state(&cx, step.key());
                 let work = InfraWork {
                     state,
                     key,

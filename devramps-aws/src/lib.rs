@@ -41,6 +41,8 @@ pub mod runtime;
 mod s3;
 pub mod stage;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod validate;
 
 pub use lock::S3Lock;

@@ -277,6 +277,24 @@ impl AwsStages {
         Ok(identity.account().unwrap_or_default().to_owned())
     }
 
+    /// The account of the base credentials (STS `GetCallerIdentity`): the CI/CD account.
+    ///
+    /// # Errors
+    ///
+    /// As [`verify`](AwsStages::verify), for the base credentials.
+    pub async fn verify_base(&self) -> Result<String> {
+        let identity = self
+            .sts(&Principal::Base, &self.base_region())
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| classify("sts", "GetCallerIdentity").error(e, "the base credentials"))?;
+        identity
+            .account()
+            .map(str::to_owned)
+            .ok_or_else(|| incomplete("sts", "GetCallerIdentity", "account"))
+    }
+
     /// The cached role of `target`, made on first use.
     fn role(&self, target: &StageTarget) -> Arc<StageRole> {
         let arn = AwsStages::role_arn(target);

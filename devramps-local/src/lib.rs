@@ -15,6 +15,7 @@
 
 pub mod build;
 pub mod gate;
+mod jobdir;
 pub mod notify;
 pub mod source;
 pub mod steps;

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use devramps_core::exec::{ExecutionKey, Outcome};
 use serde::{Deserialize, Serialize};
 
-use crate::steps::process::write_atomic;
+use crate::jobdir::safe_name;
 
 /// What a build records before its command starts, for the steps after it (no secrets).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -50,7 +50,7 @@ impl BuildDir {
     /// The folder of `key` under `state_dir`.
     pub(crate) fn new(state_dir: &Path, key: &ExecutionKey) -> Self {
         BuildDir {
-            dir: state_dir.join("builds").join(dir_name(&key.to_string())),
+            dir: state_dir.join("builds").join(safe_name(&key.to_string())),
         }
     }
 
@@ -97,66 +97,12 @@ impl BuildDir {
 
     /// The exit code the wrapper wrote, if it has.
     pub(crate) fn read_exit_code(&self) -> std::io::Result<Option<i32>> {
-        match std::fs::read_to_string(self.exit_code()) {
-            Ok(text) => text.trim().parse().map(Some).map_err(|e| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!(
-                        "`{}` holds `{}`: {e}",
-                        self.exit_code().display(),
-                        text.trim()
-                    ),
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        crate::jobdir::read_exit_code(&self.exit_code())
     }
 }
-
-/// Reads a JSON file; `None` when it does not exist.
+/// Reads a JSON record of a build; `None` when it does not exist.
 pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> std::io::Result<Option<T>> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("`{}` is not what a build writes: {e}", path.display()),
-            )
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+    crate::jobdir::read_json(path, "a build")
 }
 
-/// Writes `value` to `path` atomically.
-pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
-    write_atomic(path, &bytes)
-}
-
-/// A key as one folder name: letters, digits, `-` and `_` stay, every other byte is `%XX`.
-fn dir_name(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_folder_names_are_one_safe_component() {
-        assert_eq!(
-            dir_name("api/r3//a1/build:web"),
-            "api%2Fr3%2F%2Fa1%2Fbuild%3Aweb"
-        );
-        assert_eq!(dir_name(".."), "%2E%2E");
-    }
-}
+pub(crate) use crate::jobdir::write_json;

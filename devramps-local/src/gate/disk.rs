@@ -54,7 +54,9 @@ impl GateDir {
     /// The folder of `key` under `state_dir`.
     pub(super) fn new(state_dir: &Path, key: &ExecutionKey) -> Self {
         GateDir {
-            dir: state_dir.join("gates").join(dir_name(&key.to_string())),
+            dir: state_dir
+                .join("gates")
+                .join(crate::jobdir::safe_name(&key.to_string())),
         }
     }
 
@@ -89,59 +91,16 @@ impl GateDir {
 
     /// The exit code the wrapper wrote, if it has.
     pub(super) fn read_exit_code(&self) -> std::io::Result<Option<i32>> {
-        match std::fs::read_to_string(self.exit_code()) {
-            Ok(text) => text.trim().parse().map(Some).map_err(|e| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!(
-                        "`{}` holds `{}`: {e}",
-                        self.exit_code().display(),
-                        text.trim()
-                    ),
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        crate::jobdir::read_exit_code(&self.exit_code())
     }
 }
 
-/// Reads a JSON file; `None` when it does not exist.
+/// Reads a JSON record of a gate; `None` when it does not exist.
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> std::io::Result<Option<T>> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("`{}` is not what a test gate writes: {e}", path.display()),
-            )
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+    crate::jobdir::read_json(path, "a test gate")
 }
 
-/// Writes `value` to `path` atomically (a temporary file renamed over it, after a sync).
-pub(super) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(&bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
-/// A key as one folder name: letters, digits, `-` and `_` stay, every other byte is `%XX`.
-fn dir_name(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub(super) use crate::jobdir::write_json as write_json_atomic;
 
 /// The last `bytes` of the file at `path` (fewer when it is shorter), as text; the first,
 /// partial line is dropped when the file was cut.
@@ -226,15 +185,6 @@ pub(super) fn read_jest(path: &Path) -> Result<Option<JestSummary>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn key_folder_names_are_one_safe_component() {
-        assert_eq!(
-            dir_name("api/r3/prod/a1/Run tests"),
-            "api%2Fr3%2Fprod%2Fa1%2FRun%20tests"
-        );
-        assert_eq!(dir_name(".."), "%2E%2E");
-    }
 
     #[test]
     fn the_tail_drops_a_cut_first_line_and_the_cap_keeps_the_end() {

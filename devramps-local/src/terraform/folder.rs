@@ -187,41 +187,12 @@ pub(super) fn remove_dir(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Reads a JSON file; `None` when it does not exist.
+/// Reads a JSON record of the runner; `None` when it does not exist.
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> std::io::Result<Option<T>> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "`{}` is not what the Terraform runner writes: {e}",
-                    path.display()
-                ),
-            )
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+    crate::jobdir::read_json(path, "the Terraform runner")
 }
 
-/// Writes `value` as JSON to `path` atomically.
-fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
-    write_atomic(path, &bytes)
-}
-
-/// A text as one folder name: letters, digits, `-` and `_` stay, every other byte is `%XX`.
-pub(super) fn safe_name(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub(super) use crate::jobdir::{safe_name, write_json};
 
 /// A slash-separated key (`pipeline/stage/step/terraform.tfstate`) as a relative path whose
 /// every component is safe (`.` and `..` cannot appear; empty components are dropped).

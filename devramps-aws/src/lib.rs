@@ -35,15 +35,19 @@ use std::time::Duration;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 
+pub mod alarms;
 pub mod lock;
 pub mod mirror;
 pub mod runtime;
 mod s3;
+pub mod secrets;
 pub mod stage;
 pub mod store;
 pub mod validate;
 
+pub use alarms::CloudWatchAlarmSource;
 pub use lock::S3Lock;
+pub use secrets::SecretsManagerSource;
 pub use stage::{AwsStages, StageOptions};
 pub use store::S3EventStore;
 pub use validate::AwsResourceValidator;

@@ -27,6 +27,10 @@
 //!
 //! [`mirror`] copies images between registries over the OCI distribution API
 //! ([`mirror::OciCopier`]): the blob and manifest path of image mirroring.
+//!
+//! [`CloudWatchAlarmSource`] (an `AlarmSource`, L15) polls the stages' CloudWatch alarms as
+//! each stage's deployment role; [`SecretsManagerSource`] (a `SecretSource`) reads the
+//! organization's and stages' secrets from Secrets Manager with the base credentials.
 
 #![forbid(unsafe_code)]
 

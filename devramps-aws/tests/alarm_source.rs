@@ -319,3 +319,45 @@ async fn subscriptions_end_when_the_source_is_dropped_or_shut_down() {
     assert_eq!(changes.next().await, None);
     assert_eq!(source.subscribe().next().await, None);
 }
+
+#[tokio::test]
+async fn a_change_after_a_state_read_is_emitted_by_the_first_poll() {
+    // The engine reads `state` when it starts; a change between that read and the first poll
+    // must not be lost: the read is the baseline the first poll compares with.
+    let stages = stages().await;
+    let target = StageTarget::new(unique("p"), "prod", "222222222222", "us-west-2");
+    let name = unique("restart");
+    create_alarm(&stages, &target, &name, StateValue::Ok).await;
+    let source = CloudWatchAlarmSource::with_options(stages.clone(), options(100));
+    let alarm = source.watch(target.clone(), &name);
+    assert_eq!(source.state(&alarm).await.unwrap(), Some(AlarmState::Ok));
+    set_alarm(&stages, &target, &name, StateValue::Alarm).await;
+    let mut changes = source.subscribe();
+    let change = next_within(&mut changes, Duration::from_secs(5)).await;
+    assert_eq!(change.map(|c| c.state), Some(AlarmState::Alarm));
+}
+
+#[test]
+fn subscribing_and_reading_work_from_a_futures_executor() {
+    use devramps_aws::runtime::block_on;
+    let stages = block_on(stages()).unwrap();
+    let target = StageTarget::new(unique("p"), "prod", "222222222222", "us-west-2");
+    let name = unique("executor");
+    let (s, t, n) = (stages.clone(), target.clone(), name.clone());
+    block_on(async move { create_alarm(&s, &t, &n, StateValue::Ok).await }).unwrap();
+    let source = CloudWatchAlarmSource::with_options(stages.clone(), options(100));
+    let alarm = source.watch(target.clone(), &name);
+    let mut changes = source.subscribe();
+    let state = futures::executor::block_on(source.state(&alarm)).unwrap();
+    assert_eq!(state, Some(AlarmState::Ok));
+    let (s, t, n) = (stages.clone(), target.clone(), name.clone());
+    block_on(async move { set_alarm(&s, &t, &n, StateValue::Alarm).await }).unwrap();
+    // A watchdog ends the subscription (shutdown) if the change never comes.
+    let watchdog = source.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(10));
+        watchdog.shutdown();
+    });
+    let change = futures::executor::block_on(changes.next());
+    assert_eq!(change.map(|c| c.state), Some(AlarmState::Alarm));
+}

@@ -27,6 +27,10 @@
 //!
 //! [`mirror`] copies images between registries over the OCI distribution API
 //! ([`mirror::OciCopier`]): the blob and manifest path of image mirroring.
+//!
+//! [`CloudWatchAlarmSource`] (an `AlarmSource`, L15) polls the stages' CloudWatch alarms as
+//! each stage's deployment role; [`SecretsManagerSource`] (a `SecretSource`) reads the
+//! organization's and stages' secrets from Secrets Manager with the base credentials.
 
 #![forbid(unsafe_code)]
 
@@ -35,17 +39,21 @@ use std::time::Duration;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 
+pub mod alarms;
 pub mod lock;
 pub mod mirror;
 pub mod runtime;
 mod s3;
+pub mod secrets;
 pub mod stage;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod validate;
 
+pub use alarms::CloudWatchAlarmSource;
 pub use lock::S3Lock;
+pub use secrets::SecretsManagerSource;
 pub use stage::{AwsStages, StageOptions};
 pub use store::S3EventStore;
 pub use validate::AwsResourceValidator;

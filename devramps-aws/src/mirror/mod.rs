@@ -7,6 +7,7 @@
 //! tokens, repositories) comes on top of it; here a registry's credentials are a
 //! [`RegistryAuth`].
 
+mod blob;
 pub mod oci;
 mod wire;
 

@@ -44,6 +44,7 @@ pub mod store;
 pub mod validate;
 
 pub use lock::S3Lock;
+pub use mirror::AwsMirror;
 pub use stage::{AwsStages, StageOptions};
 pub use store::S3EventStore;
 pub use validate::AwsResourceValidator;

@@ -326,3 +326,56 @@ async fn plain_http_endpoints_are_only_for_loopback_hosts() {
         .expect_err("plain HTTP to a remote host");
     assert!(error.to_string().contains("loopback"), "{error}");
 }
+
+#[tokio::test]
+async fn a_missing_source_tag_is_not_found_and_an_unreachable_registry_is_unavailable() {
+    let stages = cicd_stages().await;
+    let target = stage_target("us-east-1");
+    let (root, dst) = (unique("root/api"), unique("stage/api"));
+    let (base, stage) = (stages.base_ecr("us-east-1"), stages.stage_ecr(&target));
+    create_repo(&base, &root, false).await;
+    create_repo(&stage, &dst, false).await;
+    let root_registry = SecondRegistry::start().await;
+    make_image(&root_registry.host, &root, "abc123", 12, 1, 10_000).await;
+    let manifest = get_manifest(&root_registry.host, &root, "abc123").await;
+    put_image(&base, &root, "abc123", &manifest).await;
+    // A port nothing listens on any more.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mirror = AwsMirror::new(stages)
+        .unwrap()
+        .with_registry_endpoint(ecr_host(CICD), &format!("http://{}", root_registry.host))
+        .unwrap()
+        .with_registry_endpoint(ecr_host(STAGE), &format!("http://{closed}"))
+        .unwrap();
+
+    let error = mirror
+        .mirror(&request(
+            &target,
+            image(STAGE, &dst, "v9"),
+            Some(image(CICD, &root, "v9")),
+        ))
+        .await
+        .expect_err("no such build");
+    assert!(matches!(error, Error::NotFound { .. }), "{error}");
+    for part in ["`v9`", root.as_str()] {
+        assert!(error.to_string().contains(part), "{error} names {part}");
+    }
+
+    let error = mirror
+        .mirror(&request(
+            &target,
+            image(STAGE, &dst, "abc123"),
+            Some(image(CICD, &root, "abc123")),
+        ))
+        .await
+        .expect_err("the stage registry is down");
+    assert!(matches!(error, Error::Unavailable { .. }), "{error}");
+    assert!(
+        error.to_string().contains(&closed.to_string()),
+        "{error} names the registry"
+    );
+    assert!(error.is_transient(), "the engine retries it");
+}

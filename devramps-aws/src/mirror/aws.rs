@@ -158,7 +158,8 @@ impl AwsMirror {
         &self.stages
     }
 
-    /// HTTP requests sent to registries (OCI distribution API) by every mirror so far.
+    /// HTTP requests sent to registries (OCI distribution API) by the image copies that
+    /// succeeded so far (a failed copy's error says what failed, not what it cost).
     pub fn registry_requests(&self) -> u64 {
         self.registry_requests.load(Ordering::Relaxed)
     }

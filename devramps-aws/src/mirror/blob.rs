@@ -12,7 +12,10 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
-use super::wire::hex;
+use devramps_core::{Error, Result};
+
+use super::ImageRef;
+use super::wire::{hex, mismatch, registry};
 
 /// What went wrong on the source's side of a streamed blob, read after the upload failed.
 #[derive(Debug, Default, Clone)]
@@ -138,4 +141,41 @@ pub(super) fn verified(
             }
         }
     })
+}
+
+/// The upload's result `sent` when the source's side was fine; otherwise the source's
+/// failure, naming the source registry, repository and digest (`src` is the blob's
+/// reference), and saying that nothing was committed at `dst`.
+pub(super) fn check(
+    failure: SourceFailure,
+    sent: reqwest::Result<reqwest::Response>,
+    src: &ImageRef,
+    dst: &ImageRef,
+    size: Option<u64>,
+) -> Result<reqwest::Result<reqwest::Response>> {
+    let digest = &src.reference;
+    let read_op = format!("read blob {digest} from {}/{}", src.host, src.repository);
+    match failure {
+        SourceFailure::None => Ok(sent),
+        SourceFailure::Transport(message) => Err(Error::Unavailable {
+            backend: registry(src),
+            operation: read_op,
+            message: format!(
+                "{message} (nothing was committed under {digest} in {}/{}; a retried copy \
+                 skips the blobs already copied)",
+                dst.host, dst.repository
+            ),
+            retry_after: None,
+            source: sent.err().map(|e| Box::new(e) as _),
+        }),
+        SourceFailure::Mismatch(got) => Err(mismatch(src, "blob", digest, &got)),
+        SourceFailure::Size(got) => Err(Error::backend(
+            registry(src),
+            read_op,
+            format!(
+                "the blob is {got} bytes (or more), its descriptor says {}",
+                size.unwrap_or_default()
+            ),
+        )),
+    }
 }

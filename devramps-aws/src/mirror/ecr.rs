@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_ecr::types::{ImageIdentifier, TagStatus};
+use aws_sdk_ecr::types::ImageIdentifier;
 use devramps_core::{Error, Result};
 
 use super::RegistryAuth;
@@ -200,11 +200,6 @@ pub(crate) async fn tag_digest(
         .registry_id(&repo.account)
         .repository_name(&repo.name)
         .image_ids(id)
-        .filter(
-            aws_sdk_ecr::types::DescribeImagesFilter::builder()
-                .tag_status(TagStatus::Tagged)
-                .build(),
-        )
         .send()
         .await;
     match answer {

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::ImageRef;
-use super::blob::{self, SourceFailure};
+use super::blob;
 use super::wire::{
     at, descriptor_digest, header, mismatch, ok, parse_manifest, registry, send, sha256, transport,
 };
@@ -454,34 +454,7 @@ impl Copy<'_> {
         }
         let sent = request.send().await;
         let (failure, length) = blob::read(&outcome);
-        let read_op = format!("read blob {digest} from {}/{}", src.host, src.repository);
-        match failure {
-            SourceFailure::None => {}
-            SourceFailure::Transport(message) => {
-                return Err(Error::Unavailable {
-                    backend: registry(&src),
-                    operation: read_op,
-                    message: format!(
-                        "{message} (nothing was committed under {digest} in {}/{}; a retried \
-                         copy skips the blobs already copied)",
-                        dst.host, dst.repository
-                    ),
-                    retry_after: None,
-                    source: sent.err().map(|e| Box::new(e) as _),
-                });
-            }
-            SourceFailure::Mismatch(got) => return Err(mismatch(&src, "blob", digest, &got)),
-            SourceFailure::Size(got) => {
-                return Err(Error::backend(
-                    registry(&src),
-                    read_op,
-                    format!(
-                        "the blob is {got} bytes (or more), its descriptor says {}",
-                        size.unwrap_or_default()
-                    ),
-                ));
-            }
-        }
+        let sent = blob::check(failure, sent, &src, &dst, size)?;
         let response = sent.map_err(|e| transport(&dst, &op, e))?;
         let response = ok(response, &dst, &op).await?;
         if let Some(got) = header(response.headers(), DIGEST_HEADER)

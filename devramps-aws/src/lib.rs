@@ -25,8 +25,9 @@
 //! landed as lost. Missing buckets, access denied and bad credentials are
 //! [`Error::Backend`](devramps_core::Error::Backend) naming the bucket, key and operation.
 //!
-//! [`mirror`] copies images between registries over the OCI distribution API
-//! ([`mirror::OciCopier`]): the blob and manifest path of image mirroring.
+//! [`mirror`] is artifact mirroring into AWS stages ([`AwsMirror`]): images from the root ECR
+//! repository to the stage's (ECR's API, blobs over the OCI distribution API with
+//! [`mirror::OciCopier`]), bundles from the root S3 bucket to the stage's.
 
 #![forbid(unsafe_code)]
 

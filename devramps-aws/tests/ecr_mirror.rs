@@ -379,3 +379,55 @@ async fn a_missing_source_tag_is_not_found_and_an_unreachable_registry_is_unavai
     );
     assert!(error.is_transient(), "the engine retries it");
 }
+
+#[tokio::test]
+async fn a_retried_mirror_skips_the_blobs_an_interrupted_one_copied_and_streams_large_layers() {
+    let stages = cicd_stages().await;
+    let target = stage_target("us-east-1");
+    let (root_registry, stage_registry) =
+        (SecondRegistry::start().await, SecondRegistry::start().await);
+    let (root, dst) = (unique("root/api"), unique("stage/api"));
+    let (base, stage) = (stages.base_ecr("us-east-1"), stages.stage_ecr(&target));
+    create_repo(&base, &root, false).await;
+    create_repo(&stage, &dst, false).await;
+    // Three layers of 8 MiB: each blob crosses in many chunks of the streamed upload.
+    let size = 8 * 1024 * 1024;
+    let (digest, blobs) = make_image(&root_registry.host, &root, "abc123", 13, 3, size).await;
+    let manifest = get_manifest(&root_registry.host, &root, "abc123").await;
+    put_image(&base, &root, "abc123", &manifest).await;
+    // An interrupted mirror had copied the config and the first layer.
+    registry::push_blob(&stage_registry.host, &dst, &registry::config("amd64", 13)).await;
+    registry::push_blob(
+        &stage_registry.host,
+        &dst,
+        &registry::random(13 * 1000, size),
+    )
+    .await;
+
+    let mirror = AwsMirror::new(stages)
+        .unwrap()
+        .with_registry_endpoint(ecr_host(CICD), &format!("http://{}", root_registry.host))
+        .unwrap()
+        .with_registry_endpoint(ecr_host(STAGE), &format!("http://{}", stage_registry.host))
+        .unwrap();
+    let req = request(
+        &target,
+        image(STAGE, &dst, "abc123"),
+        Some(image(CICD, &root, "abc123")),
+    );
+    let copy = mirror
+        .mirror_with_report(&req)
+        .await
+        .expect("mirror")
+        .copy
+        .expect("copied");
+    assert_eq!(blobs.len(), 4);
+    assert_eq!(
+        (copy.blobs_skipped, copy.blobs_copied, copy.bytes_copied),
+        (2, 2, 2 * size as u64)
+    );
+    assert_eq!(
+        head(&stage_registry.host, &dst, "abc123").await.as_deref(),
+        Some(digest.as_str())
+    );
+}

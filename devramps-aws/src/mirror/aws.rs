@@ -42,7 +42,8 @@ pub enum MirrorOutcome {
 pub struct MirrorReport {
     /// What happened.
     pub outcome: MirrorOutcome,
-    /// The image digest, or the bundle's SHA-256 (`sha256:<hex>`), the destination holds.
+    /// The image digest, or the bundle's SHA-256 (`sha256:<hex>`), the destination holds
+    /// (empty for a per-stage bundle, built in place, whose SHA-256 nothing recorded).
     pub digest: String,
     /// The registry-to-registry copy, when blobs were looked at.
     pub copy: Option<CopyReport>,

@@ -25,8 +25,9 @@
 //! landed as lost. Missing buckets, access denied and bad credentials are
 //! [`Error::Backend`](devramps_core::Error::Backend) naming the bucket, key and operation.
 //!
-//! [`mirror`] copies images between registries over the OCI distribution API
-//! ([`mirror::OciCopier`]): the blob and manifest path of image mirroring.
+//! [`mirror`] is artifact mirroring into AWS stages ([`AwsMirror`]): images from the root ECR
+//! repository to the stage's (ECR's API, blobs over the OCI distribution API with
+//! [`mirror::OciCopier`]), bundles from the root S3 bucket to the stage's.
 //!
 //! [`CloudWatchAlarmSource`] (an `AlarmSource`, L15) polls the stages' CloudWatch alarms as
 //! each stage's deployment role; [`SecretsManagerSource`] (a `SecretSource`) reads the
@@ -53,6 +54,7 @@ pub mod validate;
 
 pub use alarms::CloudWatchAlarmSource;
 pub use lock::S3Lock;
+pub use mirror::AwsMirror;
 pub use secrets::SecretsManagerSource;
 pub use stage::{AwsStages, StageOptions};
 pub use store::S3EventStore;

@@ -632,3 +632,28 @@ async fn a_connection_dropped_mid_blob_is_an_error_of_that_blob() {
         Some(report.digest)
     );
 }
+
+#[tokio::test]
+async fn a_large_blob_not_matching_its_digest_is_never_committed() {
+    // Streamed in many chunks: all but the last reach the destination before the digest is
+    // known; the upload then fails instead of ending, and the registry commits nothing.
+    let second = SecondRegistry::start().await;
+    let (named, served) = (random(70, 4_000_000), random(71, 4_000_000));
+    let (expected, got) = (sha256(&named), sha256(&served));
+    let fake = fake_source(named, served, false).await;
+    let error = copier(false)
+        .copy(
+            &ImageRef::new(&fake, "root/api", "v1"),
+            &ImageRef::new(&second.host, "stage/large", "v1"),
+        )
+        .await
+        .expect_err("digest mismatch");
+    let message = error.to_string();
+    assert!(matches!(error, Error::Backend { .. }), "{message}");
+    for part in [&expected, &got, &fake, "root/api"] {
+        assert!(message.contains(part), "{message} names {part}");
+    }
+    assert!(!blob_present(&second.host, "stage/large", &expected).await);
+    assert!(!blob_present(&second.host, "stage/large", &got).await);
+    assert_eq!(head(&second.host, "stage/large", "v1").await, None);
+}

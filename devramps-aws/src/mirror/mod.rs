@@ -1,104 +1,57 @@
-//! Image mirroring: copying an image from one registry (the pipeline's root repository) to
-//! another (a stage's), over the OCI distribution API.
+//! Artifact mirroring into AWS stages: copying a shared artifact from the pipeline's root
+//! repository or bucket (CI/CD account) into a stage's (the stage's account and region).
 //!
-//! [`OciCopier`] is the registry-to-registry copy: manifests (single images and multi-arch
-//! indexes), config and layer blobs, skipping what the destination already has, mounting
-//! across repositories of one registry, verifying every digest. ECR's part (authorization
-//! tokens, repositories) comes on top of it; here a registry's credentials are a
-//! [`RegistryAuth`].
+//! [`AwsMirror`] is the [`ArtifactMirror`](devramps_core::backend::ArtifactMirror):
+//!
+//! - **Images** (Docker artifacts): ECR's API says what the repositories hold and lets a tag be
+//!   set on a manifest already there ([`ecr`]); blobs and manifests move over the OCI
+//!   distribution API with [`OciCopier`] (multi-arch indexes, blobs the destination has
+//!   skipped, cross-repository mounts, every digest verified, blobs streamed, never held
+//!   whole). The registry credentials are [`RegistryAuth::Basic`] from ECR's
+//!   `GetAuthorizationToken`; an ECR host's OCI traffic can be sent elsewhere
+//!   ([`AwsMirror::with_registry_endpoint`], for loopback test registries).
+//! - **Bundles**: S3 server-side copies (`CopyObject`, or a multipart copy above a threshold),
+//!   the content's SHA-256 compared between source and copy, recorded in the copy's metadata
+//!   so a second mirror only looks.
+//!
+//! An image mirror, in order: the stage's repository (`DescribeRepositories` as the stage
+//! role: missing is [`Error::NotFound`](devramps_core::Error::NotFound) naming it and its
+//! ARN); what the destination tag names (`DescribeImages`; without a source, a per-stage
+//! artifact built in place, the tag must be there and that is all); the root repository and
+//! the digest its tag names (base credentials); then, before any blob moves, a destination
+//! tag already naming that digest is done, and one naming another digest in an immutable
+//! repository is a [`Conflict`](devramps_core::Error::Conflict) naming the tag, both digests
+//! and the repository; a destination holding the manifest by digest (`BatchGetImage`) only
+//! gets its tag (`PutImage`); otherwise the OCI copy, by the source's digest, under the
+//! plan's tag, and the destination's digest read back (and ECR's view of the tag, unless the
+//! host's traffic was sent elsewhere).
+//!
+//! A bundle mirror: `HeadObject` of the destination (stage role, stage region; `HeadBucket`
+//! tells a missing bucket from a missing key) and of the source (base credentials, base
+//! region: the CI/CD account's); nothing to do when the destination's metadata records the
+//! source's ETag (`devramps-source-etag`) and the sizes are equal; else the source's SHA-256
+//! (its `devramps-sha256` metadata, its S3 full-object SHA-256 checksum, or read and hashed),
+//! `CopyObject` (or `CreateMultipartUpload` + `UploadPartCopy` + `CompleteMultipartUpload`
+//! above [`AwsMirror::with_multipart`]'s threshold, aborted on failure) with both recorded in
+//! the copy's metadata, and the copy read back and hashed: a copy whose size or SHA-256
+//! differs is deleted and the mirror fails.
+//!
+//! What an image mirror costs in registry requests is in its [`MirrorReport`] (and
+//! [`AwsMirror::registry_requests`]); AWS API requests, per principal and service, in
+//! [`AwsStages::requests`](crate::stage::AwsStages::requests).
 
-use std::fmt;
-
+mod aws;
+mod blob;
+mod bundle;
+pub mod ecr;
+mod image;
 pub mod oci;
+mod parts;
 mod wire;
 
+pub use aws::{AwsMirror, MirrorOutcome, MirrorReport, SINGLE_COPY_LIMIT};
 pub use oci::{CopyReport, OciCopier, OciCopierOptions, RegistryAuth};
 
-/// An image reference: `host[:port]/repository[:tag|@digest]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ImageRef {
-    /// The registry host, with its port if any.
-    pub host: String,
-    /// The repository path.
-    pub repository: String,
-    /// The tag (`latest` when none is written) or the digest (`sha256:...`).
-    pub reference: String,
-}
-
-impl ImageRef {
-    /// An image reference from its parts.
-    pub fn new(
-        host: impl Into<String>,
-        repository: impl Into<String>,
-        reference: impl Into<String>,
-    ) -> ImageRef {
-        ImageRef {
-            host: host.into(),
-            repository: repository.into(),
-            reference: reference.into(),
-        }
-    }
-
-    /// Reads an image reference; the error says what is wrong with it.
-    pub fn parse(url: &str) -> Result<ImageRef, String> {
-        let bad = |why: &str| format!("`{url}` is not an image URL (`host/repository:tag`): {why}");
-        let (host, rest) = url
-            .split_once('/')
-            .ok_or_else(|| bad("there is no registry host"))?;
-        if host.is_empty() || !(host.contains('.') || host.contains(':') || host == "localhost") {
-            return Err(bad("the first part is not a registry host"));
-        }
-        let (repository, reference) = if let Some((repo, digest)) = rest.split_once('@') {
-            (repo, digest.to_owned())
-        } else {
-            match rest.rsplit_once(':') {
-                Some((repo, tag)) if !tag.contains('/') => (repo, tag.to_owned()),
-                _ => (rest, "latest".to_owned()),
-            }
-        };
-        if repository.is_empty() || reference.is_empty() {
-            return Err(bad("the repository or the tag is empty"));
-        }
-        Ok(ImageRef::new(host, repository, reference))
-    }
-
-    /// Whether the reference is a digest (`algorithm:hex`) rather than a tag.
-    pub fn is_digest(&self) -> bool {
-        self.reference.contains(':')
-    }
-}
-
-impl fmt::Display for ImageRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sep = if self.is_digest() { '@' } else { ':' };
-        write!(
-            f,
-            "{}/{}{sep}{}",
-            self.host, self.repository, self.reference
-        )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ImageRef;
-
-    #[test]
-    fn parses_tags_digests_and_ports() {
-        let r = ImageRef::parse("127.0.0.1:5000/team/api:v1").expect("parses");
-        assert_eq!(
-            (r.host.as_str(), r.repository.as_str()),
-            ("127.0.0.1:5000", "team/api")
-        );
-        assert_eq!(r.reference, "v1");
-        let d = ImageRef::parse("r.example/api@sha256:abc").expect("parses");
-        assert!(d.is_digest());
-        assert_eq!(d.to_string(), "r.example/api@sha256:abc");
-        assert_eq!(
-            ImageRef::parse("localhost/api").expect("parses").reference,
-            "latest"
-        );
-        assert!(ImageRef::parse("api:v1").is_err());
-    }
-}
+/// An image reference (devramps-core's `devramps_core::exec::ImageRef`, re-exported here
+/// for the copier's callers).
+pub use devramps_core::exec::ImageRef;

@@ -10,23 +10,25 @@
 //! byte for byte with their media type, and the destination tag is read back at the end: the
 //! copy is reported done only when the destination digest equals the source digest.
 //!
-//! Blobs are held in memory between the read and the upload (one at a time). Registries that
+//! A blob is streamed from the source's `GET` into the destination's monolithic `PUT` (with
+//! its length), hashed on the way and never held whole (see `blob`): a content that does not
+//! match its digest fails the upload before its last chunk is sent, and the error names the
+//! source registry, repository and both digests. Registries that
 //! need a bearer-token exchange (Docker Hub) are not supported; ECR and `docker-registry` take
 //! Basic credentials ([`RegistryAuth::Basic`]).
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use devramps_core::{Error, Result};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION};
-use reqwest::{Method, RequestBuilder, StatusCode};
-use sha2::{Digest, Sha256};
-
 use super::ImageRef;
+use super::blob;
 use super::wire::{
-    at, descriptor_digest, header, hex, mismatch, ok, parse_manifest, registry, send, sha256,
-    transport,
+    at, descriptor_digest, header, mismatch, ok, parse_manifest, registry, send, sha256, transport,
 };
+use devramps_core::{Error, Result};
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::{Method, RequestBuilder, StatusCode};
 
 /// The manifest media types asked for: OCI and Docker, single images and indexes.
 const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, \
@@ -90,6 +92,7 @@ pub struct CopyReport {
 pub struct OciCopier {
     client: reqwest::Client,
     auth: HashMap<String, RegistryAuth>,
+    plain_http: BTreeSet<String>,
     options: OciCopierOptions,
 }
 
@@ -102,6 +105,7 @@ impl OciCopier {
         Ok(OciCopier {
             client,
             auth: HashMap::new(),
+            plain_http: BTreeSet::new(),
             options,
         })
     }
@@ -110,6 +114,23 @@ impl OciCopier {
     pub fn with_auth(mut self, host: impl Into<String>, auth: RegistryAuth) -> OciCopier {
         self.auth.insert(host.into(), auth);
         self
+    }
+
+    /// Speaks plain HTTP, not HTTPS, to the registry at `host` (a loopback test registry).
+    pub fn with_plain_http(mut self, host: impl Into<String>) -> OciCopier {
+        self.plain_http.insert(host.into());
+        self
+    }
+
+    /// The same copier (its HTTP client and credentials) with other options.
+    pub fn with_options(mut self, options: OciCopierOptions) -> OciCopier {
+        self.options = options;
+        self
+    }
+
+    /// Whether `host` is spoken to over plain HTTP.
+    fn plain(&self, host: &str) -> bool {
+        self.options.plain_http || self.plain_http.contains(host)
     }
 
     /// Copies `source` (by tag or digest) to `destination` (under its tag, or by digest when
@@ -219,7 +240,7 @@ impl Copy<'_> {
     }
 
     fn url(&self, host: &str, path: &str) -> String {
-        let scheme = if self.copier.options.plain_http {
+        let scheme = if self.copier.plain(host) {
             "http"
         } else {
             "https"
@@ -399,11 +420,19 @@ impl Copy<'_> {
                 "the registry gave no upload Location",
             )
         })?;
-        let bytes = self.read_blob(&src, size).await?;
+        let response = self.open_blob(&src).await?;
+        let length = size.or_else(|| response.content_length());
+        let outcome = blob::SharedOutcome::default();
+        let body = reqwest::Body::wrap_stream(blob::verified(
+            response,
+            digest,
+            size,
+            Arc::clone(&outcome),
+        ));
         let mut upload = if location.starts_with("http://") || location.starts_with("https://") {
             location
         } else {
-            let scheme = if self.copier.options.plain_http {
+            let scheme = if self.copier.plain(&dst.host) {
                 "http"
             } else {
                 "https"
@@ -414,12 +443,20 @@ impl Copy<'_> {
         upload.push_str("digest=");
         upload.push_str(digest);
         let op = format!("upload blob {digest} to {}/{}", dst.host, dst.repository);
-        let length = bytes.len() as u64;
-        let request = self
+        let mut request = self
             .request(Method::PUT, &dst.host, upload)
             .header(CONTENT_TYPE, "application/octet-stream")
-            .body(bytes);
-        let response = ok(send(request, &dst, &op).await?, &dst, &op).await?;
+            .body(body);
+        if let Some(length) = length {
+            // A monolithic upload with its length (ECR wants one); the stream fails rather
+            // than end short or long.
+            request = request.header(CONTENT_LENGTH, length);
+        }
+        let sent = request.send().await;
+        let (failure, length) = blob::read(&outcome);
+        let sent = blob::check(failure, sent, &src, &dst, size)?;
+        let response = sent.map_err(|e| transport(&dst, &op, e))?;
+        let response = ok(response, &dst, &op).await?;
         if let Some(got) = header(response.headers(), DIGEST_HEADER)
             && got != digest
         {
@@ -430,8 +467,8 @@ impl Copy<'_> {
         Ok(())
     }
 
-    /// Reads a blob from the source, checking its sha256 (and size) as it arrives.
-    async fn read_blob(&self, src: &ImageRef, size: Option<u64>) -> Result<Vec<u8>> {
+    /// Opens a blob of the source for reading (its body is streamed by the upload).
+    async fn open_blob(&self, src: &ImageRef) -> Result<reqwest::Response> {
         let digest = &src.reference;
         let url = self.url(&src.host, &format!("{}/blobs/{digest}", src.repository));
         let op = format!("read blob {digest} from {}/{}", src.host, src.repository);
@@ -442,29 +479,6 @@ impl Copy<'_> {
                 src.host, src.repository
             )));
         }
-        let mut response = ok(response, src, &op).await?;
-        let mut hasher = Sha256::new();
-        let mut bytes = Vec::with_capacity(size.unwrap_or(0).min(1 << 30) as usize);
-        while let Some(chunk) = response.chunk().await.map_err(|e| transport(src, &op, e))? {
-            hasher.update(&chunk);
-            bytes.extend_from_slice(&chunk);
-        }
-        let got = format!("sha256:{}", hex(&hasher.finalize()));
-        if &got != digest {
-            return Err(mismatch(src, "blob", digest, &got));
-        }
-        if let Some(size) = size
-            && size != bytes.len() as u64
-        {
-            return Err(Error::backend(
-                registry(src),
-                op,
-                format!(
-                    "the blob is {} bytes, its descriptor says {size}",
-                    bytes.len()
-                ),
-            ));
-        }
-        Ok(bytes)
+        ok(response, src, &op).await
     }
 }

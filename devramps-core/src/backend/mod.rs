@@ -17,9 +17,9 @@ mod work;
 use std::sync::Arc;
 
 pub use crate::exec::{
-    BuildRequest, ChangeAction, ExecutionKey, InfraPlan, InfraRequest, LogEntry, MirrorRequest,
-    Outcome, Outputs, Polling, ResourceChange, StageArtifact, StageTarget, StepRequest,
-    TerraformState, Unit, ValidationRequest,
+    BuildRequest, ChangeAction, ExecutionKey, ImageRef, InfraPlan, InfraRequest, LogEntry,
+    MirrorRequest, Outcome, Outputs, Polling, ResourceChange, StageArtifact, StageTarget,
+    StepRequest, TerraformState, Unit, ValidationRequest,
 };
 pub use alarm::{AlarmChange, AlarmId, AlarmSource, DynAlarmSource};
 pub use bundle::BackendsBuilder;

@@ -4,11 +4,13 @@
 //! are in [`crate::backend`], which re-exports these types.
 
 mod alarm;
+mod image;
 mod key;
 mod outcome;
 mod request;
 
 pub use alarm::AlarmState;
+pub use image::ImageRef;
 pub use key::{ExecutionKey, Unit};
 pub use outcome::{
     ChangeAction, DEFAULT_POLL_INTERVAL_MS, InfraPlan, LogEntry, Outcome, Outputs, Polling,

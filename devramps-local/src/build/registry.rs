@@ -1,9 +1,10 @@
-//! Image names and registries: an image URL read into host, repository and tag or digest; a
+//! Image names and registries: [`ImageRef`] (devramps-core's, re-exported); a
 //! [`RegistryMap`] that sends a host (ECR's, in a deployment) to another one (a loopback
 //! registry, on one machine); and the manifest `HEAD` of the OCI distribution API.
 
-use std::fmt;
 use std::time::Duration;
+
+pub use devramps_core::exec::ImageRef;
 
 use sha2::{Digest, Sha256};
 
@@ -14,63 +15,6 @@ const MANIFEST_TYPES: &str = "application/vnd.oci.image.manifest.v1+json, \
      application/vnd.oci.image.index.v1+json, \
      application/vnd.docker.distribution.manifest.v2+json, \
      application/vnd.docker.distribution.manifest.list.v2+json";
-
-/// An image URL: `host[:port]/repository[:tag|@digest]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ImageRef {
-    /// The registry host, with its port if any.
-    pub host: String,
-    /// The repository path.
-    pub repository: String,
-    /// The tag (`latest` when none is written) or the digest (`sha256:...`).
-    pub reference: String,
-}
-
-impl ImageRef {
-    /// Reads an image URL; the error says what is wrong with it.
-    pub fn parse(url: &str) -> Result<ImageRef, String> {
-        let bad = |why: &str| format!("`{url}` is not an image URL (`host/repository:tag`): {why}");
-        let (host, rest) = url
-            .split_once('/')
-            .ok_or_else(|| bad("there is no registry host"))?;
-        if host.is_empty() || !(host.contains('.') || host.contains(':') || host == "localhost") {
-            return Err(bad("the first part is not a registry host"));
-        }
-        let (repository, reference) = if let Some((repo, digest)) = rest.split_once('@') {
-            (repo, digest.to_owned())
-        } else {
-            match rest.rsplit_once(':') {
-                Some((repo, tag)) if !tag.contains('/') => (repo, tag.to_owned()),
-                _ => (rest, "latest".to_owned()),
-            }
-        };
-        if repository.is_empty() || reference.is_empty() {
-            return Err(bad("the repository or the tag is empty"));
-        }
-        Ok(ImageRef {
-            host: host.to_owned(),
-            repository: repository.to_owned(),
-            reference,
-        })
-    }
-
-    /// Whether the reference is a digest.
-    pub fn is_digest(&self) -> bool {
-        self.reference.contains(':')
-    }
-}
-
-impl fmt::Display for ImageRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sep = if self.is_digest() { '@' } else { ':' };
-        write!(
-            f,
-            "{}/{}{sep}{}",
-            self.host, self.repository, self.reference
-        )
-    }
-}
 
 /// Where image hosts are reached: each host mapped to another (`*` maps every host), and
 /// whether the registries are spoken to over plain HTTP without TLS (`insecure`, for a
@@ -115,10 +59,11 @@ impl RegistryMap {
 
     /// `image` with its host mapped.
     pub fn resolve(&self, image: &ImageRef) -> ImageRef {
-        ImageRef {
-            host: self.host(&image.host),
-            ..image.clone()
-        }
+        ImageRef::new(
+            self.host(&image.host),
+            image.repository.clone(),
+            image.reference.clone(),
+        )
     }
 }
 

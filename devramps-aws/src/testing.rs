@@ -147,8 +147,19 @@ pub async fn push_blob(host: &str, repository: &str, bytes: &[u8]) -> Result<Str
     Ok(digest)
 }
 
+/// An image pushed by [`push_image`].
+#[derive(Clone, Debug)]
+pub struct PushedImage {
+    /// The manifest's digest (`sha256:<hex>`).
+    pub digest: String,
+    /// The manifest, as pushed.
+    pub manifest: Vec<u8>,
+    /// Its media type.
+    pub media_type: &'static str,
+}
+
 /// Pushes a single-platform OCI image whose layers are `layers` to `host/repository:tag` on a
-/// plain-HTTP registry; returns the manifest's digest.
+/// plain-HTTP registry; returns its manifest and digest.
 ///
 /// # Errors
 ///
@@ -158,7 +169,7 @@ pub async fn push_image(
     repository: &str,
     tag: &str,
     layers: &[Vec<u8>],
-) -> Result<String> {
+) -> Result<PushedImage> {
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": "arm64", "os": "linux",
         "rootfs": { "type": "layers", "diff_ids": [] },
@@ -200,5 +211,9 @@ pub async fn push_image(
             format!("manifest {tag}: {}", response.status()),
         ));
     }
-    Ok(sha256(&manifest))
+    Ok(PushedImage {
+        digest: sha256(&manifest),
+        manifest,
+        media_type: OCI_MANIFEST,
+    })
 }

@@ -28,9 +28,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use devramps_aws::alarms::AlarmOptions;
 use devramps_aws::stage::{Principal, Service};
 use devramps_aws::testing::{LocalRegistry, push_image};
-use devramps_aws::alarms::AlarmOptions;
 use devramps_aws::{
     AwsMirror, AwsResourceValidator, AwsStages, CloudWatchAlarmSource, S3EventStore, S3Location,
     S3Lock, SecretsManagerSource,
@@ -65,6 +65,45 @@ pub struct Report {
     pub requests: BTreeMap<(String, String), u64>,
     /// The organization the run used (its slug is unique per run).
     pub organization: Organization,
+    /// What validation and mirroring cost, per stage-deployment, in order.
+    pub phases: Vec<PhaseCost>,
+}
+
+/// The requests of one stage-deployment's resource validation and mirroring.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PhaseCost {
+    /// The stage.
+    pub stage: String,
+    /// AWS API requests of the validation (STS, ECR, S3).
+    pub validation: u64,
+    /// AWS API requests of the mirroring.
+    pub mirroring: u64,
+    /// OCI registry requests of the mirroring.
+    pub registry: u64,
+    /// Blobs the mirroring copied.
+    pub blobs_copied: u64,
+}
+
+/// Collects [`PhaseCost`]s: validation opens one, mirroring completes it.
+#[derive(Clone, Debug, Default)]
+struct Costs(Arc<std::sync::Mutex<Vec<PhaseCost>>>);
+
+impl Costs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<PhaseCost>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The AWS API requests `stages` sent so far, CloudWatch (the alarm poller's) left out.
+fn api_requests(stages: &AwsStages) -> u64 {
+    stages
+        .requests()
+        .into_iter()
+        .filter(|((_, service), _)| *service != Service::CloudWatch)
+        .map(|(_, n)| n)
+        .sum()
 }
 
 /// Counts calls into the backends that do real work, so the virtual clock moves only when the
@@ -85,25 +124,49 @@ impl Busy {
     }
 }
 
-/// The AWS validator, counted as busy while it looks.
+/// The AWS validator, counted as busy while it looks, its requests counted (validation and
+/// mirroring never overlap with other AWS work in this run, but for the alarm poller's).
 #[derive(Debug)]
-struct Validating(AwsResourceValidator, Busy);
+struct Validating(AwsResourceValidator, AwsStages, Busy, Costs);
 
 #[async_trait]
 impl ResourceValidator for Validating {
     async fn validate(&self, request: &ValidationRequest) -> Result<Vec<String>> {
-        self.1.during(self.0.validate(request)).await
+        let before = api_requests(&self.1);
+        let out = self.2.during(self.0.validate(request)).await;
+        self.3.lock().push(PhaseCost {
+            stage: request.target.stage.clone(),
+            validation: api_requests(&self.1) - before,
+            ..PhaseCost::default()
+        });
+        out
     }
 }
 
-/// The AWS mirror, counted as busy while it copies.
+/// The AWS mirror, counted as busy while it copies, its requests counted.
 #[derive(Debug)]
-struct Mirroring(AwsMirror, Busy);
+struct Mirroring(AwsMirror, Busy, Costs);
 
 #[async_trait]
 impl ArtifactMirror for Mirroring {
     async fn mirror(&self, request: &MirrorRequest) -> Result<()> {
-        self.1.during(self.0.mirror(request)).await
+        let before = api_requests(self.0.stages());
+        let report = self.1.during(self.0.mirror_with_report(request)).await?;
+        let spent = api_requests(self.0.stages()) - before;
+        if let Some(cost) = self
+            .2
+            .lock()
+            .iter_mut()
+            .rev()
+            .find(|c| c.stage == request.target.stage)
+        {
+            cost.mirroring += spent;
+            if let Some(copy) = &report.copy {
+                cost.registry += copy.requests;
+                cost.blobs_copied += copy.blobs_copied;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -135,7 +198,20 @@ impl Builds {
                 format!("api server at {commit}").into_bytes(),
                 b"shared base layer".to_vec(),
             ];
-            push_image(local, repository, &destination.image_tag, &layers).await?;
+            let pushed = push_image(local, repository, &destination.image_tag, &layers).await?;
+            // A push to ECR makes the tag visible to ECR's API too; here the blobs went to the
+            // local registry, so the tag is told to moto's ECR with the same manifest.
+            let region = host.split('.').nth(3).unwrap_or("us-east-1");
+            self.stages
+                .base_ecr(region)
+                .put_image()
+                .repository_name(repository)
+                .image_tag(&destination.image_tag)
+                .image_manifest(String::from_utf8_lossy(&pushed.manifest))
+                .image_manifest_media_type(pushed.media_type)
+                .send()
+                .await
+                .map_err(|e| Error::backend("ecr", "put the built image", format!("{e:?}")))?;
             return Ok(());
         }
         // The per-stage bundle: into the stage's bucket, as the stage's role.
@@ -191,7 +267,11 @@ async fn bootstrap(
         create_bucket(&stages.stage_s3(target), &bucket, &target.region).await?;
     }
     let base = &org.cicd_account_region;
-    create_repository(&stages.base_ecr(base), &naming::root_repository(SLUG, IMAGE)).await?;
+    create_repository(
+        &stages.base_ecr(base),
+        &naming::root_repository(SLUG, IMAGE),
+    )
+    .await?;
     let state = naming::terraform_state_bucket(&org.slug);
     create_bucket(&stages.base_s3(base), &state, base).await?;
     let prod = &targets["prod"];
@@ -233,7 +313,10 @@ async fn bootstrap(
 async fn create_repository(ecr: &aws_sdk_ecr::Client, name: &str) -> Result<()> {
     match ecr.create_repository().repository_name(name).send().await {
         Ok(_) => Ok(()),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_repository_already_exists_exception()) => {
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_repository_already_exists_exception()) =>
+        {
             Ok(())
         }
         Err(e) => Err(failed("create a repository")(format!("{name}: {e:?}"))),
@@ -284,7 +367,8 @@ fn commit_id(n: u32) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    format!("{:032x}{n:08x}", nanos)
+    let hash = devramps_aws::testing::sha256(format!("{nanos}/{n}").as_bytes());
+    hash["sha256:".len().."sha256:".len() + 40].to_owned()
 }
 
 /// Runs the deployment; prints the timeline as it goes when `verbose`.
@@ -299,7 +383,7 @@ pub async fn run(verbose: bool) -> Result<Report> {
         ));
     }
     let stages = AwsStages::from_env().await;
-    let run_id = commit_id(0)[20..32].to_owned();
+    let run_id = commit_id(0)[..12].to_owned();
     // The CI/CD account is the base credentials' (moto's default account).
     let cicd = stages.verify_base().await?;
     let organization = Organization {
@@ -333,6 +417,7 @@ pub async fn run(verbose: bool) -> Result<Report> {
 
     let clock = ManualClock::new(devramps_memory::DEFAULT_START);
     let busy = Busy::default();
+    let costs = Costs::default();
     let location = S3Location::from_env(format!("devramps-example-{run_id}"), "state").await;
     create_bucket(location.client(), location.bucket(), &stages.base_region()).await?;
     let mut mirror = AwsMirror::new(stages.clone())?;
@@ -350,7 +435,10 @@ pub async fn run(verbose: bool) -> Result<Report> {
         Match::step("infra"),
         [
             ("cluster_name".to_owned(), serde_json::json!("api-cluster")),
-            ("task_definition".to_owned(), serde_json::json!("api-task:7")),
+            (
+                "task_definition".to_owned(),
+                serde_json::json!("api-task:7"),
+            ),
         ]
         .into(),
     );
@@ -380,9 +468,11 @@ pub async fn run(verbose: bool) -> Result<Report> {
         }))
         .resources(Arc::new(Validating(
             AwsResourceValidator::new(stages.clone()),
+            stages.clone(),
             busy.clone(),
+            costs.clone(),
         )))
-        .mirror(Arc::new(Mirroring(mirror, busy.clone())))
+        .mirror(Arc::new(Mirroring(mirror, busy.clone(), costs.clone())))
         .infra(Arc::new(infra))
         .steps(StepRunners::new().with_fallback(Arc::new(steps)))
         .secrets(Arc::new(SecretsManagerSource::new(
@@ -413,7 +503,12 @@ pub async fn run(verbose: bool) -> Result<Report> {
     if verbose {
         println!("           -- CloudWatch: {ALARM} set to ALARM in 222222222222/us-west-2 --");
     }
-    set_alarm(&stages, &targets["prod"], aws_sdk_cloudwatch::types::StateValue::Alarm).await?;
+    set_alarm(
+        &stages,
+        &targets["prod"],
+        aws_sdk_cloudwatch::types::StateValue::Alarm,
+    )
+    .await?;
     // Real time, not virtual: the alarm source polls CloudWatch.
     wait_real(&engine, verbose, &mut shown, |log| {
         log.iter().any(|r| {
@@ -425,7 +520,12 @@ pub async fn run(verbose: bool) -> Result<Report> {
         })
     })
     .await?;
-    set_alarm(&stages, &targets["prod"], aws_sdk_cloudwatch::types::StateValue::Ok).await?;
+    set_alarm(
+        &stages,
+        &targets["prod"],
+        aws_sdk_cloudwatch::types::StateValue::Ok,
+    )
+    .await?;
     settle(&engine, &clock, &busy, verbose, &mut shown, |s| {
         let prod = s.stage("prod");
         prod.current == Some(1) && prod.running.is_none()
@@ -447,11 +547,13 @@ pub async fn run(verbose: bool) -> Result<Report> {
         })
         .collect();
     drop((root, staging, prod));
+    let phases = costs.lock().clone();
     Ok(Report {
         log,
         state,
         requests,
         organization,
+        phases,
     })
 }
 
@@ -476,10 +578,9 @@ fn show(log: &[Record], verbose: bool, shown: &mut usize) {
     if verbose {
         for r in &log[(*shown).min(log.len())..] {
             if let Some(line) = describe(r) {
-                let time = r
-                    .at
-                    .in_tz(devramps_core::lifecycle::PACIFIC_ZONE)
-                    .map_or_else(|_| r.at.to_string(), |z| z.strftime("%a %H:%M").to_string());
+                let time =
+                    r.at.in_tz(devramps_core::lifecycle::PACIFIC_ZONE)
+                        .map_or_else(|_| r.at.to_string(), |z| z.strftime("%a %H:%M").to_string());
                 println!("{time}  {line}");
             }
         }
@@ -530,7 +631,9 @@ async fn wait_real(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(failed("wait")("the alarm was not acted on within a minute".into()))
+    Err(failed("wait")(
+        "the alarm was not acted on within a minute".into(),
+    ))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -539,8 +642,22 @@ async fn main() -> Result<()> {
         "devramps on AWS (moto): the `api` pipeline, staging in 111111111111/us-east-1, prod in \
          222222222222/us-west-2 (virtual clock, Monday 09:00 Los Angeles)\n"
     );
-    let report = run(true).await?;
-    println!("\nAWS requests, per principal and service:");
+    let report = match run(true).await {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("aws_stages: {e}");
+            std::process::exit(1);
+        }
+    };
+    println!("\nresource validation and mirroring, per stage-deployment:");
+    for c in &report.phases {
+        println!(
+            "  {:<8} validation {:>2} AWS requests; mirroring {:>2} AWS + {:>2} registry requests, \
+             {} blobs copied",
+            c.stage, c.validation, c.mirroring, c.registry, c.blobs_copied
+        );
+    }
+    println!("\nAWS requests of the whole run, per principal and service:");
     for ((who, service), n) in &report.requests {
         println!("  {n:>5}  {service:<15} {who}");
     }

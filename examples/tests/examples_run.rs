@@ -104,3 +104,97 @@ fn s3_engine_example_deploys_to_prod_with_its_log_on_s3() {
     );
     assert!(records > 10, "the log is on S3: {records} records");
 }
+
+#[path = "../examples/aws_stages.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod aws_stages;
+
+/// The AWS example on moto: both stages deployed in their accounts and regions, images and
+/// bundles mirrored, prod rolled back by its CloudWatch alarm, the log on S3.
+#[test]
+fn aws_stages_example_deploys_mirrors_and_rolls_prod_back_on_its_alarm() {
+    use devramps_core::lifecycle::{Emergency, Event, StageState};
+    assert!(
+        std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+        "AWS_ENDPOINT_URL is not set: this test needs moto. Run the tests with `scripts/test` \
+         (it starts moto and installs docker-registry), or start moto and set AWS_ENDPOINT_URL, \
+         AWS_ACCESS_KEY_ID=test, AWS_SECRET_ACCESS_KEY=test, AWS_REGION=us-east-1"
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let report = runtime
+        .block_on(aws_stages::run(false))
+        .expect("the example runs against moto");
+    let stage_state = |revision: u64, stage: &str| {
+        report.log.iter().rev().find_map(|r| match &r.event {
+            Event::StageState {
+                revision: rv,
+                stage: s,
+                state,
+                ..
+            } if *rv == revision && s == stage => Some(*state),
+            _ => None,
+        })
+    };
+    // r1 went everywhere; r2 went through staging, and prod was rolled back to r1 by the alarm.
+    assert_eq!(stage_state(1, "staging"), Some(StageState::Succeeded));
+    assert_eq!(stage_state(2, "staging"), Some(StageState::Succeeded));
+    assert_ne!(stage_state(2, "prod"), Some(StageState::Succeeded));
+    assert!(
+        report.log.iter().any(|r| matches!(
+            &r.event,
+            Event::EmergencyRequested { stage, operation: Emergency::Rollback, revision: 1, .. }
+                if stage == "prod"
+        )),
+        "the alarm rolled prod back to r1"
+    );
+    assert_eq!(report.state.stage("prod").current, Some(1));
+    // Validation and mirroring of each stage-deployment: r1 and r2 in both stages, then prod's
+    // rollback to r1, whose image is there already: nothing copied.
+    let stages: Vec<&str> = report.phases.iter().map(|c| c.stage.as_str()).collect();
+    assert_eq!(
+        stages,
+        ["staging", "prod", "staging", "prod", "prod"],
+        "{:?}",
+        report.phases
+    );
+    for cost in &report.phases {
+        assert!(cost.validation <= 6, "{cost:?}");
+    }
+    assert_eq!(
+        report.phases[0].blobs_copied, 3,
+        "config and two layers: {:?}",
+        report.phases
+    );
+    assert_eq!(
+        report.phases[2].blobs_copied, 2,
+        "r2 shares its base layer: {:?}",
+        report.phases
+    );
+    let rollback = &report.phases[4];
+    assert_eq!(rollback.blobs_copied, 0, "{rollback:?}");
+    assert!(rollback.registry <= 2, "{rollback:?}");
+    assert_eq!(report.state.stage("staging").current, Some(2));
+    // Each stage's work ran as its own role, in its own account.
+    let roles: Vec<&str> = report
+        .requests
+        .keys()
+        .map(|(who, _)| who.as_str())
+        .filter(|who| who.starts_with("arn:"))
+        .collect();
+    assert!(
+        roles
+            .iter()
+            .any(|r| r.contains(":222222222222:role/DevRamps-api-prod-DeploymentRole")),
+        "{roles:?}"
+    );
+    assert!(
+        roles
+            .iter()
+            .any(|r| r.contains(":111111111111:role/DevRamps-api-staging-DeploymentRole")),
+        "{roles:?}"
+    );
+}

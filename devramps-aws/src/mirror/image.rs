@@ -74,8 +74,35 @@ pub(super) async fn mirror(m: &AwsMirror, request: &MirrorRequest) -> Result<Mir
     let (source, src_host) = parse(&source.image_url, "source", request)?;
     let base_ecr = m.stages.base_ecr(&src_host.region);
     let src_repo = ecr::repository(&base_ecr, &src_host, &source.repository, "the root").await?;
+    let src_end = m.endpoint(&source);
+    let src_auth = m
+        .tokens
+        .auth("base credentials", &base_ecr, &src_host)
+        .await?;
     let digest = if source.is_digest() {
         source.reference.clone()
+    } else if src_end.mapped {
+        // The registry that holds the blobs is not the one ECR's API describes (tests, local
+        // stand-ins): the registry's own answer is the digest.
+        let at = ImageRef::new(
+            src_end.host.clone(),
+            source.repository.clone(),
+            source.reference.clone(),
+        );
+        let copier = m
+            .copier
+            .clone()
+            .with_auth(src_end.host.clone(), src_auth.clone());
+        copier.resolve(&at).await?.ok_or_else(|| {
+            Error::not_found(format!(
+                "tag `{}` of {} at {} (the build of artifact `{}` at {})",
+                source.reference,
+                src_repo.what,
+                src_end.host,
+                request.artifact,
+                request.build_commit
+            ))
+        })?
     } else {
         ecr::tag_digest(&base_ecr, &src_repo, &source.reference)
             .await?
@@ -101,11 +128,7 @@ pub(super) async fn mirror(m: &AwsMirror, request: &MirrorRequest) -> Result<Mir
         return Ok(MirrorReport::new(MirrorOutcome::Tagged, digest));
     }
 
-    let (src_end, dst_end) = (m.endpoint(&source), m.endpoint(&destination));
-    let src_auth = m
-        .tokens
-        .auth("base credentials", &base_ecr, &src_host)
-        .await?;
+    let dst_end = m.endpoint(&destination);
     let role = AwsStages::role_arn(target);
     let dst_auth = m.tokens.auth(&role, &stage_ecr, &dst_host).await?;
     let options = OciCopierOptions {

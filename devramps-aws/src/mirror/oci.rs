@@ -215,6 +215,23 @@ impl OciCopier {
         copy.report.requests = copy.requests.load(Ordering::Relaxed);
         Ok(copy.report)
     }
+
+    /// The digest `image`'s tag (or digest) names in its registry (one manifest HEAD), or
+    /// `None` when there is none.
+    ///
+    /// # Errors
+    ///
+    /// As [`copy`](OciCopier::copy): [`Error::Unavailable`] when the registry cannot be
+    /// reached, [`Error::Backend`] when it refuses.
+    pub async fn resolve(&self, image: &ImageRef) -> Result<Option<String>> {
+        let copy = Copy {
+            copier: self,
+            requests: AtomicU64::new(0),
+            report: CopyReport::default(),
+            done_blobs: BTreeSet::new(),
+        };
+        copy.head_manifest(image).await
+    }
 }
 
 /// One copy in progress: its counters.

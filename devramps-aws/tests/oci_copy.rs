@@ -7,17 +7,18 @@
 //! that drops the connection mid-blob, come from a tiny fake registry on a loopback socket,
 //! since a real one refuses to store such blobs.
 
-use std::process::{Child, Command, Stdio};
+#[path = "support/registry.rs"]
+mod registry;
+
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use devramps_aws::mirror::{ImageRef, OciCopier, OciCopierOptions};
 use devramps_core::Error;
-use sha2::{Digest, Sha256};
+use registry::{
+    OCI_INDEX, OCI_MANIFEST, SecondRegistry, config, head, make_image, manifest, push_blob,
+    put_manifest, random, sha256, skopeo_digest,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 fn registry() -> String {
     std::env::var("DEVRAMPS_TEST_REGISTRY").unwrap_or_else(|_| {
@@ -27,73 +28,6 @@ fn registry() -> String {
              in the shell that runs the tests"
         )
     })
-}
-
-/// A second registry on a free port, storage in a temporary folder; killed when dropped.
-struct SecondRegistry {
-    child: Child,
-    host: String,
-    _dir: tempfile::TempDir,
-}
-
-impl SecondRegistry {
-    async fn start() -> SecondRegistry {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .expect("write the registry's config");
-        let child = Command::new("/usr/bin/docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("/usr/bin/docker-registry runs (`. scripts/lib/oci.sh; install_oci_tools`)");
-        let host = format!("127.0.0.1:{port}");
-        let registry = SecondRegistry {
-            child,
-            host,
-            _dir: dir,
-        };
-        for _ in 0..100 {
-            if reqwest::get(format!("http://{}/v2/", registry.host))
-                .await
-                .is_ok()
-            {
-                return registry;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!(
-            "the second docker-registry did not answer on {} within 10 s",
-            registry.host
-        );
-    }
-}
-
-impl Drop for SecondRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex(&Sha256::digest(bytes)))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A repository name no other test (or earlier run) uses.
@@ -106,144 +40,11 @@ fn repo(name: &str) -> String {
     format!("test/{name}-{nanos}-{}", N.fetch_add(1, Ordering::Relaxed))
 }
 
-/// `len` pseudo-random bytes (xorshift), different for each seed.
-fn random(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 fn copier(immutable: bool) -> OciCopier {
     let mut options = OciCopierOptions::default();
     options.plain_http = true;
     options.immutable = immutable;
     OciCopier::new(options).expect("a copier")
-}
-
-/// Uploads a blob (POST, then PUT with its digest); returns its digest.
-async fn push_blob(host: &str, repo: &str, bytes: &[u8]) -> String {
-    let client = reqwest::Client::new();
-    let digest = sha256(bytes);
-    let response = client
-        .post(format!("http://{host}/v2/{repo}/blobs/uploads/"))
-        .send()
-        .await
-        .expect("start an upload");
-    assert_eq!(response.status(), 202, "start an upload to {host}/{repo}");
-    let location = response.headers()["location"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
-    let location = if location.starts_with("http") {
-        location
-    } else {
-        format!("http://{host}{location}")
-    };
-    let sep = if location.contains('?') { '&' } else { '?' };
-    let response = client
-        .put(format!("{location}{sep}digest={digest}"))
-        .body(bytes.to_vec())
-        .send()
-        .await
-        .expect("upload");
-    assert_eq!(response.status(), 201, "upload {digest} to {host}/{repo}");
-    digest
-}
-
-async fn put_manifest(
-    host: &str,
-    repo: &str,
-    reference: &str,
-    media_type: &str,
-    bytes: &[u8],
-) -> String {
-    let response = reqwest::Client::new()
-        .put(format!("http://{host}/v2/{repo}/manifests/{reference}"))
-        .header("content-type", media_type)
-        .body(bytes.to_vec())
-        .send()
-        .await
-        .expect("put a manifest");
-    assert_eq!(
-        response.status(),
-        201,
-        "put manifest {reference} to {host}/{repo}: {:?}",
-        response.text().await
-    );
-    sha256(bytes)
-}
-
-/// An OCI image manifest over a config and `layers` (each `(bytes, digest)`).
-fn manifest(config: &(Vec<u8>, String), layers: &[(Vec<u8>, String)]) -> Vec<u8> {
-    let descriptor = |(bytes, digest): &(Vec<u8>, String), media: &str| serde_json::json!({ "mediaType": media, "digest": digest, "size": bytes.len() });
-    serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": descriptor(config, "application/vnd.oci.image.config.v1+json"),
-        "layers": layers.iter().map(|l| descriptor(l, "application/vnd.oci.image.layer.v1.tar")).collect::<Vec<_>>(),
-    }))
-    .expect("json")
-}
-
-fn config(arch: &str, seed: u64) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({
-        "architecture": arch, "os": "linux", "created": format!("2026-01-01T00:00:{:02}Z", seed % 60),
-        "rootfs": { "type": "layers", "diff_ids": [] },
-    }))
-    .expect("json")
-}
-
-/// An image of `layers` random layers of `size` bytes in `host/repo:tag`: (manifest digest,
-/// blob digests, config first).
-async fn make_image(
-    host: &str,
-    repo: &str,
-    tag: &str,
-    seed: u64,
-    layers: usize,
-    size: usize,
-) -> (String, Vec<String>) {
-    let config = config("amd64", seed);
-    let config = (config.clone(), push_blob(host, repo, &config).await);
-    let mut blobs = vec![config.1.clone()];
-    let mut descriptors = Vec::new();
-    for i in 0..layers {
-        let bytes = random(seed * 1000 + i as u64, size);
-        let digest = push_blob(host, repo, &bytes).await;
-        blobs.push(digest.clone());
-        descriptors.push((bytes, digest));
-    }
-    let digest = put_manifest(
-        host,
-        repo,
-        tag,
-        OCI_MANIFEST,
-        &manifest(&config, &descriptors),
-    )
-    .await;
-    (digest, blobs)
-}
-
-/// The digest `host/repo:reference` names (HEAD), if any.
-async fn head(host: &str, repo: &str, reference: &str) -> Option<String> {
-    let response = reqwest::Client::new()
-        .head(format!("http://{host}/v2/{repo}/manifests/{reference}"))
-        .header("accept", format!("{OCI_MANIFEST}, {OCI_INDEX}"))
-        .send()
-        .await
-        .expect("head a manifest");
-    response.status().is_success().then(|| {
-        response.headers()["docker-content-digest"]
-            .to_str()
-            .expect("ascii")
-            .to_owned()
-    })
 }
 
 async fn blob_present(host: &str, repo: &str, digest: &str) -> bool {
@@ -254,26 +55,6 @@ async fn blob_present(host: &str, repo: &str, digest: &str) -> bool {
         .expect("head a blob")
         .status()
         .is_success()
-}
-
-/// The digest skopeo sees for an image (sha256 of `skopeo inspect --raw`), when skopeo is
-/// installed.
-fn skopeo_digest(image: &str) -> Option<String> {
-    let output = Command::new("skopeo")
-        .args([
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{image}"),
-        ])
-        .output()
-        .ok()?;
-    assert!(
-        output.status.success(),
-        "skopeo inspect {image}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Some(sha256(&output.stdout))
 }
 
 #[tokio::test]

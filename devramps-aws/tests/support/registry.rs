@@ -1,83 +1,36 @@
 //! Loopback OCI registries for the mirror tests: a `docker-registry` on a free port (storage in
 //! a temporary folder, killed when dropped) and images written over the distribution API
-//! (random layers, a config, an OCI manifest). Copied from `oci_copy.rs`'s helpers.
+//! (random layers, a config, an OCI manifest), shared by the mirror tests.
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use sha2::{Digest, Sha256};
+use devramps_aws::testing::LocalRegistry;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
-/// A second registry on a free port, storage in a temporary folder; killed when dropped.
+/// A second registry on a free port (`devramps_aws::testing::LocalRegistry`), storage in a
+/// folder of its own; stopped when dropped.
 pub struct SecondRegistry {
-    child: Child,
     pub host: String,
-    _dir: tempfile::TempDir,
+    _registry: LocalRegistry,
 }
 
 impl SecondRegistry {
     pub async fn start() -> SecondRegistry {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .expect("write the registry's config");
-        let child = Command::new("/usr/bin/docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("/usr/bin/docker-registry runs (`. scripts/lib/oci.sh; install_oci_tools`)");
-        let host = format!("127.0.0.1:{port}");
-        let registry = SecondRegistry {
-            child,
-            host,
-            _dir: dir,
-        };
-        for _ in 0..100 {
-            if reqwest::get(format!("http://{}/v2/", registry.host))
-                .await
-                .is_ok()
-            {
-                return registry;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let registry = LocalRegistry::start()
+            .await
+            .unwrap_or_else(|e| panic!("a second docker-registry: {e}"));
+        SecondRegistry {
+            host: registry.host().to_owned(),
+            _registry: registry,
         }
-        panic!(
-            "the second docker-registry did not answer on {} within 10 s",
-            registry.host
-        );
     }
 }
 
-impl Drop for SecondRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex(&Sha256::digest(bytes)))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use devramps_aws::testing::sha256;
 
 /// `len` pseudo-random bytes (xorshift), different for each seed.
 pub fn random(seed: u64, len: usize) -> Vec<u8> {

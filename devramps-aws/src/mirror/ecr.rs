@@ -303,4 +303,20 @@ mod tests {
         );
         assert_eq!(decode_token("not base64!"), None);
     }
+
+    #[test]
+    fn registry_passwords_are_not_in_debug_output() {
+        let auth = decode_token("QVdTOnNlY3JldC1wYXNz").expect("a token");
+        let tokens = Tokens::default();
+        let host = EcrHost::parse("222222222222.dkr.ecr.us-west-2.amazonaws.com").expect("ecr");
+        tokens
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(("role".into(), host), (auth.clone(), SystemTime::now()));
+        for shown in [format!("{auth:?}"), format!("{tokens:?}")] {
+            assert!(!shown.contains("secret-pass"), "{shown}");
+            assert!(shown.contains("AWS"), "{shown}");
+        }
+    }
 }

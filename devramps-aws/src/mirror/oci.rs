@@ -18,6 +18,7 @@
 //! Basic credentials ([`RegistryAuth::Basic`]).
 
 use std::collections::{BTreeSet, HashMap};
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -39,8 +40,8 @@ const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, \
 /// The header registries put a content digest in.
 const DIGEST_HEADER: &str = "docker-content-digest";
 
-/// How the copier authenticates to one registry.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// How the copier authenticates to one registry. Its `Debug` output never shows the password.
+#[derive(Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RegistryAuth {
     /// No credentials.
@@ -53,6 +54,19 @@ pub enum RegistryAuth {
         /// The password or token.
         password: String,
     },
+}
+
+impl fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegistryAuth::None => f.write_str("None"),
+            RegistryAuth::Basic { user, .. } => f
+                .debug_struct("Basic")
+                .field("user", user)
+                .field("password", &"(redacted)")
+                .finish(),
+        }
+    }
 }
 
 /// What a copy may do, beyond the defaults.

@@ -281,3 +281,46 @@ fn every_command_carries_its_request_and_pending_work_reissues_it_unchanged() {
         })
     );
 }
+
+#[test]
+fn a_stage_that_skips_its_terraform_step_validates_no_state_bucket() {
+    // Staging skips the Terraform step (and Deploy no longer reads its outputs).
+    let skipping = PIPELINE
+        .replace(
+            r#"- { name: staging, account_id: "111111111111", region: us-west-2 }"#,
+            r#"- { name: staging, account_id: "111111111111", region: us-west-2, skip: [infra] }"#,
+        )
+        .replace("'${{ steps.infra.cluster }}'", "main");
+    assert_ne!(skipping, PIPELINE, "the stage line is in the pipeline");
+    let mut machine = Machine::new("app");
+    let input = Input::Push(
+        Push::new("main", "c1")
+            .with_delivery("d-c1")
+            .with_definition(Some(skipping)),
+    );
+    let build = machine
+        .handle(input, t0())
+        .commands
+        .into_iter()
+        .find(|c| matches!(c, Command::Build(_)))
+        .expect("a build first");
+    let key = build.key().clone();
+    let validate = machine
+        .handle(
+            Input::Work {
+                key,
+                result: succeeded(&[]),
+            },
+            t0(),
+        )
+        .commands
+        .into_iter()
+        .find(|c| matches!(c, Command::ValidateResources(_)))
+        .expect("staging validates its resources");
+    let Command::ValidateResources(work) = validate else {
+        unreachable!()
+    };
+    assert_eq!(work.request.target.stage, "staging");
+    assert!(work.request.terraform_states.is_empty(), "{work:?}");
+    assert_eq!(work.request.artifacts.len(), 1, "{work:?}");
+}

@@ -155,8 +155,8 @@ pub struct ValidationRequest {
     /// Every artifact of the deployment, in definition order, with where it goes in the stage
     /// (its repository or bucket, `stage.artifacts`).
     pub artifacts: Vec<StageArtifact>,
-    /// The state of each Terraform step of the stage, in step order (empty when the stage has
-    /// none): the state bucket must exist too.
+    /// The state of each Terraform step the stage runs (not those in its `skip` list), in step
+    /// order (empty when it runs none): the state bucket must exist too.
     pub terraform_states: Vec<TerraformState>,
 }
 

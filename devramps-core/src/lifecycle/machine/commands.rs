@@ -108,7 +108,7 @@ impl Machine {
             let location = cx.stage.artifacts.get(&a.id).cloned().unwrap_or_default();
             request = request.with_artifact(StageArtifact::new(&a.id, a.artifact_type, location));
         }
-        for step in &cx.stage.steps {
+        for step in cx.stage.steps.iter().filter(|s| !s.skipped) {
             if let StepKind::Terraform { .. } = step.kind {
                 request = request.with_terraform_state(self.terraform_state(&cx, step.key()));
             }

@@ -17,24 +17,11 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
 use devramps_aws::mirror::{ImageRef, OciCopier, OciCopierOptions};
-use devramps_aws::testing::{LocalRegistry, push_image};
+use devramps_aws::testing::{LocalRegistry, push_image, random};
 
 /// Layers of the image, and the size of each.
 const LAYERS: usize = 5;
 const LAYER_SIZE: usize = 10 << 20;
-
-/// Pseudo-random bytes (xorshift): layers that do not compress.
-fn random(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// Writes the image (`LAYERS` random layers, a config, an OCI manifest) as `host/root/api:v1`.
 async fn make_image(host: &str) {

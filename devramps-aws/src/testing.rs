@@ -96,6 +96,20 @@ impl Drop for LocalRegistry {
     }
 }
 
+/// `len` pseudo-random bytes (xorshift), different for each seed: layers and bundles that do
+/// not compress, the same in every run.
+pub fn random(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 /// `sha256:<hex>` of `bytes`.
 pub fn sha256(bytes: &[u8]) -> String {
     let hex: String = Sha256::digest(bytes)

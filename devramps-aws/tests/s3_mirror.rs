@@ -20,6 +20,7 @@ mod support;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use devramps_aws::AwsMirror;
 use devramps_aws::mirror::MirrorOutcome;
+use devramps_aws::testing::random;
 use devramps_core::Error;
 use devramps_core::backend::{ArtifactMirror, MirrorRequest, StageTarget};
 use devramps_core::expr::ArtifactLocation;
@@ -49,19 +50,6 @@ fn request(
         destination,
     )
     .with_source(source)
-}
-
-/// `len` pseudo-random bytes.
-fn random(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

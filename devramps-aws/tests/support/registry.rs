@@ -7,6 +7,7 @@
 use std::process::Command;
 
 use devramps_aws::testing::LocalRegistry;
+pub use devramps_aws::testing::random;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -31,19 +32,6 @@ impl SecondRegistry {
 }
 
 pub use devramps_aws::testing::sha256;
-
-/// `len` pseudo-random bytes (xorshift), different for each seed.
-pub fn random(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// Uploads a blob (POST, then PUT with its digest); returns its digest.
 pub async fn push_blob(host: &str, repo: &str, bytes: &[u8]) -> String {

@@ -40,6 +40,7 @@ use devramps_core::backend::{
     ResourceValidator, Runner, SecretScope, StageTarget, StepRunners, ValidationRequest,
 };
 use devramps_core::engine::{Engine, EngineConfig, PushRequest};
+use devramps_core::exec::ImageRef;
 use devramps_core::expr::Organization;
 use devramps_core::lifecycle::{
     Emergency, Event, PipelineState, Record, StageRun, StageState, StepState, describe,
@@ -186,11 +187,9 @@ impl Builds {
         let commit = &request.commit;
         let destination = &request.destination;
         if request.artifact == IMAGE {
-            let (host, rest) = destination
-                .image_url
-                .split_once('/')
-                .ok_or_else(|| Error::backend("build", "push", "no image URL"))?;
-            let repository = rest.split(':').next().unwrap_or(rest);
+            let image = ImageRef::parse(&destination.image_url)
+                .map_err(|why| Error::backend("build", "push", why))?;
+            let (host, repository) = (image.host.as_str(), image.repository.as_str());
             let local = self.registries.get(host).ok_or_else(|| {
                 Error::backend("build", "push", format!("no registry for {host}"))
             })?;
